@@ -1,0 +1,14 @@
+/** Types shared by every layer: the normalized session model. */
+
+export type TransportName = 'websocket' | 'sse' | 'polling';
+
+/** What the gateway learned about a client when its session opened. Copied once, never live. */
+export interface SessionMeta {
+  ip: string;
+  origin: string;
+  userAgent: string;
+  /** the connect URL's query, less the protocol's own parameters (sid, token, last, format) */
+  query: Record<string, string>;
+  /** the `auth` query parameter or the `Authorization` header, unverified: the app decides */
+  auth: string;
+}

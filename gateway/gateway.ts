@@ -1,0 +1,344 @@
+/**
+ * One gateway node: the uWS app, the session table, rooms, admission, heartbeats and expiry,
+ * and the wiring between transports (client side) and the bus (worker side).
+ */
+import { randomBytes } from 'node:crypto';
+import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts';
+import { resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
+import { errors, type ErrorCode } from './errors.ts';
+import { signToken, verifyToken } from './token.ts';
+import { Session, SessionState, type Connection, type SessionOwner } from './session.ts';
+import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
+import type { NodeEnvelope, RoomEnvelope } from '../cluster/envelope.ts';
+import { partitionOf } from '../cluster/partition.ts';
+import type { SessionMeta, TransportName } from '../cluster/types.ts';
+import { encode, encodeClose, eventTail, type ClientFrame, type Format, type Frame } from '../transports/frames.ts';
+import { mountWebSocket } from '../transports/websocket.ts';
+import { mountSse } from '../transports/sse.ts';
+import { mountLongPoll } from '../transports/longpoll.ts';
+import { mountStatic } from './static.ts';
+import { Exchange } from './http.ts';
+import type { Outbox } from './outbox.ts';
+
+export interface GatewayDeps {
+  bus: Bus;
+}
+
+interface Room {
+  members: Set<Session>;
+  sub: Subscription;
+}
+
+/** A session that ended, remembered briefly so a late poll learns why instead of a bare 404 */
+interface Tombstone {
+  code: number;
+  reason: string;
+  at: number;
+  format: Format;
+  /** the outbox, kept when the session ended without a connection (frames may be unread) */
+  outbox: Outbox | null;
+}
+
+export type Lookup = { session: Session } | { error: ErrorCode };
+
+export class Gateway implements SessionOwner {
+  readonly options: ResolvedOptions;
+  readonly nodeId: string;
+  readonly bus: Bus;
+  readonly app: TemplatedApp;
+  readonly engine = engine;
+  readonly sessions = new Map<string, Session>();
+  private readonly rooms = new Map<string, Room>();
+  /** sessions without a connection, checked for expiry */
+  private readonly detached = new Set<Session>();
+  /** sessions waiting for a worker's accept, with their deadline */
+  private readonly opening = new Map<Session, number>();
+  private readonly tombstones = new Map<string, Tombstone>();
+  /** interned `sy.in.<p>` subjects */
+  private readonly partitionSubjects: string[];
+  private nodeSub: Subscription | null = null;
+  private listenSocket: us_listen_socket | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private draining = false;
+  port = 0;
+
+  constructor(options: GatewayOptions, deps: GatewayDeps) {
+    this.options = resolveOptions(options);
+    this.nodeId = this.options.nodeId;
+    this.bus = deps.bus;
+    this.partitionSubjects = Array.from({ length: this.options.partitionCount }, (_, p) => subjects.partition(p));
+    this.app = uWS.App();
+    mountWebSocket(this);
+    mountSse(this);
+    mountLongPoll(this);
+    this.app.get('/healthz', (res) => {
+      const ex = new Exchange(res, '');
+      ex.reply(200, 'application/json', JSON.stringify(this.health()));
+    });
+    if (this.options.serveDemo) mountStatic(this);
+    this.app.any('/*', (res, req) => {
+      const ex = new Exchange(res, '');
+      if (req.getMethod() === 'options') ex.reply(204, null);
+      else ex.error('SY_ERR_NOT_FOUND');
+    });
+  }
+
+  /** Starts listening. @returns the port */
+  async listen(): Promise<number> {
+    this.nodeSub = this.bus.subscribe(subjects.node(this.nodeId), (e) => this.onNodeEnvelope(e as NodeEnvelope));
+    const { host, port } = this.options;
+    await new Promise<void>((resolve, reject) => {
+      this.app.listen(host, port, (sock) => {
+        if (!sock) return reject(new Error(`could not listen on ${host}:${port}`));
+        this.listenSocket = sock;
+        this.port = uWS.us_socket_local_port(sock as never);
+        resolve();
+      });
+    });
+    const o = this.options;
+    this.timers.push(setInterval(() => this.heartbeat(), o.pingMs));
+    this.timers.push(setInterval(() => this.sweep(), Math.min(1000, Math.max(50, o.resumeWindowMs / 4))));
+    for (const t of this.timers) t.unref();
+    return this.port;
+  }
+
+  /** Stops listening and ends every session (clients are told to reconnect). */
+  async close(): Promise<void> {
+    this.draining = true;
+    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    for (const s of [...this.sessions.values()]) this.closeSession(s, errors.SY_ERR_SHUTTING_DOWN.ws, 'SY_ERR_SHUTTING_DOWN', true);
+    this.nodeSub?.unsubscribe();
+    this.nodeSub = null;
+    // uWS closes remaining sockets (idle keep-alive connections) when the app is closed
+    (this.app as unknown as { close?: () => void }).close?.();
+  }
+
+  health(): Record<string, unknown> {
+    return {
+      status: this.draining ? 'draining' : 'ok',
+      engine: this.engine,
+      node: this.nodeId,
+      sessions: this.sessions.size,
+      rooms: this.rooms.size,
+      uptimeS: Math.round(process.uptime()),
+      memory: { rssBytes: process.memoryUsage.rss() },
+    };
+  }
+
+  // ---- admission -----------------------------------------------------------------------------
+
+  /** @returns the error for a new connection, or null when it may proceed */
+  admit(origin: string, isNew: boolean): ErrorCode | null {
+    if (this.draining) return 'SY_ERR_SHUTTING_DOWN';
+    const allowed = this.options.allowedOrigins;
+    if (allowed.length > 0 && origin !== '' && !allowed.includes(origin)) return 'SY_ERR_BAD_ORIGIN';
+    if (isNew && this.options.maxSessions > 0 && this.sessions.size >= this.options.maxSessions) return 'SY_ERR_TOO_MANY_SESSIONS';
+    return null;
+  }
+
+  /** The value of Access-Control-Allow-Origin for a request from `origin` ('' = none) */
+  corsOrigin(origin: string): string {
+    if (origin === '') return '';
+    const allowed = this.options.allowedOrigins;
+    return allowed.length === 0 || allowed.includes(origin) ? origin : '';
+  }
+
+  // ---- sessions ------------------------------------------------------------------------------
+
+  /** Creates a session and asks a worker to accept it; `conn.sendOpen` follows on accept. */
+  openSession(transport: TransportName, format: Format, meta: SessionMeta, conn: Connection, resumeFailed = false): Session {
+    const sid = randomBytes(12).toString('base64url');
+    const subjectIn = this.partitionSubjects[partitionOf(sid, this.options.partitionCount)]!;
+    const s = new Session(sid, signToken(this.options.secret, sid, this.nodeId), format, meta, subjectIn, transport, this.options.outboxMaxFrames, this);
+    s.conn = conn;
+    s.lossy = resumeFailed;
+    this.sessions.set(sid, s);
+    this.bus.publish(subjectIn, { t: 'open', sid, node: this.nodeId, n: ++s.inSeq, transport, meta });
+    // in one process the worker usually answered already (MemoryBus is synchronous)
+    if (s.state === SessionState.Opening) this.opening.set(s, Date.now() + this.options.workerTimeoutMs);
+    return s;
+  }
+
+  /** Finds a session named by a client, checking its token */
+  lookup(sid: string, token: string): Lookup {
+    const nodeId = verifyToken(this.options.secret, sid, token);
+    if (nodeId === null) return { error: 'SY_ERR_BAD_TOKEN' };
+    const s = this.sessions.get(sid);
+    if (s === undefined || s.state === SessionState.Closed) return { error: 'SY_ERR_UNKNOWN_SESSION' };
+    return { session: s };
+  }
+
+  /**
+   * For a session that ended recently: the frames the client has not seen (after `last`) and the
+   * close frame, so a late poll or resume learns everything and why it ended. Null if unknown.
+   */
+  endedSession(sid: string, last: number): { frames: Frame[]; code: number; reason: string } | null {
+    const t = this.tombstones.get(sid);
+    if (t === undefined) return null;
+    const frames = t.outbox === null ? [] : t.outbox.since(last);
+    frames.push(encodeClose(t.format, t.code, t.reason));
+    return { frames, code: t.code, reason: t.reason };
+  }
+
+  /**
+   * Attaches a connection to a session that exists (resume, or the next long-poll), replacing
+   * any other connection. Frames after `last` follow, then live ones.
+   * @returns whether nothing was lost (see Session.rewind)
+   */
+  attach(s: Session, conn: Connection, last: number, sendOpen: boolean): boolean {
+    const old = s.conn;
+    if (old !== null && old !== conn) old.drop();
+    s.conn = conn;
+    s.transport = conn.transport;
+    s.detachedAt = 0;
+    this.detached.delete(s);
+    const recovered = s.rewind(last);
+    // a session still waiting for its worker gets `open` (and its frames) on accept
+    if (s.state !== SessionState.Open) return recovered;
+    if (sendOpen) conn.sendOpen(s, this.openFrame(s, recovered));
+    conn.flush(s);
+    return recovered;
+  }
+
+  /** The connection went away; the session waits for the next one (resume window). */
+  detach(s: Session, conn: Connection): void {
+    if (s.conn !== conn) return;
+    s.conn = null;
+    if (s.state === SessionState.Closed) return;
+    s.detachedAt = Date.now();
+    this.detached.add(s);
+  }
+
+  openFrame(s: Session, recovered?: boolean): Frame {
+    const f: Record<string, unknown> = { type: 'open', sid: s.sid, token: s.token, pingMs: this.options.pingMs, last: s.outbox.last };
+    if (recovered !== undefined) f.recovered = recovered;
+    return encode(s.format, f);
+  }
+
+  /** A frame from a client, already validated */
+  handleFrame(s: Session, f: ClientFrame): void {
+    if (s.state === SessionState.Closed) return;
+    switch (f.type) {
+      case 'event':
+        if (f.ack === undefined) this.bus.publish(s.subjectIn, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args });
+        else this.bus.publish(s.subjectIn, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, ack: f.ack });
+        return;
+      case 'close':
+        this.closeSession(s, 1000, 'client closed', true);
+        return;
+      case 'pong':
+        return;
+    }
+  }
+
+  /** Ends a session for good: close frame to the client, `close` to the worker */
+  closeSession(s: Session, code: number, reason: string, notifyWorker: boolean): void {
+    if (s.state === SessionState.Closed) return;
+    s.state = SessionState.Closed;
+    this.sessions.delete(s.sid);
+    this.detached.delete(s);
+    this.opening.delete(s);
+    if (s.rooms !== null) for (const room of s.rooms) this.leaveRoom(s, room);
+    const conn = s.conn;
+    s.conn = null;
+    if (conn !== null) conn.end(s, encodeClose(s.format, code, reason), code, reason);
+    this.tombstones.set(s.sid, { code, reason, at: Date.now(), format: s.format, outbox: conn === null ? s.outbox : null });
+    if (notifyWorker) this.bus.publish(s.subjectIn, { t: 'close', sid: s.sid, node: this.nodeId, n: ++s.inSeq, code, reason });
+  }
+
+  /** SessionOwner: the outbox is full of unsent frames */
+  overflow(s: Session): void {
+    this.closeSession(s, errors.SY_ERR_SLOW_CONSUMER.ws, 'SY_ERR_SLOW_CONSUMER', true);
+  }
+
+  // ---- worker output -------------------------------------------------------------------------
+
+  private onNodeEnvelope(e: NodeEnvelope): void {
+    const s = this.sessions.get(e.sid);
+    if (s === undefined) return;
+    switch (e.t) {
+      case 'emit':
+        s.pushEvent(e.event, e.args, null);
+        return;
+      case 'reply':
+        s.pushReply(e.ack, e.args, e.error);
+        return;
+      case 'accept':
+        if (s.state !== SessionState.Opening) return;
+        s.state = SessionState.Open;
+        this.opening.delete(s);
+        if (s.conn !== null) {
+          s.conn.sendOpen(s, this.openFrame(s, s.lossy ? false : undefined));
+          s.conn.flush(s);
+        }
+        return;
+      case 'join':
+        this.joinRoom(s, e.room);
+        return;
+      case 'leave':
+        this.leaveRoom(s, e.room);
+        return;
+      case 'disconnect':
+        // a rejected open never reached the app: no close for the worker then
+        this.closeSession(s, e.code, e.reason, s.state !== SessionState.Opening);
+        return;
+    }
+  }
+
+  private joinRoom(s: Session, name: string): void {
+    (s.rooms ??= new Set()).add(name);
+    let room = this.rooms.get(name);
+    if (room === undefined) {
+      room = { members: new Set(), sub: this.bus.subscribe(subjects.room(name), (e) => this.onBroadcast(e as RoomEnvelope)) };
+      this.rooms.set(name, room);
+    }
+    room.members.add(s);
+  }
+
+  private leaveRoom(s: Session, name: string): void {
+    s.rooms?.delete(name);
+    const room = this.rooms.get(name);
+    if (room === undefined || !room.members.delete(s)) return;
+    if (room.members.size === 0) {
+      room.sub.unsubscribe();
+      this.rooms.delete(name);
+    }
+  }
+
+  private onBroadcast(e: RoomEnvelope): void {
+    const room = this.rooms.get(e.room);
+    if (room === undefined) return;
+    // one JSON body for every recipient; only `seq` differs
+    const tail = eventTail(e.event, e.args);
+    const except = e.except;
+    for (const s of room.members) {
+      if (except !== undefined && except.includes(s.sid)) continue;
+      s.pushEvent(e.event, e.args, s.format === 'json' ? tail : null);
+    }
+  }
+
+  // ---- timers --------------------------------------------------------------------------------
+
+  private heartbeat(): void {
+    for (const s of this.sessions.values()) if (s.conn !== null && s.state === SessionState.Open) s.conn.ping(s);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    const window = this.options.resumeWindowMs;
+    for (const s of this.detached) {
+      if (now - s.detachedAt > window) this.closeSession(s, errors.SY_ERR_SESSION_TIMEOUT.ws, 'SY_ERR_SESSION_TIMEOUT', true);
+    }
+    for (const [s, deadline] of this.opening) {
+      if (now > deadline) this.closeSession(s, errors.SY_ERR_WORKER_TIMEOUT.ws, 'SY_ERR_WORKER_TIMEOUT', false);
+    }
+    const keep = Math.max(window, this.options.pollTimeoutMs * 2);
+    for (const [sid, t] of this.tombstones) {
+      if (now - t.at > keep) this.tombstones.delete(sid);
+      else break; // insertion order = age order
+    }
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The uWS HTTP edge: copying what we need out of a request (uWS's `req` is only valid during
+ * the handler's synchronous part), reading bodies, and answering — always corked, never after
+ * the client aborted. Transports use these helpers instead of touching uWS directly.
+ */
+import type { HttpRequest, HttpResponse } from './uws.ts';
+import { errorBody, errors, type ErrorCode } from './errors.ts';
+
+const STATUS: Record<number, string> = {
+  200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
+  404: '404 Not Found', 405: '405 Method Not Allowed', 409: '409 Conflict', 413: '413 Payload Too Large',
+  500: '500 Internal Server Error', 503: '503 Service Unavailable',
+};
+
+/** What we keep of a request, copied during the handler */
+export interface RequestInfo {
+  method: string;
+  url: string;
+  query: URLSearchParams;
+  ip: string;
+  origin: string;
+  userAgent: string;
+  authorization: string;
+  contentType: string;
+  lastEventId: string;
+}
+
+export function readRequest(res: HttpResponse, req: HttpRequest, trustProxy: boolean): RequestInfo {
+  return {
+    method: req.getMethod(),
+    url: req.getUrl(),
+    query: new URLSearchParams(req.getQuery() ?? ''),
+    ip: clientIp(res, req, trustProxy),
+    origin: req.getHeader('origin'),
+    userAgent: req.getHeader('user-agent'),
+    authorization: req.getHeader('authorization'),
+    contentType: req.getHeader('content-type'),
+    lastEventId: req.getHeader('last-event-id'),
+  };
+}
+
+/** The client's address: the socket's, or, behind a trusted proxy, the first hop it names */
+export function clientIp(res: HttpResponse, req: HttpRequest, trustProxy: boolean): string {
+  if (trustProxy) {
+    const xff = req.getHeader('x-forwarded-for');
+    if (xff) return xff.split(',')[0]!.trim();
+    const fwd = /for="?\[?([^\]";,]+)/i.exec(req.getHeader('forwarded'));
+    if (fwd) return fwd[1]!;
+  }
+  return Buffer.from(res.getRemoteAddressAsText()).toString();
+}
+
+/**
+ * One HTTP exchange. `aborted` turns true when the client goes away; after that nothing may
+ * touch `res` (uWS would crash), which every method here respects.
+ */
+export class Exchange {
+  aborted = false;
+  done = false;
+  /** called once if the client aborts before we answered */
+  onAbort: (() => void) | null = null;
+
+  constructor(readonly res: HttpResponse, readonly cors: string) {
+    res.onAborted(() => {
+      this.aborted = true;
+      const f = this.onAbort;
+      this.onAbort = null;
+      f?.();
+    });
+  }
+
+  get open(): boolean {
+    return !this.aborted && !this.done;
+  }
+
+  /** Sends a whole answer */
+  reply(status: number, contentType: string | null, body: string | Uint8Array = '', extra?: Record<string, string>, closeConnection = false): void {
+    if (!this.open) return;
+    this.done = true;
+    this.onAbort = null;
+    this.res.cork(() => {
+      this.res.writeStatus(STATUS[status] ?? String(status));
+      if (contentType) this.res.writeHeader('Content-Type', contentType);
+      this.writeCommonHeaders();
+      if (extra) for (const k in extra) this.res.writeHeader(k, extra[k]!);
+      this.res.end(body, closeConnection);
+    });
+  }
+
+  /** Answers with an error's HTTP status and JSON body; `closeConnection` when the request body is unread */
+  error(code: ErrorCode, message?: string, closeConnection = false): void {
+    this.reply(errors[code].http || 400, 'application/json', errorBody(code, message), undefined, closeConnection);
+  }
+
+  /** Starts a streamed answer (SSE): status and headers now, body by `write` */
+  begin(status: number, headers: Record<string, string>, first: string): void {
+    if (!this.open) return;
+    this.res.cork(() => {
+      this.res.writeStatus(STATUS[status] ?? String(status));
+      this.writeCommonHeaders();
+      for (const k in headers) this.res.writeHeader(k, headers[k]!);
+      this.res.write(first);
+    });
+  }
+
+  /** @returns false when the chunk was buffered because the socket is full (wait for `onWritable`) */
+  write(chunk: string): boolean {
+    if (!this.open) return true;
+    let ok = true;
+    this.res.cork(() => {
+      ok = this.res.write(chunk);
+    });
+    return ok;
+  }
+
+  onWritable(f: () => void): void {
+    if (!this.open) return;
+    this.res.onWritable(() => {
+      if (this.open) f();
+      return true;
+    });
+  }
+
+  /** Ends a streamed answer */
+  end(last = ''): void {
+    if (!this.open) return;
+    this.done = true;
+    this.onAbort = null;
+    this.res.cork(() => this.res.end(last, true));
+  }
+
+  private writeCommonHeaders(): void {
+    this.res.writeHeader('Cache-Control', 'no-store');
+    if (this.cors) {
+      this.res.writeHeader('Access-Control-Allow-Origin', this.cors);
+      this.res.writeHeader('Access-Control-Allow-Credentials', 'true');
+      this.res.writeHeader('Vary', 'Origin');
+    }
+  }
+}
+
+/**
+ * Reads a request body of at most `limit` bytes. Calls `done(body)` once, or `done(null)` when
+ * the body is too large (the caller answers 413). An abort is seen through `Exchange.onAbort`.
+ */
+export function readBody(ex: Exchange, limit: number, done: (body: Uint8Array | null) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let over = false;
+  ex.res.onData((ab, isLast) => {
+    if (over) return;
+    size += ab.byteLength;
+    if (size > limit) {
+      over = true;
+      done(null);
+      return;
+    }
+    // copy: uWS reuses the chunk's memory after this callback returns
+    chunks.push(Buffer.from(ab.slice(0)));
+    if (isLast) done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+  });
+}
+
+export { STATUS };

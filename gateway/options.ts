@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
+
+/** Options of one gateway node. Every field is optional; the default is in its doc. */
+export interface GatewayOptions {
+  /** TCP port; 0 picks a free one @default 8080 */
+  port?: number;
+  /** @default '0.0.0.0' */
+  host?: string;
+  /** this node's id, used in tokens and bus subjects @default random */
+  nodeId?: string;
+  /** HMAC secret for session tokens; every node of a cluster needs the same one @default random (single node only) */
+  secret?: string;
+  /** heartbeat interval announced in `open` and used for pings @default 25000 */
+  pingMs?: number;
+  /** how long a long-poll is held when there is nothing to send @default 25000 */
+  pollTimeoutMs?: number;
+  /** how long a session outlives its last connection @default 60000 */
+  resumeWindowMs?: number;
+  /** frames kept per session for resume; a session with this many unsent frames is a slow consumer @default 1024 */
+  outboxMaxFrames?: number;
+  /** largest client frame (WebSocket message) or POST body @default 65536 */
+  maxPayloadBytes?: number;
+  /** sessions this node admits; 0 = no limit @default 0 */
+  maxSessions?: number;
+  /** allowed `Origin` values; empty = any @default [] */
+  allowedOrigins?: string[];
+  /** take the client address from X-Forwarded-For / Forwarded (only behind a proxy you run) @default false */
+  trustProxy?: boolean;
+  /** WebSocket send buffer above which the node stops writing to that socket until it drains @default 262144 */
+  wsHighWaterBytes?: number;
+  /** how long a new session waits for a worker to accept it @default 10000 */
+  workerTimeoutMs?: number;
+  /** partitions sids are hashed into; the same on every node and worker @default 64 */
+  partitionCount?: number;
+  /** serve the demo page at / and the client at /client.js @default true */
+  serveDemo?: boolean;
+}
+
+export type ResolvedOptions = Required<GatewayOptions>;
+
+export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
+  const r: ResolvedOptions = {
+    port: 8080,
+    host: '0.0.0.0',
+    nodeId: randomBytes(6).toString('base64url'),
+    secret: randomBytes(32).toString('base64url'),
+    pingMs: 25_000,
+    pollTimeoutMs: 25_000,
+    resumeWindowMs: 60_000,
+    outboxMaxFrames: 1024,
+    maxPayloadBytes: 64 * 1024,
+    maxSessions: 0,
+    allowedOrigins: [],
+    trustProxy: false,
+    wsHighWaterBytes: 256 * 1024,
+    workerTimeoutMs: 10_000,
+    partitionCount: DEFAULT_PARTITIONS,
+    serveDemo: true,
+    ...stripUndefined(o),
+  };
+  const ints: Array<[keyof ResolvedOptions, number]> = [
+    ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1],
+    ['maxPayloadBytes', 64], ['maxSessions', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1],
+  ];
+  for (const [k, min] of ints) {
+    const v = r[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new TypeError(`option ${k} must be an integer >= ${min}, got ${String(v)}`);
+  }
+  if (r.port > 65535) throw new TypeError(`option port must be <= 65535, got ${r.port}`);
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(r.nodeId)) throw new TypeError(`option nodeId must match [A-Za-z0-9_-]{1,64}, got ${r.nodeId}`);
+  if (r.secret.length < 16) throw new TypeError('option secret must be at least 16 characters');
+  return r;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,109 @@
+/**
+ * A session as a gateway node holds it: identity, the outbox of frames for the client, and the
+ * connection currently attached (if any). A session outlives its connections: a dropped
+ * WebSocket, or the gap between two long-polls, only detaches it.
+ */
+import type { SessionMeta, TransportName } from '../cluster/types.ts';
+import { encodeEvent, encodeReply, type Format, type Frame } from '../transports/frames.ts';
+import { Outbox } from './outbox.ts';
+
+/**
+ * What a transport gives the session to write through. Like centrifuge's Transport there is no
+ * read side: transports push client frames into the gateway themselves.
+ */
+export interface Connection {
+  readonly transport: TransportName;
+  /** The session was accepted (or resumed): send the `open` frame, then `flush` follows */
+  sendOpen(s: Session, open: Frame): void;
+  /** Write the session's frames after `s.sent`, advancing `s.sent`, as far as the wire takes them now */
+  flush(s: Session): void;
+  /** heartbeat */
+  ping(s: Session): void;
+  /** The session ended: send the close frame if the wire can, then close */
+  end(s: Session, close: Frame, code: number, reason: string): void;
+  /** Another connection took the session over (or the node drops it): close without a close frame */
+  drop(): void;
+}
+
+/** The node that holds the session (one object for all sessions, instead of a closure each) */
+export interface SessionOwner {
+  /** the outbox is full of frames the client has not been sent */
+  overflow(s: Session): void;
+}
+
+export enum SessionState {
+  /** waiting for a worker to accept it */
+  Opening,
+  Open,
+  Closed,
+}
+
+export class Session {
+  state = SessionState.Opening;
+  readonly outbox: Outbox;
+  /** highest seq written to the current connection (or acknowledged by a poll's `last`) */
+  sent = 0;
+  conn: Connection | null = null;
+  /** client → worker envelope counter (`n`) */
+  inSeq = 0;
+  /** rooms this session is in, on this node; null until the first join */
+  rooms: Set<string> | null = null;
+  /** when the last connection went away (0 while attached) */
+  detachedAt = 0;
+  /** the transport the session currently uses */
+  transport: TransportName;
+  /** this session replaced one the client asked to resume but that was gone: `open` says recovered: false */
+  lossy = false;
+
+  constructor(
+    readonly sid: string,
+    readonly token: string,
+    readonly format: Format,
+    readonly meta: SessionMeta,
+    /** bus subject of the partition that owns this session (shared string) */
+    readonly subjectIn: string,
+    transport: TransportName,
+    outboxMaxFrames: number,
+    private readonly owner: SessionOwner,
+  ) {
+    this.transport = transport;
+    this.outbox = new Outbox(outboxMaxFrames);
+  }
+
+  /** Queues an event frame; `tail` is the shared JSON tail of a broadcast (see eventTail) */
+  pushEvent(event: string, args: unknown[], tail: string | null): void {
+    if (this.state === SessionState.Closed) return;
+    this.enqueue(encodeEvent(this.format, this.outbox.last + 1, event, args, tail));
+  }
+
+  pushReply(ack: string | number, args: unknown[] | undefined, error: string | undefined): void {
+    if (this.state === SessionState.Closed) return;
+    this.enqueue(encodeReply(this.format, this.outbox.last + 1, ack, args, error));
+  }
+
+  private enqueue(frame: Frame): void {
+    const box = this.outbox;
+    // full, and the oldest frame was never written: dropping it would lose it
+    if (box.size >= box.max && box.first > this.sent) {
+      this.owner.overflow(this);
+      return;
+    }
+    box.push(frame);
+    if (this.conn !== null && this.state === SessionState.Open) this.conn.flush(this);
+  }
+
+  /**
+   * The client says it has seen everything up to `last`. @returns false when frames after `last`
+   * are no longer held (the client missed something for good)
+   */
+  rewind(last: number): boolean {
+    const box = this.outbox;
+    if (last > box.last) last = box.last;
+    if (last < box.first - 1) {
+      this.sent = box.first - 1;
+      return false;
+    }
+    this.sent = last;
+    return true;
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * Session tokens: `<nodeId>.<signature>`, signature = base64url(HMAC-SHA256(secret, sid "." nodeId))
+ * cut to 22 characters (132 bits). The token proves the client was given this sid and names the
+ * node that holds the session's state, so any node can route a request for it.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export function signToken(secret: string, sid: string, nodeId: string): string {
+  return nodeId + '.' + signature(secret, sid, nodeId);
+}
+
+/** @returns the node named by a valid token, or null when the token is forged or malformed */
+export function verifyToken(secret: string, sid: string, token: string): string | null {
+  const dot = token.lastIndexOf('.');
+  if (dot <= 0) return null;
+  const nodeId = token.slice(0, dot);
+  const given = Buffer.from(token.slice(dot + 1));
+  const want = Buffer.from(signature(secret, sid, nodeId));
+  if (given.length !== want.length || !timingSafeEqual(given, want)) return null;
+  return nodeId;
+}
+
+function signature(secret: string, sid: string, nodeId: string): string {
+  return createHmac('sha256', secret).update(sid).update('.').update(nodeId).digest('base64url').slice(0, 22);
+}
