@@ -774,8 +774,8 @@ int main(int argc, char **argv) {
             if (settled || timed_out || stop_requested) {
                 connect_s = (double)(t - t_begin) / 1e9;
                 if (!settled) fprintf(stderr, "loadgen: %d of %d connections ready after %.1fs\n", n_ready, opt.conns, connect_s);
-                if (n_ready == 0) {
-                    print_result("no_connections", connect_s, 0, 0);
+                if (n_ready == 0 || (stop_requested && !settled)) {
+                    print_result(n_ready == 0 && !stop_requested ? "no_connections" : "interrupted", connect_s, 0, 0);
                     return 1;
                 }
                 if (!settled) status = "connect_timeout";

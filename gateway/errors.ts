@@ -16,7 +16,7 @@ export const errors = {
   SY_ERR_SLOW_CONSUMER: { ws: 4508, http: 0, message: 'outbox full: the client did not read fast enough' },
   SY_ERR_REJECTED: { ws: 4403, http: 403, message: 'the application refused the session' },
   SY_ERR_BAD_ORIGIN: { ws: 4403, http: 403, message: 'origin not allowed' },
-  SY_ERR_BAD_REQUEST: { ws: 0, http: 400, message: 'bad request' },
+  SY_ERR_BAD_REQUEST: { ws: 4400, http: 400, message: 'bad request' },
   SY_ERR_NOT_FOUND: { ws: 0, http: 404, message: 'no such route' },
   SY_ERR_TOO_MANY_SESSIONS: { ws: 1013, http: 503, message: 'the node is at its session limit' },
   SY_ERR_SHUTTING_DOWN: { ws: 1012, http: 503, message: 'the node is shutting down; reconnect' },

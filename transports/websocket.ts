@@ -90,10 +90,18 @@ class WsConnection implements Connection {
   }
 }
 
+/** reasons uWS gives when it force-closes a socket for what the client sent */
+const UWS_FAULTS: Record<string, ErrorCode> = {
+  'Received too big message': 'SY_ERR_PAYLOAD_TOO_LARGE',
+  'Received invalid UTF-8': 'SY_ERR_MALFORMED_FRAME',
+};
+
 export function mountWebSocket(gw: Gateway): void {
   const o = gw.options;
   gw.app.ws<WsData>('/rt/ws', {
-    maxPayloadLength: o.maxPayloadBytes,
+    // uWS cuts a larger message abruptly (no close frame); up to this cap we read it and answer
+    // over-large ones ourselves with a proper 1009
+    maxPayloadLength: o.maxPayloadBytes + Math.max(16 * 1024, o.maxPayloadBytes),
     maxBackpressure: o.wsHighWaterBytes,
     closeOnBackpressureLimit: 0,
     idleTimeout: Math.min(960, Math.max(8, Math.ceil((o.pingMs * 2) / 1000))),
@@ -157,6 +165,10 @@ export function mountWebSocket(gw: Gateway): void {
       const c = ws.getUserData().c;
       const s = c?.session;
       if (!s) return;
+      if (message.byteLength > o.maxPayloadBytes) {
+        gw.closeSession(s, errors.SY_ERR_PAYLOAD_TOO_LARGE.ws, 'SY_ERR_PAYLOAD_TOO_LARGE', true);
+        return;
+      }
       const f = decodeClientFrame(message, isBinary);
       if (f === null) {
         gw.closeSession(s, errors.SY_ERR_MALFORMED_FRAME.ws, 'SY_ERR_MALFORMED_FRAME', true);
@@ -172,15 +184,17 @@ export function mountWebSocket(gw: Gateway): void {
       c.flush(c.session);
     },
 
-    close(ws, code) {
+    close(ws, code, message) {
       const c = ws.getUserData().c;
       if (c === null) return;
       c.closed = true;
       const s = c.session;
       if (s === null) return;
       c.session = null;
-      // uWS closed it for a message over maxPayloadLength: that is the client's error, not a blip
-      if (code === errors.SY_ERR_PAYLOAD_TOO_LARGE.ws) gw.closeSession(s, code, 'SY_ERR_PAYLOAD_TOO_LARGE', true);
+      // uWS itself cut the connection for the client's fault (no close frame reaches the
+      // client, but the session ends and a resume learns why): not a transport blip
+      const fault = code === 1006 ? UWS_FAULTS[Buffer.from(message).toString()] : undefined;
+      if (fault !== undefined) gw.closeSession(s, errors[fault].ws, fault, true);
       else gw.detach(s, c);
     },
   });

@@ -1,0 +1,130 @@
+/** Test helpers: real nodes on port 0, real clients, and waiting without fixed sleeps. */
+import WebSocket from 'ws';
+import { vi } from 'vitest';
+import { startEmbedded, type Embedded } from '../gateway/embedded.ts';
+import type { GatewayOptions } from '../gateway/options.ts';
+import type { App } from '../cluster/app.ts';
+import demoApp from '../demo/app.ts';
+
+export type Frame = Record<string, any>;
+
+const started: Embedded[] = [];
+
+/** A whole single-process node on a free port. Closed by `closeAll` (call it in afterEach/afterAll). */
+export async function startNode(opts: GatewayOptions & { app?: App } = {}): Promise<Embedded & { url: string; ws: string }> {
+  const node = await startEmbedded({ host: '127.0.0.1', port: 0, ...opts, app: opts.app ?? demoApp });
+  started.push(node);
+  return Object.assign(node, { url: `http://127.0.0.1:${node.port}`, ws: `ws://127.0.0.1:${node.port}` });
+}
+
+export async function closeAll(): Promise<void> {
+  const all = started.splice(0);
+  await Promise.all(all.map((n) => n.close()));
+}
+
+/** A raw native-protocol WebSocket client that records every frame and close. */
+export class WsClient {
+  readonly frames: Frame[] = [];
+  closed: { code: number; reason: string } | null = null;
+  readonly sock: WebSocket;
+  private opened: Promise<void>;
+
+  constructor(url: string, opts: { binary?: boolean; headers?: Record<string, string> } = {}) {
+    this.sock = new WebSocket(url, { headers: opts.headers });
+    this.sock.on('message', (d, isBinary) => {
+      this.frames.push(isBinary ? unpackFrame(d as Buffer) : JSON.parse(d.toString()));
+    });
+    this.sock.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString() };
+    });
+    this.sock.on('error', () => {});
+    this.opened = new Promise((resolve, reject) => {
+      this.sock.once('open', () => resolve());
+      this.sock.once('error', reject);
+    });
+  }
+
+  static async open(url: string, opts?: { binary?: boolean; headers?: Record<string, string> }): Promise<WsClient> {
+    const c = new WsClient(url, opts);
+    await c.opened;
+    await c.next((f) => f.type === 'open' || f.type === 'close');
+    return c;
+  }
+
+  get open(): Frame {
+    return this.frames.find((f) => f.type === 'open')!;
+  }
+
+  send(frame: unknown): void {
+    this.sock.send(typeof frame === 'string' || Buffer.isBuffer(frame) ? (frame as string) : JSON.stringify(frame));
+  }
+
+  emit(event: string, ...args: unknown[]): void {
+    this.send({ type: 'event', event, args });
+  }
+
+  private ackSeq = 0;
+  /** emit with an ack and wait for the reply frame */
+  async request(event: string, ...args: unknown[]): Promise<Frame> {
+    const ack = ++this.ackSeq;
+    this.send({ type: 'event', event, args, ack });
+    return this.next((f) => f.type === 'reply' && f.ack === ack);
+  }
+
+  /** waits until a frame matching `pred` has arrived (searching all frames received so far) */
+  async next(pred: (f: Frame) => boolean, timeout = 5000): Promise<Frame> {
+    return vi.waitFor(
+      () => {
+        const f = this.frames.find(pred);
+        if (!f) throw new Error(`no matching frame among ${this.frames.length}: ${JSON.stringify(this.frames.slice(-3))}`);
+        return f;
+      },
+      { timeout, interval: 5 },
+    );
+  }
+
+  async waitClosed(timeout = 5000): Promise<{ code: number; reason: string }> {
+    return vi.waitFor(
+      () => {
+        if (!this.closed) throw new Error('still open');
+        return this.closed;
+      },
+      { timeout, interval: 5 },
+    );
+  }
+
+  events(name: string): Frame[] {
+    return this.frames.filter((f) => f.type === 'event' && f.event === name);
+  }
+
+  terminate(): void {
+    this.sock.terminate();
+  }
+}
+
+import { unpack } from 'msgpackr';
+function unpackFrame(b: Buffer): Frame {
+  return unpack(b) as Frame;
+}
+
+/** GET/POST with fetch, returning status and parsed body */
+export async function http(url: string, init?: RequestInit): Promise<{ status: number; body: any; headers: Headers }> {
+  const r = await fetch(url, init);
+  const text = await r.text();
+  let body: any = text;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {}
+  return { status: r.status, body, headers: r.headers };
+}
+
+/** POST client frames to /rt/send */
+export function send(base: string, sid: string, token: string, frames: unknown[]): Promise<{ status: number; body: any }> {
+  return http(`${base}/rt/send?sid=${sid}&token=${encodeURIComponent(token)}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(frames),
+  });
+}
+
+export { WebSocket };
