@@ -174,7 +174,13 @@ export function mountWebSocket(gw: Gateway): void {
         gw.closeSession(s, errors.SY_ERR_MALFORMED_FRAME.ws, 'SY_ERR_MALFORMED_FRAME', true);
         return;
       }
-      gw.handleFrame(s, f);
+      try {
+        gw.handleFrame(s, f);
+      } catch (err) {
+        // a bug of ours must cost this session, never the node
+        console.error('[switchyard] error handling a frame:', err);
+        gw.closeSession(s, errors.SY_ERR_INTERNAL.ws, 'SY_ERR_INTERNAL', true);
+      }
     },
 
     drain(ws) {
