@@ -138,7 +138,7 @@ describe('long-polling /rt/poll + POST /rt/send', () => {
     const post = await fetch(`${node.url}/rt/send?${q}`, {
       method: 'POST',
       headers: { 'content-type': 'application/msgpack' },
-      body: pack([{ type: 'event', event: 'echo', args: ['m'], ack: 1 }]),
+      body: new Uint8Array(pack([{ type: 'event', event: 'echo', args: ['m'], ack: 1 }])),
     });
     expect(post.status).toBe(204);
     const p = await fetch(`${node.url}/rt/poll?${q}&last=0&format=msgpack`);
