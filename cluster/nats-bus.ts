@@ -1,0 +1,100 @@
+/**
+ * The session bus over NATS: the only file that imports the NATS client. Envelopes cross the
+ * wire as msgpack maps. Several server URLs may be given; the client reconnects to another
+ * server (forever, with a short wait) when one dies, and buffers what is published meanwhile.
+ *
+ * Guarantees (on top of the Bus contract): NATS delivers one connection's messages to one
+ * subscription in publish order; delivery is at most once (a message published while no server
+ * is reachable and the reconnect buffer is full is lost: the layers above retry what matters).
+ */
+import { connect, type NatsConnection, type Subscription as NatsSubscription } from 'nats';
+import { Packr, Unpackr } from 'msgpackr';
+import type { Bus, BusHandler, Envelope, Subscription } from './bus.ts';
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+export interface NatsBusOptions {
+  /** NATS server URLs, e.g. ['nats://127.0.0.1:4222'] */
+  servers: string[];
+  /** connection name shown by the server's monitoring */
+  name?: string;
+  /** wait between reconnect attempts @default 250 */
+  reconnectTimeWaitMs?: number;
+  /** called on connection status changes (disconnect, reconnect…) */
+  onStatus?: (status: string, data: unknown) => void;
+}
+
+export class NatsBus implements Bus {
+  private closed = false;
+
+  private constructor(readonly nc: NatsConnection) {}
+
+  static async connect(o: NatsBusOptions): Promise<NatsBus> {
+    const nc = await connect({
+      servers: o.servers,
+      name: o.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: o.reconnectTimeWaitMs ?? 250,
+      // our own messages matter to us (a node can publish to a subject it also serves)
+      noEcho: false,
+      pingInterval: 5_000,
+      maxPingOut: 2,
+    });
+    const bus = new NatsBus(nc);
+    if (o.onStatus) {
+      (async () => {
+        for await (const s of nc.status()) o.onStatus!(s.type, s.data);
+      })().catch(() => {});
+    }
+    return bus;
+  }
+
+  publish(subject: string, envelope: Envelope): void {
+    if (this.closed) return;
+    this.nc.publish(subject, packr.pack(envelope));
+  }
+
+  subscribe(subject: string, handler: BusHandler): Subscription {
+    let sub: NatsSubscription | null = this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err !== null || sub === null) return;
+        let e: Envelope;
+        try {
+          e = unpackr.unpack(msg.data) as Envelope;
+        } catch (decodeErr) {
+          console.error(`[switchyard] undecodable message on ${msg.subject}:`, decodeErr);
+          return;
+        }
+        try {
+          handler(e, msg.subject);
+        } catch (handlerErr) {
+          console.error(`[switchyard] bus handler for ${msg.subject} threw:`, handlerErr);
+        }
+      },
+    });
+    return {
+      unsubscribe: () => {
+        if (sub === null) return;
+        if (!this.closed) sub.unsubscribe();
+        sub = null;
+      },
+    };
+  }
+
+  /** Resolves when the server has processed everything published so far (a round trip) */
+  async flush(): Promise<void> {
+    if (!this.closed) await this.nc.flush();
+  }
+
+  /** the server this bus is connected to now (for tests and health) */
+  get server(): string {
+    return this.nc.getServer();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}

@@ -1,0 +1,46 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { NatsBus } from '../cluster/nats-bus.ts';
+import { busContract } from './bus-contract.ts';
+import { startNatsCluster, startNatsServer, type NatsServer } from './nats-server.ts';
+
+let server: NatsServer;
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+busContract('NatsBus', () => NatsBus.connect({ servers: [server.url] }));
+
+describe('NatsBus on a 3-server cluster', () => {
+  let cluster: NatsServer[] = [];
+  afterAll(async () => {
+    await Promise.all(cluster.map((s) => s.stop()));
+  });
+
+  it('carries messages between clients on different servers, and survives the death of one server', async () => {
+    cluster = await startNatsCluster(3);
+    const urls = cluster.map((s) => s.url);
+    // a on server 0 first, b on server 1 first; each knows all three
+    const a = await NatsBus.connect({ servers: [urls[0]!, urls[1]!, urls[2]!], name: 'a' });
+    const b = await NatsBus.connect({ servers: [urls[1]!, urls[2]!, urls[0]!], name: 'b' });
+    const got: number[] = [];
+    b.subscribe('sy.test.c', (e) => got.push((e as any).args[0]));
+    await b.flush();
+    a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [1] });
+    await vi.waitFor(() => expect(got).toEqual([1]));
+
+    // kill the server `a` is on: it reconnects to another and carries on
+    const before = a.server;
+    cluster.find((s) => before.endsWith(`:${s.port}`))!.kill();
+    await vi.waitFor(() => expect(a.server).not.toBe(before), { timeout: 10_000 });
+    await vi.waitFor(async () => {
+      a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [2] });
+      await a.flush();
+      expect(got).toContain(2);
+    }, { timeout: 10_000, interval: 200 });
+    await a.close();
+    await b.close();
+  });
+});
