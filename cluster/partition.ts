@@ -8,4 +8,4 @@ export function partitionOf(sid: string, partitionCount: number): number {
   return (h >>> 0) % partitionCount;
 }
 
-export const DEFAULT_PARTITIONS = 64;
+export const DEFAULT_PARTITIONS = 1024;

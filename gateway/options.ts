@@ -31,7 +31,7 @@ export interface GatewayOptions {
   wsHighWaterBytes?: number;
   /** how long a new session waits for a worker to accept it @default 10000 */
   workerTimeoutMs?: number;
-  /** partitions sids are hashed into; the same on every node and worker @default 64 */
+  /** partitions sids are hashed into; the same on every node and worker @default 1024 */
   partitionCount?: number;
   /** serve the demo page at / and the client at /client.js @default true */
   serveDemo?: boolean;
