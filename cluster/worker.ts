@@ -11,15 +11,22 @@ import { subjects, type Bus, type Subscription } from './bus.ts';
 import type { InboundEnvelope, NodeEnvelope } from './envelope.ts';
 import type { App, AppContext, AppHandlers, AppSession, BroadcastOptions, Reply } from './app.ts';
 import type { SessionMeta, TransportName } from './types.ts';
-import { DEFAULT_PARTITIONS } from './partition.ts';
+import { DEFAULT_PARTITIONS, partitionOf } from './partition.ts';
+import { Membership } from './membership.ts';
+import { place } from './placement.ts';
 
 export interface WorkerOptions {
   bus: Bus;
   app: App;
-  /** total number of partitions in the cluster @default 64 */
+  /** total number of partitions in the cluster @default 1024 */
   partitionCount?: number;
-  /** the partitions this worker serves @default all of them */
+  /** the partitions this worker serves, fixed @default all of them (unless `cluster` is set) */
   partitions?: number[];
+  /**
+   * Join a cluster: heartbeats on the bus, and own the partitions that consistent hashing with
+   * bounded loads gives this worker among the live ones. Also turns on explicit acks.
+   */
+  cluster?: { workerId: string; heartbeatMs?: number; timeoutMs?: number; epsilon?: number };
 }
 
 const CODE_REJECTED = 4403;
@@ -30,12 +37,47 @@ export class Worker implements AppContext {
   private readonly sessions = new Map<string, WorkerSession>();
   private readonly subs = new Map<number, Subscription>();
   private readonly onInbound = (e: unknown) => this.handle(e as InboundEnvelope);
+  private readonly partitionCount: number;
+  readonly membership: Membership | null = null;
+  readonly id: string;
+  /** explicit acks for events that produced no output (a cluster gateway retries unacked ones) */
+  private readonly acks: boolean;
+  private readonly ackDirty = new Set<WorkerSession>();
+  /** sids we asked a gateway to re-open, and when (so we ask once, not per event) */
+  private readonly asked = new Map<string, number>();
+  /** events handled, for tests and metrics */
+  processed = 0;
 
   constructor(opts: WorkerOptions) {
     this.bus = opts.bus;
     this.handlers = typeof opts.app === 'function' ? opts.app(this) : opts.app;
-    const count = opts.partitionCount ?? DEFAULT_PARTITIONS;
-    for (const p of opts.partitions ?? Array.from({ length: count }, (_, i) => i)) this.own(p);
+    this.partitionCount = opts.partitionCount ?? DEFAULT_PARTITIONS;
+    this.id = opts.cluster?.workerId ?? 'embedded';
+    this.acks = opts.cluster !== undefined;
+    if (opts.cluster !== undefined) {
+      const { workerId, heartbeatMs, timeoutMs, epsilon } = opts.cluster;
+      this.membership = new Membership({
+        bus: this.bus,
+        workerId,
+        heartbeatMs,
+        timeoutMs,
+        onChange: (workers) => this.rebalance(place(workers, { partitionCount: this.partitionCount, epsilon })),
+      });
+    } else {
+      for (const p of opts.partitions ?? Array.from({ length: this.partitionCount }, (_, i) => i)) this.own(p);
+    }
+  }
+
+  /** the partitions this worker serves now */
+  get owned(): number[] {
+    return [...this.subs.keys()].sort((a, b) => a - b);
+  }
+
+  private rebalance(owners: string[]): void {
+    const mine = new Set<number>();
+    owners.forEach((w, p) => w === this.id && mine.add(p));
+    for (const p of this.subs.keys()) if (!mine.has(p)) this.disown(p);
+    for (const p of mine) this.own(p);
   }
 
   /** Start serving partition `p` */
@@ -43,10 +85,18 @@ export class Worker implements AppContext {
     if (!this.subs.has(p)) this.subs.set(p, this.bus.subscribe(subjects.partition(p), this.onInbound));
   }
 
-  /** Stop serving partition `p` */
+  /** Stop serving partition `p`; its sessions are forgotten here (their next owner re-opens them) */
   disown(p: number): void {
-    this.subs.get(p)?.unsubscribe();
+    const sub = this.subs.get(p);
+    if (sub === undefined) return;
+    sub.unsubscribe();
     this.subs.delete(p);
+    for (const s of this.sessions.values()) {
+      if (s.p === p) {
+        s.closed = true;
+        this.sessions.delete(s.sid);
+      }
+    }
   }
 
   get sessionCount(): number {
@@ -59,10 +109,14 @@ export class Worker implements AppContext {
   }
 
   send(s: WorkerSession, e: NodeEnvelope): void {
+    const n = (e as { n?: number }).n;
+    if (n !== undefined && n > s.reported) s.reported = n;
     this.bus.publish(s.nodeSubject, e);
   }
 
+  /** Stops serving; in a cluster, says goodbye so the partitions move at once */
   stop(): void {
+    this.membership?.stop();
     for (const sub of this.subs.values()) sub.unsubscribe();
     this.subs.clear();
   }
@@ -71,16 +125,51 @@ export class Worker implements AppContext {
     let s = this.sessions.get(e.sid);
     if (e.t === 'open') {
       if (s !== undefined) return; // a retried open: already handled
-      s = new WorkerSession(this, e.sid, e.node, e.transport, e.meta);
+      s = new WorkerSession(this, e.sid, e.node, e.transport, e.meta, partitionOf(e.sid, this.partitionCount), e.moved === true);
       s.lastIn = e.n;
+      s.current = e.n;
       this.sessions.set(e.sid, s);
+      this.asked.delete(e.sid);
       this.runOpen(s);
       return;
     }
-    if (s === undefined || e.n <= s.lastIn) return; // unknown (closed) session or duplicate
+    if (s === undefined) {
+      // a session of a partition that just became ours: its gateway re-opens it and resends
+      if (e.t !== 'close') this.askWho(e.sid, e.node);
+      return;
+    }
+    if (e.n <= s.lastIn) return; // a duplicate (a retry of something already handled)
     s.lastIn = e.n;
+    if (e.t === 'rehome') {
+      // tell the old node we switched, so it can forward what it got before, then switch
+      this.send(s, { t: 'rehomed', sid: s.sid });
+      s.moveTo(e.node);
+      return;
+    }
     if (s.waiting !== null) s.waiting.push(e);
     else this.dispatch(s, e);
+  }
+
+  private askWho(sid: string, node: string): void {
+    const now = Date.now();
+    const at = this.asked.get(sid);
+    if (at !== undefined && now - at < 1000) return;
+    this.asked.set(sid, now);
+    if (this.asked.size > 10_000) this.asked.clear();
+    this.bus.publish(nodeSubject(node), { t: 'who', sid });
+  }
+
+  /** after an event: acknowledge it if nothing it produced did */
+  private done(s: WorkerSession, n: number): void {
+    this.processed++;
+    if (!this.acks || s.reported >= n) return;
+    if (this.ackDirty.size === 0) queueMicrotask(() => this.flushAcks());
+    this.ackDirty.add(s);
+  }
+
+  private flushAcks(): void {
+    for (const s of this.ackDirty) if (!s.closed && s.reported < s.current) this.send(s, { t: 'ack', sid: s.sid, n: (s.reported = s.current) });
+    this.ackDirty.clear();
   }
 
   private runOpen(s: WorkerSession): void {
@@ -97,20 +186,20 @@ export class Worker implements AppContext {
       r.then(
         () => {
           if (s.closed) return;
-          this.send(s, { t: 'accept', sid: s.sid });
+          this.send(s, { t: 'accept', sid: s.sid, n: s.current });
           this.drain(s);
         },
         (err) => this.reject(s, err),
       );
     } else {
-      this.send(s, { t: 'accept', sid: s.sid });
+      this.send(s, { t: 'accept', sid: s.sid, n: s.current });
     }
   }
 
   private reject(s: WorkerSession, err: unknown): void {
     this.sessions.delete(s.sid);
     s.closed = true;
-    this.send(s, { t: 'disconnect', sid: s.sid, code: CODE_REJECTED, reason: errorMessage(err) || 'rejected' });
+    this.send(s, { t: 'disconnect', sid: s.sid, code: CODE_REJECTED, reason: errorMessage(err) || 'rejected', n: s.current });
   }
 
   /** Run queued envelopes until one of them goes async again */
@@ -130,6 +219,7 @@ export class Worker implements AppContext {
   }
 
   private dispatch(s: WorkerSession, e: InboundEnvelope): void {
+    s.current = e.n;
     if (e.t === 'close') {
       this.sessions.delete(s.sid);
       s.closed = true;
@@ -142,23 +232,31 @@ export class Worker implements AppContext {
     }
     if (e.t !== 'event' || s.closed) return;
     const ack = e.ack;
+    const n = e.n;
     const reply = ack === undefined ? undefined : makeReply(this, s, ack);
     let r: void | Promise<void>;
     try {
       r = this.handlers.event(s, e.event, e.args, reply);
     } catch (err) {
-      if (ack !== undefined) this.send(s, { t: 'reply', sid: s.sid, ack, error: errorMessage(err) });
+      if (ack !== undefined) this.send(s, { t: 'reply', sid: s.sid, ack, error: errorMessage(err), n });
+      this.done(s, n);
       return;
     }
     if (r instanceof Promise) {
       s.waiting = [];
       r.then(
-        () => this.drain(s),
+        () => {
+          this.done(s, n);
+          this.drain(s);
+        },
         (err) => {
-          if (ack !== undefined && !s.closed) this.send(s, { t: 'reply', sid: s.sid, ack, error: errorMessage(err) });
+          if (ack !== undefined && !s.closed) this.send(s, { t: 'reply', sid: s.sid, ack, error: errorMessage(err), n });
+          this.done(s, n);
           this.drain(s);
         },
       );
+    } else {
+      this.done(s, n);
     }
   }
 }
@@ -168,7 +266,7 @@ function makeReply(w: Worker, s: WorkerSession, ack: string | number): Reply {
   return (...args: unknown[]) => {
     if (done || s.closed) return;
     done = true;
-    w.send(s, { t: 'reply', sid: s.sid, ack, args });
+    w.send(s, { t: 'reply', sid: s.sid, ack, args, n: s.current });
   };
 }
 
@@ -189,18 +287,31 @@ export class WorkerSession implements AppSession {
   private _data: Record<string, unknown> | undefined;
   /** highest client → worker sequence number seen */
   lastIn = 0;
+  /** the `n` being handled (outputs carry it: they acknowledge it) */
+  current = 0;
+  /** highest `n` acknowledged to the gateway */
+  reported = 0;
   /** envelopes held while an async handler of this session runs; null when none runs */
   waiting: InboundEnvelope[] | null = null;
   closed = false;
-  readonly nodeSubject: string;
+  nodeSubject: string;
 
   constructor(
     private readonly worker: Worker,
     readonly sid: string,
-    readonly node: string,
+    public node: string,
     readonly transport: TransportName,
     readonly meta: SessionMeta,
+    /** partition */
+    readonly p: number,
+    /** re-opened here after its partition moved (the app's `open` runs again) */
+    readonly moved: boolean,
   ) {
+    this.nodeSubject = nodeSubject(node);
+  }
+
+  moveTo(node: string): void {
+    this.node = node;
     this.nodeSubject = nodeSubject(node);
   }
 
@@ -213,18 +324,18 @@ export class WorkerSession implements AppSession {
   }
 
   emit(event: string, ...args: unknown[]): void {
-    if (!this.closed) this.worker.send(this, { t: 'emit', sid: this.sid, event, args });
+    if (!this.closed) this.worker.send(this, { t: 'emit', sid: this.sid, event, args, n: this.current });
   }
 
   join(room: string): void {
-    if (!this.closed) this.worker.send(this, { t: 'join', sid: this.sid, room });
+    if (!this.closed) this.worker.send(this, { t: 'join', sid: this.sid, room, n: this.current });
   }
 
   leave(room: string): void {
-    if (!this.closed) this.worker.send(this, { t: 'leave', sid: this.sid, room });
+    if (!this.closed) this.worker.send(this, { t: 'leave', sid: this.sid, room, n: this.current });
   }
 
   disconnect(code = 4000, reason = 'disconnected by the application'): void {
-    if (!this.closed) this.worker.send(this, { t: 'disconnect', sid: this.sid, code, reason });
+    if (!this.closed) this.worker.send(this, { t: 'disconnect', sid: this.sid, code, reason, n: this.current });
   }
 }

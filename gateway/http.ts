@@ -121,12 +121,13 @@ export class Exchange {
     });
   }
 
-  /** Ends a streamed answer */
+  /** Ends a streamed answer (the terminating chunk; the connection may be kept alive) */
   end(last = ''): void {
     if (!this.open) return;
     this.done = true;
     this.onAbort = null;
-    this.res.cork(() => this.res.end(last, true));
+    // no closeConnection here: on a chunked response uWS would write the header into the body
+    this.res.cork(() => this.res.end(last));
   }
 
   private writeCommonHeaders(): void {

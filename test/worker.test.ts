@@ -31,7 +31,7 @@ describe('Worker', () => {
     expect(out).toEqual([]);
     release();
     await vi.waitFor(() => expect(seen).toEqual([['a', 1], ['b', 2]]));
-    expect(out[0]).toEqual({ t: 'accept', sid: 's1' });
+    expect(out[0]).toEqual({ t: 'accept', sid: 's1', n: 1 });
   });
 
   it('rejects a session whose open throws, with the message as the reason', () => {
@@ -42,7 +42,7 @@ describe('Worker', () => {
       event() {},
     });
     inbound({ t: 'open', sid: 's1', node: 'n1', n: 1, transport: 'sse', meta });
-    expect(out).toEqual([{ t: 'disconnect', sid: 's1', code: 4403, reason: 'no entry' }]);
+    expect(out).toEqual([{ t: 'disconnect', sid: 's1', code: 4403, reason: 'no entry', n: 1 }]);
     expect(worker.sessionCount).toBe(0);
   });
 
@@ -76,9 +76,10 @@ describe('Worker', () => {
     await vi.waitFor(() => expect(order).toHaveLength(6));
     expect(order).toEqual(['start one', 'end one', 'start bad', 'end bad', 'start two', 'end two']);
     expect(out.slice(1)).toEqual([
-      { t: 'reply', sid: 's1', ack: 1, args: ['ok one'] },
-      { t: 'reply', sid: 's1', ack: 2, error: 'nope' },
-      { t: 'reply', sid: 's1', ack: 3, args: ['ok two'] },
+      // each output carries the n of the event that caused it: that acknowledges the event
+      { t: 'reply', sid: 's1', ack: 1, args: ['ok one'], n: 2 },
+      { t: 'reply', sid: 's1', ack: 2, error: 'nope', n: 3 },
+      { t: 'reply', sid: 's1', ack: 3, args: ['ok two'], n: 4 },
     ]);
   });
 

@@ -1,12 +1,12 @@
 /**
  * Server-Sent Events transport: `GET /rt/sse` down, `POST /rt/send` up (see longpoll.ts).
- * Each seq'd frame is `id: <seq>\ndata: <json>\n\n`; heartbeats are comments.
+ * Each seq'd frame is `id: <seq>\ndata: <json>\n\n`; heartbeats are `ping` frames.
  * @see ../docs/protocol.md
  */
 import type { Gateway } from '../gateway/gateway.ts';
 import type { Connection, Session } from '../gateway/session.ts';
 import { Exchange, readRequest } from '../gateway/http.ts';
-import type { Frame } from './frames.ts';
+import { PING_JSON, type Frame } from './frames.ts';
 import { parseLast } from './query.ts';
 import { metaOf, target } from './http-session.ts';
 
@@ -15,6 +15,8 @@ const HEADERS = {
   // nginx and friends buffer responses unless told not to
   'X-Accel-Buffering': 'no',
 };
+
+const PING = 'data: ' + PING_JSON + '\n\n';
 
 /** Frames larger than this are written in several chunks so one replay does not build a huge string */
 const CHUNK_CHARS = 64 * 1024;
@@ -63,7 +65,8 @@ class SseConnection implements Connection {
   }
 
   ping(): void {
-    this.write(': ping\n\n');
+    // a data frame, not a comment: EventSource hides comments, and clients need to see liveness
+    this.write(PING);
   }
 
   end(_s: Session, close: Frame): void {
