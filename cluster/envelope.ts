@@ -38,23 +38,29 @@ export type RoomEnvelope = { t: 'broadcast'; room: string; event: string; args: 
 /** membership, on `sy.ctl` */
 export type ControlEnvelope = { t: 'hb'; worker: string } | { t: 'bye'; worker: string };
 
-/** gateway ↔ gateway, on `sy.node.<nodeId>`: a connection on one node for a session held by another */
+/**
+ * gateway ↔ gateway, on `sy.node.<nodeId>`: a client connected to node B for a session held by
+ * node A. B keeps a *shadow* session for the connection; A keeps the session and a remote
+ * connection standing for B's. `cid` names the connection on B.
+ */
 export type RelayEnvelope =
-  /** B → A: a client of A's session `sid` connected to B (conn `cid`); `poll`: one long-poll */
-  | { t: 'r-attach'; sid: string; token: string; last: number; from: string; cid: number; transport: TransportName; poll?: boolean }
-  /** A → B: frames for connection `cid` (`open` first on attach); `end`: then close it with code/reason; `done`: the poll is answered */
-  | { t: 'r-out'; cid: number; frames: Array<string | Uint8Array>; end?: { code: number; reason: string }; done?: boolean; error?: string }
-  /** B → A: client frames from connection `cid` (already validated) */
-  | { t: 'r-in'; sid: string; cid: number; frames: unknown[] }
-  /** B → A: connection `cid` went away */
-  | { t: 'r-detach'; sid: string; cid: number }
-  /** B → A: upstream POST; A answers r-done */
+  /** B → A: attach connection `cid` (`poll`: one long-poll) resuming after `last` */
+  | { t: 'r-attach'; sid: string; token: string; last: number; from: string; cid: number; transport: TransportName; poll: boolean }
+  /**
+   * A → B, for connection `cid`: the `open` frame; seq'd frames from seq `first`; a heartbeat;
+   * `end`: close it with this frame; `done`: the poll is answered. An r-out with nothing else
+   * says "attached".
+   */
+  | { t: 'r-out'; cid: number; open?: Frame; first?: number; frames?: Frame[]; ping?: boolean; end?: { close: Frame; code: number; reason: string }; done?: boolean }
+  /** B → A: client frames from connection `cid` (validated by B) */
+  | { t: 'r-in'; sid: string; from: string; cid: number; frames: unknown[] }
+  /** B → A: connection `cid` went away; with `code`: the session must end (the client broke the protocol) */
+  | { t: 'r-detach'; sid: string; from: string; cid: number; code?: number; reason?: string }
+  /** B → A: an upstream POST; A answers r-done */
   | { t: 'r-send'; sid: string; token: string; from: string; cid: number; frames: unknown[] }
-  | { t: 'r-done'; cid: number; error?: string }
-  /** A (draining) → B: the whole session, instead of relaying it */
-  | { t: 'r-handover'; cid: number; state: SessionState }
-  /** anything for a session that moved, forwarded by its old node */
-  | { t: 'fwd'; e: NodeEnvelope };
+  | { t: 'r-done'; cid: number; error?: string };
+
+type Frame = string | Uint8Array;
 
 /** A session's state, as handed from a draining node to another */
 export interface SessionState {

@@ -1,23 +1,38 @@
 /**
  * The `switchyard` command.
- *   switchyard start [--port 8080] [--host 0.0.0.0] [--app <module>]   gateway + embedded bus + worker
+ *   switchyard start   [--port 8080] [--app <module>]      gateway + embedded bus + worker, one process
+ *   switchyard gateway --nats <urls> [--port 8080]         a gateway node of a cluster
+ *   switchyard worker  --nats <urls> [--app <module>]      a worker of a cluster
  */
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
 import { startEmbedded } from './embedded.ts';
+import { startClusterGateway, startClusterWorker } from './cluster-node.ts';
 import type { App } from '../cluster/app.ts';
 
-const USAGE = `usage: switchyard start [--port 8080] [--host 0.0.0.0] [--app <module>]
+const USAGE = `usage:
+  switchyard start   [--port 8080] [--host 0.0.0.0] [--app <module>]
+  switchyard gateway --nats <url,url…> [--port 8080] [--host 0.0.0.0] [--node-id ID]
+  switchyard worker  --nats <url,url…> [--app <module>] [--worker-id ID]
 
-  start   one process: gateway, in-process session bus, and a worker running the app
-          (default app: the demo; --app takes a module whose default export is an App)
+  start    one process: gateway, in-process session bus, and a worker running the app
+  gateway  a gateway node on a NATS bus (run several behind any load balancer)
+  worker   a worker on a NATS bus; sessions are spread over the live workers
+           (default app: the demo; --app takes a module whose default export is an App)
 
 options:
   --port N        TCP port (0 = any free port; PORT in the environment also works)
   --host H        address to listen on
   --app M         application module
-  --ping-ms N, --resume-window-ms N, --max-payload-bytes N, --outbox-max-frames N`;
+  --nats URLS     NATS servers, comma-separated (the client fails over between them)
+  --ping-ms N, --resume-window-ms N, --max-payload-bytes N, --outbox-max-frames N,
+  --poll-timeout-ms N, --heartbeat-ms N, --member-timeout-ms N, --epsilon X,
+  --ack-timeout-ms N, --relay-timeout-ms N
+
+environment:
+  SWITCHYARD_SECRET   token secret; every gateway of a cluster needs the same one`;
 
 export async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -31,6 +46,15 @@ export async function main(argv: string[]): Promise<void> {
       'resume-window-ms': { type: 'string' },
       'max-payload-bytes': { type: 'string' },
       'outbox-max-frames': { type: 'string' },
+      nats: { type: 'string' },
+      'node-id': { type: 'string' },
+      'worker-id': { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
+      'member-timeout-ms': { type: 'string' },
+      epsilon: { type: 'string' },
+      'ack-timeout-ms': { type: 'string' },
+      'relay-timeout-ms': { type: 'string' },
+      'poll-timeout-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -39,30 +63,64 @@ export async function main(argv: string[]): Promise<void> {
     console.log(USAGE);
     return;
   }
-  if (command !== 'start') throw new UsageError(`unknown command ${command}`);
-  const app = await loadApp(values.app);
-  const node = await startEmbedded({
-    app,
+  if (command !== 'start' && command !== 'gateway' && command !== 'worker') throw new UsageError(`unknown command ${command}`);
+  const gatewayOptions = {
     port: int(values.port ?? process.env.PORT, 'port') ?? 8080,
     host: values.host,
+    nodeId: values['node-id'],
     pingMs: int(values['ping-ms'], 'ping-ms'),
     resumeWindowMs: int(values['resume-window-ms'], 'resume-window-ms'),
     maxPayloadBytes: int(values['max-payload-bytes'], 'max-payload-bytes'),
     outboxMaxFrames: int(values['outbox-max-frames'], 'outbox-max-frames'),
+    ackTimeoutMs: int(values['ack-timeout-ms'], 'ack-timeout-ms'),
+    relayTimeoutMs: int(values['relay-timeout-ms'], 'relay-timeout-ms'),
+    pollTimeoutMs: int(values['poll-timeout-ms'], 'poll-timeout-ms'),
     secret: process.env.SWITCHYARD_SECRET,
-  });
-  const g = node.gateway;
-  const loud = g.engine === 'native' ? 'native uWebSockets.js binary' : 'FALLBACK ws-based shim (slow!): the native uWebSockets.js binary did not load';
-  console.log(`switchyard: node ${g.nodeId} listening on http://${g.options.host}:${node.port} (engine: ${loud}; bus: memory; app: ${values.app ?? 'demo'})`);
+  };
+  let close: () => Promise<void>;
+  if (command === 'worker') {
+    const nats = natsUrls(values.nats);
+    const workerId = values['worker-id'] ?? `w-${randomBytes(4).toString('hex')}`;
+    const w = await startClusterWorker({
+      nats,
+      app: await loadApp(values.app),
+      workerId,
+      heartbeatMs: int(values['heartbeat-ms'], 'heartbeat-ms'),
+      timeoutMs: int(values['member-timeout-ms'], 'member-timeout-ms'),
+      epsilon: values.epsilon === undefined ? undefined : Number(values.epsilon),
+    });
+    console.log(`switchyard: worker ${workerId} on NATS ${w.bus.server} (app: ${values.app ?? 'demo'})`);
+    close = w.close;
+  } else {
+    let node: { port: number; gateway: import('./gateway.ts').Gateway; close(): Promise<void> };
+    let busName: string;
+    if (command === 'gateway') {
+      if (!gatewayOptions.secret) console.warn('switchyard: SWITCHYARD_SECRET is not set: tokens from this node will not be accepted by other gateway nodes');
+      node = await startClusterGateway({ ...gatewayOptions, nats: natsUrls(values.nats) });
+      busName = 'nats';
+    } else {
+      node = await startEmbedded({ ...gatewayOptions, app: await loadApp(values.app) });
+      busName = 'memory';
+    }
+    const g = node.gateway;
+    const loud = g.engine === 'native' ? 'native uWebSockets.js binary' : 'FALLBACK ws-based shim (slow!): the native uWebSockets.js binary did not load';
+    console.log(`switchyard: node ${g.nodeId} listening on http://${g.options.host}:${node.port} (engine: ${loud}; bus: ${busName}${command === 'start' ? `; app: ${values.app ?? 'demo'}` : ''})`);
+    close = () => node.close();
+  }
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
     stopping = true;
     console.log(`switchyard: ${sig}, closing`);
-    node.close().then(() => process.exit(0), () => process.exit(1));
+    close().then(() => process.exit(0), () => process.exit(1));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+function natsUrls(v: string | undefined): string[] {
+  if (!v) throw new UsageError('--nats <url,url…> is required');
+  return v.split(',').map((u) => u.trim()).filter(Boolean);
 }
 
 async function loadApp(spec: string | undefined): Promise<App> {

@@ -9,7 +9,9 @@ import { errors, type ErrorCode } from './errors.ts';
 import { signToken, verifyToken } from './token.ts';
 import { Session, SessionState, type Connection, type SessionOwner } from './session.ts';
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
-import type { NodeEnvelope, RoomEnvelope } from '../cluster/envelope.ts';
+import type { InboundEnvelope, NodeEnvelope, RelayEnvelope, RoomEnvelope } from '../cluster/envelope.ts';
+import { MemoryBus } from '../cluster/memory-bus.ts';
+import { Relay } from './relay.ts';
 import { partitionOf } from '../cluster/partition.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import { encode, encodeClose, eventTail, type ClientFrame, type Format, type Frame } from '../transports/frames.ts';
@@ -39,7 +41,17 @@ interface Tombstone {
   outbox: Outbox | null;
 }
 
-export type Lookup = { session: Session } | { error: ErrorCode };
+/** A session named by a client: held here, held by node `home` (relay to it), or an error */
+export type Lookup = { session: Session } | { home: string } | { error: ErrorCode };
+
+/** What is left of a session that ended: unread frames (from seq `first`), and the close frame */
+export interface Ended {
+  first: number;
+  frames: Frame[];
+  close: Frame;
+  code: number;
+  reason: string;
+}
 
 export class Gateway implements SessionOwner {
   readonly options: ResolvedOptions;
@@ -60,6 +72,13 @@ export class Gateway implements SessionOwner {
   private listenSocket: us_listen_socket | null = null;
   private timers: NodeJS.Timeout[] = [];
   private draining = false;
+  /** sessions with envelopes no worker acknowledged yet (cluster mode) */
+  private readonly awaiting = new Set<Session>();
+  /** sessions with new frames, written at the end of the current tick (cluster mode) */
+  private readonly dirty = new Set<Session>();
+  /** write frames at once (one process: we are inside a uWS callback, which corks) or batched per tick */
+  private readonly deferWrites: boolean;
+  readonly relay: Relay;
   port = 0;
 
   constructor(options: GatewayOptions, deps: GatewayDeps) {
@@ -67,6 +86,10 @@ export class Gateway implements SessionOwner {
     this.nodeId = this.options.nodeId;
     this.bus = deps.bus;
     this.partitionSubjects = Array.from({ length: this.options.partitionCount }, (_, p) => subjects.partition(p));
+    // MemoryBus delivers inside the uWS callback that produced the message; other buses deliver
+    // from their own socket's callbacks, where writes are best batched per tick and corked
+    this.deferWrites = !(this.bus instanceof MemoryBus);
+    this.relay = new Relay(this);
     this.app = uWS.App();
     mountWebSocket(this);
     mountSse(this);
@@ -85,7 +108,7 @@ export class Gateway implements SessionOwner {
 
   /** Starts listening. @returns the port */
   async listen(): Promise<number> {
-    this.nodeSub = this.bus.subscribe(subjects.node(this.nodeId), (e) => this.onNodeEnvelope(e as NodeEnvelope));
+    this.nodeSub = this.bus.subscribe(subjects.node(this.nodeId), (e) => this.onNodeEnvelope(e as NodeEnvelope | RelayEnvelope));
     const { host, port } = this.options;
     await new Promise<void>((resolve, reject) => {
       this.app.listen(host, port, (sock) => {
@@ -97,7 +120,7 @@ export class Gateway implements SessionOwner {
     });
     const o = this.options;
     this.timers.push(setInterval(() => this.heartbeat(), o.pingMs));
-    this.timers.push(setInterval(() => this.sweep(), Math.min(1000, Math.max(50, o.resumeWindowMs / 4))));
+    this.timers.push(setInterval(() => this.sweep(), Math.min(250, Math.max(50, o.resumeWindowMs / 4), o.ackTimeoutMs / 2)));
     for (const t of this.timers) t.unref();
     return this.port;
   }
@@ -156,7 +179,7 @@ export class Gateway implements SessionOwner {
     s.conn = conn;
     s.lossy = resumeFailed;
     this.sessions.set(sid, s);
-    this.bus.publish(subjectIn, { t: 'open', sid, node: this.nodeId, n: ++s.inSeq, transport, meta });
+    this.toWorker(s, { t: 'open', sid, node: this.nodeId, n: ++s.inSeq, transport, meta });
     // in one process the worker usually answered already (MemoryBus is synchronous)
     if (s.state === SessionState.Opening) this.opening.set(s, Date.now() + this.options.workerTimeoutMs);
     return s;
@@ -166,6 +189,8 @@ export class Gateway implements SessionOwner {
   lookup(sid: string, token: string): Lookup {
     const nodeId = verifyToken(this.options.secret, sid, token);
     if (nodeId === null) return { error: 'SY_ERR_BAD_TOKEN' };
+    // held by another node: relay to it (only a cluster has other nodes)
+    if (nodeId !== this.nodeId && this.deferWrites) return { home: nodeId };
     const s = this.sessions.get(sid);
     if (s === undefined || s.state === SessionState.Closed) return { error: 'SY_ERR_UNKNOWN_SESSION' };
     return { session: s };
@@ -175,12 +200,12 @@ export class Gateway implements SessionOwner {
    * For a session that ended recently: the frames the client has not seen (after `last`) and the
    * close frame, so a late poll or resume learns everything and why it ended. Null if unknown.
    */
-  endedSession(sid: string, last: number): { frames: Frame[]; code: number; reason: string } | null {
+  endedSession(sid: string, last: number): Ended | null {
     const t = this.tombstones.get(sid);
     if (t === undefined) return null;
     const frames = t.outbox === null ? [] : t.outbox.since(last);
-    frames.push(encodeClose(t.format, t.code, t.reason));
-    return { frames, code: t.code, reason: t.reason };
+    const first = t.outbox === null ? last + 1 : Math.max(last + 1, t.outbox.first);
+    return { first, frames, close: encodeClose(t.format, t.code, t.reason), code: t.code, reason: t.reason };
   }
 
   /**
@@ -207,6 +232,7 @@ export class Gateway implements SessionOwner {
   detach(s: Session, conn: Connection): void {
     if (s.conn !== conn) return;
     s.conn = null;
+    if (s.relay !== null) return this.relay.detached(s);
     if (s.state === SessionState.Closed) return;
     s.detachedAt = Date.now();
     this.detached.add(s);
@@ -221,10 +247,11 @@ export class Gateway implements SessionOwner {
   /** A frame from a client, already validated */
   handleFrame(s: Session, f: ClientFrame): void {
     if (s.state === SessionState.Closed) return;
+    if (s.relay !== null) return this.relay.forward(s, f);
     switch (f.type) {
       case 'event':
-        if (f.ack === undefined) this.bus.publish(s.subjectIn, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args });
-        else this.bus.publish(s.subjectIn, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, ack: f.ack });
+        if (f.ack === undefined) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args });
+        else this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, ack: f.ack });
         return;
       case 'close':
         this.closeSession(s, 1000, 'client closed', true);
@@ -238,14 +265,18 @@ export class Gateway implements SessionOwner {
   closeSession(s: Session, code: number, reason: string, notifyWorker: boolean): void {
     if (s.state === SessionState.Closed) return;
     s.state = SessionState.Closed;
+    if (s.relay !== null) return this.relay.closed(s, code, reason);
     this.sessions.delete(s.sid);
     this.detached.delete(s);
     this.opening.delete(s);
+    this.awaiting.delete(s);
+    this.dirty.delete(s);
     if (s.rooms !== null) for (const room of s.rooms) this.leaveRoom(s, room);
     const conn = s.conn;
     s.conn = null;
     if (conn !== null) conn.end(s, encodeClose(s.format, code, reason), code, reason);
     this.tombstones.set(s.sid, { code, reason, at: Date.now(), format: s.format, outbox: conn === null ? s.outbox : null });
+    // best effort: a worker that misses it drops the session when its partition moves
     if (notifyWorker) this.bus.publish(s.subjectIn, { t: 'close', sid: s.sid, node: this.nodeId, n: ++s.inSeq, code, reason });
   }
 
@@ -254,17 +285,78 @@ export class Gateway implements SessionOwner {
     this.closeSession(s, errors.SY_ERR_SLOW_CONSUMER.ws, 'SY_ERR_SLOW_CONSUMER', true);
   }
 
+  /** SessionOwner: write new frames now (inside a uWS callback) or at the end of this tick */
+  wake(s: Session): void {
+    if (!this.deferWrites) {
+      s.conn!.flush(s);
+      return;
+    }
+    if (this.dirty.size === 0) queueMicrotask(this.flushDirty);
+    this.dirty.add(s);
+  }
+
+  private readonly flushDirty = (): void => {
+    for (const s of this.dirty) if (s.conn !== null && s.state === SessionState.Open) s.conn.flush(s);
+    this.dirty.clear();
+  };
+
+  // ---- delivery to workers: at least once in a cluster -------------------------------------------
+
+  /** Publishes to the session's partition; in a cluster keeps it until a worker acknowledges */
+  private toWorker(s: Session, e: InboundEnvelope): void {
+    this.bus.publish(s.subjectIn, e);
+    if (!this.options.atLeastOnce) return;
+    if (s.unacked === null) {
+      s.unacked = [];
+      s.unackedSince = Date.now();
+      this.awaiting.add(s);
+    }
+    s.unacked.push(e);
+  }
+
+  /** A worker processed everything up to `n` */
+  private acked(s: Session, n: number): void {
+    if (n <= s.acked) return;
+    s.acked = n;
+    const q = s.unacked;
+    if (q === null) return;
+    let i = 0;
+    while (i < q.length && q[i]!.n <= n) i++;
+    if (i === q.length) {
+      s.unacked = null;
+      this.awaiting.delete(s);
+    } else if (i > 0) {
+      q.splice(0, i);
+      s.unackedSince = Date.now();
+    }
+  }
+
+  /**
+   * The partition's owner does not know the session (the partition moved, or the worker died):
+   * open it there again, then resend what was not acknowledged, in order.
+   */
+  private reopen(s: Session): void {
+    const q = s.unacked;
+    if (s.acked > 0) this.bus.publish(s.subjectIn, { t: 'open', sid: s.sid, node: this.nodeId, n: s.acked, transport: s.transport, meta: s.meta, moved: true });
+    if (q !== null) for (const e of q) this.bus.publish(s.subjectIn, e);
+    s.unackedSince = Date.now();
+  }
+
   // ---- worker output -------------------------------------------------------------------------
 
-  private onNodeEnvelope(e: NodeEnvelope): void {
-    const s = this.sessions.get(e.sid);
+  private onNodeEnvelope(e: NodeEnvelope | RelayEnvelope): void {
+    if (e.t.charCodeAt(0) === 114 /* r */ && e.t.charCodeAt(1) === 45 /* - */) return this.relay.onEnvelope(e as RelayEnvelope);
+    const w = e as NodeEnvelope;
+    const s = this.sessions.get(w.sid);
     if (s === undefined) return;
-    switch (e.t) {
+    const n = (w as { n?: number }).n;
+    if (n !== undefined && this.options.atLeastOnce) this.acked(s, n);
+    switch (w.t) {
       case 'emit':
-        s.pushEvent(e.event, e.args, null);
+        s.pushEvent(w.event, w.args, null);
         return;
       case 'reply':
-        s.pushReply(e.ack, e.args, e.error);
+        s.pushReply(w.ack, w.args, w.error);
         return;
       case 'accept':
         if (s.state !== SessionState.Opening) return;
@@ -276,14 +368,21 @@ export class Gateway implements SessionOwner {
         }
         return;
       case 'join':
-        this.joinRoom(s, e.room);
+        this.joinRoom(s, w.room);
         return;
       case 'leave':
-        this.leaveRoom(s, e.room);
+        this.leaveRoom(s, w.room);
         return;
       case 'disconnect':
         // a rejected open never reached the app: no close for the worker then
-        this.closeSession(s, e.code, e.reason, s.state !== SessionState.Opening);
+        this.closeSession(s, w.code, w.reason, s.state !== SessionState.Opening);
+        return;
+      case 'ack':
+        return; // handled above
+      case 'who':
+        this.reopen(s);
+        return;
+      case 'rehomed':
         return;
     }
   }
@@ -335,6 +434,14 @@ export class Gateway implements SessionOwner {
     for (const [s, deadline] of this.opening) {
       if (now > deadline) this.closeSession(s, errors.SY_ERR_WORKER_TIMEOUT.ws, 'SY_ERR_WORKER_TIMEOUT', false);
     }
+    const retryAfter = this.options.ackTimeoutMs;
+    for (const s of this.awaiting) {
+      if (now - s.unackedSince < retryAfter) continue;
+      // no worker answered in time (it died, or the partition is between owners): resend in order
+      for (const e of s.unacked!) this.bus.publish(s.subjectIn, e);
+      s.unackedSince = now;
+    }
+    this.relay.sweep(now);
     const keep = Math.max(window, this.options.pollTimeoutMs * 2);
     for (const [sid, t] of this.tombstones) {
       if (now - t.at > keep) this.tombstones.delete(sid);

@@ -35,6 +35,15 @@ export interface GatewayOptions {
   partitionCount?: number;
   /** serve the demo page at / and the client at /client.js @default true */
   serveDemo?: boolean;
+  /**
+   * keep client → worker envelopes until a worker acknowledges them, and resend them (to the
+   * partition's next owner) when none does within `ackTimeoutMs` @default false (true in a cluster)
+   */
+  atLeastOnce?: boolean;
+  /** @default 1500 */
+  ackTimeoutMs?: number;
+  /** how long a node waits for the node holding a session to answer a relayed request @default 3000 */
+  relayTimeoutMs?: number;
 }
 
 export type ResolvedOptions = Required<GatewayOptions>;
@@ -57,11 +66,14 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     workerTimeoutMs: 10_000,
     partitionCount: DEFAULT_PARTITIONS,
     serveDemo: true,
+    atLeastOnce: false,
+    ackTimeoutMs: 1500,
+    relayTimeoutMs: 3000,
     ...stripUndefined(o),
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1],
-    ['maxPayloadBytes', 64], ['maxSessions', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1],
+    ['maxPayloadBytes', 64], ['maxSessions', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
   ];
   for (const [k, min] of ints) {
     const v = r[k];

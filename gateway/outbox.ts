@@ -19,6 +19,14 @@ export class Outbox {
     return this.last - this.first + 1;
   }
 
+  /** Empties the outbox so that the next frame pushed gets seq `after + 1` (shadow sessions) */
+  reset(after: number): void {
+    this.buf = null;
+    this.start = 0;
+    this.first = after + 1;
+    this.last = after;
+  }
+
   /** Appends the frame for seq `last + 1`; drops the oldest when full */
   push(frame: Frame): void {
     const buf = (this.buf ??= []);

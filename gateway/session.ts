@@ -4,6 +4,7 @@
  * WebSocket, or the gap between two long-polls, only detaches it.
  */
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
+import type { InboundEnvelope } from '../cluster/envelope.ts';
 import { encodeEvent, encodeReply, type Format, type Frame } from '../transports/frames.ts';
 import { Outbox } from './outbox.ts';
 
@@ -29,6 +30,8 @@ export interface Connection {
 export interface SessionOwner {
   /** the outbox is full of frames the client has not been sent */
   overflow(s: Session): void;
+  /** new frames are in the outbox: write them now, or soon (batched) */
+  wake(s: Session): void;
 }
 
 export enum SessionState {
@@ -54,6 +57,17 @@ export class Session {
   transport: TransportName;
   /** this session replaced one the client asked to resume but that was gone: `open` says recovered: false */
   lossy = false;
+  /** client → worker envelopes not yet acknowledged by a worker (cluster mode only) */
+  unacked: InboundEnvelope[] | null = null;
+  /** highest `n` a worker acknowledged */
+  acked = 0;
+  /** when the oldest unacked envelope was (re)sent */
+  unackedSince = 0;
+  /**
+   * Set on a *shadow* session: the client is connected here but the session lives on node
+   * `home`; this object only mirrors frames for the local connection (see relay.ts).
+   */
+  relay: { home: string; cid: number; deadline: number } | null = null;
 
   constructor(
     readonly sid: string,
@@ -89,7 +103,7 @@ export class Session {
       return;
     }
     box.push(frame);
-    if (this.conn !== null && this.state === SessionState.Open) this.conn.flush(this);
+    if (this.conn !== null && this.state === SessionState.Open) this.owner.wake(this);
   }
 
   /**

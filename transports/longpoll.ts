@@ -110,6 +110,12 @@ export function mountLongPoll(gw: Gateway): void {
     const t = target(gw, r, last);
     if (t.kind === 'ended') return c.reply(t.frames);
     if (t.kind === 'error') return ex.error(t.error);
+    if (t.kind === 'remote') {
+      // the holder answers (or times out) the poll; our own timer only guards against its silence
+      c.session = gw.relay.open(t.sid, t.token, t.home, format, metaOf(r), 'polling', c, last, true);
+      c.hold(o.pollTimeoutMs + o.relayTimeoutMs);
+      return;
+    }
     const s = t.session;
     if (s.conn instanceof PollConnection && s.conn.active) return ex.error('SY_ERR_POLL_CONFLICT');
     c.session = s;
@@ -125,8 +131,14 @@ export function mountLongPoll(gw: Gateway): void {
       if (body === null) return ex.error('SY_ERR_PAYLOAD_TOO_LARGE', undefined, true);
       // looked up after the body arrived: the session may have ended meanwhile
       const t = target(gw, r, 0);
-      if (t.kind !== 'session') return ex.error(t.kind === 'error' ? t.error : 'SY_ERR_UNKNOWN_SESSION');
+      if (t.kind === 'error' || t.kind === 'ended') return ex.error(t.kind === 'error' ? t.error : 'SY_ERR_UNKNOWN_SESSION');
       const frames = decodeClientBatch(body, binary);
+      if (t.kind === 'remote') {
+        // answered once the holder handled the frames: the client's next POST cannot overtake them
+        if (frames === null) return ex.error('SY_ERR_MALFORMED_FRAME');
+        gw.relay.send(t.sid, t.token, t.home, frames, (error) => (error === null ? ex.reply(204, null) : ex.error(error)));
+        return;
+      }
       if (frames === null) {
         ex.error('SY_ERR_MALFORMED_FRAME');
         gw.closeSession(t.session, errors.SY_ERR_MALFORMED_FRAME.ws, 'SY_ERR_MALFORMED_FRAME', true);

@@ -112,6 +112,10 @@ export function mountSse(gw: Gateway): void {
         gw.attach(t.session, c, last, true);
         return;
       }
+      if (t.kind === 'remote') {
+        c.session = gw.relay.open(t.sid, t.token, t.home, 'json', metaOf(r), 'sse', c, last, false);
+        return;
+      }
       if (t.kind === 'ended') return c.finish(t.frames.map((f) => 'data: ' + (f as string) + '\n\n'));
       if (t.error !== 'SY_ERR_UNKNOWN_SESSION') return ex.error(t.error);
     }

@@ -151,9 +151,13 @@ export function mountWebSocket(gw: Gateway): void {
           gw.attach(found.session, c, boot.last, true);
           return;
         }
+        if ('home' in found) {
+          c.session = gw.relay.open(boot.sid, boot.token, found.home, boot.format, boot.meta, 'websocket', c, boot.last, false);
+          return;
+        }
         if (found.error === 'SY_ERR_BAD_TOKEN') return c.refuse(found.error, boot.format);
         const ended = gw.endedSession(boot.sid, boot.last);
-        if (ended !== null) return c.finish(ended.frames, ended.code, ended.reason);
+        if (ended !== null) return c.finish([...ended.frames, ended.close], ended.code, ended.reason);
         const admitted = gw.admit(boot.meta.origin, true);
         if (admitted !== null) return c.refuse(admitted, boot.format);
         resumeFailed = true;

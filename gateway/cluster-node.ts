@@ -1,0 +1,65 @@
+/**
+ * Cluster processes: a gateway node or a worker on a NATS session bus. What
+ * `switchyard gateway --nats …` and `switchyard worker --nats …` run.
+ */
+import { Gateway } from './gateway.ts';
+import type { GatewayOptions } from './options.ts';
+import { NatsBus } from '../cluster/nats-bus.ts';
+import { Worker } from '../cluster/worker.ts';
+import type { App } from '../cluster/app.ts';
+
+export interface ClusterGateway {
+  gateway: Gateway;
+  bus: NatsBus;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startClusterGateway(o: GatewayOptions & { nats: string[] }): Promise<ClusterGateway> {
+  const { nats, ...options } = o;
+  const bus = await NatsBus.connect({ servers: nats, name: `switchyard-gateway-${options.nodeId ?? ''}` });
+  const gateway = new Gateway({ atLeastOnce: true, ...options }, { bus });
+  const port = await gateway.listen();
+  return {
+    gateway,
+    bus,
+    port,
+    async close() {
+      await gateway.close();
+      await bus.close();
+    },
+  };
+}
+
+export interface ClusterWorker {
+  worker: Worker;
+  bus: NatsBus;
+  close(): Promise<void>;
+}
+
+export async function startClusterWorker(o: {
+  nats: string[];
+  app: App;
+  workerId: string;
+  partitionCount?: number;
+  heartbeatMs?: number;
+  timeoutMs?: number;
+  epsilon?: number;
+}): Promise<ClusterWorker> {
+  const bus = await NatsBus.connect({ servers: o.nats, name: `switchyard-worker-${o.workerId}` });
+  const worker = new Worker({
+    bus,
+    app: o.app,
+    partitionCount: o.partitionCount,
+    cluster: { workerId: o.workerId, heartbeatMs: o.heartbeatMs, timeoutMs: o.timeoutMs, epsilon: o.epsilon },
+  });
+  await bus.flush();
+  return {
+    worker,
+    bus,
+    async close() {
+      worker.stop();
+      await bus.close();
+    },
+  };
+}
