@@ -90,7 +90,12 @@ export class TestCluster {
 
   /** every event the app handled, across all worker processes (also the killed ones) */
   appLog(): string[] {
-    return readdirSync(this.logDir).flatMap((f) => readFileSync(join(this.logDir, f), 'utf8').split('\n').filter(Boolean));
+    return [...this.appLogByPid().values()].flat();
+  }
+
+  /** the same, per worker process id */
+  appLogByPid(): Map<number, string[]> {
+    return new Map(readdirSync(this.logDir).map((f) => [Number(f.split('.')[0]), readFileSync(join(this.logDir, f), 'utf8').split('\n').filter(Boolean)]));
   }
 
   async stop(): Promise<void> {

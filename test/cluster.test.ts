@@ -98,3 +98,100 @@ describe('cluster', () => {
     expect(roomSubs).toHaveLength(1); // only node A still has a member
   });
 });
+
+/**
+ * Load: `clients` WebSocket clients each send `perClient` echo requests, `window` in flight.
+ * `during(progress)` runs once when a third of the replies are in.
+ */
+async function load(url: string, o: { clients: number; perClient: number; window: number; during: () => void | Promise<void> }) {
+  const clients = await Promise.all(Array.from({ length: o.clients }, () => WsClient.open(`${url}/rt/ws`)));
+  const total = o.clients * o.perClient;
+  let received = 0;
+  let fired = false;
+  const replies = new Map<string, number>(); // `${sid} ${i}` → replies seen
+  await Promise.all(
+    clients.map(async (c) => {
+      let next = 0;
+      let done = 0;
+      await new Promise<void>((resolve, reject) => {
+        const pump = () => {
+          while (next < o.perClient && next - done < o.window) c.send({ type: 'event', event: 'echo', args: [next], ack: next++ });
+        };
+        c.sock.on('message', (d) => {
+          const f = JSON.parse(d.toString());
+          if (f.type !== 'reply') return;
+          const key = `${c.open.sid} ${f.ack}`;
+          replies.set(key, (replies.get(key) ?? 0) + 1);
+          done++;
+          received++;
+          if (!fired && received >= total / 3) {
+            fired = true;
+            Promise.resolve(o.during()).catch(reject);
+          }
+          if (done === o.perClient) resolve();
+          else pump();
+        });
+        pump();
+      });
+    }),
+  );
+  for (const c of clients) c.sock.close();
+  return { total, replies, sids: clients.map((c) => c.open.sid) };
+}
+
+/** how often the app handled each (sid, echo i) */
+function handledCounts(lines: string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const l of lines) {
+    const [sid, event, args] = l.split(' ');
+    if (event !== 'echo') continue;
+    const key = `${sid} ${JSON.parse(args!)[0]}`;
+    m.set(key, (m.get(key) ?? 0) + 1);
+  }
+  return m;
+}
+
+describe('cluster failures', () => {
+  it('SIGKILL a worker under load: its sessions move, every event is answered exactly once', async () => {
+    cluster = await TestCluster.start({ gateways: 1, workers: 3 });
+    const g = cluster.gateways[0]!;
+    const victim = cluster.workers[0]!;
+    const r = await load(g.ws, { clients: 24, perClient: 150, window: 8, during: () => void victim.proc.kill('SIGKILL') });
+    expect(victim.proc.signalCode ?? (await victim.exited)).toBeDefined();
+    // every request got exactly one reply
+    expect(r.replies.size).toBe(r.total);
+    expect([...r.replies.values()].filter((n) => n !== 1)).toEqual([]);
+    // the app handled every event at least once; a second time only when the dead worker handled
+    // it but died before its answer left the process
+    const handled = handledCounts(cluster.appLog());
+    expect(handled.size).toBe(r.total);
+    const dupes = [...handled.values()].filter((n) => n > 1).length;
+    console.log(`worker SIGKILL: sent ${r.total}, replies ${[...r.replies.values()].reduce((a, b) => a + b, 0)}, app handled ${[...handled.values()].reduce((a, b) => a + b, 0)} (events handled twice: ${dupes})`);
+    expect(dupes).toBeLessThanOrEqual(24 * 8); // at most what was in flight when it died
+    // the victim really served sessions, and they carried on elsewhere
+    const byPid = cluster.appLogByPid();
+    const victimSids = new Set((byPid.get(victim.proc.pid!) ?? []).map((l) => l.split(' ')[0]));
+    expect(victimSids.size).toBeGreaterThan(0);
+    const movedOn = [...byPid].filter(([pid]) => pid !== victim.proc.pid).some(([, lines]) => lines.some((l) => victimSids.has(l.split(' ')[0]!)));
+    expect(movedOn).toBe(true);
+  });
+
+  it('SIGKILL one NATS server of three: gateways and workers carry on through the others', async () => {
+    cluster = await TestCluster.start({ natsServers: 3, gateways: 2, workers: 2 });
+    const [a, b] = cluster.gateways as [any, any];
+    // which server is each process on? kill the one the first gateway uses
+    const connz = await Promise.all(cluster.nats.map(async (s) => (await (await fetch(`http://127.0.0.1:${s.monitorPort}/connz`)).json()).connections ?? []));
+    const idx = connz.findIndex((conns: any[]) => conns.some((c) => c.name === 'switchyard-gateway-g1'));
+    expect(idx).toBeGreaterThanOrEqual(0);
+    const r = await load(a.ws, { clients: 12, perClient: 150, window: 8, during: () => cluster!.nats[idx]!.kill() });
+    expect(r.replies.size).toBe(r.total);
+    expect([...r.replies.values()].filter((n) => n !== 1)).toEqual([]);
+    const handled = handledCounts(cluster.appLog());
+    expect(handled.size).toBe(r.total);
+    const dupes = [...handled.values()].filter((n) => n > 1).length;
+    console.log(`NATS server SIGKILL: sent ${r.total}, replies ${r.replies.size}, events handled twice: ${dupes}`);
+    // and the other gateway still works, through the surviving servers
+    const c = await WsClient.open(`${b.ws}/rt/ws`);
+    expect((await c.request('echo', 'after')).args).toEqual(['after']);
+  });
+});
