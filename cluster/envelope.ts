@@ -6,26 +6,39 @@
  * have seen; gateways keep envelopes until a worker acknowledges them and resend them otherwise
  * (at least once). A worker acknowledges by sending any output with `n` (the event that caused
  * it), or an explicit `ack`.
+ *
+ * The other way, in a cluster, a worker numbers its outputs for a session (`o`, from 1) and keeps
+ * them until the gateway says it has them (`lo`, on any later envelope); a gateway drops an `o`
+ * it has seen and asks for a gap to be resent. So a message lost with a dying NATS server is sent
+ * again instead of being lost.
  */
 import type { SessionMeta, TransportName } from './types.ts';
 
 /** gateway → worker, on `sy.in.<partition>` */
-export type InboundEnvelope =
+export type InboundEnvelope = (
   /** `moved`: a re-open on a new owner after a move; `n` is then the last acknowledged n */
   | { t: 'open'; sid: string; node: string; n: number; transport: TransportName; meta: SessionMeta; moved?: boolean }
   | { t: 'event'; sid: string; node: string; n: number; event: string; args: unknown[]; ack?: string | number }
   | { t: 'close'; sid: string; node: string; n: number; code: number; reason: string }
   /** the session now lives on gateway `node` (after a hand-over) */
-  | { t: 'rehome'; sid: string; node: string; n: number };
+  | { t: 'rehome'; sid: string; node: string; n: number }
+  /** send outputs from `o` = `from` on again (the gateway saw a gap); not numbered (`n` = 0) */
+  | { t: 'resend'; sid: string; node: string; n: 0; from: number }
+) & { /** highest output `o` the gateway has received (cluster) */ lo?: number };
 
-/** worker → gateway node, on `sy.node.<nodeId>`; `n` acknowledges client envelopes up to n */
+/** worker output for one session: `n` acknowledges client envelopes up to n; `o` numbers outputs (cluster) */
+export type OutputEnvelope = (
+  | { t: 'accept'; sid: string }
+  | { t: 'emit'; sid: string; event: string; args: unknown[] }
+  | { t: 'reply'; sid: string; ack: string | number; args?: unknown[]; error?: string }
+  | { t: 'join'; sid: string; room: string }
+  | { t: 'leave'; sid: string; room: string }
+  | { t: 'disconnect'; sid: string; code: number; reason: string }
+) & { n?: number; o?: number };
+
+/** worker → gateway node, on `sy.node.<nodeId>` */
 export type NodeEnvelope =
-  | { t: 'accept'; sid: string; n?: number }
-  | { t: 'emit'; sid: string; event: string; args: unknown[]; n?: number }
-  | { t: 'reply'; sid: string; ack: string | number; args?: unknown[]; error?: string; n?: number }
-  | { t: 'join'; sid: string; room: string; n?: number }
-  | { t: 'leave'; sid: string; room: string; n?: number }
-  | { t: 'disconnect'; sid: string; code: number; reason: string; n?: number }
+  | OutputEnvelope
   | { t: 'ack'; sid: string; n: number }
   /** a worker got an event for a session it does not know (it owns the partition now): re-open it */
   | { t: 'who'; sid: string }
@@ -33,7 +46,7 @@ export type NodeEnvelope =
   | { t: 'rehomed'; sid: string };
 
 /** worker → every node with members, on `sy.room.<room>` */
-export type RoomEnvelope = { t: 'broadcast'; room: string; event: string; args: unknown[]; except?: string[] };
+export type RoomEnvelope = { t: 'broadcast'; room: string; event: string; args: unknown[]; except?: string[]; id?: string };
 
 /** membership, on `sy.ctl` */
 export type ControlEnvelope = { t: 'hb'; worker: string } | { t: 'bye'; worker: string };
@@ -51,14 +64,20 @@ export type RelayEnvelope =
    * `end`: close it with this frame; `done`: the poll is answered. An r-out with nothing else
    * says "attached".
    */
-  | { t: 'r-out'; cid: number; open?: Frame; first?: number; frames?: Frame[]; ping?: boolean; end?: { close: Frame; code: number; reason: string }; done?: boolean }
+  | { t: 'r-out'; cid: number; open?: Frame; first?: number; frames?: Frame[]; ping?: boolean; end?: { close: Frame; code: number; reason: string }; done?: boolean; restart?: boolean }
   /** B → A: client frames from connection `cid` (validated by B) */
   | { t: 'r-in'; sid: string; from: string; cid: number; frames: unknown[] }
   /** B → A: connection `cid` went away; with `code`: the session must end (the client broke the protocol) */
   | { t: 'r-detach'; sid: string; from: string; cid: number; code?: number; reason?: string }
   /** B → A: an upstream POST; A answers r-done */
   | { t: 'r-send'; sid: string; token: string; from: string; cid: number; frames: unknown[] }
-  | { t: 'r-done'; cid: number; error?: string };
+  | { t: 'r-done'; cid: number; error?: string }
+  /** A (draining) → B: instead of relaying connection `cid`, take the whole session */
+  | { t: 'r-handover'; cid: number; state: SessionState }
+  /** A → B: something for a session A handed to B (worker output, or a broadcast to it) */
+  | { t: 'r-fwd'; sid: string; e: NodeEnvelope | RoomEnvelope }
+  /** A → B: A is gone; nothing more will be forwarded for these sessions */
+  | { t: 'r-bye'; sids: string[] };
 
 type Frame = string | Uint8Array;
 
@@ -68,12 +87,17 @@ export interface SessionState {
   format: 'json' | 'msgpack';
   meta: SessionMeta;
   transport: TransportName;
+  /** the outbox: frames from seq `first` on */
   first: number;
   frames: Array<string | Uint8Array>;
   inSeq: number;
   acked: number;
   unacked: InboundEnvelope[];
   rooms: string[];
+  /** the session was accepted by a worker (else it is still waiting for one) */
+  open: boolean;
+  /** highest worker output `o` applied */
+  lastOut: number;
 }
 
 export type Envelope = InboundEnvelope | NodeEnvelope | RoomEnvelope | ControlEnvelope | RelayEnvelope;

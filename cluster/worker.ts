@@ -8,7 +8,7 @@
  * processed once.
  */
 import { subjects, type Bus, type Subscription } from './bus.ts';
-import type { InboundEnvelope, NodeEnvelope } from './envelope.ts';
+import type { InboundEnvelope, NodeEnvelope, OutputEnvelope } from './envelope.ts';
 import type { App, AppContext, AppHandlers, AppSession, BroadcastOptions, Reply } from './app.ts';
 import type { SessionMeta, TransportName } from './types.ts';
 import { DEFAULT_PARTITIONS, partitionOf } from './partition.ts';
@@ -30,6 +30,8 @@ export interface WorkerOptions {
 }
 
 const CODE_REJECTED = 4403;
+/** outputs kept per session for resending (cluster) */
+const KEEP_OUTPUTS = 256;
 
 export class Worker implements AppContext {
   readonly handlers: AppHandlers;
@@ -103,15 +105,47 @@ export class Worker implements AppContext {
     return this.sessions.size;
   }
 
+  private broadcasts = 0;
+
   broadcast(room: string, event: string, args: unknown[], options?: BroadcastOptions): void {
     const except = options?.except;
-    this.bus.publish(subjects.room(room), except && except.length > 0 ? { t: 'broadcast', room, event, args, except } : { t: 'broadcast', room, event, args });
+    // the id lets a node that just took a session over drop a broadcast it gets twice
+    const id = this.id + '.' + ++this.broadcasts;
+    this.bus.publish(subjects.room(room), except && except.length > 0 ? { t: 'broadcast', room, event, args, except, id } : { t: 'broadcast', room, event, args, id });
   }
 
-  send(s: WorkerSession, e: NodeEnvelope): void {
-    const n = (e as { n?: number }).n;
+  /** Sends one of a session's outputs (numbered and kept until the gateway has it, in a cluster) */
+  send(s: WorkerSession, e: OutputEnvelope): void {
+    const n = e.n;
     if (n !== undefined && n > s.reported) s.reported = n;
+    if (this.acks) {
+      e.o = ++s.out;
+      const kept = (s.kept ??= []);
+      kept.push(e);
+      // bounded: a gateway that never confirms (gone) must not make us hold everything
+      if (kept.length > KEEP_OUTPUTS) kept.shift();
+    }
     this.bus.publish(s.nodeSubject, e);
+  }
+
+  /** Sends a control message (ack, rehomed) to the session's node: not numbered, not kept */
+  private control(s: WorkerSession, e: NodeEnvelope): void {
+    this.bus.publish(s.nodeSubject, e);
+  }
+
+  /** The gateway has the outputs up to `lo`: forget them */
+  private confirmed(s: WorkerSession, lo: number): void {
+    const kept = s.kept;
+    if (kept === null) return;
+    let i = 0;
+    while (i < kept.length && kept[i]!.o! <= lo) i++;
+    if (i === kept.length) s.kept = null;
+    else if (i > 0) kept.splice(0, i);
+  }
+
+  /** Sends kept outputs from `o` = `from` on again, in order */
+  private resend(s: WorkerSession, from: number): void {
+    if (s.kept !== null) for (const e of s.kept) if (e.o! >= from) this.bus.publish(s.nodeSubject, e);
   }
 
   /** Stops serving; in a cluster, says goodbye so the partitions move at once */
@@ -128,6 +162,8 @@ export class Worker implements AppContext {
       s = new WorkerSession(this, e.sid, e.node, e.transport, e.meta, partitionOf(e.sid, this.partitionCount), e.moved === true);
       s.lastIn = e.n;
       s.current = e.n;
+      // a re-open continues the output numbering where the gateway is
+      if (e.lo !== undefined) s.out = e.lo;
       this.sessions.set(e.sid, s);
       this.asked.delete(e.sid);
       this.runOpen(s);
@@ -138,11 +174,19 @@ export class Worker implements AppContext {
       if (e.t !== 'close') this.askWho(e.sid, e.node);
       return;
     }
-    if (e.n <= s.lastIn) return; // a duplicate (a retry of something already handled)
+    if (e.lo !== undefined) this.confirmed(s, e.lo);
+    if (e.t === 'resend') return this.resend(s, e.from);
+    if (e.n <= s.lastIn) {
+      // a retry of something handled: our answer to it was lost (or is late): send it again
+      this.resend(s, 0);
+      // and acknowledge again what is done (an explicit ack may have been lost too)
+      if (this.acks) this.control(s, { t: 'ack', sid: s.sid, n: (s.reported = s.waiting === null ? s.current : s.current - 1) });
+      return;
+    }
     s.lastIn = e.n;
     if (e.t === 'rehome') {
       // tell the old node we switched, so it can forward what it got before, then switch
-      this.send(s, { t: 'rehomed', sid: s.sid });
+      this.control(s, { t: 'rehomed', sid: s.sid });
       s.moveTo(e.node);
       return;
     }
@@ -168,7 +212,7 @@ export class Worker implements AppContext {
   }
 
   private flushAcks(): void {
-    for (const s of this.ackDirty) if (!s.closed && s.reported < s.current) this.send(s, { t: 'ack', sid: s.sid, n: (s.reported = s.current) });
+    for (const s of this.ackDirty) if (!s.closed && s.reported < s.current) this.control(s, { t: 'ack', sid: s.sid, n: (s.reported = s.current) });
     this.ackDirty.clear();
   }
 
@@ -291,6 +335,9 @@ export class WorkerSession implements AppSession {
   current = 0;
   /** highest `n` acknowledged to the gateway */
   reported = 0;
+  /** outputs numbered so far (`o`), and those the gateway has not confirmed yet (cluster) */
+  out = 0;
+  kept: OutputEnvelope[] | null = null;
   /** envelopes held while an async handler of this session runs; null when none runs */
   waiting: InboundEnvelope[] | null = null;
   closed = false;

@@ -29,7 +29,8 @@ options:
   --nats URLS     NATS servers, comma-separated (the client fails over between them)
   --ping-ms N, --resume-window-ms N, --max-payload-bytes N, --outbox-max-frames N,
   --poll-timeout-ms N, --heartbeat-ms N, --member-timeout-ms N, --epsilon X,
-  --ack-timeout-ms N, --relay-timeout-ms N
+  --ack-timeout-ms N, --relay-timeout-ms N, --drain-window-ms N (gateway: SIGTERM spreads
+  reconnects over this window and hands sessions to the nodes clients come back to; default 5000)
 
 environment:
   SWITCHYARD_SECRET   token secret; every gateway of a cluster needs the same one`;
@@ -55,6 +56,7 @@ export async function main(argv: string[]): Promise<void> {
       'ack-timeout-ms': { type: 'string' },
       'relay-timeout-ms': { type: 'string' },
       'poll-timeout-ms': { type: 'string' },
+      'drain-window-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -78,6 +80,7 @@ export async function main(argv: string[]): Promise<void> {
     secret: process.env.SWITCHYARD_SECRET,
   };
   let close: () => Promise<void>;
+  let terminate: (() => Promise<void>) | null = null;
   if (command === 'worker') {
     const nats = natsUrls(values.nats);
     const workerId = values['worker-id'] ?? `w-${randomBytes(4).toString('hex')}`;
@@ -96,8 +99,15 @@ export async function main(argv: string[]): Promise<void> {
     let busName: string;
     if (command === 'gateway') {
       if (!gatewayOptions.secret) console.warn('switchyard: SWITCHYARD_SECRET is not set: tokens from this node will not be accepted by other gateway nodes');
-      node = await startClusterGateway({ ...gatewayOptions, nats: natsUrls(values.nats) });
+      const cg = await startClusterGateway({ ...gatewayOptions, nats: natsUrls(values.nats) });
+      node = cg;
       busName = 'nats';
+      const windowMs = int(values['drain-window-ms'], 'drain-window-ms') ?? 5000;
+      terminate = async () => {
+        console.log(`switchyard: draining over ${windowMs} ms`);
+        const r = await cg.drain(windowMs);
+        console.log(`switchyard: drained: ${r.handedOver} sessions handed over, ${r.closed} closed`);
+      };
     } else {
       node = await startEmbedded({ ...gatewayOptions, app: await loadApp(values.app) });
       busName = 'memory';
@@ -112,7 +122,11 @@ export async function main(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log(`switchyard: ${sig}, closing`);
-    close().then(() => process.exit(0), () => process.exit(1));
+    const how = sig === 'SIGTERM' && terminate !== null ? terminate : close;
+    how().then(() => process.exit(0), (err) => {
+      console.error(err);
+      process.exit(1);
+    });
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -13,6 +13,8 @@ export interface ClusterGateway {
   bus: NatsBus;
   port: number;
   close(): Promise<void>;
+  /** SIGTERM: hand the sessions to other nodes as their clients reconnect, then close */
+  drain(windowMs?: number): Promise<{ handedOver: number; closed: number }>;
 }
 
 export async function startClusterGateway(o: GatewayOptions & { nats: string[] }): Promise<ClusterGateway> {
@@ -27,6 +29,11 @@ export async function startClusterGateway(o: GatewayOptions & { nats: string[] }
     async close() {
       await gateway.close();
       await bus.close();
+    },
+    async drain(windowMs) {
+      const r = await gateway.drain(windowMs);
+      await bus.close();
+      return r;
     },
   };
 }

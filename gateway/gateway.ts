@@ -3,18 +3,19 @@
  * and the wiring between transports (client side) and the bus (worker side).
  */
 import { randomBytes } from 'node:crypto';
-import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts';
+import uWS, { engine, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.ts';
 import { resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { errors, type ErrorCode } from './errors.ts';
 import { signToken, verifyToken } from './token.ts';
 import { Session, SessionState, type Connection, type SessionOwner } from './session.ts';
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
-import type { InboundEnvelope, NodeEnvelope, RelayEnvelope, RoomEnvelope } from '../cluster/envelope.ts';
+import type { InboundEnvelope, NodeEnvelope, RelayEnvelope, SessionState as SessionState_ } from '../cluster/envelope.ts';
 import { MemoryBus } from '../cluster/memory-bus.ts';
 import { Relay } from './relay.ts';
+import { Rooms } from './rooms.ts';
 import { partitionOf } from '../cluster/partition.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import { encode, encodeClose, eventTail, type ClientFrame, type Format, type Frame } from '../transports/frames.ts';
+import { encode, encodeClose, type ClientFrame, type Format, type Frame } from '../transports/frames.ts';
 import { mountWebSocket } from '../transports/websocket.ts';
 import { mountSse } from '../transports/sse.ts';
 import { mountLongPoll } from '../transports/longpoll.ts';
@@ -24,11 +25,6 @@ import type { Outbox } from './outbox.ts';
 
 export interface GatewayDeps {
   bus: Bus;
-}
-
-interface Room {
-  members: Set<Session>;
-  sub: Subscription;
 }
 
 /** A session that ended, remembered briefly so a late poll learns why instead of a bare 404 */
@@ -60,7 +56,7 @@ export class Gateway implements SessionOwner {
   readonly app: TemplatedApp;
   readonly engine = engine;
   readonly sessions = new Map<string, Session>();
-  private readonly rooms = new Map<string, Room>();
+  private readonly rooms: Rooms;
   /** sessions without a connection, checked for expiry */
   private readonly detached = new Set<Session>();
   /** sessions waiting for a worker's accept, with their deadline */
@@ -74,6 +70,8 @@ export class Gateway implements SessionOwner {
   private draining = false;
   /** sessions with envelopes no worker acknowledged yet (cluster mode) */
   private readonly awaiting = new Set<Session>();
+  /** sessions holding worker output out of turn (a gap, or just handed over): the sweep looks after them */
+  private readonly unsettled = new Set<Session>();
   /** sessions with new frames, written at the end of the current tick (cluster mode) */
   private readonly dirty = new Set<Session>();
   /** write frames at once (one process: we are inside a uWS callback, which corks) or batched per tick */
@@ -90,6 +88,7 @@ export class Gateway implements SessionOwner {
     // from their own socket's callbacks, where writes are best batched per tick and corked
     this.deferWrites = !(this.bus instanceof MemoryBus);
     this.relay = new Relay(this);
+    this.rooms = new Rooms(this.bus, (s, e) => this.relay.post(s.movedTo!, { t: 'r-fwd', sid: s.sid, e }));
     this.app = uWS.App();
     mountWebSocket(this);
     mountSse(this);
@@ -146,6 +145,7 @@ export class Gateway implements SessionOwner {
       node: this.nodeId,
       sessions: this.sessions.size,
       rooms: this.rooms.size,
+      relayed: this.relay.shadowCount,
       uptimeS: Math.round(process.uptime()),
       memory: { rssBytes: process.memoryUsage.rss() },
     };
@@ -160,6 +160,13 @@ export class Gateway implements SessionOwner {
     if (allowed.length > 0 && origin !== '' && !allowed.includes(origin)) return 'SY_ERR_BAD_ORIGIN';
     if (isNew && this.options.maxSessions > 0 && this.sessions.size >= this.options.maxSessions) return 'SY_ERR_TOO_MANY_SESSIONS';
     return null;
+  }
+
+  /** An exchange for an HTTP request from `origin` (CORS, and keep-alive off while draining) */
+  exchange(res: HttpResponse, origin: string): Exchange {
+    const ex = new Exchange(res, this.corsOrigin(origin));
+    ex.closeAfter = this.draining;
+    return ex;
   }
 
   /** The value of Access-Control-Allow-Origin for a request from `origin` ('' = none) */
@@ -271,7 +278,7 @@ export class Gateway implements SessionOwner {
     this.opening.delete(s);
     this.awaiting.delete(s);
     this.dirty.delete(s);
-    if (s.rooms !== null) for (const room of s.rooms) this.leaveRoom(s, room);
+    this.rooms.leaveAll(s);
     const conn = s.conn;
     s.conn = null;
     if (conn !== null) conn.end(s, encodeClose(s.format, code, reason), code, reason);
@@ -304,14 +311,28 @@ export class Gateway implements SessionOwner {
 
   /** Publishes to the session's partition; in a cluster keeps it until a worker acknowledges */
   private toWorker(s: Session, e: InboundEnvelope): void {
+    if (!this.options.atLeastOnce) {
+      this.bus.publish(s.subjectIn, e);
+      return;
+    }
+    e.lo = s.lastOut;
     this.bus.publish(s.subjectIn, e);
-    if (!this.options.atLeastOnce) return;
     if (s.unacked === null) {
       s.unacked = [];
       s.unackedSince = Date.now();
       this.awaiting.add(s);
     }
     s.unacked.push(e);
+  }
+
+  private resendUnacked(s: Session): void {
+    if (s.unacked !== null) {
+      for (const e of s.unacked) {
+        e.lo = s.lastOut;
+        this.bus.publish(s.subjectIn, e);
+      }
+    }
+    s.unackedSince = Date.now();
   }
 
   /** A worker processed everything up to `n` */
@@ -337,18 +358,61 @@ export class Gateway implements SessionOwner {
    */
   private reopen(s: Session): void {
     const q = s.unacked;
-    if (s.acked > 0) this.bus.publish(s.subjectIn, { t: 'open', sid: s.sid, node: this.nodeId, n: s.acked, transport: s.transport, meta: s.meta, moved: true });
-    if (q !== null) for (const e of q) this.bus.publish(s.subjectIn, e);
+    if (s.acked > 0) this.bus.publish(s.subjectIn, { t: 'open', sid: s.sid, node: this.nodeId, n: s.acked, transport: s.transport, meta: s.meta, moved: true, lo: s.lastOut });
+    this.resendUnacked(s);
     s.unackedSince = Date.now();
   }
 
   // ---- worker output -------------------------------------------------------------------------
 
   private onNodeEnvelope(e: NodeEnvelope | RelayEnvelope): void {
-    if (e.t.charCodeAt(0) === 114 /* r */ && e.t.charCodeAt(1) === 45 /* - */) return this.relay.onEnvelope(e as RelayEnvelope);
+    if (e.t.charCodeAt(0) === 114 /* r */ && e.t.charCodeAt(1) === 45 /* - */) return this.onRelayEnvelope(e as RelayEnvelope);
     const w = e as NodeEnvelope;
     const s = this.sessions.get(w.sid);
-    if (s === undefined) return;
+    if (s === undefined) {
+      // a session we handed over: its new node gets what still comes here, in order
+      const to = this.moved.get(w.sid);
+      if (to !== undefined) this.relay.post(to, { t: 'r-fwd', sid: w.sid, e: w });
+      return;
+    }
+    // just taken over: the old node first forwards what it got, then this comes in order
+    if (s.held !== null) {
+      s.held.push(w);
+      return;
+    }
+    this.receive(s, w);
+  }
+
+  /** Applies worker outputs in `o` order, once each (cluster); others at once */
+  private receive(s: Session, w: NodeEnvelope): void {
+    const o = (w as { o?: number }).o;
+    if (o === undefined) return this.apply(s, w);
+    if (o <= s.lastOut) return; // seen: a resend
+    if (o > s.lastOut + 1) {
+      // one got lost (a NATS server died with it in flight): hold this one, ask for the gap
+      (s.early ??= new Map()).set(o, w);
+      this.unsettled.add(s);
+      this.askGap(s, Date.now());
+      return;
+    }
+    s.lastOut = o;
+    this.apply(s, w);
+    const early = s.early;
+    if (early === null) return;
+    for (let next = early.get(s.lastOut + 1); next !== undefined; next = early.get(s.lastOut + 1)) {
+      early.delete(++s.lastOut);
+      this.apply(s, next);
+    }
+    if (early.size === 0) s.early = null;
+  }
+
+  private askGap(s: Session, now: number): void {
+    if (now - s.gapAskedAt < this.options.ackTimeoutMs) return;
+    s.gapAskedAt = now;
+    this.bus.publish(s.subjectIn, { t: 'resend', sid: s.sid, node: this.nodeId, n: 0, from: s.lastOut + 1, lo: s.lastOut });
+  }
+
+  private apply(s: Session, w: NodeEnvelope): void {
     const n = (w as { n?: number }).n;
     if (n !== undefined && this.options.atLeastOnce) this.acked(s, n);
     switch (w.t) {
@@ -368,10 +432,10 @@ export class Gateway implements SessionOwner {
         }
         return;
       case 'join':
-        this.joinRoom(s, w.room);
+        this.rooms.join(s, w.room);
         return;
       case 'leave':
-        this.leaveRoom(s, w.room);
+        this.rooms.leave(s, w.room);
         return;
       case 'disconnect':
         // a rejected open never reached the app: no close for the worker then
@@ -383,40 +447,146 @@ export class Gateway implements SessionOwner {
         this.reopen(s);
         return;
       case 'rehomed':
+        return; // only meaningful as a forward (see onRelayEnvelope)
+    }
+  }
+
+  private onRelayEnvelope(e: RelayEnvelope): void {
+    switch (e.t) {
+      case 'r-handover':
+        return this.adopt(e.cid, e.state);
+      case 'r-fwd': {
+        const s = this.sessions.get(e.sid);
+        if (s === undefined) return;
+        if (e.e.t === 'broadcast') return this.rooms.deliver(s, e.e, null);
+        if (e.e.t === 'rehomed') return this.release(s);
+        return this.receive(s, e.e);
+      }
+      case 'r-bye':
+        for (const sid of e.sids) {
+          const s = this.sessions.get(sid);
+          if (s === undefined) continue;
+          if (s.held !== null) this.release(s);
+          s.seen = null;
+        }
         return;
+      default:
+        return this.relay.onEnvelope(e);
     }
   }
 
-  private joinRoom(s: Session, name: string): void {
-    (s.rooms ??= new Set()).add(name);
-    let room = this.rooms.get(name);
-    if (room === undefined) {
-      room = { members: new Set(), sub: this.bus.subscribe(subjects.room(name), (e) => this.onBroadcast(e as RoomEnvelope)) };
-      this.rooms.set(name, room);
+  // ---- drain and hand-over -----------------------------------------------------------------------
+
+  /** sessions this node handed over, and to which node (forwarding while the node lives) */
+  private readonly moved = new Map<string, string>();
+
+  /**
+   * Drains the node: stops accepting, asks every client to reconnect (spread over `windowMs` so
+   * the other nodes are not hit all at once), and hands each session over to the node its client
+   * reconnects to. Resolves when all sessions left, or after the window and a grace period;
+   * sessions still here then are closed. Then closes the node.
+   */
+  async drain(windowMs = 5000, graceMs = 3000): Promise<{ handedOver: number; closed: number }> {
+    this.draining = true;
+    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+    for (const s of this.sessions.values()) {
+      const t = setTimeout(() => {
+        const c = s.conn;
+        if (c === null || s.movedTo !== null || s.state === SessionState.Closed) return;
+        c.restart();
+        this.detach(s, c);
+      }, Math.random() * windowMs);
+      t.unref();
     }
-    room.members.add(s);
+    const deadline = Date.now() + windowMs + graceMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const closed = this.sessions.size;
+    // tell the nodes that took sessions that nothing more will be forwarded
+    const byNode = new Map<string, string[]>();
+    for (const [sid, node] of this.moved) (byNode.get(node) ?? byNode.set(node, []).get(node)!).push(sid);
+    for (const [node, sids] of byNode) this.relay.post(node, { t: 'r-bye', sids });
+    const handedOver = this.moved.size;
+    await this.close();
+    return { handedOver, closed };
   }
 
-  private leaveRoom(s: Session, name: string): void {
-    s.rooms?.delete(name);
-    const room = this.rooms.get(name);
-    if (room === undefined || !room.members.delete(s)) return;
-    if (room.members.size === 0) {
-      room.sub.unsubscribe();
-      this.rooms.delete(name);
-    }
+  get isDraining(): boolean {
+    return this.draining;
   }
 
-  private onBroadcast(e: RoomEnvelope): void {
-    const room = this.rooms.get(e.room);
-    if (room === undefined) return;
-    // one JSON body for every recipient; only `seq` differs
-    const tail = eventTail(e.event, e.args);
-    const except = e.except;
-    for (const s of room.members) {
-      if (except !== undefined && except.includes(s.sid)) continue;
-      s.pushEvent(e.event, e.args, s.format === 'json' ? tail : null);
+  /** (draining node) Gives session `s` to node `to`, whose connection `cid` waits for it */
+  handOver(s: Session, to: string, cid: number): void {
+    const box = s.outbox;
+    this.relay.post(to, {
+      t: 'r-handover',
+      cid,
+      state: {
+        sid: s.sid,
+        format: s.format,
+        meta: s.meta,
+        transport: s.transport,
+        first: box.first,
+        frames: box.since(box.first - 1),
+        inSeq: s.inSeq,
+        acked: s.acked,
+        unacked: s.unacked ?? [],
+        rooms: s.rooms === null ? [] : [...s.rooms],
+        open: s.state === SessionState.Open,
+        lastOut: s.lastOut,
+      },
+    });
+    // it is not ours any more; its room memberships stay so broadcasts can be forwarded
+    s.movedTo = to;
+    const conn = s.conn;
+    s.conn = null;
+    conn?.drop();
+    this.sessions.delete(s.sid);
+    this.detached.delete(s);
+    this.opening.delete(s);
+    this.awaiting.delete(s);
+    this.dirty.delete(s);
+    this.moved.set(s.sid, to);
+  }
+
+  /** (receiving node) Installs a session handed over by a draining node, for the waiting connection `cid` */
+  private adopt(cid: number, st: SessionState_): void {
+    const shadow = this.relay.take(cid);
+    if (shadow === null) return; // the connection went away meanwhile; the session is lost with the old node
+    const sid = st.sid;
+    const subjectIn = this.partitionSubjects[partitionOf(sid, this.options.partitionCount)]!;
+    // a new token names this node: the client's next request comes here directly
+    const s = new Session(sid, signToken(this.options.secret, sid, this.nodeId), st.format, st.meta, subjectIn, shadow.transport, this.options.outboxMaxFrames, this);
+    s.state = st.open ? SessionState.Open : SessionState.Opening;
+    s.outbox.reset(st.first - 1);
+    for (const f of st.frames) s.outbox.push(f);
+    s.inSeq = st.inSeq;
+    s.acked = st.acked;
+    s.lastOut = st.lastOut;
+    if (st.unacked.length > 0) {
+      s.unacked = st.unacked.map((e) => ({ ...e, node: this.nodeId }));
+      s.unackedSince = Date.now();
+      this.awaiting.add(s);
     }
+    s.seen = new Set();
+    s.held = [];
+    s.heldUntil = Date.now() + this.options.relayTimeoutMs;
+    this.unsettled.add(s);
+    this.sessions.set(sid, s);
+    for (const room of st.rooms) this.rooms.join(s, room);
+    // the worker sends to us from now on; what it sent before reaches us through the old node
+    this.toWorker(s, { t: 'rehome', sid, node: this.nodeId, n: ++s.inSeq });
+    const conn = shadow.conn!;
+    shadow.conn = null;
+    conn.session = s;
+    this.attach(s, conn, shadow.sent, conn.transport !== 'polling');
+  }
+
+  /** The old node forwarded everything it got: what came directly may be applied now */
+  private release(s: Session): void {
+    const q = s.held;
+    s.held = null;
+    if (q !== null) for (const w of q) this.receive(s, w);
   }
 
   // ---- timers --------------------------------------------------------------------------------
@@ -438,10 +608,14 @@ export class Gateway implements SessionOwner {
     for (const s of this.awaiting) {
       if (now - s.unackedSince < retryAfter) continue;
       // no worker answered in time (it died, or the partition is between owners): resend in order
-      for (const e of s.unacked!) this.bus.publish(s.subjectIn, e);
-      s.unackedSince = now;
+      this.resendUnacked(s);
     }
     this.relay.sweep(now);
+    for (const s of this.unsettled) {
+      if (s.held !== null && now > s.heldUntil) this.release(s);
+      if (s.early !== null) this.askGap(s, now);
+      if ((s.held === null && s.early === null) || s.state === SessionState.Closed) this.unsettled.delete(s);
+    }
     const keep = Math.max(window, this.options.pollTimeoutMs * 2);
     for (const [sid, t] of this.tombstones) {
       if (now - t.at > keep) this.tombstones.delete(sid);

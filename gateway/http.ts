@@ -59,6 +59,8 @@ export class Exchange {
   done = false;
   /** called once if the client aborts before we answered */
   onAbort: (() => void) | null = null;
+  /** close the connection after the answer (a draining node sends keep-alive clients elsewhere) */
+  closeAfter = false;
 
   constructor(readonly res: HttpResponse, readonly cors: string) {
     res.onAborted(() => {
@@ -83,7 +85,7 @@ export class Exchange {
       if (contentType) this.res.writeHeader('Content-Type', contentType);
       this.writeCommonHeaders();
       if (extra) for (const k in extra) this.res.writeHeader(k, extra[k]!);
-      this.res.end(body, closeConnection);
+      this.res.end(body, closeConnection || this.closeAfter);
     });
   }
 

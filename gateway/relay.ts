@@ -98,6 +98,13 @@ export class Relay {
       conn.flush(s);
     }
     if (e.ping === true) conn.ping(s);
+    if (e.restart === true) {
+      this.shadows.delete(e.cid);
+      s.state = SessionState.Closed;
+      s.conn = null;
+      conn.restart();
+      return;
+    }
     if (e.end !== undefined) {
       this.shadows.delete(e.cid);
       s.state = SessionState.Closed;
@@ -192,6 +199,8 @@ export class Relay {
       const code: ErrorCode = 'SY_ERR_POLL_CONFLICT';
       return out({ end: { close: encodeClose(s.format, 409, code), code: 409, reason: code } });
     }
+    // a draining node gives the session away instead of relaying to it
+    if (this.gw.isDraining) return this.gw.handOver(s, e.from, e.cid);
     const rc = new RemoteConnection(this, e.from, e.cid, e.transport, e.poll);
     rc.session = s;
     this.remotes.set(e.from + '/' + e.cid, rc);
@@ -200,8 +209,17 @@ export class Relay {
     if (e.poll && rc.session !== null) rc.hold(this.gw.options.pollTimeoutMs);
   }
 
-  send_(node: string, m: RelayEnvelope): void {
+  /** Publishes to another gateway node */
+  post(node: string, m: RelayEnvelope): void {
     this.toNode(node, m);
+  }
+
+  /** (B side) The shadow of connection `cid`, removed from the relay: a hand-over replaces it */
+  take(cid: number): Session | null {
+    const s = this.shadows.get(cid);
+    if (s === undefined || s.conn === null) return null;
+    this.shadows.delete(cid);
+    return s;
   }
 
   forget(rc: RemoteConnection): void {
@@ -232,7 +250,7 @@ class RemoteConnection implements Connection {
   }
 
   private out(m: Omit<Out, 't' | 'cid'>): void {
-    this.relay.send_(this.node, { t: 'r-out', cid: this.cid, ...m });
+    this.relay.post(this.node, { t: 'r-out', cid: this.cid, ...m });
   }
 
   hold(ms: number): void {
@@ -288,6 +306,14 @@ class RemoteConnection implements Connection {
     this.out({ first: s.sent + 1, frames, end: { close, code, reason } });
     this.session = null;
     this.relay.forget(this);
+  }
+
+  restart(): void {
+    this.stopTimer();
+    if (this.session === null) return;
+    this.session = null;
+    this.relay.forget(this);
+    this.out({ restart: true });
   }
 
   drop(): void {

@@ -4,7 +4,7 @@
  * WebSocket, or the gap between two long-polls, only detaches it.
  */
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import type { InboundEnvelope } from '../cluster/envelope.ts';
+import type { InboundEnvelope, NodeEnvelope } from '../cluster/envelope.ts';
 import { encodeEvent, encodeReply, type Format, type Frame } from '../transports/frames.ts';
 import { Outbox } from './outbox.ts';
 
@@ -14,6 +14,8 @@ import { Outbox } from './outbox.ts';
  */
 export interface Connection {
   readonly transport: TransportName;
+  /** the session this connection serves (rebound when a hand-over replaces a shadow) */
+  session: Session | null;
   /** The session was accepted (or resumed): send the `open` frame, then `flush` follows */
   sendOpen(s: Session, open: Frame): void;
   /** Write the session's frames after `s.sent`, advancing `s.sent`, as far as the wire takes them now */
@@ -24,6 +26,8 @@ export interface Connection {
   end(s: Session, close: Frame, code: number, reason: string): void;
   /** Another connection took the session over (or the node drops it): close without a close frame */
   drop(): void;
+  /** The node is draining: close so that the client reconnects (elsewhere) and resumes; the session lives on */
+  restart(): void;
 }
 
 /** The node that holds the session (one object for all sessions, instead of a closure each) */
@@ -63,11 +67,22 @@ export class Session {
   acked = 0;
   /** when the oldest unacked envelope was (re)sent */
   unackedSince = 0;
+  /** highest worker output `o` applied, outputs that came before their turn, and when we last asked for a gap (cluster) */
+  lastOut = 0;
+  early: Map<number, NodeEnvelope> | null = null;
+  gapAskedAt = 0;
   /**
    * Set on a *shadow* session: the client is connected here but the session lives on node
    * `home`; this object only mirrors frames for the local connection (see relay.ts).
    */
   relay: { home: string; cid: number; deadline: number } | null = null;
+  /** (on a draining node) the session was handed over to this node: forward what still comes for it */
+  movedTo: string | null = null;
+  /** (on the node that took a session over) broadcast ids already delivered, while forwards may still come */
+  seen: Set<string> | null = null;
+  /** (same) worker output that came directly, held until the old node forwarded what it got first */
+  held: NodeEnvelope[] | null = null;
+  heldUntil = 0;
 
   constructor(
     readonly sid: string,

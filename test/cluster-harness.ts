@@ -37,6 +37,9 @@ export class TestCluster {
     else c.nats.push(...(await startNatsCluster(o.natsServers!)));
     await Promise.all(Array.from({ length: o.workers ?? 1 }, (_, i) => c.addWorker(`w${i + 1}`)));
     await Promise.all(Array.from({ length: o.gateways ?? 1 }, (_, i) => c.addGateway(`g${i + 1}`, o.gatewayArgs)));
+    // started in parallel: put them in id order (g1, g2, …)
+    c.gateways.sort((x, y) => x.id.localeCompare(y.id));
+    c.workers.sort((x, y) => x.id.localeCompare(y.id));
     return c;
   }
 

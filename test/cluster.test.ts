@@ -93,9 +93,12 @@ describe('cluster', () => {
     await m2.next((f) => f.event === 'said' && f.args[1] === 'hello both');
     await m2.request('leave', 'x');
     expect((await http(`${b.url}/healthz`)).body.rooms).toBe(0);
-    const subs = await (await fetch(`http://127.0.0.1:${cluster.nats[0]!.monitorPort}/subsz?subs=1`)).json();
-    const roomSubs = (subs.subscriptions_list ?? []).filter((s: any) => s.subject === 'sy.room.x');
-    expect(roomSubs).toHaveLength(1); // only node A still has a member
+    // ask the NATS server which connections subscribe to the room: only node A's (it still has a member)
+    await vi.waitFor(async () => {
+      const connz = await (await fetch(`http://127.0.0.1:${cluster!.nats[0]!.monitorPort}/connz?subs=1&limit=1000`)).json();
+      const withRoom = connz.connections.filter((c: any) => (c.subscriptions_list ?? []).includes('sy.room.x')).map((c: any) => c.name);
+      expect(withRoom).toEqual(['switchyard-gateway-g1']);
+    });
   });
 });
 

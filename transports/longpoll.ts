@@ -6,7 +6,7 @@
  */
 import type { Gateway } from '../gateway/gateway.ts';
 import type { Connection, Session } from '../gateway/session.ts';
-import { Exchange, readBody, readRequest } from '../gateway/http.ts';
+import { readBody, readRequest, type Exchange } from '../gateway/http.ts';
 import { errors } from '../gateway/errors.ts';
 import { decodeClientBatch, encodeBatch, parseFormat, type Format, type Frame } from './frames.ts';
 import { parseLast } from './query.ts';
@@ -75,6 +75,10 @@ class PollConnection implements Connection {
     this.answer(null);
   }
 
+  restart(): void {
+    this.answer(null);
+  }
+
   /** the client went away: the session stays, waiting for the next poll */
   aborted(): void {
     if (this.timer !== null) clearTimeout(this.timer);
@@ -94,7 +98,7 @@ export function mountLongPoll(gw: Gateway): void {
 
   gw.app.get('/rt/poll', (res, req) => {
     const r = readRequest(res, req, o.trustProxy);
-    const ex = new Exchange(res, gw.corsOrigin(r.origin));
+    const ex = gw.exchange(res, r.origin);
     const format = parseFormat(r.query.get('format') ?? undefined);
     if (format === null) return ex.error('SY_ERR_BAD_REQUEST', 'format must be json or msgpack');
     const resuming = r.query.has('sid');
@@ -125,7 +129,7 @@ export function mountLongPoll(gw: Gateway): void {
 
   gw.app.post('/rt/send', (res, req) => {
     const r = readRequest(res, req, o.trustProxy);
-    const ex = new Exchange(res, gw.corsOrigin(r.origin));
+    const ex = gw.exchange(res, r.origin);
     const binary = r.contentType.startsWith('application/msgpack');
     readBody(ex, o.maxPayloadBytes, (body) => {
       if (body === null) return ex.error('SY_ERR_PAYLOAD_TOO_LARGE', undefined, true);

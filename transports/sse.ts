@@ -5,7 +5,7 @@
  */
 import type { Gateway } from '../gateway/gateway.ts';
 import type { Connection, Session } from '../gateway/session.ts';
-import { Exchange, readRequest } from '../gateway/http.ts';
+import { readRequest, type Exchange } from '../gateway/http.ts';
 import { PING_JSON, type Frame } from './frames.ts';
 import { parseLast } from './query.ts';
 import { metaOf, target } from './http-session.ts';
@@ -86,12 +86,16 @@ class SseConnection implements Connection {
     this.session = null;
     this.finish([]);
   }
+
+  restart(): void {
+    this.finish([]);
+  }
 }
 
 export function mountSse(gw: Gateway): void {
   gw.app.get('/rt/sse', (res, req) => {
     const r = readRequest(res, req, gw.options.trustProxy);
-    const ex = new Exchange(res, gw.corsOrigin(r.origin));
+    const ex = gw.exchange(res, r.origin);
     const format = r.query.get('format');
     if (format !== null && format !== 'json') return ex.error('SY_ERR_BAD_REQUEST', 'SSE carries JSON frames only');
     const resuming = r.query.has('sid');

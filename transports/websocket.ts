@@ -75,6 +75,11 @@ class WsConnection implements Connection {
     this.ws.end(1000, 'replaced by a newer connection');
   }
 
+  restart(): void {
+    // no native close frame: to the client this is a connection drop, and it resumes elsewhere
+    if (!this.closed) this.ws.end(errors.SY_ERR_SHUTTING_DOWN.ws, 'SY_ERR_SHUTTING_DOWN');
+  }
+
   /** Ends a connection that never got a session */
   refuse(code: ErrorCode, format: Format): void {
     this.finish([encodeClose(format, errors[code].ws, code)], errors[code].ws, code);
