@@ -72,12 +72,18 @@ export type RelayEnvelope =
   /** B → A: an upstream POST; A answers r-done */
   | { t: 'r-send'; sid: string; token: string; from: string; cid: number; frames: unknown[] }
   | { t: 'r-done'; cid: number; error?: string }
+  /**
+   * A (draining) → B: B will take the session of connection `cid`: subscribe to its rooms now
+   * (buffering what comes) and say r-ready once the subscriptions are in force
+   */
+  | { t: 'r-prepare'; cid: number; rooms: string[] }
+  | { t: 'r-ready'; sid: string; from: string; cid: number }
   /** A (draining) → B: instead of relaying connection `cid`, take the whole session */
   | { t: 'r-handover'; cid: number; state: SessionState }
-  /** A → B: something for a session A handed to B (worker output, or a broadcast to it) */
+  /** A → B: worker output or a broadcast for a session A handed to B, that reached A after the hand-over */
   | { t: 'r-fwd'; sid: string; e: NodeEnvelope | RoomEnvelope }
-  /** A → B: A is gone; nothing more will be forwarded for these sessions */
-  | { t: 'r-bye'; sids: string[] };
+  /** A → B: A stopped forwarding broadcasts for session `sid` */
+  | { t: 'r-bye'; sid: string };
 
 type Frame = string | Uint8Array;
 
@@ -98,6 +104,8 @@ export interface SessionState {
   open: boolean;
   /** highest worker output `o` applied */
   lastOut: number;
+  /** broadcasts delivered into `frames` since B was asked to subscribe (B drops them from its buffer) */
+  delivered: string[];
 }
 
 export type Envelope = InboundEnvelope | NodeEnvelope | RoomEnvelope | ControlEnvelope | RelayEnvelope;

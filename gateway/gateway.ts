@@ -23,6 +23,9 @@ import { mountStatic } from './static.ts';
 import { Exchange } from './http.ts';
 import type { Outbox } from './outbox.ts';
 
+/** how long a draining node forwards broadcasts for a session it handed over */
+const HANDOVER_GRACE_MS = 1000;
+
 export interface GatewayDeps {
   bus: Bus;
 }
@@ -155,7 +158,8 @@ export class Gateway implements SessionOwner {
 
   /** @returns the error for a new connection, or null when it may proceed */
   admit(origin: string, isNew: boolean): ErrorCode | null {
-    if (this.draining) return 'SY_ERR_SHUTTING_DOWN';
+    // a draining node still serves its sessions' requests (answering with Connection: close)
+    if (this.draining && isNew) return 'SY_ERR_SHUTTING_DOWN';
     const allowed = this.options.allowedOrigins;
     if (allowed.length > 0 && origin !== '' && !allowed.includes(origin)) return 'SY_ERR_BAD_ORIGIN';
     if (isNew && this.options.maxSessions > 0 && this.sessions.size >= this.options.maxSessions) return 'SY_ERR_TOO_MANY_SESSIONS';
@@ -196,11 +200,12 @@ export class Gateway implements SessionOwner {
   lookup(sid: string, token: string): Lookup {
     const nodeId = verifyToken(this.options.secret, sid, token);
     if (nodeId === null) return { error: 'SY_ERR_BAD_TOKEN' };
+    // here, even when the token names another node (this node took the session over)
+    const s = this.sessions.get(sid);
+    if (s !== undefined && s.state !== SessionState.Closed) return { session: s };
     // held by another node: relay to it (only a cluster has other nodes)
     if (nodeId !== this.nodeId && this.deferWrites) return { home: nodeId };
-    const s = this.sessions.get(sid);
-    if (s === undefined || s.state === SessionState.Closed) return { error: 'SY_ERR_UNKNOWN_SESSION' };
-    return { session: s };
+    return { error: 'SY_ERR_UNKNOWN_SESSION' };
   }
 
   /**
@@ -462,14 +467,18 @@ export class Gateway implements SessionOwner {
         if (e.e.t === 'rehomed') return this.release(s);
         return this.receive(s, e.e);
       }
-      case 'r-bye':
-        for (const sid of e.sids) {
-          const s = this.sessions.get(sid);
-          if (s === undefined) continue;
-          if (s.held !== null) this.release(s);
-          s.seen = null;
-        }
+      case 'r-bye': {
+        const s = this.sessions.get(e.sid);
+        if (s !== undefined) this.rooms.release(s);
         return;
+      }
+      case 'r-prepare':
+        return void this.prepare(e.cid, e.rooms);
+      case 'r-ready': {
+        const s = this.sessions.get(e.sid);
+        if (s !== undefined && s.handing !== null && s.handing.cid === e.cid && s.handing.to === e.from) this.handOver(s, e.from, e.cid);
+        return;
+      }
       default:
         return this.relay.onEnvelope(e);
     }
@@ -479,6 +488,8 @@ export class Gateway implements SessionOwner {
 
   /** sessions this node handed over, and to which node (forwarding while the node lives) */
   private readonly moved = new Map<string, string>();
+  /** timers that end the forwarding of broadcasts for handed-over sessions */
+  private readonly leaving = new Set<NodeJS.Timeout>();
 
   /**
    * Drains the node: stops accepting, asks every client to reconnect (spread over `windowMs` so
@@ -493,7 +504,7 @@ export class Gateway implements SessionOwner {
     for (const s of this.sessions.values()) {
       const t = setTimeout(() => {
         const c = s.conn;
-        if (c === null || s.movedTo !== null || s.state === SessionState.Closed) return;
+        if (c === null || s.state === SessionState.Closed) return;
         c.restart();
         this.detach(s, c);
       }, Math.random() * windowMs);
@@ -502,11 +513,9 @@ export class Gateway implements SessionOwner {
     const deadline = Date.now() + windowMs + graceMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const closed = this.sessions.size;
-    // tell the nodes that took sessions that nothing more will be forwarded
-    const byNode = new Map<string, string[]>();
-    for (const [sid, node] of this.moved) (byNode.get(node) ?? byNode.set(node, []).get(node)!).push(sid);
-    for (const [node, sids] of byNode) this.relay.post(node, { t: 'r-bye', sids });
     const handedOver = this.moved.size;
+    // keep forwarding broadcasts until the last hand-over's grace is over
+    if (handedOver > 0) await new Promise((r) => setTimeout(r, HANDOVER_GRACE_MS + 100));
     await this.close();
     return { handedOver, closed };
   }
@@ -515,8 +524,20 @@ export class Gateway implements SessionOwner {
     return this.draining;
   }
 
+  /**
+   * (draining node) Node `to` has the session's client on its connection `cid`. A session in rooms
+   * first has `to` subscribe to them (so no broadcast falls between the two nodes); then, or at
+   * once, its state goes over.
+   */
+  beginHandOver(s: Session, to: string, cid: number): void {
+    if (s.rooms === null || s.rooms.size === 0) return this.handOver(s, to, cid);
+    s.handing = { to, cid, ids: [], deadline: Date.now() + this.options.relayTimeoutMs };
+    this.unsettled.add(s);
+    this.relay.post(to, { t: 'r-prepare', cid, rooms: [...s.rooms] });
+  }
+
   /** (draining node) Gives session `s` to node `to`, whose connection `cid` waits for it */
-  handOver(s: Session, to: string, cid: number): void {
+  private handOver(s: Session, to: string, cid: number): void {
     const box = s.outbox;
     this.relay.post(to, {
       t: 'r-handover',
@@ -534,10 +555,20 @@ export class Gateway implements SessionOwner {
         rooms: s.rooms === null ? [] : [...s.rooms],
         open: s.state === SessionState.Open,
         lastOut: s.lastOut,
+        delivered: s.handing?.ids ?? [],
       },
     });
-    // it is not ours any more; its room memberships stay so broadcasts can be forwarded
+    // not ours any more: worker output that still comes here is forwarded (see onNodeEnvelope), and
+    // so are broadcasts for a moment: one that reached the new node before it subscribed may reach
+    // us only now. Then we leave the rooms and say so.
+    s.handing = null;
     s.movedTo = to;
+    const t = setTimeout(() => {
+      this.rooms.leaveAll(s);
+      this.relay.post(to, { t: 'r-bye', sid: s.sid });
+    }, HANDOVER_GRACE_MS);
+    t.unref();
+    this.leaving.add(t);
     const conn = s.conn;
     s.conn = null;
     conn?.drop();
@@ -546,7 +577,24 @@ export class Gateway implements SessionOwner {
     this.opening.delete(s);
     this.awaiting.delete(s);
     this.dirty.delete(s);
+    this.unsettled.delete(s);
     this.moved.set(s.sid, to);
+  }
+
+  /** A shadow session is gone: it may have joined rooms for a hand-over (see prepare) */
+  shadowGone(s: Session): void {
+    this.rooms.leaveAll(s);
+    s.buffer = null;
+  }
+
+  /** (receiving node) Subscribes the waiting connection's shadow to the rooms, then tells the old node */
+  private async prepare(cid: number, rooms: string[]): Promise<void> {
+    const shadow = this.relay.shadowOf(cid);
+    if (shadow === null) return;
+    shadow.buffer = [];
+    for (const room of rooms) this.rooms.join(shadow, room);
+    await this.bus.flush(); // our subscriptions are in force at the server from here on
+    this.relay.post(shadow.relay!.home, { t: 'r-ready', sid: shadow.sid, from: this.nodeId, cid });
   }
 
   /** (receiving node) Installs a session handed over by a draining node, for the waiting connection `cid` */
@@ -568,18 +616,28 @@ export class Gateway implements SessionOwner {
       s.unackedSince = Date.now();
       this.awaiting.add(s);
     }
-    s.seen = new Set();
     s.held = [];
     s.heldUntil = Date.now() + this.options.relayTimeoutMs;
     this.unsettled.add(s);
     this.sessions.set(sid, s);
+    // the rooms: broadcasts the old node did not deliver (it got them after it handed over) follow
+    // what it did; per publisher the order is the one NATS delivered to both nodes
+    this.rooms.leaveAll(shadow);
     for (const room of st.rooms) this.rooms.join(s, room);
+    // hold broadcasts back until the old node stops forwarding; what it delivered already is out
+    const delivered = new Set(st.delivered);
+    s.buffer = (shadow.buffer ?? []).filter((e) => e.id === undefined || !delivered.has(e.id));
+    s.bufferIds = delivered;
+    for (const e of s.buffer) if (e.id !== undefined) delivered.add(e.id);
+    s.bufferUntil = Date.now() + HANDOVER_GRACE_MS + this.options.relayTimeoutMs;
+    shadow.buffer = null;
     // the worker sends to us from now on; what it sent before reaches us through the old node
     this.toWorker(s, { t: 'rehome', sid, node: this.nodeId, n: ++s.inSeq });
     const conn = shadow.conn!;
     shadow.conn = null;
     conn.session = s;
-    this.attach(s, conn, shadow.sent, conn.transport !== 'polling');
+    // `open` tells the client the new token (a poll answer carries it first, too)
+    this.attach(s, conn, shadow.sent, true);
   }
 
   /** The old node forwarded everything it got: what came directly may be applied now */
@@ -614,7 +672,11 @@ export class Gateway implements SessionOwner {
     for (const s of this.unsettled) {
       if (s.held !== null && now > s.heldUntil) this.release(s);
       if (s.early !== null) this.askGap(s, now);
-      if ((s.held === null && s.early === null) || s.state === SessionState.Closed) this.unsettled.delete(s);
+      // the new node never said it is ready: hand over anyway (a broadcast may fall between)
+      if (s.handing !== null && now > s.handing.deadline) this.handOver(s, s.handing.to, s.handing.cid);
+      // the old node never said bye: release what is held back
+      if (s.buffer !== null && s.relay === null && now > s.bufferUntil) this.rooms.release(s);
+      if ((s.held === null && s.early === null && s.handing === null && s.buffer === null) || s.state === SessionState.Closed) this.unsettled.delete(s);
     }
     const keep = Math.max(window, this.options.pollTimeoutMs * 2);
     for (const [sid, t] of this.tombstones) {

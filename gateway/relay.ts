@@ -60,6 +60,7 @@ export class Relay {
   /** The shadow's connection went away */
   detached(s: Session): void {
     if (!this.shadows.delete(s.relay!.cid)) return;
+    this.gw.shadowGone(s);
     s.state = SessionState.Closed;
     this.toNode(s.relay!.home, { t: 'r-detach', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid });
   }
@@ -68,6 +69,7 @@ export class Relay {
   closed(s: Session, code: number, reason: string): void {
     const conn = s.conn;
     s.conn = null;
+    this.gw.shadowGone(s);
     if (this.shadows.delete(s.relay!.cid)) this.toNode(s.relay!.home, { t: 'r-detach', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid, code, reason });
     conn?.end(s, encodeClose(s.format, code, reason), code, reason);
   }
@@ -100,6 +102,7 @@ export class Relay {
     if (e.ping === true) conn.ping(s);
     if (e.restart === true) {
       this.shadows.delete(e.cid);
+      this.gw.shadowGone(s);
       s.state = SessionState.Closed;
       s.conn = null;
       conn.restart();
@@ -107,12 +110,14 @@ export class Relay {
     }
     if (e.end !== undefined) {
       this.shadows.delete(e.cid);
+      this.gw.shadowGone(s);
       s.state = SessionState.Closed;
       s.conn = null;
       conn.end(s, e.end.close, e.end.code, e.end.reason);
     } else if (e.done === true) {
       // the poll is answered (frames were flushed into it above, or there were none)
       this.shadows.delete(e.cid);
+      this.gw.shadowGone(s);
       s.state = SessionState.Closed;
       if (s.conn === conn) conn.drop();
     }
@@ -200,7 +205,7 @@ export class Relay {
       return out({ end: { close: encodeClose(s.format, 409, code), code: 409, reason: code } });
     }
     // a draining node gives the session away instead of relaying to it
-    if (this.gw.isDraining) return this.gw.handOver(s, e.from, e.cid);
+    if (this.gw.isDraining) return this.gw.beginHandOver(s, e.from, e.cid);
     const rc = new RemoteConnection(this, e.from, e.cid, e.transport, e.poll);
     rc.session = s;
     this.remotes.set(e.from + '/' + e.cid, rc);
@@ -212,6 +217,12 @@ export class Relay {
   /** Publishes to another gateway node */
   post(node: string, m: RelayEnvelope): void {
     this.toNode(node, m);
+  }
+
+  /** (B side) The shadow of connection `cid`, if its connection is still there */
+  shadowOf(cid: number): Session | null {
+    const s = this.shadows.get(cid);
+    return s === undefined || s.conn === null ? null : s;
   }
 
   /** (B side) The shadow of connection `cid`, removed from the relay: a hand-over replaces it */

@@ -18,7 +18,7 @@ export class Rooms {
 
   constructor(
     private readonly bus: Bus,
-    /** a member that moved to another node: the broadcast is forwarded there (hand-over) */
+    /** a member that was handed to another node: the broadcast is forwarded there */
     private readonly forward: (s: Session, e: RoomEnvelope) => void,
   ) {}
 
@@ -50,16 +50,46 @@ export class Rooms {
     if (s.rooms !== null) for (const name of [...s.rooms]) this.leave(s, name);
   }
 
-  /** Delivers a broadcast to one session (also one forwarded from its old node) */
+  /** Delivers a broadcast to one session */
   deliver(s: Session, e: RoomEnvelope, tail: string | null): void {
     if (e.except !== undefined && e.except.includes(s.sid)) return;
     if (s.movedTo !== null) return this.forward(s, e);
-    // a session just handed over may get a broadcast twice: directly, and forwarded
-    if (s.seen !== null && e.id !== undefined) {
-      if (s.seen.has(e.id)) return;
-      s.seen.add(e.id);
+    // a session being handed to this node: held back, once each (see Gateway.adopt)
+    if (s.buffer !== null) {
+      if (e.id !== undefined) {
+        if (s.bufferIds!.has(e.id)) return;
+        s.bufferIds!.add(e.id);
+      }
+      s.buffer.push(e);
+      return;
     }
+    // being handed away: the new node drops from its buffer what we delivered here
+    if (s.handing !== null && e.id !== undefined) s.handing.ids.push(e.id);
     s.pushEvent(e.event, e.args, s.format === 'json' ? (tail ?? eventTail(e.event, e.args)) : null);
+  }
+
+  /**
+   * Delivers held-back broadcasts in publish order: each worker's in the order of its counter
+   * (the two paths may have mixed them), in the slots they arrived in.
+   */
+  release(s: Session): void {
+    const held = s.buffer;
+    s.buffer = null;
+    s.bufferIds = null;
+    if (held === null) return;
+    const byWorker = new Map<string, RoomEnvelope[]>();
+    for (const e of held) {
+      const w = publisherOf(e);
+      (byWorker.get(w) ?? byWorker.set(w, []).get(w)!).push(e);
+    }
+    for (const list of byWorker.values()) list.sort((x, y) => counterOf(x) - counterOf(y));
+    const next = new Map<string, number>();
+    for (const e of held) {
+      const w = publisherOf(e);
+      const i = next.get(w) ?? 0;
+      next.set(w, i + 1);
+      this.deliver(s, byWorker.get(w)![i]!, null);
+    }
   }
 
   private onBroadcast(e: RoomEnvelope): void {
@@ -68,4 +98,13 @@ export class Rooms {
     const tail = eventTail(e.event, e.args);
     for (const s of room.members) this.deliver(s, e, tail);
   }
+}
+
+/** broadcast ids are `<worker>.<counter>` (Worker.broadcast) */
+function publisherOf(e: RoomEnvelope): string {
+  return e.id === undefined ? '' : e.id.slice(0, e.id.lastIndexOf('.'));
+}
+
+function counterOf(e: RoomEnvelope): number {
+  return e.id === undefined ? 0 : Number(e.id.slice(e.id.lastIndexOf('.') + 1));
 }

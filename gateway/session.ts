@@ -4,7 +4,7 @@
  * WebSocket, or the gap between two long-polls, only detaches it.
  */
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import type { InboundEnvelope, NodeEnvelope } from '../cluster/envelope.ts';
+import type { InboundEnvelope, NodeEnvelope, RoomEnvelope } from '../cluster/envelope.ts';
 import { encodeEvent, encodeReply, type Format, type Frame } from '../transports/frames.ts';
 import { Outbox } from './outbox.ts';
 
@@ -76,11 +76,21 @@ export class Session {
    * `home`; this object only mirrors frames for the local connection (see relay.ts).
    */
   relay: { home: string; cid: number; deadline: number } | null = null;
-  /** (on a draining node) the session was handed over to this node: forward what still comes for it */
+  /**
+   * Hand-over of a session in rooms, on the draining node: broadcast ids delivered since the new
+   * node was asked to subscribe (it drops those from what it buffered), and where it goes
+   */
+  handing: { to: string; cid: number; ids: string[]; deadline: number } | null = null;
+  /** (on the draining node, after the hand-over) forward broadcasts to this node for a little while */
   movedTo: string | null = null;
-  /** (on the node that took a session over) broadcast ids already delivered, while forwards may still come */
-  seen: Set<string> | null = null;
-  /** (same) worker output that came directly, held until the old node forwarded what it got first */
+  /**
+   * (on the new node) broadcasts held back during a hand-over: they come directly and, forwarded,
+   * from the old node; released in publish order (per worker), each once. `bufferIds` dedupes.
+   */
+  buffer: RoomEnvelope[] | null = null;
+  bufferIds: Set<string> | null = null;
+  bufferUntil = 0;
+  /** (on the new node) worker output that came directly, held until the old node forwarded what it got first */
   held: NodeEnvelope[] | null = null;
   heldUntil = 0;
 

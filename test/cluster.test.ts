@@ -198,3 +198,112 @@ describe('cluster failures', () => {
     expect((await c.request('echo', 'after')).args).toEqual(['after']);
   });
 });
+
+describe('cluster drain', () => {
+  it('SIGTERM a gateway: it asks its clients to reconnect, hands their sessions to the node they come back to, and exits; nothing lost', async () => {
+    cluster = await TestCluster.start({ gateways: 2, workers: 2, gatewayArgs: ['--drain-window-ms', '1500'] });
+    const [a, b] = cluster.gateways as [any, any];
+    const N = 300;
+
+    // WebSocket clients on A; each reconnects to B with sid/token/last when its connection drops
+    const wsClients = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const first = await WsClient.open(`${a.ws}/rt/ws`);
+        await first.request('join', 'feed');
+        const st = { sid: first.open.sid, token: first.open.token, frames: [] as any[], conns: [first], tokens: [first.open.token] };
+        const watch = (c: WsClient) => {
+          c.sock.on('close', async (code) => {
+            if (code !== 1012) return; // only the drain's "reconnect" matters here
+            const last = st.frames.filter((f) => f.seq).at(-1)?.seq ?? 0;
+            const next = await WsClient.open(`${b.ws}/rt/ws?sid=${st.sid}&token=${enc(st.token)}&last=${last}`);
+            st.token = next.open.token;
+            st.tokens.push(next.open.token);
+            st.conns.push(next);
+            // what arrived while open() waited, then the rest (same tick: nothing can slip between)
+            st.frames.push(...next.frames);
+            next.sock.on('message', (d) => st.frames.push(JSON.parse(d.toString())));
+            watch(next);
+          });
+        };
+        first.sock.on('message', (d) => st.frames.push(JSON.parse(d.toString())));
+        st.frames.push(...first.frames);
+        watch(first);
+        return st;
+      }),
+    );
+
+    // long-polling clients on A; a poll that cannot reach A goes to B (as a load balancer would)
+    const pollers = await Promise.all(
+      Array.from({ length: 3 }, async () => {
+        const open = (await http(`${a.url}/rt/poll`)).body[0];
+        await send(a.url, open.sid, open.token, [{ type: 'event', event: 'join', args: ['feed'], ack: 1 }]);
+        return { sid: open.sid, token: open.token, last: 0, said: [] as string[], stop: false };
+      }),
+    );
+    const pollLoops = pollers.map(async (p) => {
+      let node = a;
+      while (!p.stop) {
+        let r;
+        try {
+          r = await http(`${node.url}/rt/poll?sid=${p.sid}&token=${enc(p.token)}&last=${p.last}`);
+        } catch {
+          node = b; // A stopped listening
+          continue;
+        }
+        expect(r.status).toBe(200);
+        for (const f of r.body) {
+          if (f.type === 'open') p.token = f.token; // handed over: the new node's token
+          if (f.seq) {
+            expect(f.seq).toBe(p.last + 1);
+            p.last = f.seq;
+          }
+          if (f.event === 'said') p.said.push(f.args[1]);
+        }
+      }
+    });
+
+    // a sender on B, while A drains
+    const tx = await WsClient.open(`${b.ws}/rt/ws`);
+    let sent = 0;
+    const sending = (async () => {
+      while (sent < N) {
+        tx.emit('say', 'feed', String(sent++));
+        if (sent % 20 === 0) await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    a.proc.kill('SIGTERM');
+    await sending;
+    expect(await a.exited).toBe(0);
+    expect(a.log()).toMatch(/drained: 9 sessions handed over, 0 closed/);
+
+    const want = Array.from({ length: N }, (_, i) => String(i));
+    for (const st of wsClients) {
+      await vi.waitFor(() => expect(st.frames.filter((f) => f.event === 'said').length).toBe(N), { timeout: 15_000 }).catch((e) => {
+        const got = new Set(st.frames.filter((f) => f.event === 'said').map((f) => f.args[1]));
+        console.log('ws missing', want.filter((x) => !got.has(x)).join(','), 'conns', st.conns.length, 'seqs', st.frames.filter((f) => f.seq).map((f) => f.seq).join(','));
+        throw e;
+      });
+      const gotWs = st.frames.filter((f) => f.event === 'said').map((f) => f.args[1]);
+      if (gotWs.join() !== want.join()) console.log('ws order', gotWs.map((x, i) => (x === want[i] ? '' : `${i}:${x}`)).filter(Boolean).join(' '));
+      expect(gotWs).toEqual(want);
+      const seqs = st.frames.filter((f) => f.seq).map((f) => f.seq);
+      expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+      // the session moved to B: its new token names B
+      expect(st.tokens.at(-1)!.startsWith('g2.')).toBe(true);
+      expect(st.conns.length).toBeGreaterThan(1);
+      expect(st.conns.at(-1)!.frames[0]).toMatchObject({ type: 'open', sid: st.sid, recovered: true });
+    }
+    for (const p of pollers) {
+      await vi.waitFor(() => expect(p.said.length).toBe(N), { timeout: 15_000 }).catch((e) => {
+        console.log('poll missing', want.filter((x) => !p.said.includes(x)).join(','), p.token, p.sid);
+        throw e;
+      });
+      if (p.said.join() !== want.join()) console.log('poll order', p.said.map((x, i) => (x === want[i] ? '' : `${i}:${x}`)).filter(Boolean).join(' '));
+      expect(p.said).toEqual(want);
+      expect(p.token.startsWith('g2.')).toBe(true);
+      p.stop = true;
+    }
+    await Promise.race([Promise.all(pollLoops), new Promise((r) => setTimeout(r, 100))]);
+  });
+});
