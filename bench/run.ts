@@ -33,7 +33,9 @@ interface Options {
   idle: number;
   idleWarm: number;
   settle: number;
+  repeat: number;
   pin: boolean;
+  nice: boolean;
   quick: boolean;
 }
 
@@ -48,7 +50,9 @@ const HELP = `usage: npm run bench -- [options]      (each option also as env BE
   --duration=S       measured seconds per test (5; quick 1)
   --warmup=S         unmeasured seconds before each test (1; quick 0.5)
   --idle=N           idle sessions for the memory test (5000; quick 1000)
+  --repeat=N         run throughput and latency N times, keep the median run (1)
   --no-pin           do not pin servers/generator to CPUs with taskset
+  --no-nice          do not raise their priority (nice -10, when allowed)
   BENCH_GATEWAY_CMD  command that starts the gateway, {port} = its port
                      (default: node bin/switchyard.mjs start --port {port})`;
 
@@ -77,7 +81,7 @@ function parseOptions(argv: string[]): Options {
   const quick = flag('quick');
   const only = (raw.get('only') ?? SERVER_IDS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   for (const id of only) if (!SERVER_IDS.includes(id as ServerId)) throw new Error(`--only: unknown server "${id}" (${SERVER_IDS.join(', ')})`);
-  const known = new Set(['quick', 'only', 'conns', 'inflight', 'lat-conns', 'payload', 'duration', 'warmup', 'idle', 'no-pin']);
+  const known = new Set(['quick', 'only', 'conns', 'inflight', 'lat-conns', 'payload', 'duration', 'warmup', 'idle', 'repeat', 'no-pin', 'no-nice']);
   for (const k of raw.keys()) if (!known.has(k)) throw new Error(`unknown option --${k}\n${HELP}`);
   const conns = Math.max(1, Math.round(num('conns', 50)));
   return {
@@ -91,7 +95,9 @@ function parseOptions(argv: string[]): Options {
     idle: Math.max(1, Math.round(num('idle', quick ? 1000 : 5000))),
     idleWarm: quick ? 200 : 500,
     settle: quick ? 0.75 : 1.5,
+    repeat: Math.max(1, Math.round(num('repeat', 1))),
     pin: !flag('no-pin'),
+    nice: !flag('no-nice'),
     quick,
   };
 }
@@ -138,6 +144,8 @@ interface EchoMeasurement {
   p99_us: number;
   p999_us: number;
   gen_cpu_pct: number;
+  /** With --repeat: the key number (msgs/s or p99) of every run; the fields are the median run's. */
+  repeats?: number[];
   server_cpu_pct?: number;
   cpu0_busy_pct?: number;
   cpu1_busy_pct?: number;
@@ -178,6 +186,21 @@ async function measureEcho(server: RunningServer, opts: Options, pin: string[], 
     ...cpu,
     generator: result,
   };
+}
+
+/**
+ * Runs a measurement `times` times and keeps the run with the median `key`, so one disturbed run
+ * on a shared machine does not decide the result; all keys are kept for the record.
+ */
+async function repeated(times: number, run: () => Promise<EchoMeasurement>, key: (m: EchoMeasurement) => number): Promise<EchoMeasurement> {
+  const runs: EchoMeasurement[] = [];
+  for (let i = 0; i < times; i++) {
+    runs.push(await run());
+    if (times > 1) process.stdout.write(`   (run ${i + 1}/${times}: ${fmtInt(key(runs.at(-1)!))})\n`);
+  }
+  const sorted = [...runs].sort((a, b) => key(a) - key(b));
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return times > 1 ? { ...median, repeats: runs.map(key) } : median;
 }
 
 interface MemoryMeasurement {
@@ -291,13 +314,15 @@ async function benchServer(spec: ServerSpec, opts: Options, serverPin: string[],
   if (server) {
     out.engine = server.engine;
     console.log(`   engine: ${server.engine ?? 'n/a'}   (port ${server.port}, pid ${server.proc.pid})`);
-    out.throughput = await step('throughput', () => measureEcho(server, opts, genPin, opts.conns, opts.inflight));
+    out.throughput = await step('throughput', () =>
+      repeated(opts.repeat, () => measureEcho(server, opts, genPin, opts.conns, opts.inflight), (m) => m.msgs_per_s));
     if (out.throughput) {
       const t = out.throughput;
       console.log(`   throughput  ${t.conns}×${t.inflight} in flight: ${fmtInt(t.msgs_per_s)} msgs/s   p50 ${t.p50_us} µs  p99 ${t.p99_us} µs   server CPU ${t.server_cpu_pct}%  generator CPU ${t.gen_cpu_pct}%`);
     }
     if (server.proc.alive) {
-      out.latency = await step('latency', () => measureEcho(server, opts, genPin, opts.latConns, 1));
+      out.latency = await step('latency', () =>
+        repeated(opts.repeat, () => measureEcho(server, opts, genPin, opts.latConns, 1), (m) => m.p99_us));
       if (out.latency) {
         const l = out.latency;
         console.log(`   latency     ${l.conns}×1 in flight:  p50 ${l.p50_us} µs  p99 ${l.p99_us} µs  p99.9 ${l.p999_us} µs   (${fmtInt(l.msgs_per_s)} msgs/s, server CPU ${l.server_cpu_pct}%, generator CPU ${l.gen_cpu_pct}%)`);
@@ -335,6 +360,15 @@ async function benchServer(spec: ServerSpec, opts: Options, serverPin: string[],
       console.log(`   warning: ${msg}`);
     }
   }
+  if (out.memory) {
+    const [a, b] = out.memory.rss_samples;
+    const drift = Math.round(Math.abs((b ?? 0) - (a ?? 0)) / out.memory.sessions);
+    if (drift > 100) {
+      const msg = `RSS still moved by ${drift} B/session between the two memory samples: the memory number is uncertain`;
+      out.warnings.push(msg);
+      console.log(`   warning: ${msg}`);
+    }
+  }
   if (out.memory?.dropped_while_idle) {
     const msg = `the server closed ${out.memory.dropped_while_idle} idle sessions during the memory test`;
     out.warnings.push(msg);
@@ -345,7 +379,7 @@ async function benchServer(spec: ServerSpec, opts: Options, serverPin: string[],
 
 // ------------------------------------------------------------------ report
 
-const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
+const fmtInt = (n: number) => (Math.round(n) || 0).toLocaleString('en-US'); // `|| 0`: no "-0"
 
 function pad(s: string, n: number, right = false): string {
   return right ? s.padStart(n) : s.padEnd(n);
@@ -363,12 +397,14 @@ function targets(results: ServerResult[]): Target[] {
   const by = (id: ServerId) => results.find((r) => r.id === id);
   const bare = by('bare'), gw = by('gateway');
   const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefined);
+  // Three decimals so that a value just on the wrong side of a limit never prints as the limit.
+  const x = (v: number) => `${v.toFixed(3)}×`;
   const tput = ratio(gw?.throughput?.msgs_per_s, bare?.throughput?.msgs_per_s);
   const p99 = ratio(gw?.latency?.p99_us, bare?.latency?.p99_us);
   const mem = gw?.memory?.bytes_per_session;
   return [
-    { name: 'gateway throughput vs bare', value: tput, display: tput === undefined ? 'n/a' : `${tput.toFixed(2)}×`, goal: '≥ 0.50×', pass: tput === undefined ? undefined : tput >= 0.5 },
-    { name: 'gateway p99 @1 in flight vs bare', value: p99, display: p99 === undefined ? 'n/a' : `${p99.toFixed(2)}×`, goal: '≤ 1.50×', pass: p99 === undefined ? undefined : p99 <= 1.5 },
+    { name: 'gateway throughput vs bare', value: tput, display: tput === undefined ? 'n/a' : x(tput), goal: '≥ 0.5×', pass: tput === undefined ? undefined : tput >= 0.5 },
+    { name: 'gateway p99 @1 in flight vs bare', value: p99, display: p99 === undefined ? 'n/a' : x(p99), goal: '≤ 1.5×', pass: p99 === undefined ? undefined : p99 <= 1.5 },
     { name: 'gateway idle memory per session', value: mem, display: mem === undefined ? 'n/a' : `${fmtInt(mem)} B`, goal: '≤ 1,536 B', pass: mem === undefined ? undefined : mem <= 1536 },
   ];
 }
@@ -389,7 +425,8 @@ function printReport(results: ServerResult[], opts: Options): void {
   const line = (cells: string[]) => cols.map(([, w, right], i) => pad(cells[i] ?? '', w, right)).join(' ');
   const pct = (n?: number) => (n === undefined ? '' : `${Math.round(n)}%`);
   const us = (n?: number) => (n === undefined ? '' : `${n.toFixed(1)}µs`);
-  console.log(`\nResults (throughput: ${opts.conns} conns × ${opts.inflight} in flight; latency: ${opts.latConns} conns × 1 in flight; ` +
+  const conns = (n: number) => `${n} connection${n === 1 ? '' : 's'}`;
+  console.log(`\nResults (throughput: ${conns(opts.conns)} × ${opts.inflight} in flight; latency: ${conns(opts.latConns)} × 1 in flight; ` +
     `${opts.payload}-byte payload; ${opts.duration} s after ${opts.warmup} s warm-up; memory: ${opts.idle} idle sessions)\n`);
   console.log(line(cols.map(([h]) => h)));
   console.log('-'.repeat(line(cols.map(([h]) => h)).length));
@@ -447,8 +484,13 @@ async function main(): Promise<void> {
   const cpus = os.availableParallelism();
   const haveTaskset = spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
   const pinning = opts.pin && haveTaskset && cpus >= 2;
-  const serverPin = pinning ? ['taskset', '-c', '0'] : [];
-  const genPin = pinning ? ['taskset', '-c', '1'] : [];
+  // Raised priority (needs root or CAP_SYS_NICE) so that a build or test run elsewhere on the
+  // machine takes less from the measured processes; it still shows up in the warnings.
+  // (`nice` runs the command even when it may not lower the niceness, so ask what it got.)
+  const niceness = opts.nice ? spawnSync('nice', ['-n', '-10', 'nice'], { encoding: 'utf8' }).stdout?.trim() : undefined;
+  const boost = niceness === '-10' ? ['nice', '-n', '-10'] : [];
+  const serverPin = [...boost, ...(pinning ? ['taskset', '-c', '0'] : [])];
+  const genPin = [...boost, ...(pinning ? ['taskset', '-c', '1'] : [])];
   if (pinning) {
     // The harness mostly sleeps, but keep even its wake-ups off the server's CPU.
     spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
@@ -456,7 +498,7 @@ async function main(): Promise<void> {
   const load = os.loadavg()[0]!;
   console.log(`Switchyard bench — node ${process.version}, ${cpus} CPUs (${os.cpus()[0]?.model ?? '?'}), ` +
     (pinning ? 'servers on CPU 0, generator on CPU 1' : `not pinned (${!opts.pin ? '--no-pin' : !haveTaskset ? 'no taskset' : 'one CPU'})`) +
-    `, load average ${load.toFixed(2)}`);
+    (boost.length ? ', at nice -10' : '') + `, load average ${load.toFixed(2)}`);
   if (load > 0.7) console.log('warning: the machine is already busy; numbers will be noisy');
 
   const specs = serverSpecs(ROOT);
@@ -478,6 +520,7 @@ async function main(): Promise<void> {
         cpu_model: os.cpus()[0]?.model,
         kernel: os.release(),
         pinned: pinning,
+        niced: boost.length > 0,
         load_average_at_start: load,
         options: opts,
         results,

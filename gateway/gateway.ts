@@ -148,7 +148,8 @@ export class Gateway implements SessionOwner {
       node: this.nodeId,
       sessions: this.sessions.size,
       rooms: this.rooms.size,
-      relayed: this.relay.shadowCount,
+      relay: { open: this.relay.shadowCount, out: this.relay.relayedOut, in: this.relay.relayedIn },
+      handedOver: this.moved.size,
       uptimeS: Math.round(process.uptime()),
       memory: { rssBytes: process.memoryUsage.rss() },
     };

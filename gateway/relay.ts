@@ -34,6 +34,10 @@ export class Relay {
     return this.shadows.size;
   }
 
+  /** requests relayed from this node to others, and from others to this one, since start */
+  relayedOut = 0;
+  relayedIn = 0;
+
   // ---- B side ------------------------------------------------------------------------------
 
   /**
@@ -42,6 +46,7 @@ export class Relay {
    */
   open(sid: string, token: string, home: string, format: Format, meta: SessionMeta, transport: TransportName, conn: Connection, last: number, poll: boolean): Session {
     const cid = this.nextCid++;
+    this.relayedOut++;
     const s = new Session(sid, token, format, meta, '', transport, this.gw.options.outboxMaxFrames, this.gw);
     s.relay = { home, cid, deadline: Date.now() + this.gw.options.relayTimeoutMs + (poll ? this.gw.options.pollTimeoutMs : 0) };
     s.conn = conn;
@@ -77,6 +82,7 @@ export class Relay {
   /** An upstream POST for a session held by `home`; `done` gets null, or the error to answer */
   send(sid: string, token: string, home: string, frames: ClientFrame[], done: (error: ErrorCode | null) => void): void {
     const cid = this.nextCid++;
+    this.relayedOut++;
     this.sends.set(cid, { done, deadline: Date.now() + this.gw.options.relayTimeoutMs });
     this.toNode(home, { t: 'r-send', sid, token, from: this.gw.nodeId, cid, frames });
   }
@@ -178,6 +184,7 @@ export class Relay {
         return;
       }
       case 'r-send': {
+        this.relayedIn++;
         const found = this.gw.lookup(e.sid, e.token);
         const reply = (error?: string) => this.toNode(e.from, error === undefined ? { t: 'r-done', cid: e.cid } : { t: 'r-done', cid: e.cid, error });
         if (!('session' in found)) return reply('error' in found ? found.error : 'SY_ERR_UNKNOWN_SESSION');
@@ -191,6 +198,7 @@ export class Relay {
   }
 
   private onAttach(e: Extract<RelayEnvelope, { t: 'r-attach' }>): void {
+    this.relayedIn++;
     const found = this.gw.lookup(e.sid, e.token);
     const out = (m: Omit<Out, 't' | 'cid'>) => this.toNode(e.from, { t: 'r-out', cid: e.cid, ...m });
     if (!('session' in found)) {
