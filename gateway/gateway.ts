@@ -91,7 +91,7 @@ export class Gateway implements SessionOwner {
     // from their own socket's callbacks, where writes are best batched per tick and corked
     this.deferWrites = !(this.bus instanceof MemoryBus);
     this.relay = new Relay(this);
-    this.rooms = new Rooms(this.bus, (s, e) => this.relay.post(s.movedTo!, { t: 'r-fwd', sid: s.sid, e }));
+    this.rooms = new Rooms(this.bus, (s, e) => this.relay.post(s.ext.movedTo!, { t: 'r-fwd', sid: s.sid, e }));
     this.app = uWS.App();
     mountWebSocket(this);
     mountSse(this);
@@ -187,7 +187,7 @@ export class Gateway implements SessionOwner {
   openSession(transport: TransportName, format: Format, meta: SessionMeta, conn: Connection, resumeFailed = false): Session {
     const sid = randomBytes(12).toString('base64url');
     const subjectIn = this.partitionSubjects[partitionOf(sid, this.options.partitionCount)]!;
-    const s = new Session(sid, signToken(this.options.secret, sid, this.nodeId), format, meta, subjectIn, transport, this.options.outboxMaxFrames, this);
+    const s = new Session(sid, format, meta, subjectIn, transport, this.options.outboxMaxFrames, this);
     s.conn = conn;
     s.lossy = resumeFailed;
     this.sessions.set(sid, s);
@@ -252,7 +252,8 @@ export class Gateway implements SessionOwner {
   }
 
   openFrame(s: Session, recovered?: boolean): Frame {
-    const f: Record<string, unknown> = { type: 'open', sid: s.sid, token: s.token, pingMs: this.options.pingMs, last: s.outbox.last };
+    // signed when needed, not kept: one string less per session
+    const f: Record<string, unknown> = { type: 'open', sid: s.sid, token: signToken(this.options.secret, s.sid, this.nodeId), pingMs: this.options.pingMs, last: s.outbox.last };
     if (recovered !== undefined) f.recovered = recovered;
     return encode(s.format, f);
   }
@@ -321,40 +322,40 @@ export class Gateway implements SessionOwner {
       this.bus.publish(s.subjectIn, e);
       return;
     }
-    e.lo = s.lastOut;
+    e.lo = s.ext.lastOut;
     this.bus.publish(s.subjectIn, e);
-    if (s.unacked === null) {
-      s.unacked = [];
-      s.unackedSince = Date.now();
+    if (s.ext.unacked === null) {
+      s.ext.unacked = [];
+      s.ext.unackedSince = Date.now();
       this.awaiting.add(s);
     }
-    s.unacked.push(e);
+    s.ext.unacked.push(e);
   }
 
   private resendUnacked(s: Session): void {
-    if (s.unacked !== null) {
-      for (const e of s.unacked) {
-        e.lo = s.lastOut;
+    if (s.ext.unacked !== null) {
+      for (const e of s.ext.unacked) {
+        e.lo = s.ext.lastOut;
         this.bus.publish(s.subjectIn, e);
       }
     }
-    s.unackedSince = Date.now();
+    s.ext.unackedSince = Date.now();
   }
 
   /** A worker processed everything up to `n` */
   private acked(s: Session, n: number): void {
-    if (n <= s.acked) return;
-    s.acked = n;
-    const q = s.unacked;
+    if (n <= s.ext.acked) return;
+    s.ext.acked = n;
+    const q = s.ext.unacked;
     if (q === null) return;
     let i = 0;
     while (i < q.length && q[i]!.n <= n) i++;
     if (i === q.length) {
-      s.unacked = null;
+      s.ext.unacked = null;
       this.awaiting.delete(s);
     } else if (i > 0) {
       q.splice(0, i);
-      s.unackedSince = Date.now();
+      s.ext.unackedSince = Date.now();
     }
   }
 
@@ -363,10 +364,10 @@ export class Gateway implements SessionOwner {
    * open it there again, then resend what was not acknowledged, in order.
    */
   private reopen(s: Session): void {
-    const q = s.unacked;
-    if (s.acked > 0) this.bus.publish(s.subjectIn, { t: 'open', sid: s.sid, node: this.nodeId, n: s.acked, transport: s.transport, meta: s.meta, moved: true, lo: s.lastOut });
+    const q = s.ext.unacked;
+    if (s.ext.acked > 0) this.bus.publish(s.subjectIn, { t: 'open', sid: s.sid, node: this.nodeId, n: s.ext.acked, transport: s.transport, meta: s.meta, moved: true, lo: s.ext.lastOut });
     this.resendUnacked(s);
-    s.unackedSince = Date.now();
+    s.ext.unackedSince = Date.now();
   }
 
   // ---- worker output -------------------------------------------------------------------------
@@ -382,8 +383,9 @@ export class Gateway implements SessionOwner {
       return;
     }
     // just taken over: the old node first forwards what it got, then this comes in order
-    if (s.held !== null) {
-      s.held.push(w);
+    const x = s.extIfAny;
+    if (x !== null && x.held !== null) {
+      x.held.push(w);
       return;
     }
     this.receive(s, w);
@@ -393,29 +395,29 @@ export class Gateway implements SessionOwner {
   private receive(s: Session, w: NodeEnvelope): void {
     const o = (w as { o?: number }).o;
     if (o === undefined) return this.apply(s, w);
-    if (o <= s.lastOut) return; // seen: a resend
-    if (o > s.lastOut + 1) {
+    if (o <= s.ext.lastOut) return; // seen: a resend
+    if (o > s.ext.lastOut + 1) {
       // one got lost (a NATS server died with it in flight): hold this one, ask for the gap
-      (s.early ??= new Map()).set(o, w);
+      (s.ext.early ??= new Map()).set(o, w);
       this.unsettled.add(s);
       this.askGap(s, Date.now());
       return;
     }
-    s.lastOut = o;
+    s.ext.lastOut = o;
     this.apply(s, w);
-    const early = s.early;
+    const early = s.ext.early;
     if (early === null) return;
-    for (let next = early.get(s.lastOut + 1); next !== undefined; next = early.get(s.lastOut + 1)) {
-      early.delete(++s.lastOut);
+    for (let next = early.get(s.ext.lastOut + 1); next !== undefined; next = early.get(s.ext.lastOut + 1)) {
+      early.delete(++s.ext.lastOut);
       this.apply(s, next);
     }
-    if (early.size === 0) s.early = null;
+    if (early.size === 0) s.ext.early = null;
   }
 
   private askGap(s: Session, now: number): void {
-    if (now - s.gapAskedAt < this.options.ackTimeoutMs) return;
-    s.gapAskedAt = now;
-    this.bus.publish(s.subjectIn, { t: 'resend', sid: s.sid, node: this.nodeId, n: 0, from: s.lastOut + 1, lo: s.lastOut });
+    if (now - s.ext.gapAskedAt < this.options.ackTimeoutMs) return;
+    s.ext.gapAskedAt = now;
+    this.bus.publish(s.subjectIn, { t: 'resend', sid: s.sid, node: this.nodeId, n: 0, from: s.ext.lastOut + 1, lo: s.ext.lastOut });
   }
 
   private apply(s: Session, w: NodeEnvelope): void {
@@ -477,7 +479,7 @@ export class Gateway implements SessionOwner {
         return void this.prepare(e.cid, e.rooms);
       case 'r-ready': {
         const s = this.sessions.get(e.sid);
-        if (s !== undefined && s.handing !== null && s.handing.cid === e.cid && s.handing.to === e.from) this.handOver(s, e.from, e.cid);
+        if (s !== undefined && s.ext.handing !== null && s.ext.handing.cid === e.cid && s.ext.handing.to === e.from) this.handOver(s, e.from, e.cid);
         return;
       }
       default:
@@ -532,7 +534,7 @@ export class Gateway implements SessionOwner {
    */
   beginHandOver(s: Session, to: string, cid: number): void {
     if (s.rooms === null || s.rooms.size === 0) return this.handOver(s, to, cid);
-    s.handing = { to, cid, ids: [], deadline: Date.now() + this.options.relayTimeoutMs };
+    s.ext.handing = { to, cid, ids: [], deadline: Date.now() + this.options.relayTimeoutMs };
     this.unsettled.add(s);
     this.relay.post(to, { t: 'r-prepare', cid, rooms: [...s.rooms] });
   }
@@ -551,19 +553,19 @@ export class Gateway implements SessionOwner {
         first: box.first,
         frames: box.since(box.first - 1),
         inSeq: s.inSeq,
-        acked: s.acked,
-        unacked: s.unacked ?? [],
+        acked: s.ext.acked,
+        unacked: s.ext.unacked ?? [],
         rooms: s.rooms === null ? [] : [...s.rooms],
         open: s.state === SessionState.Open,
-        lastOut: s.lastOut,
-        delivered: s.handing?.ids ?? [],
+        lastOut: s.ext.lastOut,
+        delivered: s.ext.handing?.ids ?? [],
       },
     });
     // not ours any more: worker output that still comes here is forwarded (see onNodeEnvelope), and
     // so are broadcasts for a moment: one that reached the new node before it subscribed may reach
     // us only now. Then we leave the rooms and say so.
-    s.handing = null;
-    s.movedTo = to;
+    s.ext.handing = null;
+    s.ext.movedTo = to;
     const t = setTimeout(() => {
       this.rooms.leaveAll(s);
       this.relay.post(to, { t: 'r-bye', sid: s.sid });
@@ -585,14 +587,15 @@ export class Gateway implements SessionOwner {
   /** A shadow session is gone: it may have joined rooms for a hand-over (see prepare) */
   shadowGone(s: Session): void {
     this.rooms.leaveAll(s);
-    s.buffer = null;
+    const x = s.extIfAny;
+    if (x !== null) x.buffer = null;
   }
 
   /** (receiving node) Subscribes the waiting connection's shadow to the rooms, then tells the old node */
   private async prepare(cid: number, rooms: string[]): Promise<void> {
     const shadow = this.relay.shadowOf(cid);
     if (shadow === null) return;
-    shadow.buffer = [];
+    shadow.ext.buffer = [];
     for (const room of rooms) this.rooms.join(shadow, room);
     await this.bus.flush(); // our subscriptions are in force at the server from here on
     this.relay.post(shadow.relay!.home, { t: 'r-ready', sid: shadow.sid, from: this.nodeId, cid });
@@ -605,20 +608,20 @@ export class Gateway implements SessionOwner {
     const sid = st.sid;
     const subjectIn = this.partitionSubjects[partitionOf(sid, this.options.partitionCount)]!;
     // a new token names this node: the client's next request comes here directly
-    const s = new Session(sid, signToken(this.options.secret, sid, this.nodeId), st.format, st.meta, subjectIn, shadow.transport, this.options.outboxMaxFrames, this);
+    const s = new Session(sid, st.format, st.meta, subjectIn, shadow.transport, this.options.outboxMaxFrames, this);
     s.state = st.open ? SessionState.Open : SessionState.Opening;
     s.outbox.reset(st.first - 1);
     for (const f of st.frames) s.outbox.push(f);
     s.inSeq = st.inSeq;
-    s.acked = st.acked;
-    s.lastOut = st.lastOut;
+    s.ext.acked = st.acked;
+    s.ext.lastOut = st.lastOut;
     if (st.unacked.length > 0) {
-      s.unacked = st.unacked.map((e) => ({ ...e, node: this.nodeId }));
-      s.unackedSince = Date.now();
+      s.ext.unacked = st.unacked.map((e) => ({ ...e, node: this.nodeId }));
+      s.ext.unackedSince = Date.now();
       this.awaiting.add(s);
     }
-    s.held = [];
-    s.heldUntil = Date.now() + this.options.relayTimeoutMs;
+    s.ext.held = [];
+    s.ext.heldUntil = Date.now() + this.options.relayTimeoutMs;
     this.unsettled.add(s);
     this.sessions.set(sid, s);
     // the rooms: broadcasts the old node did not deliver (it got them after it handed over) follow
@@ -627,11 +630,11 @@ export class Gateway implements SessionOwner {
     for (const room of st.rooms) this.rooms.join(s, room);
     // hold broadcasts back until the old node stops forwarding; what it delivered already is out
     const delivered = new Set(st.delivered);
-    s.buffer = (shadow.buffer ?? []).filter((e) => e.id === undefined || !delivered.has(e.id));
-    s.bufferIds = delivered;
-    for (const e of s.buffer) if (e.id !== undefined) delivered.add(e.id);
-    s.bufferUntil = Date.now() + HANDOVER_GRACE_MS + this.options.relayTimeoutMs;
-    shadow.buffer = null;
+    s.ext.buffer = (shadow.ext.buffer ?? []).filter((e) => e.id === undefined || !delivered.has(e.id));
+    s.ext.bufferIds = delivered;
+    for (const e of s.ext.buffer) if (e.id !== undefined) delivered.add(e.id);
+    s.ext.bufferUntil = Date.now() + HANDOVER_GRACE_MS + this.options.relayTimeoutMs;
+    shadow.ext.buffer = null;
     // the worker sends to us from now on; what it sent before reaches us through the old node
     this.toWorker(s, { t: 'rehome', sid, node: this.nodeId, n: ++s.inSeq });
     const conn = shadow.conn!;
@@ -643,8 +646,8 @@ export class Gateway implements SessionOwner {
 
   /** The old node forwarded everything it got: what came directly may be applied now */
   private release(s: Session): void {
-    const q = s.held;
-    s.held = null;
+    const q = s.ext.held;
+    s.ext.held = null;
     if (q !== null) for (const w of q) this.receive(s, w);
   }
 
@@ -665,19 +668,19 @@ export class Gateway implements SessionOwner {
     }
     const retryAfter = this.options.ackTimeoutMs;
     for (const s of this.awaiting) {
-      if (now - s.unackedSince < retryAfter) continue;
+      if (now - s.ext.unackedSince < retryAfter) continue;
       // no worker answered in time (it died, or the partition is between owners): resend in order
       this.resendUnacked(s);
     }
     this.relay.sweep(now);
     for (const s of this.unsettled) {
-      if (s.held !== null && now > s.heldUntil) this.release(s);
-      if (s.early !== null) this.askGap(s, now);
+      if (s.ext.held !== null && now > s.ext.heldUntil) this.release(s);
+      if (s.ext.early !== null) this.askGap(s, now);
       // the new node never said it is ready: hand over anyway (a broadcast may fall between)
-      if (s.handing !== null && now > s.handing.deadline) this.handOver(s, s.handing.to, s.handing.cid);
+      if (s.ext.handing !== null && now > s.ext.handing.deadline) this.handOver(s, s.ext.handing.to, s.ext.handing.cid);
       // the old node never said bye: release what is held back
-      if (s.buffer !== null && s.relay === null && now > s.bufferUntil) this.rooms.release(s);
-      if ((s.held === null && s.early === null && s.handing === null && s.buffer === null) || s.state === SessionState.Closed) this.unsettled.delete(s);
+      if (s.ext.buffer !== null && s.relay === null && now > s.ext.bufferUntil) this.rooms.release(s);
+      if ((s.ext.held === null && s.ext.early === null && s.ext.handing === null && s.ext.buffer === null) || s.state === SessionState.Closed) this.unsettled.delete(s);
     }
     const keep = Math.max(window, this.options.pollTimeoutMs * 2);
     for (const [sid, t] of this.tombstones) {

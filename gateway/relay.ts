@@ -47,8 +47,8 @@ export class Relay {
   open(sid: string, token: string, home: string, format: Format, meta: SessionMeta, transport: TransportName, conn: Connection, last: number, poll: boolean): Session {
     const cid = this.nextCid++;
     this.relayedOut++;
-    const s = new Session(sid, token, format, meta, '', transport, this.gw.options.outboxMaxFrames, this.gw);
-    s.relay = { home, cid, deadline: Date.now() + this.gw.options.relayTimeoutMs + (poll ? this.gw.options.pollTimeoutMs : 0) };
+    const s = new Session(sid, format, meta, '', transport, this.gw.options.outboxMaxFrames, this.gw);
+    s.relay = { home, cid, token, deadline: Date.now() + this.gw.options.relayTimeoutMs + (poll ? this.gw.options.pollTimeoutMs : 0) };
     s.conn = conn;
     s.outbox.reset(last);
     s.sent = last;

@@ -53,18 +53,21 @@ export class Rooms {
   /** Delivers a broadcast to one session */
   deliver(s: Session, e: RoomEnvelope, tail: string | null): void {
     if (e.except !== undefined && e.except.includes(s.sid)) return;
-    if (s.movedTo !== null) return this.forward(s, e);
-    // a session being handed to this node: held back, once each (see Gateway.adopt)
-    if (s.buffer !== null) {
-      if (e.id !== undefined) {
-        if (s.bufferIds!.has(e.id)) return;
-        s.bufferIds!.add(e.id);
+    const x = s.extIfAny;
+    if (x !== null) {
+      if (x.movedTo !== null) return this.forward(s, e);
+      // a session being handed to this node: held back, once each (see Gateway.adopt)
+      if (x.buffer !== null) {
+        if (e.id !== undefined) {
+          if (x.bufferIds!.has(e.id)) return;
+          x.bufferIds!.add(e.id);
+        }
+        x.buffer.push(e);
+        return;
       }
-      s.buffer.push(e);
-      return;
+      // being handed away: the new node drops from its buffer what we delivered here
+      if (x.handing !== null && e.id !== undefined) x.handing.ids.push(e.id);
     }
-    // being handed away: the new node drops from its buffer what we delivered here
-    if (s.handing !== null && e.id !== undefined) s.handing.ids.push(e.id);
     s.pushEvent(e.event, e.args, s.format === 'json' ? (tail ?? eventTail(e.event, e.args)) : null);
   }
 
@@ -73,9 +76,9 @@ export class Rooms {
    * (the two paths may have mixed them), in the slots they arrived in.
    */
   release(s: Session): void {
-    const held = s.buffer;
-    s.buffer = null;
-    s.bufferIds = null;
+    const held = s.ext.buffer;
+    s.ext.buffer = null;
+    s.ext.bufferIds = null;
     if (held === null) return;
     const byWorker = new Map<string, RoomEnvelope[]>();
     for (const e of held) {

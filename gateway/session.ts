@@ -61,42 +61,25 @@ export class Session {
   transport: TransportName;
   /** this session replaced one the client asked to resume but that was gone: `open` says recovered: false */
   lossy = false;
-  /** client → worker envelopes not yet acknowledged by a worker (cluster mode only) */
-  unacked: InboundEnvelope[] | null = null;
-  /** highest `n` a worker acknowledged */
-  acked = 0;
-  /** when the oldest unacked envelope was (re)sent */
-  unackedSince = 0;
-  /** highest worker output `o` applied, outputs that came before their turn, and when we last asked for a gap (cluster) */
-  lastOut = 0;
-  early: Map<number, NodeEnvelope> | null = null;
-  gapAskedAt = 0;
   /**
    * Set on a *shadow* session: the client is connected here but the session lives on node
    * `home`; this object only mirrors frames for the local connection (see relay.ts).
    */
-  relay: { home: string; cid: number; deadline: number } | null = null;
-  /**
-   * Hand-over of a session in rooms, on the draining node: broadcast ids delivered since the new
-   * node was asked to subscribe (it drops those from what it buffered), and where it goes
-   */
-  handing: { to: string; cid: number; ids: string[]; deadline: number } | null = null;
-  /** (on the draining node, after the hand-over) forward broadcasts to this node for a little while */
-  movedTo: string | null = null;
-  /**
-   * (on the new node) broadcasts held back during a hand-over: they come directly and, forwarded,
-   * from the old node; released in publish order (per worker), each once. `bufferIds` dedupes.
-   */
-  buffer: RoomEnvelope[] | null = null;
-  bufferIds: Set<string> | null = null;
-  bufferUntil = 0;
-  /** (on the new node) worker output that came directly, held until the old node forwarded what it got first */
-  held: NodeEnvelope[] | null = null;
-  heldUntil = 0;
+  relay: { home: string; cid: number; deadline: number; token: string } | null = null;
+  /** cluster and hand-over state; allocated on first use (a single node never needs it) */
+  private _ext: SessionExt | null = null;
+
+  get ext(): SessionExt {
+    return (this._ext ??= new SessionExt());
+  }
+
+  /** the cluster state if there is any, without allocating it (hot paths) */
+  get extIfAny(): SessionExt | null {
+    return this._ext;
+  }
 
   constructor(
     readonly sid: string,
-    readonly token: string,
     readonly format: Format,
     readonly meta: SessionMeta,
     /** bus subject of the partition that owns this session (shared string) */
@@ -145,4 +128,35 @@ export class Session {
     this.sent = last;
     return true;
   }
+}
+
+/** What only a cluster (delivery tracking, relays, hand-overs) needs of a session. */
+export class SessionExt {
+  /** client → worker envelopes not yet acknowledged by a worker (cluster mode only) */
+  unacked: InboundEnvelope[] | null = null;
+  /** highest `n` a worker acknowledged */
+  acked = 0;
+  /** when the oldest unacked envelope was (re)sent */
+  unackedSince = 0;
+  /** highest worker output `o` applied, outputs that came before their turn, and when we last asked for a gap (cluster) */
+  lastOut = 0;
+  early: Map<number, NodeEnvelope> | null = null;
+  gapAskedAt = 0;
+  /**
+   * Hand-over of a session in rooms, on the draining node: broadcast ids delivered since the new
+   * node was asked to subscribe (it drops those from what it buffered), and where it goes
+   */
+  handing: { to: string; cid: number; ids: string[]; deadline: number } | null = null;
+  /** (on the draining node, after the hand-over) forward broadcasts to this node for a little while */
+  movedTo: string | null = null;
+  /**
+   * (on the new node) broadcasts held back during a hand-over: they come directly and, forwarded,
+   * from the old node; released in publish order (per worker), each once. `bufferIds` dedupes.
+   */
+  buffer: RoomEnvelope[] | null = null;
+  bufferIds: Set<string> | null = null;
+  bufferUntil = 0;
+  /** (on the new node) worker output that came directly, held until the old node forwarded what it got first */
+  held: NodeEnvelope[] | null = null;
+  heldUntil = 0;
 }
