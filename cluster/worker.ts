@@ -49,6 +49,9 @@ export class Worker implements AppContext {
   private readonly asked = new Map<string, number>();
   /** events handled, for tests and metrics */
   processed = 0;
+  /** while an event handler runs synchronously: its args and their JSON text (see emit) */
+  rawArgs: string | undefined = undefined;
+  rawOf: unknown[] | null = null;
 
   constructor(opts: WorkerOptions) {
     this.bus = opts.bus;
@@ -279,13 +282,18 @@ export class Worker implements AppContext {
     const n = e.n;
     const reply = ack === undefined ? undefined : makeReply(this, s, ack);
     let r: void | Promise<void>;
+    this.rawArgs = e.raw;
+    this.rawOf = e.args;
     try {
       r = this.handlers.event(s, e.event, e.args, reply);
     } catch (err) {
+      this.rawArgs = undefined;
       if (ack !== undefined) this.send(s, { t: 'reply', sid: s.sid, ack, error: errorMessage(err), n });
       this.done(s, n);
       return;
     }
+    this.rawArgs = undefined;
+    this.rawOf = null;
     if (r instanceof Promise) {
       s.waiting = [];
       r.then(
@@ -312,6 +320,16 @@ function makeReply(w: Worker, s: WorkerSession, ack: string | number): Reply {
     done = true;
     w.send(s, { t: 'reply', sid: s.sid, ack, args, n: s.current });
   };
+}
+
+/** the same primitives, in order (objects could have been changed since they were parsed) */
+function sameValues(a: unknown[], b: unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i];
+    if (v !== b[i] || (typeof v === 'object' && v !== null)) return false;
+  }
+  return true;
 }
 
 function errorMessage(err: unknown): string {
@@ -371,7 +389,12 @@ export class WorkerSession implements AppSession {
   }
 
   emit(event: string, ...args: unknown[]): void {
-    if (!this.closed) this.worker.send(this, { t: 'emit', sid: this.sid, event, args, n: this.current });
+    if (this.closed) return;
+    // re-emitting the args of the event being handled, unchanged: their JSON text can be reused
+    const w = this.worker;
+    const raw = w.rawArgs !== undefined && sameValues(args, w.rawOf!) ? w.rawArgs : undefined;
+    if (raw === undefined) w.send(this, { t: 'emit', sid: this.sid, event, args, n: this.current });
+    else w.send(this, { t: 'emit', sid: this.sid, event, args, raw, n: this.current });
   }
 
   join(room: string): void {

@@ -264,8 +264,10 @@ export class Gateway implements SessionOwner {
     if (s.relay !== null) return this.relay.forward(s, f);
     switch (f.type) {
       case 'event':
-        if (f.ack === undefined) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args });
-        else this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, ack: f.ack });
+        if (f.ack !== undefined) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, ack: f.ack });
+        // the raw args text only helps in one process; on a network bus it would double the bytes
+        else if (f.raw !== undefined && !this.deferWrites) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, raw: f.raw });
+        else this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args });
         return;
       case 'close':
         this.closeSession(s, 1000, 'client closed', true);
@@ -425,7 +427,7 @@ export class Gateway implements SessionOwner {
     if (n !== undefined && this.options.atLeastOnce) this.acked(s, n);
     switch (w.t) {
       case 'emit':
-        s.pushEvent(w.event, w.args, null);
+        s.pushEvent(w.event, w.args, null, w.raw);
         return;
       case 'reply':
         s.pushReply(w.ack, w.args, w.error);
