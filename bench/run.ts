@@ -395,14 +395,16 @@ interface Target {
 
 function targets(results: ServerResult[]): Target[] {
   const by = (id: ServerId) => results.find((r) => r.id === id);
-  const bare = by('bare'), gw = by('gateway');
+  const bare = by('bare'), gw = by('gateway'), cl = by('cluster');
   const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefined);
   // Three decimals so that a value just on the wrong side of a limit never prints as the limit.
   const x = (v: number) => `${v.toFixed(3)}×`;
   const tput = ratio(gw?.throughput?.msgs_per_s, bare?.throughput?.msgs_per_s);
   const p99 = ratio(gw?.latency?.p99_us, bare?.latency?.p99_us);
   const mem = gw?.memory?.bytes_per_session;
+  const ctput = ratio(cl?.throughput?.msgs_per_s, bare?.throughput?.msgs_per_s);
   return [
+    { name: 'cluster throughput vs bare', value: ctput, display: ctput === undefined ? 'n/a' : x(ctput), goal: '≥ 0.16×', pass: ctput === undefined ? undefined : ctput >= 0.16 },
     { name: 'gateway throughput vs bare', value: tput, display: tput === undefined ? 'n/a' : x(tput), goal: '≥ 0.5×', pass: tput === undefined ? undefined : tput >= 0.5 },
     { name: 'gateway p99 @1 in flight vs bare', value: p99, display: p99 === undefined ? 'n/a' : x(p99), goal: '≤ 1.5×', pass: p99 === undefined ? undefined : p99 <= 1.5 },
     { name: 'gateway idle memory per session', value: mem, display: mem === undefined ? 'n/a' : `${fmtInt(mem)} B`, goal: '≤ 1,536 B', pass: mem === undefined ? undefined : mem <= 1536 },

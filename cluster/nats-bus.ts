@@ -27,6 +27,8 @@ export interface NatsBusOptions {
 
 export class NatsBus implements Bus {
   private closed = false;
+  /** publishes of this turn of the event loop, in order; written together (see publish) */
+  private pending: Array<[string, Uint8Array]> = [];
 
   private constructor(readonly nc: NatsConnection) {}
 
@@ -50,10 +52,24 @@ export class NatsBus implements Bus {
     return bus;
   }
 
+  /**
+   * Queues the message and hands the whole queue to the client once per event-loop turn. The
+   * client itself coalesces writes per microtask, but a gateway publishes from many separate uWS
+   * callbacks in one turn, each followed by a microtask checkpoint: that would be one socket write
+   * per WebSocket message. setImmediate runs after the turn's I/O callbacks: one write for all.
+   */
   publish(subject: string, envelope: Envelope): void {
     if (this.closed) return;
-    this.nc.publish(subject, packr.pack(envelope));
+    if (this.pending.length === 0) setImmediate(this.flushPending);
+    this.pending.push([subject, packr.pack(envelope)]);
   }
+
+  private readonly flushPending = (): void => {
+    const batch = this.pending;
+    this.pending = [];
+    if (this.closed) return;
+    for (const [subject, data] of batch) this.nc.publish(subject, data);
+  };
 
   subscribe(subject: string, handler: BusHandler): Subscription {
     let sub: NatsSubscription | null = this.nc.subscribe(subject, {
@@ -84,6 +100,7 @@ export class NatsBus implements Bus {
 
   /** Resolves when the server has processed everything published so far (a round trip) */
   async flush(): Promise<void> {
+    this.flushPending();
     if (!this.closed) await this.nc.flush();
   }
 
@@ -94,6 +111,7 @@ export class NatsBus implements Bus {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.flushPending();
     this.closed = true;
     await this.nc.drain().catch(() => this.nc.close());
   }

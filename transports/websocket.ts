@@ -40,7 +40,13 @@ class WsConnection implements Connection {
   }
 
   flush(s: Session): void {
-    if (this.blocked || this.closed) return;
+    if (this.blocked || this.closed || s.sent >= s.outbox.last) return;
+    // one frame: no cork (inside a uWS callback we are corked already; outside, one write either way)
+    if (s.sent + 1 === s.outbox.last) this.write(s);
+    else this.ws.cork(() => this.write(s));
+  }
+
+  private write(s: Session): void {
     const box = s.outbox;
     const ws = this.ws;
     while (s.sent < box.last) {

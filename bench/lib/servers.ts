@@ -6,12 +6,13 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ManagedProcess } from './processes.ts';
 
-export type ServerId = 'bare' | 'gateway' | 'socketio';
-export const SERVER_IDS: ServerId[] = ['bare', 'gateway', 'socketio'];
+export type ServerId = 'bare' | 'gateway' | 'cluster' | 'socketio';
+export const SERVER_IDS: ServerId[] = ['bare', 'gateway', 'cluster', 'socketio'];
 
 export const SERVER_LABELS: Record<ServerId, string> = {
   bare: 'bare uWS',
   gateway: 'Switchyard gateway',
+  cluster: 'Switchyard cluster',
   socketio: 'Socket.IO 4',
 };
 
@@ -54,6 +55,8 @@ export function serverSpecs(root: string): Record<ServerId, ServerSpec> {
   return {
     bare: { id: 'bare', proto: 'native', path: '/rt/ws', command: [...tsNode, join(root, 'bench', 'bare-uws.ts'), '{port}'] },
     gateway,
+    // nats-server + worker process + gateway process: the echo crosses the bus twice
+    cluster: { id: 'cluster', proto: 'native', path: '/rt/ws', command: [...tsNode, join(root, 'bench', 'cluster-shape.ts'), '{port}'] },
     socketio: { id: 'socketio', proto: 'socketio', command: [...tsNode, join(root, 'bench', 'socketio-server.ts'), '{port}'] },
   };
 }
@@ -92,7 +95,7 @@ export async function startServer(
   const proc = new ManagedProcess(spec.id, argv[0]!, argv.slice(1), { cwd: opts.root, env: opts.env });
   const timeoutMs = opts.timeoutMs ?? 60000;
   try {
-    if (spec.id === 'gateway') {
+    if (spec.id === 'gateway' || spec.id === 'cluster') {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (!proc.alive) throw new Error(`gateway exited (${proc.exitCode}) during start-up\n${proc.tail()}`);
