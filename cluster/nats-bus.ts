@@ -12,6 +12,21 @@ import { Packr, Unpackr } from 'msgpackr';
 import type { Bus, BusHandler, Envelope, Subscription } from './bus.ts';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
+/** several envelopes for one subject in one NATS message (wire detail of this bus only) */
+const BATCH = '*';
+const MAX_BATCH = 256;
+interface Batch {
+  t: typeof BATCH;
+  e: Envelope[];
+}
+
+function deliver(handler: BusHandler, e: Envelope, subject: string): void {
+  try {
+    handler(e, subject);
+  } catch (handlerErr) {
+    console.error(`[switchyard] bus handler for ${subject} threw:`, handlerErr);
+  }
+}
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
 export interface NatsBusOptions {
@@ -27,8 +42,11 @@ export interface NatsBusOptions {
 
 export class NatsBus implements Bus {
   private closed = false;
-  /** publishes of this turn of the event loop, in order; written together (see publish) */
-  private pending: Array<[string, Uint8Array]> = [];
+  /**
+   * Publishes of this turn of the event loop, in order; runs of envelopes to the same subject
+   * become one NATS message (a batch), so order holds across subjects too (see publish).
+   */
+  private pending: Array<[string, Envelope[]]> = [];
 
   private constructor(readonly nc: NatsConnection) {}
 
@@ -60,32 +78,42 @@ export class NatsBus implements Bus {
    */
   publish(subject: string, envelope: Envelope): void {
     if (this.closed) return;
-    if (this.pending.length === 0) setImmediate(this.flushPending);
-    this.pending.push([subject, packr.pack(envelope)]);
+    const n = this.pending.length;
+    if (n === 0) setImmediate(this.flushPending);
+    else {
+      const last = this.pending[n - 1]!;
+      // e.g. a worker's outputs for one gateway, or one client's pipelined events
+      if (last[0] === subject && last[1].length < MAX_BATCH) {
+        last[1].push(envelope);
+        return;
+      }
+    }
+    this.pending.push([subject, [envelope]]);
   }
 
   private readonly flushPending = (): void => {
-    const batch = this.pending;
+    const runs = this.pending;
     this.pending = [];
     if (this.closed) return;
-    for (const [subject, data] of batch) this.nc.publish(subject, data);
+    for (const [subject, envs] of runs) this.nc.publish(subject, packr.pack(envs.length === 1 ? envs[0] : { t: BATCH, e: envs }));
   };
 
   subscribe(subject: string, handler: BusHandler): Subscription {
     let sub: NatsSubscription | null = this.nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err !== null || sub === null) return;
-        let e: Envelope;
+        let e: Envelope | Batch;
         try {
-          e = unpackr.unpack(msg.data) as Envelope;
+          e = unpackr.unpack(msg.data) as Envelope | Batch;
         } catch (decodeErr) {
           console.error(`[switchyard] undecodable message on ${msg.subject}:`, decodeErr);
           return;
         }
-        try {
-          handler(e, msg.subject);
-        } catch (handlerErr) {
-          console.error(`[switchyard] bus handler for ${msg.subject} threw:`, handlerErr);
+        if ((e as Batch).t !== BATCH) return deliver(handler, e as Envelope, msg.subject);
+        // a handler may unsubscribe in the middle of a batch: stop there
+        for (const one of (e as Batch).e) {
+          if (sub === null) return;
+          deliver(handler, one, msg.subject);
         }
       },
     });
