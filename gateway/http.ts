@@ -47,7 +47,17 @@ export function clientIp(res: HttpResponse, req: HttpRequest, trustProxy: boolea
     const fwd = /for="?\[?([^\]";,]+)/i.exec(req.getHeader('forwarded'));
     if (fwd) return fwd[1]!;
   }
-  return Buffer.from(res.getRemoteAddressAsText()).toString();
+  return intern(Buffer.from(res.getRemoteAddressAsText()).toString());
+}
+
+/** Addresses repeat (NAT, proxies, one host with many tabs): sessions share one string each */
+const addresses = new Map<string, string>();
+function intern(ip: string): string {
+  const known = addresses.get(ip);
+  if (known !== undefined) return known;
+  if (addresses.size >= 10_000) addresses.clear();
+  addresses.set(ip, ip);
+  return ip;
 }
 
 /**
