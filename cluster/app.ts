@@ -9,6 +9,11 @@ export interface AppSession {
   /** transport the session opened with (informational; the app should not depend on it) */
   readonly transport: TransportName;
   readonly meta: SessionMeta;
+  /**
+   * true when this worker re-opened a session that began elsewhere (its partition moved after a
+   * worker joined, left or died): `open` runs again, with whatever per-session state is lost
+   */
+  readonly moved: boolean;
   /** free per-session storage for the app; lives as long as the session on this worker */
   data: Record<string, unknown>;
   emit(event: string, ...args: unknown[]): void;

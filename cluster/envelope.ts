@@ -66,7 +66,7 @@ export type RelayEnvelope =
    * `end`: close it with this frame; `done`: the poll is answered. An r-out with nothing else
    * says "attached".
    */
-  | { t: 'r-out'; cid: number; open?: Frame; first?: number; frames?: Frame[]; ping?: boolean; end?: { close: Frame; code: number; reason: string }; done?: boolean; restart?: boolean }
+  | { t: 'r-out'; cid: number; open?: Frame; first?: number; frames?: Frame[]; ping?: boolean; end?: { close: Frame; code: number; reason: string }; done?: boolean; restart?: boolean; error?: string }
   /** B → A: client frames from connection `cid` (validated by B) */
   | { t: 'r-in'; sid: string; from: string; cid: number; frames: unknown[] }
   /** B → A: connection `cid` went away; with `code`: the session must end (the client broke the protocol) */

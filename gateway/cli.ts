@@ -29,6 +29,7 @@ options:
   --nats URLS     NATS servers, comma-separated (the client fails over between them)
   --ping-ms N, --resume-window-ms N, --max-payload-bytes N, --outbox-max-frames N,
   --poll-timeout-ms N, --heartbeat-ms N, --member-timeout-ms N, --epsilon X,
+  --trust-proxy   take client addresses from X-Forwarded-For / Forwarded (behind your own proxy)
   --ack-timeout-ms N, --relay-timeout-ms N, --drain-window-ms N (gateway: SIGTERM spreads
   reconnects over this window and hands sessions to the nodes clients come back to; default 5000)
 
@@ -57,6 +58,7 @@ export async function main(argv: string[]): Promise<void> {
       'relay-timeout-ms': { type: 'string' },
       'poll-timeout-ms': { type: 'string' },
       'drain-window-ms': { type: 'string' },
+      'trust-proxy': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -78,6 +80,7 @@ export async function main(argv: string[]): Promise<void> {
     relayTimeoutMs: int(values['relay-timeout-ms'], 'relay-timeout-ms'),
     pollTimeoutMs: int(values['poll-timeout-ms'], 'poll-timeout-ms'),
     secret: process.env.SWITCHYARD_SECRET,
+    trustProxy: values['trust-proxy'],
   };
   let close: () => Promise<void>;
   let terminate: (() => Promise<void>) | null = null;

@@ -98,7 +98,8 @@ export class Gateway implements SessionOwner {
     mountLongPoll(this);
     this.app.get('/healthz', (res) => {
       const ex = new Exchange(res, '');
-      ex.reply(200, 'application/json', JSON.stringify(this.health()));
+      // 503 while draining: load balancers take the node out at once
+      ex.reply(this.draining ? 503 : 200, 'application/json', JSON.stringify(this.health()));
     });
     if (this.options.serveDemo) mountStatic(this);
     this.app.any('/*', (res, req) => {

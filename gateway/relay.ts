@@ -92,6 +92,15 @@ export class Relay {
     if (s === undefined || s.conn === null) return;
     const conn = s.conn;
     s.relay!.deadline = 0; // the holder answered: no timeout any more
+    if (e.error !== undefined) {
+      // refused without ending the session (a second poll): the request fails, nothing else
+      this.shadows.delete(e.cid);
+      this.gw.shadowGone(s);
+      s.state = SessionState.Closed;
+      s.conn = null;
+      conn.fail(e.error as ErrorCode);
+      return;
+    }
     if (e.open !== undefined) {
       s.state = SessionState.Open;
       conn.sendOpen(s, e.open);
@@ -208,10 +217,7 @@ export class Relay {
       return out({ end: { close: encodeClose('json', errors[code].ws, code), code: errors[code].ws, reason: code } });
     }
     const s = found.session;
-    if (e.poll && s.conn instanceof RemoteConnection && s.conn.poll && s.conn.session !== null) {
-      const code: ErrorCode = 'SY_ERR_POLL_CONFLICT';
-      return out({ end: { close: encodeClose(s.format, 409, code), code: 409, reason: code } });
-    }
+    if (e.poll && s.conn instanceof RemoteConnection && s.conn.poll && s.conn.session !== null) return out({ error: 'SY_ERR_POLL_CONFLICT' });
     // a draining node gives the session away instead of relaying to it
     if (this.gw.isDraining) return this.gw.beginHandOver(s, e.from, e.cid);
     const rc = new RemoteConnection(this, e.from, e.cid, e.transport, e.poll);
@@ -333,6 +339,13 @@ class RemoteConnection implements Connection {
     this.session = null;
     this.relay.forget(this);
     this.out({ restart: true });
+  }
+
+  fail(code: ErrorCode): void {
+    this.stopTimer();
+    this.session = null;
+    this.relay.forget(this);
+    this.out({ error: code });
   }
 
   drop(): void {

@@ -7,6 +7,7 @@ import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import type { InboundEnvelope, NodeEnvelope, RoomEnvelope } from '../cluster/envelope.ts';
 import { encodeEvent, encodeReply, type Format, type Frame } from '../transports/frames.ts';
 import { Outbox } from './outbox.ts';
+import type { ErrorCode } from './errors.ts';
 
 /**
  * What a transport gives the session to write through. Like centrifuge's Transport there is no
@@ -28,6 +29,8 @@ export interface Connection {
   drop(): void;
   /** The node is draining: close so that the client reconnects (elsewhere) and resumes; the session lives on */
   restart(): void;
+  /** This request is refused (the session lives on): an HTTP error where there is one, else a drop */
+  fail(code: ErrorCode): void;
 }
 
 /** The node that holds the session (one object for all sessions, instead of a closure each) */

@@ -53,6 +53,13 @@ describe('cluster', () => {
     // the app handled each event once
     const handled = cluster.appLog().filter((l) => l.startsWith(open.sid + ' echo'));
     expect(handled).toHaveLength(N);
+    // one poll at a time holds across nodes too: a second relayed poll is refused with 409
+    const held = http(`${b.url}/rt/poll?${q}&last=${last}`);
+    await vi.waitFor(async () => expect((await http(`${b.url}/healthz`)).body.relay.open).toBe(1));
+    const second = await http(`${b.url}/rt/poll?${q}&last=${last}`);
+    expect(second).toMatchObject({ status: 409, body: { error: 'SY_ERR_POLL_CONFLICT' } });
+    await send(a.url, open.sid, open.token, [{ type: 'event', event: 'echo', args: ['last'] }]);
+    expect((await held).body).toEqual([{ type: 'event', seq: last + 1, event: 'echo', args: ['last'] }]);
   });
 
   it('a WebSocket client that reconnects to a different node resumes where it was', async () => {

@@ -5,6 +5,7 @@
  * @see ../docs/protocol.md
  */
 import type { Gateway } from '../gateway/gateway.ts';
+import type { ErrorCode } from '../gateway/errors.ts';
 import type { Connection, Session } from '../gateway/session.ts';
 import { readBody, readRequest, type Exchange } from '../gateway/http.ts';
 import { errors } from '../gateway/errors.ts';
@@ -73,6 +74,13 @@ class PollConnection implements Connection {
 
   drop(): void {
     this.answer(null);
+  }
+
+  fail(code: ErrorCode): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.session = null;
+    this.ex.error(code);
   }
 
   restart(): void {

@@ -4,6 +4,7 @@
  * @see ../docs/protocol.md
  */
 import type { Gateway } from '../gateway/gateway.ts';
+import type { ErrorCode } from '../gateway/errors.ts';
 import type { Connection, Session } from '../gateway/session.ts';
 import { readRequest, type Exchange } from '../gateway/http.ts';
 import { PING_JSON, type Frame } from './frames.ts';
@@ -85,6 +86,11 @@ class SseConnection implements Connection {
   drop(): void {
     this.session = null;
     this.finish([]);
+  }
+
+  fail(code: ErrorCode): void {
+    if (this.started) this.drop();
+    else this.ex.error(code);
   }
 
   restart(): void {

@@ -81,6 +81,10 @@ class WsConnection implements Connection {
     this.ws.end(1000, 'replaced by a newer connection');
   }
 
+  fail(): void {
+    this.drop();
+  }
+
   restart(): void {
     // no native close frame: to the client this is a connection drop, and it resumes elsewhere
     if (!this.closed) this.ws.end(errors.SY_ERR_SHUTTING_DOWN.ws, 'SY_ERR_SHUTTING_DOWN');
