@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { collectGarbage, inspectorUrls, type HeapNumbers } from './lib/inspector.ts';
 import { BENCH_DIR, ensureLoadgen, holdIdle, runEcho, type LoadgenResult } from './lib/loadgen.ts';
 import { installCleanup, killAllChildren, perCpuTicks, treeCpuTicks, treeRssBytes } from './lib/processes.ts';
+import { placementReport, printPlacement } from './placement.ts';
 import { SERVER_IDS, SERVER_LABELS, serverSpecs, startServer, type RunningServer, type ServerId, type ServerSpec } from './lib/servers.ts';
 
 const ROOT = join(BENCH_DIR, '..');
@@ -508,6 +509,8 @@ async function main(): Promise<void> {
   for (const id of opts.only) results.push(await benchServer(specs[id], opts, serverPin, genPin));
 
   printReport(results, opts);
+  const placement = placementReport();
+  printPlacement(placement);
 
   const dir = join(BENCH_DIR, 'results');
   mkdirSync(dir, { recursive: true });
@@ -526,6 +529,7 @@ async function main(): Promise<void> {
         load_average_at_start: load,
         options: opts,
         results,
+        placement,
         targets: targets(results),
       },
       null,
