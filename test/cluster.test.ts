@@ -113,16 +113,18 @@ describe('cluster', () => {
  * Load: `clients` WebSocket clients each send `perClient` echo requests, `window` in flight.
  * `during(progress)` runs once when a third of the replies are in.
  */
-async function load(url: string, o: { clients: number; perClient: number; window: number; during: () => void | Promise<void> }) {
+async function load(url: string, o: { clients: number; perClient: number; window: number; during: () => void | Promise<void>; at?: number }) {
   const clients = await Promise.all(Array.from({ length: o.clients }, () => WsClient.open(`${url}/rt/ws`)));
   const total = o.clients * o.perClient;
   let received = 0;
   let fired = false;
   const replies = new Map<string, number>(); // `${sid} ${i}` → replies seen
+  const outOfOrder: string[] = [];
   await Promise.all(
     clients.map(async (c) => {
       let next = 0;
       let done = 0;
+      let lastSeq = 0;
       await new Promise<void>((resolve, reject) => {
         const pump = () => {
           while (next < o.perClient && next - done < o.window) c.send({ type: 'event', event: 'echo', args: [next], ack: next++ });
@@ -130,11 +132,14 @@ async function load(url: string, o: { clients: number; perClient: number; window
         c.sock.on('message', (d) => {
           const f = JSON.parse(d.toString());
           if (f.type !== 'reply') return;
+          // per-session order: replies come in the order the events were sent, with no seq gap
+          if (f.ack !== done || f.seq !== lastSeq + 1) outOfOrder.push(`${c.open.sid}: ack ${f.ack} seq ${f.seq} after ${done - 1}/${lastSeq}`);
+          lastSeq = f.seq;
           const key = `${c.open.sid} ${f.ack}`;
           replies.set(key, (replies.get(key) ?? 0) + 1);
           done++;
           received++;
-          if (!fired && received >= total / 3) {
+          if (!fired && received >= total * (o.at ?? 1 / 3)) {
             fired = true;
             Promise.resolve(o.during()).catch(reject);
           }
@@ -146,7 +151,7 @@ async function load(url: string, o: { clients: number; perClient: number; window
     }),
   );
   for (const c of clients) c.sock.close();
-  return { total, replies, sids: clients.map((c) => c.open.sid) };
+  return { total, replies, outOfOrder, sids: clients.map((c) => c.open.sid) };
 }
 
 /** how often the app handled each (sid, echo i) */
@@ -168,8 +173,9 @@ describe('cluster failures', () => {
     const victim = cluster.workers[0]!;
     const r = await load(g.ws, { clients: 24, perClient: 150, window: 8, during: () => void victim.proc.kill('SIGKILL') });
     expect(victim.proc.signalCode ?? (await victim.exited)).toBeDefined();
-    // every request got exactly one reply
+    // every request got exactly one reply, in order
     expect(r.replies.size).toBe(r.total);
+    expect(r.outOfOrder).toEqual([]);
     expect([...r.replies.values()].filter((n) => n !== 1)).toEqual([]);
     // the app handled every event at least once; a second time only when the dead worker handled
     // it but died before its answer left the process
@@ -186,6 +192,28 @@ describe('cluster failures', () => {
     expect(movedOn).toBe(true);
   });
 
+  it('a worker joins under load: partitions move to it, every event answered once, in order', async () => {
+    cluster = await TestCluster.start({ gateways: 1, workers: 2 });
+    const g = cluster.gateways[0]!;
+    let joined: Promise<unknown> | null = null;
+    const r = await load(g.ws, { clients: 16, perClient: 1500, window: 8, at: 0.05, during: () => void (joined = cluster!.addWorker('w3')) });
+    await joined;
+    expect(r.replies.size).toBe(r.total);
+    expect([...r.replies.values()].filter((n) => n !== 1)).toEqual([]);
+    expect(r.outOfOrder).toEqual([]);
+    const newcomer = cluster.workers.find((w) => w.id === 'w3')!;
+    // it took busy sessions over: events of sessions that began on the others were handled there
+    const byPid = cluster.appLogByPid();
+    const mine = byPid.get(newcomer.proc.pid!) ?? [];
+    const movedSids = new Set(mine.map((l) => l.split(' ')[0]));
+    const startedElsewhere = [...byPid].filter(([pid]) => pid !== newcomer.proc.pid).some(([, lines]) => lines.some((l) => movedSids.has(l.split(' ')[0]!)));
+    expect(mine.length).toBeGreaterThan(0);
+    expect(startedElsewhere).toBe(true);
+    const handled = handledCounts(cluster.appLog());
+    expect(handled.size).toBe(r.total);
+    console.log(`worker join: sent ${r.total}, replies ${r.replies.size}, sessions moved to the newcomer ${movedSids.size} of ${r.sids.length}, events it handled ${mine.length}, events handled twice: ${[...handled.values()].filter((n) => n > 1).length}`);
+  });
+
   it('SIGKILL one NATS server of three: gateways and workers carry on through the others', async () => {
     cluster = await TestCluster.start({ natsServers: 3, gateways: 2, workers: 2 });
     const [a, b] = cluster.gateways as [any, any];
@@ -195,6 +223,7 @@ describe('cluster failures', () => {
     expect(idx).toBeGreaterThanOrEqual(0);
     const r = await load(a.ws, { clients: 12, perClient: 150, window: 8, during: () => cluster!.nats[idx]!.kill() });
     expect(r.replies.size).toBe(r.total);
+    expect(r.outOfOrder).toEqual([]);
     expect([...r.replies.values()].filter((n) => n !== 1)).toEqual([]);
     const handled = handledCounts(cluster.appLog());
     expect(handled.size).toBe(r.total);
