@@ -1,6 +1,7 @@
 /**
- * Types for client/switchyard.js, the Switchyard native client (wire protocol v1,
- * docs/protocol.md). Hand-written: keep in sync with the JSDoc in switchyard.js.
+ * Types for client/switchyard.js, the public entry of the Switchyard native client (wire protocol
+ * v1, docs/protocol.md). Hand-written: keep in sync with the JSDoc of the modules it re-exports
+ * (client.js, session.js, emitter.js, errors.js; the options are in types.js).
  *
  * Only structural types are used (no DOM or Node types), so this compiles in browser and Node
  * projects alike.

@@ -1,0 +1,89 @@
+// @ts-check
+/** The WebSocket connection: GET /rt/ws, frames both ways on the socket, as JSON or msgpack. */
+import { Conn, noop } from './conn.js';
+import { errText } from './errors.js';
+/** @import { Codec, Frame } from './types.js' */
+/** @import { ClientSession } from './session.js' */
+
+/**
+ * @param {Codec | null} codec  null: JSON
+ * @param {Frame} frame
+ * @returns {string | Uint8Array}
+ */
+function encode(codec, frame) {
+  return codec ? codec.encode(frame) : JSON.stringify(frame);
+}
+
+/**
+ * @param {Codec | null} codec
+ * @param {unknown} data  a WebSocket message
+ * @returns {unknown}
+ */
+function decode(codec, data) {
+  if (typeof data === 'string') return JSON.parse(data);
+  /** @type {Uint8Array | null} */
+  let bytes = null;
+  if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+  else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (!bytes) throw new TypeError('unsupported message type');
+  if (codec) return codec.decode(bytes);
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+export class WsConn extends Conn {
+  /** @param {ClientSession} c */
+  constructor(c) {
+    super(c, 'websocket', true);
+    /** @type {any} */
+    this.ws = null;
+    /** @type {unknown} */
+    this.error = undefined;
+  }
+
+  /** @override @protected */
+  _open() {
+    const ws = new this.c._WebSocket(this.c._url('ws', this.resuming));
+    this.ws = ws;
+    try { ws.binaryType = 'arraybuffer'; } catch { /* read-only in some polyfills */ }
+    ws.onmessage = (/** @type {any} */ ev) => this._receive(ev.data);
+    ws.onerror = (/** @type {any} */ ev) => { this.error = (ev && (ev.error || ev.message)) || 'websocket error'; };
+    ws.onclose = (/** @type {any} */ ev) => {
+      this._down({ code: ev && typeof ev.code === 'number' ? ev.code : 1006, reason: (ev && ev.reason) || (this.error ? errText(this.error) : ''), error: this.error });
+    };
+  }
+
+  /** @override @protected @param {unknown} data */
+  _parse(data) {
+    return decode(this.c._codec, data);
+  }
+
+  /** @override */
+  flush() {
+    const q = this.c._outq;
+    while (q.length && !this.dead && this.ws && this.ws.readyState === 1) {
+      this.ws.send(encode(this.c._codec, /** @type {Frame} */ (q.shift())));
+    }
+  }
+
+  /** @override @param {Frame} f */
+  send(f) {
+    if (!this.dead && this.ws && this.ws.readyState === 1) this.ws.send(encode(this.c._codec, f));
+  }
+
+  /**
+   * A clean stop closes with 1000 (the session stays on the server); a failure terminates.
+   * @override @protected
+   * @param {boolean} abrupt
+   */
+  _release(abrupt) {
+    const ws = this.ws;
+    this.ws = null;
+    if (!ws) return;
+    ws.onmessage = ws.onclose = ws.onerror = noop;
+    try {
+      if (!abrupt) ws.close(1000, 'client');
+      else if (typeof ws.terminate === 'function') ws.terminate();
+      else if (ws.readyState < 2) ws.close();
+    } catch { /* already closed */ }
+  }
+}

@@ -1,0 +1,375 @@
+// @ts-check
+/**
+ * The machinery under SwitchyardClient: the session (sid, token, lastSeq), the connection attempts
+ * (each transport in turn, then backoff), the heartbeat watchdog, the frames from the server, and
+ * the routes (URLs, POST /rt/send). The public methods are in client.js.
+ */
+import { WsConn } from './conn-websocket.js';
+import { SseConn } from './conn-sse.js';
+import { PollConn } from './conn-polling.js';
+import { Emitter } from './emitter.js';
+import { errText, isTerminalCode, SwitchyardError } from './errors.js';
+import { Requests } from './requests.js';
+/** @import { ClientState, DownInfo, FetchFunction, Frame, OpenInfo, TransportName } from './types.js' */
+/** @import { Config } from './options.js' */
+/** @import { Conn } from './conn.js' */
+
+/** client events: server events of these names reach only 'event' listeners */
+const RESERVED = new Set(['open', 'close', 'reconnecting', 'transport', 'error', 'event']);
+/** close codes that refuse a resume (bad token, unknown session) rather than end the client */
+const RESUME_REFUSED = new Set([4401, 4404]);
+const CONNS = { websocket: WsConn, sse: SseConn, polling: PollConn };
+
+export class ClientSession extends Emitter {
+  /** @param {Config} cfg */
+  constructor(cfg) {
+    super();
+    // internal, shared with the connections: the options and what they resolved to
+    this._o = cfg.o;
+    this._codec = cfg.codec;
+    this._WebSocket = cfg.WebSocket;
+    this._EventSource = cfg.EventSource;
+    this._fetch = cfg.fetch;
+    /** @private */ this._http = cfg.http;
+    /** @private */ this._baseQuery = cfg.baseQuery;
+    /** Transports this client will try, in order (requested ones that have an implementation). */
+    this.transports = cfg.transports;
+
+    /** Session id (null before the first open). @type {string | null} */
+    this.sid = null;
+    /** Resume token of the session. @type {string | null} */
+    this.token = null;
+    /** Newest `seq` delivered to the application. */
+    this.lastSeq = 0;
+    /** Transport of the current (or most recent) connection. @type {TransportName | null} */
+    this.transport = null;
+    /** Heartbeat interval announced by the server (0 until open). */
+    this.pingMs = 0;
+    /** @type {ClientState} */
+    this.state = 'idle';
+
+    /** The live connection; a testing hook (`c._conn.kill()` drops it like a network failure). @type {Conn | null} */
+    this._conn = null;
+    /** outbound frames not yet written (internal, shared with the transports) @type {Frame[]} */ this._outq = [];
+    /** requests waiting for their reply (internal) */ this._requests = new Requests();
+    /** @protected */ this._attempt = 0;
+    /** @private @type {ReturnType<typeof setTimeout> | null} */ this._timer = null;
+    /** @private @type {ReturnType<typeof setTimeout> | null} */ this._connectTimer = null;
+    /** @private @type {ReturnType<typeof setTimeout> | null} */ this._liveTimer = null;
+    /** @private */ this._lastRx = 0;
+    /** @protected */ this._resumable = false;
+    /** @protected */ this._openedOnce = false;
+    /** @private @type {TransportName} */ this._preferred = this.transports[0];
+    /** @private @type {TransportName[]} */ this._round = [];
+    /** @private */ this._tryIdx = 0;
+    /** @protected @type {OpenInfo | null} */ this._openInfo = null;
+  }
+
+  // ------------------------------------------------------------------ attempts and backoff
+
+  /** @protected */
+  _clearTimer() {
+    if (this._timer) clearTimeout(this._timer);
+    this._timer = null;
+  }
+
+  /** @protected  start a round: try every transport once, the last one that worked first */
+  _start() {
+    this._round = [this._preferred, ...this.transports.filter((t) => t !== this._preferred)];
+    this._tryIdx = 0;
+    this.state = this._openedOnce ? 'reconnecting' : 'connecting';
+    this._tryNext({});
+  }
+
+  /**
+   * @private
+   * @param {DownInfo} info  why the previous attempt failed
+   */
+  _tryNext(info) {
+    if (this.state === 'closed') return;
+    if (this._tryIdx >= this._round.length) {
+      this._scheduleReconnect({ code: info.code, reason: info.reason || 'no transport could connect' });
+      return;
+    }
+    const conn = new CONNS[this._round[this._tryIdx]](this);
+    conn.resuming = this._resumable;
+    this._conn = conn;
+    this._connectTimer = setTimeout(() => conn.kill(`connect timeout (${this._o.connectTimeoutMs} ms)`), this._o.connectTimeoutMs);
+    conn.start();
+  }
+
+  /**
+   * @private
+   * @param {{ code?: number, reason?: string }} info
+   */
+  _scheduleReconnect(info) {
+    if (this.state === 'closed') return;
+    const o = this._o;
+    if (!o.reconnect || this._attempt >= o.maxAttempts) {
+      this._finalClose(info.code ?? 1006, info.reason || 'connection lost');
+      return;
+    }
+    this._attempt++;
+    const cap = Math.min(o.maxDelayMs, o.minDelayMs * 2 ** (this._attempt - 1));
+    const delayMs = Math.floor(Math.random() * cap); // full jitter
+    this.state = 'reconnecting';
+    this._fire('reconnecting', { attempt: this._attempt, delayMs, code: info.code, reason: info.reason });
+    // A listener may have called close() or reconnect().
+    if (this.state !== 'reconnecting' || this._conn || this._timer) return;
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      if (this.state === 'reconnecting' && !this._conn) this._start();
+    }, delayMs);
+  }
+
+  /**
+   * @protected
+   * @param {number} code
+   * @param {string} reason
+   */
+  _finalClose(code, reason) {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this._conn) this._detach(this._conn);
+    this._clearTimer();
+    this._outq.length = 0;
+    this._requests.failAll(() => new SwitchyardError('SY_CLIENT_CLOSED', `client closed before the reply arrived (${code} ${reason})`));
+    this._fire('close', { code, reason });
+  }
+
+  /**
+   * Forget a connection: tear it down silently and stop its timers.
+   * @protected
+   * @param {Conn} conn
+   */
+  _detach(conn) {
+    conn.stop();
+    if (this._conn === conn) {
+      this._conn = null;
+      if (this._connectTimer) clearTimeout(this._connectTimer);
+      if (this._liveTimer) clearTimeout(this._liveTimer);
+      this._connectTimer = this._liveTimer = null;
+    }
+  }
+
+  /** @private  heartbeat watchdog: no frame for ~2×pingMs means the connection is dead */
+  _checkLive() {
+    if (this._liveTimer) clearTimeout(this._liveTimer);
+    this._liveTimer = null;
+    const conn = this._conn;
+    if (!conn || !conn.opened || !conn.heartbeat || !this.pingMs) return;
+    const limit = 2 * this.pingMs + 1000;
+    const idle = Date.now() - this._lastRx;
+    if (idle >= limit) { conn.kill(`no frame for ${idle} ms (pingMs ${this.pingMs})`); return; }
+    this._liveTimer = setTimeout(() => this._checkLive(), limit - idle);
+  }
+
+  // ------------------------------------------------------------------ connection callbacks
+
+  /**
+   * The session can not be resumed (HTTP 4xx on resume): the next open starts a new one.
+   * @param {SwitchyardError} err
+   */
+  _sessionGone(err) {
+    this._resumable = false;
+    this._fire('error', err);
+  }
+
+  /**
+   * @param {Conn} conn
+   * @param {Frame} f  an `open` frame
+   */
+  _connOpen(conn, f) {
+    if (conn !== this._conn || this.state === 'closed') return;
+    if (typeof f.sid !== 'string' || typeof f.token !== 'string') {
+      conn.kill('malformed open frame');
+      return;
+    }
+    const prevSid = this._resumable ? this.sid : null;
+    const recovered = prevSid !== null && f.sid === prevSid && f.recovered !== false;
+    if (f.sid !== this.sid) this.lastSeq = 0; // a new session: seq restarts at 1
+    this.sid = f.sid;
+    this.token = f.token;
+    if (typeof f.pingMs === 'number' && f.pingMs > 0) this.pingMs = f.pingMs;
+    this._resumable = true;
+    conn.opened = true;
+    if (this._connectTimer) clearTimeout(this._connectTimer);
+    this._connectTimer = null;
+    this.state = 'open';
+    this._attempt = 0;
+    this._preferred = conn.name;
+    if (!recovered) this._failSentRequests();
+    const first = !this._openedOnce;
+    this._openedOnce = true;
+    const changed = this.transport !== conn.name;
+    this.transport = conn.name;
+    this._lastRx = Date.now();
+    if (conn.heartbeat) this._checkLive();
+    const info = { sid: f.sid, recovered, first, transport: conn.name, last: typeof f.last === 'number' ? f.last : undefined };
+    this._openInfo = info;
+    conn.flush(); // frames queued while disconnected go first
+    if (changed) this._fire('transport', conn.name);
+    if (conn === this._conn) this._fire('open', info);
+  }
+
+  /** @private  requests whose frame already went out on a lost session can never be answered */
+  _failSentRequests() {
+    if (this._requests.size === 0) return;
+    /** @type {Set<number>} */
+    const queued = new Set();
+    for (const f of this._outq) if (f.ack !== undefined) queued.add(f.ack);
+    this._requests.failAll(() => new SwitchyardError('SY_CLIENT_SESSION_LOST', 'the session was lost before the reply arrived'), queued);
+  }
+
+  /**
+   * @param {Conn} conn
+   * @param {unknown} raw  a decoded server frame
+   */
+  _connFrame(conn, raw) {
+    if (conn !== this._conn || this.state === 'closed') return;
+    if (!raw || typeof raw !== 'object' || typeof (/** @type {any} */ (raw).type) !== 'string') {
+      this._badFrame(conn, new Error('frame is not an object with a type'));
+      return;
+    }
+    const f = /** @type {Frame} */ (raw);
+    this._lastRx = Date.now();
+    if (f.type === 'open') { this._connOpen(conn, f); return; }
+    if (f.type === 'close') { this._serverClose(conn, f); return; }
+    // Before `open` only a resume of a session that has just ended may send frames: its unread
+    // event/reply frames, then `close`.
+    if (!conn.opened && !(conn.resuming && (f.type === 'event' || f.type === 'reply'))) {
+      conn.kill(`expected an open frame, got '${f.type}'`);
+      return;
+    }
+    switch (f.type) {
+      case 'event':
+      case 'reply':
+        if (typeof f.seq === 'number') {
+          if (f.seq <= this.lastSeq) return; // already delivered (replay overlap)
+          this.lastSeq = f.seq;
+        }
+        if (f.type === 'event') this._deliver(f);
+        else this._requests.reply(f);
+        return;
+      case 'ping':
+        conn.send({ type: 'pong' });
+        if (!conn.heartbeat) { conn.heartbeat = true; this._checkLive(); }
+        return;
+      default:
+        return; // unknown server frame types are ignored (forward compatibility)
+    }
+  }
+
+  /**
+   * @private
+   * @param {Frame} f
+   */
+  _deliver(f) {
+    if (typeof f.event !== 'string') return;
+    const args = Array.isArray(f.args) ? f.args : [];
+    this._fire('event', f.event, args);
+    if (!RESERVED.has(f.event)) this._fire(f.event, ...args);
+  }
+
+  /**
+   * @private
+   * @param {Conn} conn
+   * @param {Frame} f  a `close` frame
+   */
+  _serverClose(conn, f) {
+    const code = typeof f.code === 'number' ? f.code : 1000;
+    const reason = typeof f.reason === 'string' ? f.reason : '';
+    const wasOpen = conn.opened;
+    this._detach(conn);
+    // The session is over either way: never try to resume it again.
+    this._resumable = false;
+    const terminal = isTerminalCode(code);
+    if (!wasOpen && conn.resuming && (!terminal || RESUME_REFUSED.has(code))) {
+      // The session we tried to resume has ended (expired, node restarted) or its token is not
+      // accepted: start a new session on the same transport right away (open.recovered = false).
+      this._fire('error', new SwitchyardError(reason.startsWith('SY_') ? reason : 'SY_CLIENT_RESUME_REFUSED', `could not resume session ${this.sid}: ${code} ${reason}`, { transport: conn.name }));
+      this._tryNext({ code, reason });
+      return;
+    }
+    if (terminal) {
+      this._finalClose(code, reason);
+      return;
+    }
+    this._scheduleReconnect({ code, reason });
+  }
+
+  /**
+   * @param {Conn} conn
+   * @param {unknown} err
+   */
+  _badFrame(conn, err) {
+    if (conn !== this._conn) return;
+    this._fire('error', new SwitchyardError('SY_CLIENT_MALFORMED_FRAME', `malformed frame from server: ${errText(err)}`, { transport: conn.name, cause: err }));
+  }
+
+  /**
+   * @param {Conn} conn
+   * @param {DownInfo} info
+   */
+  _connDown(conn, info) {
+    if (conn !== this._conn) return;
+    this._detach(conn);
+    if (this.state === 'closed') return;
+    if (!conn.opened && conn.resuming && info.sessionGone) {
+      // e.g. SSE answered 401/404 to the resume: retry this transport with a new session
+      this._sessionGone(new SwitchyardError('SY_CLIENT_RESUME_REFUSED', `could not resume session ${this.sid}: ${info.reason || ''}`, { transport: conn.name, status: info.status }));
+      this._tryNext(info);
+      return;
+    }
+    if (!conn.opened) {
+      const why = info.reason || (info.error ? errText(info.error) : '') || (info.code ? `code ${info.code}` : 'failed');
+      this._fire('error', new SwitchyardError('SY_CLIENT_TRANSPORT', `${conn.name}: ${why}`, { transport: conn.name, status: info.status, cause: info.error }));
+      this._tryIdx++;
+      this._tryNext(info);
+      return;
+    }
+    if (info.code !== undefined && isTerminalCode(info.code)) {
+      this._resumable = false;
+      this._finalClose(info.code, info.reason || '');
+      return;
+    }
+    this._scheduleReconnect({ code: info.code, reason: info.reason || 'connection lost' });
+  }
+
+  // ------------------------------------------------------------------ routes
+
+  /**
+   * @param {'ws' | 'sse' | 'poll'} kind
+   * @param {boolean} withSession  add sid/token/last
+   */
+  _url(kind, withSession) {
+    const p = new URLSearchParams();
+    const q = typeof this._o.query === 'function' ? this._o.query() : this._o.query;
+    for (const [k, v] of Object.entries({ ...this._baseQuery, ...(q || {}) })) {
+      if (v !== undefined && v !== null) p.set(k, String(v));
+    }
+    if (this._codec && kind !== 'sse') p.set('format', 'msgpack');
+    if (withSession && this.sid && this.token) {
+      p.set('sid', this.sid);
+      p.set('token', this.token);
+      p.set('last', String(this.lastSeq));
+    }
+    const qs = p.toString();
+    const u = `${this._http}/${kind}${qs ? '?' + qs : ''}`;
+    return kind === 'ws' ? u.replace(/^http/, 'ws') : u;
+  }
+
+  /**
+   * POST /rt/send with the given frames, for the current session.
+   * @param {Frame[]} frames
+   * @param {boolean} binary  msgpack body
+   * @param {string[]} [json]  frames already serialised
+   */
+  _post(frames, binary, json) {
+    const fetch = /** @type {FetchFunction} */ (this._fetch);
+    const url = `${this._http}/send?sid=${encodeURIComponent(this.sid || '')}&token=${encodeURIComponent(this.token || '')}`;
+    const body = binary && this._codec ? this._codec.encode(frames) : `[${(json || frames.map((f) => JSON.stringify(f))).join(',')}]`;
+    const type = binary && this._codec ? 'application/msgpack' : 'application/json';
+    return fetch(url, { method: 'POST', headers: { 'content-type': type }, body });
+  }
+}

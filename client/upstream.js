@@ -1,0 +1,105 @@
+// @ts-check
+/**
+ * Upstream for SSE and long-polling: POST /rt/send with batches of frames, one request in flight.
+ * Frames emitted in the same tick go in one POST; frames emitted while a POST is in flight go in the
+ * next one.
+ */
+import { errText, httpError } from './errors.js';
+/** @import { Frame } from './types.js' */
+/** @import { PostConn } from './conn.js' */
+/** @import { ClientSession } from './session.js' */
+
+export class Upstream {
+  /**
+   * @param {ClientSession} c
+   * @param {PostConn} conn
+   * @param {boolean} binary
+   */
+  constructor(c, conn, binary) {
+    this.c = c;
+    this.conn = conn;
+    this.binary = binary;
+    this.busy = false;
+    this.queued = false;
+    /** control frames (pong), sent ahead of application frames @type {Frame[]} */
+    this.ctl = [];
+    /** set by finish(): the last frames to send after the connection ended @type {Frame[] | null} */
+    this.final = null;
+  }
+
+  schedule() {
+    if (this.busy || this.queued) return;
+    this.queued = true;
+    queueMicrotask(() => { this.queued = false; this.pump(); });
+  }
+
+  /** @param {Frame} f */
+  control(f) {
+    this.ctl.push(f);
+    this.schedule();
+  }
+
+  /** Send what is queued, then `bye`, even though the connection is ending. @param {Frame} bye */
+  finish(bye) {
+    this.final = [...this.c._outq.splice(0), bye];
+    this.ctl.length = 0;
+    this.schedule();
+  }
+
+  /** @returns {{ frames: Frame[], json: string[], user: Frame[] }} */
+  take() {
+    const o = this.c._o;
+    const src = this.final || this.c._outq;
+    const frames = this.final ? [] : this.ctl.splice(0);
+    const json = frames.map((f) => JSON.stringify(f));
+    const user = [];
+    let bytes = 2;
+    while (src.length && user.length < o.maxBatch) {
+      const s = this.binary ? '' : JSON.stringify(src[0]);
+      if (user.length > 0 && bytes + s.length + 1 > o.maxBatchBytes) break;
+      bytes += s.length + 1;
+      const f = /** @type {Frame} */ (src.shift());
+      frames.push(f);
+      json.push(s);
+      user.push(f);
+    }
+    return { frames, json, user };
+  }
+
+  async pump() {
+    const c = this.c;
+    while (!this.busy) {
+      if (!this.final && (this.conn.dead || c._conn !== this.conn)) return;
+      const { frames, json, user } = this.take();
+      if (frames.length === 0) return;
+      this.busy = true;
+      let res = null;
+      let err = null;
+      try { res = await c._post(frames, this.binary, this.binary ? undefined : json); } catch (e) { err = e; }
+      this.busy = false;
+      if (this.final) { if (err) return; continue; }
+      if (err || !res) {
+        // Not known to have arrived: put the frames back and let the reconnect resend them.
+        if (c.state !== 'closed') c._outq.unshift(...user);
+        this.conn.kill(`POST /rt/send failed: ${errText(err)}`);
+        return;
+      }
+      if (!res.ok) {
+        const e = await httpError(res, this.conn.name);
+        const st = res.status;
+        if (st === 401 || st === 403 || st === 404 || st === 410 || st === 429 || st >= 500) {
+          // Session unknown/expired or server trouble: retry these frames after reconnecting.
+          if (c.state !== 'closed') c._outq.unshift(...user);
+          c._fire('error', e);
+          this.conn.kill(`POST /rt/send: ${st} ${e.code}`);
+          return;
+        }
+        // The frames themselves were refused (malformed, too large, ...): drop them.
+        c._fire('error', e);
+        for (const f of user) {
+          if (f.ack !== undefined) c._requests.fail(f.ack, e);
+        }
+      }
+    }
+  }
+}
