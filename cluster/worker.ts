@@ -60,18 +60,43 @@ export class Worker implements AppContext {
     this.id = opts.cluster?.workerId ?? 'embedded';
     this.acks = opts.cluster !== undefined;
     if (opts.cluster !== undefined) {
-      const { workerId, heartbeatMs, timeoutMs, epsilon } = opts.cluster;
+      const { workerId, heartbeatMs = 1000, timeoutMs, epsilon } = opts.cluster;
+      let workers: string[] = [];
+      const table = () => place(workers, { partitionCount: this.partitionCount, epsilon });
+      this.settling = true; // before Membership: its constructor already reports us
       this.membership = new Membership({
         bus: this.bus,
         workerId,
         heartbeatMs,
         timeoutMs,
-        onChange: (workers) => this.rebalance(place(workers, { partitionCount: this.partitionCount, epsilon })),
+        onChange: (w) => {
+          workers = w;
+          if (!this.settling) this.rebalance(table());
+        },
       });
+      // A newcomer knows only itself: it would claim every partition. It first listens (the others
+      // answer its first heartbeat at once) and takes its share only then. Meanwhile the others
+      // already gave that share up: events for it wait (and are resent), nobody handles them twice.
+      this.gainDelayMs = Math.min(250, heartbeatMs / 2);
+      this.settleTimer = setTimeout(() => {
+        this.settleTimer = null;
+        this.settling = false;
+        this.rebalance(table());
+        this.settled();
+      }, heartbeatMs * 1.5);
     } else {
       for (const p of opts.partitions ?? Array.from({ length: this.partitionCount }, (_, i) => i)) this.own(p);
+      this.settled();
     }
   }
+
+  private settleTimer: NodeJS.Timeout | null = null;
+  private settling = false;
+  private gainDelayMs = 0;
+  private gainTimer: NodeJS.Timeout | null = null;
+  private settled!: () => void;
+  /** resolves once the worker serves its partitions (in a cluster: after it learned the members) */
+  readonly ready = new Promise<void>((resolve) => (this.settled = resolve));
 
   /** the partitions this worker serves now */
   get owned(): number[] {
@@ -81,9 +106,24 @@ export class Worker implements AppContext {
   private rebalance(owners: string[]): void {
     const mine = new Set<number>();
     owners.forEach((w, p) => w === this.id && mine.add(p));
+    // give up at once; take on a moment later, when the previous owners (who see the same change
+    // about now) have given up: two owners at once would each number the session's outputs
     for (const p of this.subs.keys()) if (!mine.has(p)) this.disown(p);
-    for (const p of mine) this.own(p);
+    if (this.gainTimer !== null) clearTimeout(this.gainTimer);
+    const gained = [...mine].filter((p) => !this.subs.has(p));
+    if (gained.length === 0) return;
+    if (this.subs.size === 0 && !this.servedBefore) {
+      this.servedBefore = true;
+      for (const p of gained) this.own(p);
+      return;
+    }
+    this.gainTimer = setTimeout(() => {
+      this.gainTimer = null;
+      for (const p of gained) if (mine.has(p)) this.own(p);
+    }, this.gainDelayMs);
   }
+
+  private servedBefore = false;
 
   /** Start serving partition `p` */
   own(p: number): void {
@@ -153,9 +193,12 @@ export class Worker implements AppContext {
 
   /** Stops serving; in a cluster, says goodbye so the partitions move at once */
   stop(): void {
-    this.membership?.stop();
+    if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+    if (this.gainTimer !== null) clearTimeout(this.gainTimer);
+    // stop handling first, then say goodbye: the others take over only what we no longer touch
     for (const sub of this.subs.values()) sub.unsubscribe();
     this.subs.clear();
+    this.membership?.stop();
   }
 
   private handle(e: InboundEnvelope): void {

@@ -61,6 +61,7 @@ export async function startClusterWorker(o: {
     cluster: { workerId: o.workerId, heartbeatMs: o.heartbeatMs, timeoutMs: o.timeoutMs, epsilon: o.epsilon },
   });
   await bus.flush();
+  await worker.ready;
   return {
     worker,
     bus,

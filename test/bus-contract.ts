@@ -20,8 +20,8 @@ export function busContract(name: string, make: () => Promise<Bus>): void {
       await bus.flush();
       bus.publish('sy.test.x', ev(1));
       await bus.flush();
-      await vi.waitFor(() => expect(a).toEqual([ev(1)]));
-      await vi.waitFor(() => expect(b).toEqual([ev(1)]));
+      await vi.waitFor(() => expect(a).toEqual([ev(1)]), { timeout: 5000 });
+      await vi.waitFor(() => expect(b).toEqual([ev(1)]), { timeout: 5000 });
       expect(other).toEqual([]);
       await bus.close();
     });
@@ -34,7 +34,7 @@ export function busContract(name: string, make: () => Promise<Bus>): void {
       await bus.flush();
       for (let i = 0; i < 2000; i++) bus.publish(i % 2 ? 'sy.test.o1' : 'sy.test.o2', ev(i));
       await bus.flush();
-      await vi.waitFor(() => expect(got).toHaveLength(2000));
+      await vi.waitFor(() => expect(got).toHaveLength(2000), { timeout: 10_000 });
       expect(got).toEqual(Array.from({ length: 2000 }, (_, i) => i));
       await bus.close();
     });
@@ -50,7 +50,7 @@ export function busContract(name: string, make: () => Promise<Bus>): void {
       await bus.flush();
       bus.publish('sy.test.a', ev(1));
       await bus.flush();
-      await vi.waitFor(() => expect(second).toHaveLength(2));
+      await vi.waitFor(() => expect(second).toHaveLength(2), { timeout: 5000 });
       expect(second).toEqual([1, 2]);
       await bus.close();
     });
@@ -62,7 +62,7 @@ export function busContract(name: string, make: () => Promise<Bus>): void {
       await bus.flush();
       bus.publish('sy.test.u', ev(1));
       await bus.flush();
-      await vi.waitFor(() => expect(got).toHaveLength(1));
+      await vi.waitFor(() => expect(got).toHaveLength(1), { timeout: 5000 });
       sub.unsubscribe();
       sub.unsubscribe(); // twice is harmless
       await bus.flush();
@@ -73,7 +73,7 @@ export function busContract(name: string, make: () => Promise<Bus>): void {
       await bus.flush();
       bus.publish('sy.test.m', ev(3));
       await bus.flush();
-      await vi.waitFor(() => expect(marker).toHaveLength(1));
+      await vi.waitFor(() => expect(marker).toHaveLength(1), { timeout: 5000 });
       expect(got).toEqual([ev(1)]);
       await bus.close();
     });
@@ -90,7 +90,7 @@ export function busContract(name: string, make: () => Promise<Bus>): void {
       bus.publish('sy.test.t', ev(1));
       bus.publish('sy.test.t', ev(2));
       await bus.flush();
-      await vi.waitFor(() => expect(got).toEqual([ev(1), ev(2)]));
+      await vi.waitFor(() => expect(got).toEqual([ev(1), ev(2)]), { timeout: 5000 });
       spy.mockRestore();
       await bus.close();
     });
@@ -109,7 +109,7 @@ export function busContract(name: string, make: () => Promise<Bus>): void {
       ];
       for (const e of all) bus.publish('sy.test.k', e);
       await bus.flush();
-      await vi.waitFor(() => expect(got).toHaveLength(all.length));
+      await vi.waitFor(() => expect(got).toHaveLength(all.length), { timeout: 5000 });
       expect(got).toEqual(all);
       await bus.close();
     });
