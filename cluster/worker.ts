@@ -47,8 +47,6 @@ export class Worker implements AppContext {
   private readonly ackDirty = new Set<WorkerSession>();
   /** sids we asked a gateway to re-open, and when (so we ask once, not per event) */
   private readonly asked = new Map<string, number>();
-  /** events handled, for tests and metrics */
-  processed = 0;
   /** while an event handler runs synchronously: its args and their JSON text (see emit) */
   rawArgs: string | undefined = undefined;
   rawOf: unknown[] | null = null;
@@ -251,7 +249,6 @@ export class Worker implements AppContext {
 
   /** after an event: acknowledge it if nothing it produced did */
   private done(s: WorkerSession, n: number): void {
-    this.processed++;
     if (!this.acks || s.reported >= n) return;
     if (this.ackDirty.size === 0) queueMicrotask(() => this.flushAcks());
     this.ackDirty.add(s);

@@ -283,11 +283,7 @@ export class Gateway implements SessionOwner {
     if (s.state === SessionState.Closed) return;
     s.state = SessionState.Closed;
     if (s.relay !== null) return this.relay.closed(s, code, reason);
-    this.sessions.delete(s.sid);
-    this.detached.delete(s);
-    this.opening.delete(s);
-    this.awaiting.delete(s);
-    this.dirty.delete(s);
+    this.forget(s);
     this.rooms.leaveAll(s);
     const conn = s.conn;
     s.conn = null;
@@ -295,6 +291,16 @@ export class Gateway implements SessionOwner {
     this.tombstones.set(s.sid, { code, reason, at: Date.now(), format: s.format, outbox: conn === null ? s.outbox : null });
     // best effort: a worker that misses it drops the session when its partition moves
     if (notifyWorker) this.bus.publish(s.subjectIn, { t: 'close', sid: s.sid, node: this.nodeId, n: ++s.inSeq, code, reason });
+  }
+
+  /** Removes a session from every table of this node (it ended, or went to another node) */
+  private forget(s: Session): void {
+    this.sessions.delete(s.sid);
+    this.detached.delete(s);
+    this.opening.delete(s);
+    this.awaiting.delete(s);
+    this.dirty.delete(s);
+    this.unsettled.delete(s);
   }
 
   /** SessionOwner: the outbox is full of unsent frames */
@@ -494,8 +500,6 @@ export class Gateway implements SessionOwner {
 
   /** sessions this node handed over, and to which node (forwarding while the node lives) */
   private readonly moved = new Map<string, string>();
-  /** timers that end the forwarding of broadcasts for handed-over sessions */
-  private readonly leaving = new Set<NodeJS.Timeout>();
 
   /**
    * Drains the node: stops accepting, asks every client to reconnect (spread over `windowMs` so
@@ -574,16 +578,10 @@ export class Gateway implements SessionOwner {
       this.relay.post(to, { t: 'r-bye', sid: s.sid });
     }, HANDOVER_GRACE_MS);
     t.unref();
-    this.leaving.add(t);
     const conn = s.conn;
     s.conn = null;
     conn?.drop();
-    this.sessions.delete(s.sid);
-    this.detached.delete(s);
-    this.opening.delete(s);
-    this.awaiting.delete(s);
-    this.dirty.delete(s);
-    this.unsettled.delete(s);
+    this.forget(s);
     this.moved.set(s.sid, to);
   }
 

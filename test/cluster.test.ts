@@ -154,6 +154,13 @@ async function load(url: string, o: { clients: number; perClient: number; window
   return { total, replies, outOfOrder, sids: clients.map((c) => c.open.sid) };
 }
 
+/** every request got exactly one reply, in order */
+function expectEachAnsweredOnce(r: Awaited<ReturnType<typeof load>>): void {
+  expect(r.replies.size).toBe(r.total);
+  expect(r.outOfOrder).toEqual([]);
+  expect([...r.replies.values()].filter((n) => n !== 1)).toEqual([]);
+}
+
 /** how often the app handled each (sid, echo i) */
 function handledCounts(lines: string[]): Map<string, number> {
   const m = new Map<string, number>();
@@ -173,10 +180,7 @@ describe('cluster failures', () => {
     const victim = cluster.workers[0]!;
     const r = await load(g.ws, { clients: 24, perClient: 150, window: 8, during: () => void victim.proc.kill('SIGKILL') });
     expect(victim.proc.signalCode ?? (await victim.exited)).toBeDefined();
-    // every request got exactly one reply, in order
-    expect(r.replies.size).toBe(r.total);
-    expect(r.outOfOrder).toEqual([]);
-    expect([...r.replies.values()].filter((n) => n !== 1)).toEqual([]);
+    expectEachAnsweredOnce(r);
     // the app handled every event at least once; a second time only when the dead worker handled
     // it but died before its answer left the process
     const handled = handledCounts(cluster.appLog());
@@ -198,9 +202,7 @@ describe('cluster failures', () => {
     let joined: Promise<unknown> | null = null;
     const r = await load(g.ws, { clients: 16, perClient: 1500, window: 8, at: 0.05, during: () => void (joined = cluster!.addWorker('w3')) });
     await joined;
-    expect(r.replies.size).toBe(r.total);
-    expect([...r.replies.values()].filter((n) => n !== 1)).toEqual([]);
-    expect(r.outOfOrder).toEqual([]);
+    expectEachAnsweredOnce(r);
     const newcomer = cluster.workers.find((w) => w.id === 'w3')!;
     // it took busy sessions over: events of sessions that began on the others were handled there
     const byPid = cluster.appLogByPid();
@@ -222,9 +224,7 @@ describe('cluster failures', () => {
     const idx = connz.findIndex((conns: any[]) => conns.some((c) => c.name === 'switchyard-gateway-g1'));
     expect(idx).toBeGreaterThanOrEqual(0);
     const r = await load(a.ws, { clients: 12, perClient: 150, window: 8, during: () => cluster!.nats[idx]!.kill() });
-    expect(r.replies.size).toBe(r.total);
-    expect(r.outOfOrder).toEqual([]);
-    expect([...r.replies.values()].filter((n) => n !== 1)).toEqual([]);
+    expectEachAnsweredOnce(r);
     const handled = handledCounts(cluster.appLog());
     expect(handled.size).toBe(r.total);
     const dupes = [...handled.values()].filter((n) => n > 1).length;
