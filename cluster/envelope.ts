@@ -18,8 +18,12 @@ import type { SessionMeta, TransportName } from './types.ts';
 export type InboundEnvelope = (
   /** `moved`: a re-open on a new owner after a move; `n` is then the last acknowledged n */
   | { t: 'open'; sid: string; node: string; n: number; transport: TransportName; meta: SessionMeta; moved?: boolean }
-  /** `raw`: the JSON text of `args` (in one process only, see ClientFrame) */
-  | { t: 'event'; sid: string; node: string; n: number; event: string; args: unknown[]; ack?: string | number; raw?: string }
+  /**
+   * `raw`: the JSON text of `args` as the client sent it (see ClientFrame). In one process both
+   * come; over a network bus only `raw` when there is one (the worker parses it: cheaper than
+   * msgpack-encoding the args on the gateway and decoding them on the worker)
+   */
+  | { t: 'event'; sid: string; node: string; n: number; event: string; args?: unknown[]; ack?: string | number; raw?: string }
   | { t: 'close'; sid: string; node: string; n: number; code: number; reason: string }
   /** the session now lives on gateway `node` (after a hand-over) */
   | { t: 'rehome'; sid: string; node: string; n: number }
@@ -30,8 +34,11 @@ export type InboundEnvelope = (
 /** worker output for one session: `n` acknowledges client envelopes up to n; `o` numbers outputs (cluster) */
 export type OutputEnvelope = (
   | { t: 'accept'; sid: string }
-  /** `raw`: the JSON text of `args`, when they are the ones of the event being handled, unchanged */
-  | { t: 'emit'; sid: string; event: string; args: unknown[]; raw?: string }
+  /**
+   * `raw`: the JSON text of `args`, when they are the ones of the event being handled, unchanged;
+   * over a network bus it then comes alone (no `args`)
+   */
+  | { t: 'emit'; sid: string; event: string; args?: unknown[]; raw?: string }
   | { t: 'reply'; sid: string; ack: string | number; args?: unknown[]; error?: string }
   | { t: 'join'; sid: string; room: string }
   | { t: 'leave'; sid: string; room: string }

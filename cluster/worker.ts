@@ -43,7 +43,7 @@ export class Worker implements AppContext {
   readonly membership: Membership | null = null;
   readonly id: string;
   /** explicit acks for events that produced no output (a cluster gateway retries unacked ones) */
-  private readonly acks: boolean;
+  readonly acks: boolean;
   private readonly ackDirty = new Set<WorkerSession>();
   /** sids we asked a gateway to re-open, and when (so we ask once, not per event) */
   private readonly asked = new Map<string, number>();
@@ -322,10 +322,12 @@ export class Worker implements AppContext {
     const n = e.n;
     const reply = ack === undefined ? undefined : makeReply(this, s, ack);
     let r: void | Promise<void>;
+    // over the network the client's args come as their JSON text (validated by the gateway)
+    const args = e.args ?? (JSON.parse(e.raw!) as unknown[]);
     this.rawArgs = e.raw;
-    this.rawOf = e.args;
+    this.rawOf = args;
     try {
-      r = this.handlers.event(s, e.event, e.args, reply);
+      r = this.handlers.event(s, e.event, args, reply);
     } catch (err) {
       this.rawArgs = undefined;
       if (ack !== undefined) this.send(s, { t: 'reply', sid: s.sid, ack, error: errorMessage(err), n });
@@ -434,6 +436,8 @@ export class WorkerSession implements AppSession {
     const w = this.worker;
     const raw = w.rawArgs !== undefined && sameValues(args, w.rawOf!) ? w.rawArgs : undefined;
     if (raw === undefined) w.send(this, { t: 'emit', sid: this.sid, event, args, n: this.current });
+    // over the network the text alone; in one process the gateway may need the args too (msgpack clients)
+    else if (w.acks) w.send(this, { t: 'emit', sid: this.sid, event, raw, n: this.current });
     else w.send(this, { t: 'emit', sid: this.sid, event, args, raw, n: this.current });
   }
 

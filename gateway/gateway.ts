@@ -266,9 +266,10 @@ export class Gateway implements SessionOwner {
     switch (f.type) {
       case 'event':
         if (f.ack !== undefined) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, ack: f.ack });
-        // the raw args text only helps in one process; on a network bus it would double the bytes
-        else if (f.raw !== undefined && !this.deferWrites) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, raw: f.raw });
-        else this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args });
+        else if (f.raw === undefined) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args });
+        // over the network the args go as the client's JSON text only (see InboundEnvelope)
+        else if (this.deferWrites) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, raw: f.raw });
+        else this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, raw: f.raw });
         return;
       case 'close':
         this.closeSession(s, 1000, 'client closed', true);

@@ -96,7 +96,7 @@ export class Session {
   }
 
   /** Queues an event frame; `tail` is the shared JSON tail of a broadcast (see eventTail) */
-  pushEvent(event: string, args: unknown[], tail: string | null, raw?: string): void {
+  pushEvent(event: string, args: unknown[] | undefined, tail: string | null, raw?: string): void {
     if (this.state === SessionState.Closed) return;
     this.enqueue(encodeEvent(this.format, this.outbox.last + 1, event, args, tail, raw));
   }

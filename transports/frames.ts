@@ -103,7 +103,8 @@ export function validateClientFrame(v: unknown): ClientFrame | null {
  * The part of an event frame after its `seq`: `,"event":…,"args":…}`. Built once per emit or
  * broadcast and shared by every recipient, whose frames differ only in `seq`.
  */
-export function eventTail(event: string, args: unknown[], raw?: string): string {
+/** `raw`, when given, is the JSON text of `args` (and `args` may then be left out) */
+export function eventTail(event: string, args: unknown[] | undefined, raw?: string): string {
   return ',"event":' + eventJson(event) + ',"args":' + (raw ?? JSON.stringify(args)) + '}';
 }
 
@@ -118,9 +119,9 @@ function eventJson(event: string): string {
   return j;
 }
 
-export function encodeEvent(format: Format, seq: number, event: string, args: unknown[], tail: string | null, raw?: string): Frame {
+export function encodeEvent(format: Format, seq: number, event: string, args: unknown[] | undefined, tail: string | null, raw?: string): Frame {
   if (format === 'json') return '{"type":"event","seq":' + seq + (tail ?? eventTail(event, args, raw));
-  return packr.pack({ type: 'event', seq, event, args });
+  return packr.pack({ type: 'event', seq, event, args: args ?? (JSON.parse(raw!) as unknown[]) });
 }
 
 export function encodeReply(format: Format, seq: number, ack: string | number, args: unknown[] | undefined, error: string | undefined): Frame {
