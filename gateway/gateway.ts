@@ -9,10 +9,12 @@ import { errors, type ErrorCode } from './errors.ts';
 import { signToken, verifyToken } from './token.ts';
 import { Session, SessionState, type Connection, type SessionOwner } from './session.ts';
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
-import type { InboundEnvelope, NodeEnvelope, RelayEnvelope, SessionState as SessionState_ } from '../cluster/envelope.ts';
+import type { NodeEnvelope, RelayEnvelope } from '../cluster/envelope.ts';
 import { MemoryBus } from '../cluster/memory-bus.ts';
 import { Relay } from './relay.ts';
 import { Rooms } from './rooms.ts';
+import { Delivery } from './delivery.ts';
+import { Handover, HANDOVER_GRACE_MS } from './handover.ts';
 import { partitionOf } from '../cluster/partition.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import { encode, encodeClose, type ClientFrame, type Format, type Frame } from '../transports/frames.ts';
@@ -22,9 +24,6 @@ import { mountLongPoll } from '../transports/longpoll.ts';
 import { mountStatic } from './static.ts';
 import { Exchange } from './http.ts';
 import type { Outbox } from './outbox.ts';
-
-/** how long a draining node forwards broadcasts for a session it handed over */
-const HANDOVER_GRACE_MS = 1000;
 
 export interface GatewayDeps {
   bus: Bus;
@@ -59,7 +58,8 @@ export class Gateway implements SessionOwner {
   readonly app: TemplatedApp;
   readonly engine = engine;
   readonly sessions = new Map<string, Session>();
-  private readonly rooms: Rooms;
+  /** @internal */
+  readonly rooms: Rooms;
   /** sessions without a connection, checked for expiry */
   private readonly detached = new Set<Session>();
   /** sessions waiting for a worker's accept, with their deadline */
@@ -71,15 +71,15 @@ export class Gateway implements SessionOwner {
   private listenSocket: us_listen_socket | null = null;
   private timers: NodeJS.Timeout[] = [];
   private draining = false;
-  /** sessions with envelopes no worker acknowledged yet (cluster mode) */
-  private readonly awaiting = new Set<Session>();
-  /** sessions holding worker output out of turn (a gap, or just handed over): the sweep looks after them */
-  private readonly unsettled = new Set<Session>();
   /** sessions with new frames, written at the end of the current tick (cluster mode) */
   private readonly dirty = new Set<Session>();
   /** write frames at once (one process: we are inside a uWS callback, which corks) or batched per tick */
   private readonly deferWrites: boolean;
   readonly relay: Relay;
+  /** @internal at-least-once delivery to and from workers (cluster) */
+  readonly delivery: Delivery;
+  /** @internal drain hand-overs */
+  readonly handover: Handover;
   port = 0;
 
   constructor(options: GatewayOptions, deps: GatewayDeps) {
@@ -91,6 +91,8 @@ export class Gateway implements SessionOwner {
     // from their own socket's callbacks, where writes are best batched per tick and corked
     this.deferWrites = !(this.bus instanceof MemoryBus);
     this.relay = new Relay(this);
+    this.delivery = new Delivery(this.bus, this.nodeId, this.options);
+    this.handover = new Handover(this);
     this.rooms = new Rooms(this.bus, (s, e) => this.relay.post(s.ext.movedTo!, { t: 'r-fwd', sid: s.sid, e }));
     this.app = uWS.App();
     mountWebSocket(this);
@@ -150,7 +152,7 @@ export class Gateway implements SessionOwner {
       sessions: this.sessions.size,
       rooms: this.rooms.size,
       relay: { open: this.relay.shadowCount, out: this.relay.relayedOut, in: this.relay.relayedIn },
-      handedOver: this.moved.size,
+      handedOver: this.handover.moved.size,
       uptimeS: Math.round(process.uptime()),
       memory: { rssBytes: process.memoryUsage.rss() },
     };
@@ -187,12 +189,12 @@ export class Gateway implements SessionOwner {
   /** Creates a session and asks a worker to accept it; `conn.sendOpen` follows on accept. */
   openSession(transport: TransportName, format: Format, meta: SessionMeta, conn: Connection, resumeFailed = false): Session {
     const sid = randomBytes(12).toString('base64url');
-    const subjectIn = this.partitionSubjects[partitionOf(sid, this.options.partitionCount)]!;
+    const subjectIn = this.subjectOf(sid);
     const s = new Session(sid, format, meta, subjectIn, transport, this.options.outboxMaxFrames, this);
     s.conn = conn;
     s.lossy = resumeFailed;
     this.sessions.set(sid, s);
-    this.toWorker(s, { t: 'open', sid, node: this.nodeId, n: ++s.inSeq, transport, meta });
+    this.delivery.toWorker(s, { t: 'open', sid, node: this.nodeId, n: ++s.inSeq, transport, meta });
     // in one process the worker usually answered already (MemoryBus is synchronous)
     if (s.state === SessionState.Opening) this.opening.set(s, Date.now() + this.options.workerTimeoutMs);
     return s;
@@ -265,11 +267,11 @@ export class Gateway implements SessionOwner {
     if (s.relay !== null) return this.relay.forward(s, f);
     switch (f.type) {
       case 'event':
-        if (f.ack !== undefined) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, ack: f.ack });
-        else if (f.raw === undefined) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args });
+        if (f.ack !== undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, ack: f.ack });
+        else if (f.raw === undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args });
         // over the network the args go as the client's JSON text only (see InboundEnvelope)
-        else if (this.deferWrites) this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, raw: f.raw });
-        else this.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, raw: f.raw });
+        else if (this.deferWrites) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, raw: f.raw });
+        else this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, raw: f.raw });
         return;
       case 'close':
         this.closeSession(s, 1000, 'client closed', true);
@@ -294,14 +296,18 @@ export class Gateway implements SessionOwner {
     if (notifyWorker) this.bus.publish(s.subjectIn, { t: 'close', sid: s.sid, node: this.nodeId, n: ++s.inSeq, code, reason });
   }
 
-  /** Removes a session from every table of this node (it ended, or went to another node) */
-  private forget(s: Session): void {
+  /** @internal Removes a session from every table of this node (it ended, or went to another node) */
+  forget(s: Session): void {
     this.sessions.delete(s.sid);
     this.detached.delete(s);
     this.opening.delete(s);
-    this.awaiting.delete(s);
     this.dirty.delete(s);
-    this.unsettled.delete(s);
+    this.delivery.forget(s);
+  }
+
+  /** @internal The bus subject of a sid's partition (interned) */
+  subjectOf(sid: string): string {
+    return this.partitionSubjects[partitionOf(sid, this.options.partitionCount)]!;
   }
 
   /** SessionOwner: the outbox is full of unsent frames */
@@ -324,62 +330,6 @@ export class Gateway implements SessionOwner {
     this.dirty.clear();
   };
 
-  // ---- delivery to workers: at least once in a cluster -------------------------------------------
-
-  /** Publishes to the session's partition; in a cluster keeps it until a worker acknowledges */
-  private toWorker(s: Session, e: InboundEnvelope): void {
-    if (!this.options.atLeastOnce) {
-      this.bus.publish(s.subjectIn, e);
-      return;
-    }
-    e.lo = s.ext.lastOut;
-    this.bus.publish(s.subjectIn, e);
-    if (s.ext.unacked === null) {
-      s.ext.unacked = [];
-      s.ext.unackedSince = Date.now();
-      this.awaiting.add(s);
-    }
-    s.ext.unacked.push(e);
-  }
-
-  private resendUnacked(s: Session): void {
-    if (s.ext.unacked !== null) {
-      for (const e of s.ext.unacked) {
-        e.lo = s.ext.lastOut;
-        this.bus.publish(s.subjectIn, e);
-      }
-    }
-    s.ext.unackedSince = Date.now();
-  }
-
-  /** A worker processed everything up to `n` */
-  private acked(s: Session, n: number): void {
-    if (n <= s.ext.acked) return;
-    s.ext.acked = n;
-    const q = s.ext.unacked;
-    if (q === null) return;
-    let i = 0;
-    while (i < q.length && q[i]!.n <= n) i++;
-    if (i === q.length) {
-      s.ext.unacked = null;
-      this.awaiting.delete(s);
-    } else if (i > 0) {
-      q.splice(0, i);
-      s.ext.unackedSince = Date.now();
-    }
-  }
-
-  /**
-   * The partition's owner does not know the session (the partition moved, or the worker died):
-   * open it there again, then resend what was not acknowledged, in order.
-   */
-  private reopen(s: Session): void {
-    const q = s.ext.unacked;
-    if (s.ext.acked > 0) this.bus.publish(s.subjectIn, { t: 'open', sid: s.sid, node: this.nodeId, n: s.ext.acked, transport: s.transport, meta: s.meta, moved: true, lo: s.ext.lastOut });
-    this.resendUnacked(s);
-    s.ext.unackedSince = Date.now();
-  }
-
   // ---- worker output -------------------------------------------------------------------------
 
   private onNodeEnvelope(e: NodeEnvelope | RelayEnvelope): void {
@@ -388,8 +338,7 @@ export class Gateway implements SessionOwner {
     const s = this.sessions.get(w.sid);
     if (s === undefined) {
       // a session we handed over: its new node gets what still comes here, in order
-      const to = this.moved.get(w.sid);
-      if (to !== undefined) this.relay.post(to, { t: 'r-fwd', sid: w.sid, e: w });
+      this.handover.forward(w);
       return;
     }
     // just taken over: the old node first forwards what it got, then this comes in order
@@ -398,41 +347,13 @@ export class Gateway implements SessionOwner {
       x.held.push(w);
       return;
     }
-    this.receive(s, w);
+    this.delivery.receive(s, w, this.apply);
   }
 
-  /** Applies worker outputs in `o` order, once each (cluster); others at once */
-  private receive(s: Session, w: NodeEnvelope): void {
-    const o = (w as { o?: number }).o;
-    if (o === undefined) return this.apply(s, w);
-    if (o <= s.ext.lastOut) return; // seen: a resend
-    if (o > s.ext.lastOut + 1) {
-      // one got lost (a NATS server died with it in flight): hold this one, ask for the gap
-      (s.ext.early ??= new Map()).set(o, w);
-      this.unsettled.add(s);
-      this.askGap(s, Date.now());
-      return;
-    }
-    s.ext.lastOut = o;
-    this.apply(s, w);
-    const early = s.ext.early;
-    if (early === null) return;
-    for (let next = early.get(s.ext.lastOut + 1); next !== undefined; next = early.get(s.ext.lastOut + 1)) {
-      early.delete(++s.ext.lastOut);
-      this.apply(s, next);
-    }
-    if (early.size === 0) s.ext.early = null;
-  }
-
-  private askGap(s: Session, now: number): void {
-    if (now - s.ext.gapAskedAt < this.options.ackTimeoutMs) return;
-    s.ext.gapAskedAt = now;
-    this.bus.publish(s.subjectIn, { t: 'resend', sid: s.sid, node: this.nodeId, n: 0, from: s.ext.lastOut + 1, lo: s.ext.lastOut });
-  }
-
-  private apply(s: Session, w: NodeEnvelope): void {
+  /** @internal Applies one worker output to its session (in order: see Delivery.receive) */
+  readonly apply = (s: Session, w: NodeEnvelope): void => {
     const n = (w as { n?: number }).n;
-    if (n !== undefined && this.options.atLeastOnce) this.acked(s, n);
+    if (n !== undefined && this.options.atLeastOnce) this.delivery.acked(s, n);
     switch (w.t) {
       case 'emit':
         s.pushEvent(w.event, w.args, null, w.raw);
@@ -462,45 +383,27 @@ export class Gateway implements SessionOwner {
       case 'ack':
         return; // handled above
       case 'who':
-        this.reopen(s);
+        this.delivery.reopen(s);
         return;
       case 'rehomed':
-        return; // only meaningful as a forward (see onRelayEnvelope)
+        return; // only meaningful as a forward (see Handover)
     }
-  }
+  };
 
   private onRelayEnvelope(e: RelayEnvelope): void {
     switch (e.t) {
-      case 'r-handover':
-        return this.adopt(e.cid, e.state);
-      case 'r-fwd': {
-        const s = this.sessions.get(e.sid);
-        if (s === undefined) return;
-        if (e.e.t === 'broadcast') return this.rooms.deliver(s, e.e, null);
-        if (e.e.t === 'rehomed') return this.release(s);
-        return this.receive(s, e.e);
-      }
-      case 'r-bye': {
-        const s = this.sessions.get(e.sid);
-        if (s !== undefined) this.rooms.release(s);
-        return;
-      }
       case 'r-prepare':
-        return void this.prepare(e.cid, e.rooms);
-      case 'r-ready': {
-        const s = this.sessions.get(e.sid);
-        if (s !== undefined && s.ext.handing !== null && s.ext.handing.cid === e.cid && s.ext.handing.to === e.from) this.handOver(s, e.from, e.cid);
-        return;
-      }
+      case 'r-ready':
+      case 'r-handover':
+      case 'r-fwd':
+      case 'r-bye':
+        return this.handover.onEnvelope(e);
       default:
         return this.relay.onEnvelope(e);
     }
   }
 
   // ---- drain and hand-over -----------------------------------------------------------------------
-
-  /** sessions this node handed over, and to which node (forwarding while the node lives) */
-  private readonly moved = new Map<string, string>();
 
   /**
    * Drains the node: stops accepting, asks every client to reconnect (spread over `windowMs` so
@@ -524,7 +427,7 @@ export class Gateway implements SessionOwner {
     const deadline = Date.now() + windowMs + graceMs;
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const closed = this.sessions.size;
-    const handedOver = this.moved.size;
+    const handedOver = this.handover.moved.size;
     // keep forwarding broadcasts until the last hand-over's grace is over
     if (handedOver > 0) await new Promise((r) => setTimeout(r, HANDOVER_GRACE_MS + 100));
     await this.close();
@@ -535,122 +438,16 @@ export class Gateway implements SessionOwner {
     return this.draining;
   }
 
-  /**
-   * (draining node) Node `to` has the session's client on its connection `cid`. A session in rooms
-   * first has `to` subscribe to them (so no broadcast falls between the two nodes); then, or at
-   * once, its state goes over.
-   */
+  /** (draining node) Node `to` has session `s`'s client on its connection `cid`: give the session to it */
   beginHandOver(s: Session, to: string, cid: number): void {
-    if (s.rooms === null || s.rooms.size === 0) return this.handOver(s, to, cid);
-    s.ext.handing = { to, cid, ids: [], deadline: Date.now() + this.options.relayTimeoutMs };
-    this.unsettled.add(s);
-    this.relay.post(to, { t: 'r-prepare', cid, rooms: [...s.rooms] });
+    this.handover.begin(s, to, cid);
   }
 
-  /** (draining node) Gives session `s` to node `to`, whose connection `cid` waits for it */
-  private handOver(s: Session, to: string, cid: number): void {
-    const box = s.outbox;
-    this.relay.post(to, {
-      t: 'r-handover',
-      cid,
-      state: {
-        sid: s.sid,
-        format: s.format,
-        meta: s.meta,
-        transport: s.transport,
-        first: box.first,
-        frames: box.since(box.first - 1),
-        inSeq: s.inSeq,
-        acked: s.ext.acked,
-        unacked: s.ext.unacked ?? [],
-        rooms: s.rooms === null ? [] : [...s.rooms],
-        open: s.state === SessionState.Open,
-        lastOut: s.ext.lastOut,
-        delivered: s.ext.handing?.ids ?? [],
-      },
-    });
-    // not ours any more: worker output that still comes here is forwarded (see onNodeEnvelope), and
-    // so are broadcasts for a moment: one that reached the new node before it subscribed may reach
-    // us only now. Then we leave the rooms and say so.
-    s.ext.handing = null;
-    s.ext.movedTo = to;
-    const t = setTimeout(() => {
-      this.rooms.leaveAll(s);
-      this.relay.post(to, { t: 'r-bye', sid: s.sid });
-    }, HANDOVER_GRACE_MS);
-    t.unref();
-    const conn = s.conn;
-    s.conn = null;
-    conn?.drop();
-    this.forget(s);
-    this.moved.set(s.sid, to);
-  }
-
-  /** A shadow session is gone: it may have joined rooms for a hand-over (see prepare) */
+  /** A shadow session is gone: it may have joined rooms for a hand-over */
   shadowGone(s: Session): void {
     this.rooms.leaveAll(s);
     const x = s.extIfAny;
     if (x !== null) x.buffer = null;
-  }
-
-  /** (receiving node) Subscribes the waiting connection's shadow to the rooms, then tells the old node */
-  private async prepare(cid: number, rooms: string[]): Promise<void> {
-    const shadow = this.relay.shadowOf(cid);
-    if (shadow === null) return;
-    shadow.ext.buffer = [];
-    for (const room of rooms) this.rooms.join(shadow, room);
-    await this.bus.flush(); // our subscriptions are in force at the server from here on
-    this.relay.post(shadow.relay!.home, { t: 'r-ready', sid: shadow.sid, from: this.nodeId, cid });
-  }
-
-  /** (receiving node) Installs a session handed over by a draining node, for the waiting connection `cid` */
-  private adopt(cid: number, st: SessionState_): void {
-    const shadow = this.relay.take(cid);
-    if (shadow === null) return; // the connection went away meanwhile; the session is lost with the old node
-    const sid = st.sid;
-    const subjectIn = this.partitionSubjects[partitionOf(sid, this.options.partitionCount)]!;
-    // a new token names this node: the client's next request comes here directly
-    const s = new Session(sid, st.format, st.meta, subjectIn, shadow.transport, this.options.outboxMaxFrames, this);
-    s.state = st.open ? SessionState.Open : SessionState.Opening;
-    s.outbox.reset(st.first - 1);
-    for (const f of st.frames) s.outbox.push(f);
-    s.inSeq = st.inSeq;
-    s.ext.acked = st.acked;
-    s.ext.lastOut = st.lastOut;
-    if (st.unacked.length > 0) {
-      s.ext.unacked = st.unacked.map((e) => ({ ...e, node: this.nodeId }));
-      s.ext.unackedSince = Date.now();
-      this.awaiting.add(s);
-    }
-    s.ext.held = [];
-    s.ext.heldUntil = Date.now() + this.options.relayTimeoutMs;
-    this.unsettled.add(s);
-    this.sessions.set(sid, s);
-    // the rooms: broadcasts the old node did not deliver (it got them after it handed over) follow
-    // what it did; per publisher the order is the one NATS delivered to both nodes
-    this.rooms.leaveAll(shadow);
-    for (const room of st.rooms) this.rooms.join(s, room);
-    // hold broadcasts back until the old node stops forwarding; what it delivered already is out
-    const delivered = new Set(st.delivered);
-    s.ext.buffer = (shadow.ext.buffer ?? []).filter((e) => e.id === undefined || !delivered.has(e.id));
-    s.ext.bufferIds = delivered;
-    for (const e of s.ext.buffer) if (e.id !== undefined) delivered.add(e.id);
-    s.ext.bufferUntil = Date.now() + HANDOVER_GRACE_MS + this.options.relayTimeoutMs;
-    shadow.ext.buffer = null;
-    // the worker sends to us from now on; what it sent before reaches us through the old node
-    this.toWorker(s, { t: 'rehome', sid, node: this.nodeId, n: ++s.inSeq });
-    const conn = shadow.conn!;
-    shadow.conn = null;
-    conn.session = s;
-    // `open` tells the client the new token (a poll answer carries it first, too)
-    this.attach(s, conn, shadow.sent, true);
-  }
-
-  /** The old node forwarded everything it got: what came directly may be applied now */
-  private release(s: Session): void {
-    const q = s.ext.held;
-    s.ext.held = null;
-    if (q !== null) for (const w of q) this.receive(s, w);
   }
 
   // ---- timers --------------------------------------------------------------------------------
@@ -668,22 +465,9 @@ export class Gateway implements SessionOwner {
     for (const [s, deadline] of this.opening) {
       if (now > deadline) this.closeSession(s, errors.SY_ERR_WORKER_TIMEOUT.ws, 'SY_ERR_WORKER_TIMEOUT', false);
     }
-    const retryAfter = this.options.ackTimeoutMs;
-    for (const s of this.awaiting) {
-      if (now - s.ext.unackedSince < retryAfter) continue;
-      // no worker answered in time (it died, or the partition is between owners): resend in order
-      this.resendUnacked(s);
-    }
+    this.delivery.sweep(now);
+    this.handover.sweep(now);
     this.relay.sweep(now);
-    for (const s of this.unsettled) {
-      if (s.ext.held !== null && now > s.ext.heldUntil) this.release(s);
-      if (s.ext.early !== null) this.askGap(s, now);
-      // the new node never said it is ready: hand over anyway (a broadcast may fall between)
-      if (s.ext.handing !== null && now > s.ext.handing.deadline) this.handOver(s, s.ext.handing.to, s.ext.handing.cid);
-      // the old node never said bye: release what is held back
-      if (s.ext.buffer !== null && s.relay === null && now > s.ext.bufferUntil) this.rooms.release(s);
-      if ((s.ext.held === null && s.ext.early === null && s.ext.handing === null && s.ext.buffer === null) || s.state === SessionState.Closed) this.unsettled.delete(s);
-    }
     const keep = Math.max(window, this.options.pollTimeoutMs * 2);
     for (const [sid, t] of this.tombstones) {
       if (now - t.at > keep) this.tombstones.delete(sid);
