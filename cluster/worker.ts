@@ -8,9 +8,9 @@
  * processed once.
  */
 import { subjects, type Bus, type Subscription } from './bus.ts';
+import { nodeSubject, WorkerSession } from './worker-session.ts';
 import type { InboundEnvelope, NodeEnvelope, OutputEnvelope } from './envelope.ts';
-import type { App, AppContext, AppHandlers, AppSession, BroadcastOptions, Reply } from './app.ts';
-import type { SessionMeta, TransportName } from './types.ts';
+import type { App, AppContext, AppHandlers, BroadcastOptions, Reply } from './app.ts';
 import { DEFAULT_PARTITIONS, partitionOf } from './partition.ts';
 import { Membership } from './membership.ts';
 import { place } from './placement.ts';
@@ -364,92 +364,6 @@ function makeReply(w: Worker, s: WorkerSession, ack: string | number): Reply {
   };
 }
 
-/** the same primitives, in order (objects could have been changed since they were parsed) */
-function sameValues(a: unknown[], b: unknown[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const v = a[i];
-    if (v !== b[i] || (typeof v === 'object' && v !== null)) return false;
-  }
-  return true;
-}
-
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-const nodeSubjects = new Map<string, string>();
-/** one subject string per node, shared by all its sessions */
-function nodeSubject(node: string): string {
-  let s = nodeSubjects.get(node);
-  if (s === undefined) nodeSubjects.set(node, (s = subjects.node(node)));
-  return s;
-}
-
-/** The app's view of a session on this worker. */
-export class WorkerSession implements AppSession {
-  private _data: Record<string, unknown> | undefined;
-  /** highest client → worker sequence number seen */
-  lastIn = 0;
-  /** the `n` being handled (outputs carry it: they acknowledge it) */
-  current = 0;
-  /** highest `n` acknowledged to the gateway */
-  reported = 0;
-  /** outputs numbered so far (`o`), and those the gateway has not confirmed yet (cluster) */
-  out = 0;
-  kept: OutputEnvelope[] | null = null;
-  /** envelopes held while an async handler of this session runs; null when none runs */
-  waiting: InboundEnvelope[] | null = null;
-  closed = false;
-  nodeSubject: string;
-
-  constructor(
-    private readonly worker: Worker,
-    readonly sid: string,
-    public node: string,
-    readonly transport: TransportName,
-    readonly meta: SessionMeta,
-    /** partition */
-    readonly p: number,
-    /** re-opened here after its partition moved (the app's `open` runs again) */
-    readonly moved: boolean,
-  ) {
-    this.nodeSubject = nodeSubject(node);
-  }
-
-  moveTo(node: string): void {
-    this.node = node;
-    this.nodeSubject = nodeSubject(node);
-  }
-
-  /** created on first use: most sessions never need it */
-  get data(): Record<string, unknown> {
-    return (this._data ??= {});
-  }
-  set data(v: Record<string, unknown>) {
-    this._data = v;
-  }
-
-  emit(event: string, ...args: unknown[]): void {
-    if (this.closed) return;
-    // re-emitting the args of the event being handled, unchanged: their JSON text can be reused
-    const w = this.worker;
-    const raw = w.rawArgs !== undefined && sameValues(args, w.rawOf!) ? w.rawArgs : undefined;
-    if (raw === undefined) w.send(this, { t: 'emit', sid: this.sid, event, args, n: this.current });
-    // over the network the text alone; in one process the gateway may need the args too (msgpack clients)
-    else if (w.acks) w.send(this, { t: 'emit', sid: this.sid, event, raw, n: this.current });
-    else w.send(this, { t: 'emit', sid: this.sid, event, args, raw, n: this.current });
-  }
-
-  join(room: string): void {
-    if (!this.closed) this.worker.send(this, { t: 'join', sid: this.sid, room, n: this.current });
-  }
-
-  leave(room: string): void {
-    if (!this.closed) this.worker.send(this, { t: 'leave', sid: this.sid, room, n: this.current });
-  }
-
-  disconnect(code = 4000, reason = 'disconnected by the application'): void {
-    if (!this.closed) this.worker.send(this, { t: 'disconnect', sid: this.sid, code, reason, n: this.current });
-  }
 }
