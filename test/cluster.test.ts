@@ -3,7 +3,7 @@
  * counts what the clients sent and received and what the app handled.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { TestCluster } from './cluster-harness.ts';
+import { FAST, TestCluster } from './cluster-harness.ts';
 import { http, send, WsClient } from './helpers.ts';
 
 let cluster: TestCluster | null = null;
@@ -214,6 +214,33 @@ describe('cluster failures', () => {
     const handled = handledCounts(cluster.appLog());
     expect(handled.size).toBe(r.total);
     console.log(`worker join: sent ${r.total}, replies ${r.replies.size}, sessions moved to the newcomer ${movedSids.size} of ${r.sids.length}, events it handled ${mine.length}, events handled twice: ${[...handled.values()].filter((n) => n > 1).length}`);
+  });
+
+  it('a worker paused past the member timeout (SIGSTOP), then resumed: every event answered once, in order', async () => {
+    cluster = await TestCluster.start({ gateways: 1, workers: 3 });
+    const g = cluster.gateways[0]!;
+    const victim = cluster.workers[0]!;
+    const r = await load(g.ws, {
+      clients: 16,
+      perClient: 1200,
+      window: 8,
+      at: 0.1,
+      during: () => {
+        victim.proc.kill('SIGSTOP');
+        // the others drop it after the member timeout and take its partitions; then it wakes up
+        // still believing it owns them, with events for them queued in its socket
+        setTimeout(() => victim.proc.kill('SIGCONT'), FAST.memberTimeoutMs * 2);
+      },
+    });
+    expectEachAnsweredOnce(r);
+    const handled = handledCounts(cluster.appLog());
+    expect(handled.size).toBe(r.total);
+    // while it slept, its sessions went on elsewhere
+    const byPid = cluster.appLogByPid();
+    const victimSids = new Set((byPid.get(victim.proc.pid!) ?? []).map((l) => l.split(' ')[0]));
+    expect(victimSids.size).toBeGreaterThan(0);
+    expect([...byPid].some(([pid, lines]) => pid !== victim.proc.pid && lines.some((l) => victimSids.has(l.split(' ')[0]!)))).toBe(true);
+    console.log(`worker SIGSTOP/SIGCONT: sent ${r.total}, replies ${r.replies.size}, events handled twice: ${[...handled.values()].filter((n) => n > 1).length}`);
   });
 
   it('SIGKILL one NATS server of three: gateways and workers carry on through the others', async () => {
