@@ -19,6 +19,8 @@ export interface MembershipOptions {
   /** a worker silent this long is dropped @default 3000 */
   timeoutMs?: number;
   onChange?: (workers: string[]) => void;
+  /** this participant itself was stopped past the timeout (see stalled) */
+  onStall?: () => void;
 }
 
 export class Membership {
@@ -69,8 +71,26 @@ export class Membership {
     }
   }
 
+  /** when the last tick ran: a participant that was itself stopped (SIGSTOP, a long pause) sees it late */
+  private lastTick = Date.now();
+
+  /**
+   * Whether this participant's own timer had not run for longer than the member timeout: it was
+   * stopped, and the others dropped it meanwhile. Then the others get a fresh timeout (they were
+   * not the silent ones) and `onStall` runs, once. Cheap enough to call per message.
+   */
+  checkStall(now: number): boolean {
+    if (now - this.lastTick <= this.timeoutMs) return false;
+    this.lastTick = now;
+    for (const w of this.seen.keys()) this.seen.set(w, now);
+    this.o.onStall?.();
+    return true;
+  }
+
   private tick(): void {
     const now = Date.now();
+    this.checkStall(now);
+    this.lastTick = now;
     if (this.o.workerId !== undefined) {
       this.seen.set(this.o.workerId, now);
       if (now - this.lastBeat >= this.heartbeatMs) this.announce();

@@ -71,17 +71,23 @@ export class Worker implements AppContext {
           workers = w;
           if (!this.settling) this.rebalance(table());
         },
+        onStall: () => this.resettle(),
       });
       // A newcomer knows only itself: it would claim every partition. It first listens (the others
       // answer its first heartbeat at once) and takes its share only then. Meanwhile the others
       // already gave that share up: events for it wait (and are resent), nobody handles them twice.
       this.gainDelayMs = Math.min(250, heartbeatMs / 2);
-      this.settleTimer = setTimeout(() => {
-        this.settleTimer = null;
-        this.settling = false;
-        this.rebalance(table());
-        this.settled();
-      }, heartbeatMs * 1.5);
+      this.settle = () => {
+        this.settling = true;
+        if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+        this.settleTimer = setTimeout(() => {
+          this.settleTimer = null;
+          this.settling = false;
+          this.rebalance(table());
+          this.settled();
+        }, heartbeatMs * 1.5);
+      };
+      this.settle();
     } else {
       for (const p of opts.partitions ?? Array.from({ length: this.partitionCount }, (_, i) => i)) this.own(p);
       this.settled();
@@ -90,6 +96,7 @@ export class Worker implements AppContext {
 
   private settleTimer: NodeJS.Timeout | null = null;
   private settling = false;
+  private settle: () => void = () => {};
   private gainDelayMs = 0;
   private gainTimer: NodeJS.Timeout | null = null;
   private settled!: () => void;
@@ -126,6 +133,18 @@ export class Worker implements AppContext {
   /** Start serving partition `p` */
   own(p: number): void {
     if (!this.subs.has(p)) this.subs.set(p, this.bus.subscribe(subjects.partition(p), this.onInbound));
+  }
+
+  /**
+   * We were stopped past the member timeout (the others took our partitions meanwhile) and what
+   * waited in our socket is stale: drop every partition and the backlog with it, and come back
+   * like a newcomer (the gateways resend what is unacknowledged to whoever owns it).
+   */
+  private resettle(): void {
+    if (this.gainTimer !== null) clearTimeout(this.gainTimer);
+    this.gainTimer = null;
+    for (const p of [...this.subs.keys()]) this.disown(p);
+    this.settle();
   }
 
   /** Stop serving partition `p`; its sessions are forgotten here (their next owner re-opens them) */
@@ -200,6 +219,8 @@ export class Worker implements AppContext {
   }
 
   private handle(e: InboundEnvelope): void {
+    // woken after a stop: this is part of a stale backlog (checkStall resettles us)
+    if (this.membership !== null && this.membership.checkStall(Date.now())) return;
     let s = this.sessions.get(e.sid);
     if (e.t === 'open') {
       if (s !== undefined) return; // a retried open: already handled

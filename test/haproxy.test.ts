@@ -21,7 +21,25 @@ beforeAll(async () => {
     throw new Error('haproxy is not installed: npm test\'s pretest installs it (apt-get install -y haproxy)');
   }
   cluster = await TestCluster.start({ gateways: 2, workers: 1 });
-  const port = await freePort();
+  // a free port is bound by HAProxy a moment later; another test file may take it in between
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    haproxy = startHaproxy(port);
+    lb = `127.0.0.1:${port}`;
+    const exited = await new Promise<boolean>((r) => {
+      const t = setTimeout(() => r(false), 500);
+      haproxy.once('exit', () => {
+        clearTimeout(t);
+        r(true);
+      });
+    });
+    if (!exited) break;
+    if (attempt === 5) throw new Error('haproxy did not start');
+  }
+  await vi.waitFor(async () => expect((await http(`http://${lb}/healthz`)).status).toBe(200), { timeout: 10_000, interval: 100 });
+});
+
+function startHaproxy(port: number): ChildProcess {
   const cfg = join(cluster.logDir, 'haproxy.cfg');
   // the config docs/deploy.md shows, with test ports
   writeFileSync(
@@ -49,10 +67,8 @@ backend gateways
 ${cluster.gateways.map((g) => `  server ${g.id} 127.0.0.1:${g.port} check inter 500 fall 3 rise 1`).join('\n')}
 `,
   );
-  haproxy = spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  lb = `127.0.0.1:${port}`;
-  await vi.waitFor(async () => expect((await http(`http://${lb}/healthz`)).status).toBe(200), { timeout: 10_000, interval: 100 });
-});
+  return spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
 
 afterAll(async () => {
   haproxy?.kill('SIGKILL');

@@ -34,10 +34,11 @@ function requireBinary(): void {
   }
 }
 
-async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+async function waitFor(check: () => Promise<boolean>, ms: number, what: string, gaveUp: () => boolean = () => false): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;
+    if (gaveUp()) throw new Error(`${what} failed to start`);
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`timed out waiting for ${what}`);
@@ -65,7 +66,10 @@ async function startOne(opts: { clusterPort?: number; routes?: number[]; name: s
   proc.stderr!.on('data', (d) => (log = (log + d).slice(-4000)));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   try {
-    await waitFor(async () => (await varz(monitorPort, 'varz')).port === port, 10_000, `nats-server on ${port}`);
+    await waitFor(async () => {
+      if (proc.exitCode !== null) throw new Error(`nats-server exited with ${proc.exitCode}`);
+      return (await varz(monitorPort, 'varz')).port === port;
+    }, 10_000, `nats-server on ${port}`, () => proc.exitCode !== null);
   } catch (e) {
     proc.kill('SIGKILL');
     throw new Error(`${(e as Error).message}\n${log}`);
@@ -86,15 +90,40 @@ async function startOne(opts: { clusterPort?: number; routes?: number[]; name: s
   };
 }
 
+/**
+ * Free ports are picked here and bound by nats-server a moment later; another test file running in
+ * parallel can take one in between ("address already in use"). Such a start is retried on new ports.
+ */
+async function retrying<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      if (attempt >= 5 || !/address already in use/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
 export async function startNatsServer(): Promise<NatsServer> {
-  return startOne({ name: `sy-${process.pid}-${Math.random().toString(36).slice(2, 6)}` });
+  return retrying(() => startOne({ name: `sy-${process.pid}-${Math.random().toString(36).slice(2, 6)}` }));
 }
 
 /** Starts `n` servers routed to each other, and waits until every route is up */
 export async function startNatsCluster(n: number): Promise<NatsServer[]> {
+  return retrying(() => startCluster(n));
+}
+
+async function startCluster(n: number): Promise<NatsServer[]> {
   const clusterPorts = await Promise.all(Array.from({ length: n }, () => freePort()));
   const tag = Math.random().toString(36).slice(2, 6);
-  const servers = await Promise.all(clusterPorts.map((cp, i) => startOne({ clusterPort: cp, routes: clusterPorts, name: `sy-${tag}-${i}` })));
+  const started = await Promise.allSettled(clusterPorts.map((cp, i) => startOne({ clusterPort: cp, routes: clusterPorts, name: `sy-${tag}-${i}` })));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed !== undefined) {
+    // stop the ones that did start, so a retry begins clean
+    await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : null)));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  const servers = started.map((r) => (r as PromiseFulfilledResult<NatsServer>).value);
   await waitFor(async () => {
     for (const s of servers) if ((await varz(s.monitorPort, 'routez')).num_routes < n - 1) return false;
     return true;
