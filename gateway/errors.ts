@@ -29,8 +29,6 @@ export type ErrorCode = keyof typeof errors;
 
 /** `ws: 0` / `http: 0` above: that wire never carries this error. */
 
-export const CLOSE_NORMAL = 1000;
-
 export class SwitchyardError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {

@@ -174,4 +174,3 @@ export function readBody(ex: Exchange, limit: number, done: (body: Uint8Array | 
   });
 }
 
-export { STATUS };

@@ -129,15 +129,6 @@ export function encodeReply(format: Format, seq: number, ack: string | number, a
   return format === 'json' ? JSON.stringify(f) : packr.pack(f);
 }
 
-export interface OpenFrame {
-  type: 'open';
-  sid: string;
-  token: string;
-  pingMs: number;
-  last: number;
-  recovered?: boolean;
-}
-
 export function encode(format: Format, frame: object): Frame {
   return format === 'json' ? JSON.stringify(frame) : packr.pack(frame);
 }
