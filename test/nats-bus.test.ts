@@ -28,8 +28,13 @@ describe('NatsBus on a 3-server cluster', () => {
     const got: number[] = [];
     b.subscribe('sy.test.c', (e) => got.push((e as any).args[0]));
     await b.flush();
-    a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [1] });
-    await vi.waitFor(() => expect(got).toEqual([1]));
+    // b's interest reaches a's server over the route a moment after b's own server has it: until
+    // then a message from a finds no subscriber. Publish until one gets through.
+    await vi.waitFor(async () => {
+      a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [1] });
+      await a.flush();
+      expect(got).toContain(1);
+    }, { timeout: 10_000, interval: 100 });
 
     // kill the server `a` is on: it reconnects to another and carries on
     const before = a.server;
