@@ -3,7 +3,7 @@
 import { SwitchyardError } from './errors.js';
 import { configure } from './options.js';
 import { ClientSession } from './session.js';
-/** @import { ClientOptions, CloseInfo, Frame, OpenInfo } from './types.js' */
+/** @import { ClientOptions, CloseInfo, OpenInfo } from './types.js' */
 
 /** @param {unknown} event */
 function checkEvent(event) {
@@ -52,6 +52,7 @@ export class SwitchyardClient extends ClientSession {
    */
   emit(event, ...args) {
     checkEvent(event);
+    // _enqueue (session.js) adds the frame's `cseq`
     return this._enqueue({ type: 'event', event, args });
   }
 
@@ -85,22 +86,6 @@ export class SwitchyardClient extends ClientSession {
       }
       this._requests.add(ack, timeoutMs, event, resolve, reject);
     });
-  }
-
-  /**
-   * @private
-   * @param {Frame} frame
-   */
-  _enqueue(frame) {
-    if (this.state === 'closed') return false;
-    if (this._outq.length >= this._o.maxQueue) {
-      this._fire('error', new SwitchyardError('SY_CLIENT_QUEUE_FULL', `outbound queue is full (${this._o.maxQueue} frames); frame dropped`));
-      return false;
-    }
-    this._outq.push(frame);
-    const conn = this._conn;
-    if (conn && conn.opened && this.state === 'open') conn.flush();
-    return true;
   }
 
   // ------------------------------------------------------------------ lifecycle

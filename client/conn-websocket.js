@@ -38,6 +38,8 @@ export class WsConn extends Conn {
     this.ws = null;
     /** @type {unknown} */
     this.error = undefined;
+    /** flush() waits for another connection's POST /rt/send */
+    this.waiting = false;
   }
 
   /** @override @protected */
@@ -59,6 +61,15 @@ export class WsConn extends Conn {
 
   /** @override */
   flush() {
+    const sending = this.c._sending;
+    if (sending) {
+      // a POST /rt/send of an earlier (SSE or polling) connection is still out: its frames go first
+      if (!this.waiting) {
+        this.waiting = true;
+        sending.then(() => { this.waiting = false; this.flush(); });
+      }
+      return;
+    }
     const q = this.c._outq;
     while (q.length && !this.dead && this.ws && this.ws.readyState === 1) {
       this.ws.send(encode(this.c._codec, /** @type {Frame} */ (q.shift())));

@@ -146,4 +146,21 @@ export class PostConn extends Conn {
     this._up().finish(bye);
     this.stop();
   }
+
+  /** @override */
+  stop() {
+    if (!this.dead) this.up?.orphan();
+    super.stop();
+  }
+
+  /**
+   * A POST in flight outlives its connection for a while (Upstream.orphan); if it fails, its
+   * frames are put back and resent, with the same `cseq`, once the client is connected again.
+   * @override @protected
+   * @param {DownInfo} info
+   */
+  _down(info) {
+    if (!this.dead) this.up?.orphan();
+    super._down(info);
+  }
 }

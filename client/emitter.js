@@ -35,7 +35,8 @@ export class Emitter {
    * @returns {() => void}
    */
   once(name, fn) {
-    const off = this.on(name, (...args) => { off(); fn.apply(this, args); });
+    // (the listener's result is passed on: a server request handler may return a promise)
+    const off = this.on(name, (...args) => { off(); return fn.apply(this, args); });
     return off;
   }
 
@@ -49,6 +50,16 @@ export class Emitter {
     else if (fn === undefined) this._ls.delete(name);
     else this._ls.get(name)?.delete(fn);
     return this;
+  }
+
+  /**
+   * The listeners of `name` now, in order (internal: a copy, safe to iterate while they change).
+   * @param {string} name
+   * @returns {Function[]}
+   */
+  _listeners(name) {
+    const set = this._ls.get(name);
+    return set ? [...set] : [];
   }
 
   /**

@@ -77,6 +77,11 @@ export class Requests {
     }
   }
 
+  /** Is `ack` still waiting for its reply? @param {number} ack */
+  has(ack) {
+    return this._map.has(ack);
+  }
+
   get size() {
     return this._map.size;
   }

@@ -10,7 +10,7 @@ import { PollConn } from './conn-polling.js';
 import { Emitter } from './emitter.js';
 import { errText, isTerminalCode, SwitchyardError } from './errors.js';
 import { Requests } from './requests.js';
-/** @import { ClientState, DownInfo, FetchFunction, Frame, OpenInfo, TransportName } from './types.js' */
+/** @import { ClientState, DownInfo, FetchFunction, Frame, OpenInfo, Reply, TransportName } from './types.js' */
 /** @import { Config } from './options.js' */
 /** @import { Conn } from './conn.js' */
 
@@ -52,6 +52,9 @@ export class ClientSession extends Emitter {
     this._conn = null;
     /** outbound frames not yet written (internal, shared with the transports) @type {Frame[]} */ this._outq = [];
     /** requests waiting for their reply (internal) */ this._requests = new Requests();
+    /** `cseq` of the newest client frame numbered for the current session (internal) */ this._cseq = 0;
+    /** bumped by every new session (new sid): which session frames and replies belong to (internal) */ this._epoch = 0;
+    /** settles when the POST /rt/send in flight (of any connection) is done, frames put back included (internal) @type {Promise<void> | null} */ this._sending = null;
     /** @protected */ this._attempt = 0;
     /** @private @type {ReturnType<typeof setTimeout> | null} */ this._timer = null;
     /** @private @type {ReturnType<typeof setTimeout> | null} */ this._connectTimer = null;
@@ -63,6 +66,80 @@ export class ClientSession extends Emitter {
     /** @private @type {TransportName[]} */ this._round = [];
     /** @private */ this._tryIdx = 0;
     /** @protected @type {OpenInfo | null} */ this._openInfo = null;
+  }
+
+  // ------------------------------------------------------------------ the outbound queue
+
+  /**
+   * Queue a client frame (`event` or `reply`) and send it if a connection is open. Returns false if
+   * the frame was dropped (client closed, or the queue is full).
+   * @protected
+   * @param {Frame} frame
+   */
+  _enqueue(frame) {
+    if (this.state === 'closed') return false;
+    if (this._outq.length >= this._o.maxQueue) {
+      this._fire('error', new SwitchyardError('SY_CLIENT_QUEUE_FULL', `outbound queue is full (${this._o.maxQueue} frames); frame dropped`));
+      return false;
+    }
+    this._outq.push(this._number(frame));
+    const conn = this._conn;
+    if (conn && conn.opened && this.state === 'open') conn.flush();
+    return true;
+  }
+
+  /*
+   * Client frame numbering (`cseq`). The gateway remembers the highest `cseq` it has handled for a
+   * session and drops a frame whose `cseq` is not greater, so a frame sent twice (put back after a
+   * POST /rt/send that failed but may have arrived) reaches the application once:
+   * - Every `event` and `reply` frame gets the session's next `cseq` (1, 2, 3…) when it is queued,
+   *   as its last key, on every transport. A frame put back for resending keeps its `cseq`.
+   * - A resume of the same session (same sid) keeps counting.
+   * - A new session (new sid: the first open, or a replacement for a lost session) counts from 1.
+   *   Nothing has been sent to it yet, so every frame still queued (emitted before the first open,
+   *   or while the old session was being replaced) is renumbered from 1 in queue order; queued
+   *   replies are dropped instead, as they answer server requests of the old session.
+   * - Only one POST /rt/send is out at a time, across connections, and no connection sends while
+   *   one is out: frames reach the gateway in `cseq` order, and frames put back go first.
+   */
+
+  /**
+   * Give a frame the next `cseq` of the session, as its last key.
+   * @private
+   * @param {Frame} f
+   */
+  _number(f) {
+    delete f.cseq;
+    f.cseq = ++this._cseq;
+    return f;
+  }
+
+  /** @private  number the queue from 1, for a session nothing has been sent to yet */
+  _renumber() {
+    this._cseq = 0;
+    const q = this._outq;
+    let n = 0;
+    for (const f of q) if (f.type !== 'reply') q[n++] = this._number(f);
+    q.length = n;
+  }
+
+  /**
+   * Put the frames of a failed POST /rt/send back at the head of the queue: they may have arrived,
+   * so they keep their `cseq` (the gateway drops a repeat). If a new session has opened since they
+   * were taken, they were numbered for the old one: replies and requests that have already failed
+   * (SY_CLIENT_SESSION_LOST) are dropped, the other frames go to the new session, and the queue is
+   * renumbered from 1 (nothing has been sent to it yet: sending waited for this POST).
+   * @param {Frame[]} frames
+   * @param {number} epoch  `_epoch` when they were taken from the queue
+   */
+  _requeue(frames, epoch) {
+    if (this.state === 'closed') return;
+    if (epoch === this._epoch) {
+      this._outq.unshift(...frames);
+      return;
+    }
+    this._outq.unshift(...frames.filter((f) => f.type !== 'reply' && (f.ack === undefined || this._requests.has(f.ack))));
+    this._renumber();
   }
 
   // ------------------------------------------------------------------ attempts and backoff
@@ -187,7 +264,12 @@ export class ClientSession extends Emitter {
     }
     const prevSid = this._resumable ? this.sid : null;
     const recovered = prevSid !== null && f.sid === prevSid && f.recovered !== false;
-    if (f.sid !== this.sid) this.lastSeq = 0; // a new session: seq restarts at 1
+    if (f.sid !== this.sid) {
+      // a new session: seq restarts at 1, and so does cseq (see _number)
+      this.lastSeq = 0;
+      this._epoch++;
+      this._renumber();
+    }
     this.sid = f.sid;
     this.token = f.token;
     if (typeof f.pingMs === 'number' && f.pingMs > 0) this.pingMs = f.pingMs;
@@ -217,7 +299,7 @@ export class ClientSession extends Emitter {
     if (this._requests.size === 0) return;
     /** @type {Set<number>} */
     const queued = new Set();
-    for (const f of this._outq) if (f.ack !== undefined) queued.add(f.ack);
+    for (const f of this._outq) if (f.type === 'event' && f.ack !== undefined) queued.add(f.ack);
     this._requests.failAll(() => new SwitchyardError('SY_CLIENT_SESSION_LOST', 'the session was lost before the reply arrived'), queued);
   }
 
@@ -268,7 +350,47 @@ export class ClientSession extends Emitter {
     if (typeof f.event !== 'string') return;
     const args = Array.isArray(f.args) ? f.args : [];
     this._fire('event', f.event, args);
-    if (!RESERVED.has(f.event)) this._fire(f.event, ...args);
+    if (typeof f.ack === 'number' || typeof f.ack === 'string') this._serve(f.event, args, f.ack);
+    else if (!RESERVED.has(f.event)) this._fire(f.event, ...args);
+  }
+
+  /**
+   * A server request: an `event` frame with `ack`. The event's listeners get a reply callback as
+   * their last argument; the first of: a call of it (reply `args`), a listener's exception or
+   * rejected promise (reply `error`), answers, and later ones are ignored. No listener: reply
+   * error `no handler for <event>`. ('event' listeners see the request as (event, args) only.)
+   * @private
+   * @param {string} event
+   * @param {unknown[]} args
+   * @param {number | string} ack
+   */
+  _serve(event, args, ack) {
+    const epoch = this._epoch;
+    let answered = false;
+    /** @param {Frame} frame */
+    const answer = (frame) => {
+      if (answered) return false;
+      answered = true;
+      // never to a session that replaced the one that asked (the ack would mean nothing there)
+      if (epoch !== this._epoch) return false;
+      return this._enqueue(frame);
+    };
+    /** @type {Reply} */
+    const reply = (...out) => answer({ type: 'reply', ack, args: out });
+    const fail = (/** @type {unknown} */ e) => answer({ type: 'reply', ack, error: errText(e) });
+    const listeners = RESERVED.has(event) ? [] : this._listeners(event);
+    if (listeners.length === 0) {
+      fail(`no handler for ${event}`);
+      return;
+    }
+    for (const fn of listeners) {
+      try {
+        const r = fn.call(this, ...args, reply);
+        if (r && typeof r.then === 'function') r.then(undefined, fail);
+      } catch (e) {
+        fail(e);
+      }
+    }
   }
 
   /**
@@ -364,12 +486,13 @@ export class ClientSession extends Emitter {
    * @param {Frame[]} frames
    * @param {boolean} binary  msgpack body
    * @param {string[]} [json]  frames already serialised
+   * @param {AbortSignal} [signal]
    */
-  _post(frames, binary, json) {
+  _post(frames, binary, json, signal) {
     const fetch = /** @type {FetchFunction} */ (this._fetch);
     const url = `${this._http}/send?sid=${encodeURIComponent(this.sid || '')}&token=${encodeURIComponent(this.token || '')}`;
     const body = binary && this._codec ? this._codec.encode(frames) : `[${(json || frames.map((f) => JSON.stringify(f))).join(',')}]`;
     const type = binary && this._codec ? 'application/msgpack' : 'application/json';
-    return fetch(url, { method: 'POST', headers: { 'content-type': type }, body });
+    return fetch(url, { method: 'POST', headers: { 'content-type': type }, body, signal });
   }
 }

@@ -99,6 +99,16 @@ export interface ReconnectingInfo {
   reason?: string;
 }
 
+/**
+ * The reply callback of a server request (an event the server sent with `ack`): the LAST argument
+ * the event's listeners get. Sends `{"type":"reply","ack":K,"args":[...args]}`. Only the first
+ * answer counts: a call of it, or a listener's exception or rejected promise (sent as the reply's
+ * `error`, the message). Returns false if nothing was queued: answered already, the session was
+ * replaced meanwhile, the client is closed, or the queue is full. (A reply still queued when the
+ * session is replaced is dropped.)
+ */
+export type Reply = (...args: unknown[]) => boolean;
+
 /** Listeners of the client's own events. Server events with these names reach only 'event' listeners. */
 export interface ClientEvents {
   open: (info: OpenInfo) => void;
@@ -108,7 +118,7 @@ export interface ClientEvents {
   transport: (name: TransportName) => void;
   /** non-fatal problems: a transport that failed, a refused POST, a malformed frame, a full queue */
   error: (err: SwitchyardError) => void;
-  /** every server event, in order */
+  /** every server event, in order (a server request too; its listeners answer it, see Reply) */
   event: (event: string, args: unknown[]) => void;
 }
 
@@ -168,11 +178,16 @@ export declare class SwitchyardClient {
   /** testing hook: the live connection (`c._conn?.kill()` simulates a network drop) */
   readonly _conn: ConnectionHandle | null;
 
-  /** Listen; returns a function that removes the listener. */
+  /**
+   * Listen; returns a function that removes the listener. A server event's listener gets the
+   * event's args; for a server request (sent with `ack`) it also gets a Reply as the last argument,
+   * e.g. `c.on('confirm', async (text, reply) => reply(await ask(text)))`. A request with no
+   * listener is answered with the error `no handler for <event>`.
+   */
   on<K extends ReservedEventName>(name: K, listener: ClientEvents[K]): () => void;
-  on(name: string, listener: (...args: any[]) => void): () => void;
+  on(name: string, listener: (...args: any[]) => unknown): () => void;
   once<K extends ReservedEventName>(name: K, listener: ClientEvents[K]): () => void;
-  once(name: string, listener: (...args: any[]) => void): () => void;
+  once(name: string, listener: (...args: any[]) => unknown): () => void;
   /** Remove one listener, all listeners of `name`, or (no arguments) all listeners. */
   off(name?: string, listener?: (...args: any[]) => void): this;
 
@@ -180,7 +195,9 @@ export declare class SwitchyardClient {
   ready(): Promise<OpenInfo>;
 
   /**
-   * Emit an event to the application (fire and forget). Queued while disconnected.
+   * Emit an event to the application (fire and forget). Queued while disconnected. Like every
+   * client event/reply frame it carries `cseq` (1, 2, 3… per session), so a frame the client resends
+   * after a failed POST /rt/send reaches the application once.
    * @returns false if the frame was dropped (closed, or queue full)
    */
   emit(event: string, ...args: unknown[]): boolean;

@@ -18,9 +18,13 @@
  *   with `sid`/`token`/`last`, so while the server still holds the session (`open.recovered`),
  *   nothing is lost either: exactly once, in order.
  * - Client -> server: frames are sent in order. Frames emitted while disconnected are queued
- *   (bounded by `maxQueue`) and sent after the next open. The protocol has no upstream
- *   acknowledgement, so a frame written to a connection that then dies may be lost; use
- *   `request()` (which times out) when you need to know.
+ *   (bounded by `maxQueue`) and sent after the next open. Event and reply frames carry `cseq`
+ *   (1, 2, 3… per session), so frames resent after a failed POST /rt/send, which may have arrived
+ *   after all, reach the application once (the gateway drops a repeated `cseq`). The protocol has
+ *   no upstream acknowledgement, so a frame written to a connection that then dies may be lost;
+ *   use `request()` (which times out) when you need to know.
+ * - Server requests: a server event with `ack` gets a reply callback as its listeners' last
+ *   argument: `c.on('confirm', (text, reply) => reply(true))`.
  *
  * Modules: client.js (SwitchyardClient's methods) on session.js (connecting, resuming, frames
  * from the server), with emitter.js, options.js, requests.js, errors.js; the connections

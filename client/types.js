@@ -43,7 +43,16 @@
 /** @typedef {{ code: number, reason: string }} CloseInfo */
 /** @typedef {{ attempt: number, delayMs: number, code?: number, reason?: string }} ReconnectingInfo */
 /** Why a connection ended or failed. @typedef {{ code?: number, status?: number, reason?: string, error?: unknown, sessionGone?: boolean }} DownInfo */
-/** @typedef {Record<string, any>} Frame */
+/**
+ * A frame, either way (the client's `event` and `reply` frames carry `cseq`, numbered per session;
+ * see session.js `_number`). @typedef {Record<string, any>} Frame
+ */
+/**
+ * Answers a server request (an `event` frame with `ack`): the last argument its listeners get.
+ * Sends `{"type":"reply","ack":K,"args":[...args],"cseq":N}`; only the first answer counts.
+ * Returns false if nothing was queued (answered already, session replaced, client closed, queue full).
+ * @typedef {(...args: unknown[]) => boolean} Reply
+ */
 /** @typedef {(input: string, init?: any) => Promise<any>} FetchFunction */
 
 export {};

@@ -1,8 +1,9 @@
 // @ts-check
 /**
- * Upstream for SSE and long-polling: POST /rt/send with batches of frames, one request in flight.
+ * Upstream for SSE and long-polling: POST /rt/send with batches of frames, one request in flight
+ * (per client: a new connection waits for the POST of the one before it, see `c._sending`).
  * Frames emitted in the same tick go in one POST; frames emitted while a POST is in flight go in the
- * next one.
+ * next one. A POST that fails puts its frames back, with their `cseq` (session.js `_requeue`).
  */
 import { errText, httpError } from './errors.js';
 /** @import { Frame } from './types.js' */
@@ -25,6 +26,10 @@ export class Upstream {
     this.ctl = [];
     /** set by finish(): the last frames to send after the connection ended @type {Frame[] | null} */
     this.final = null;
+    /** aborts the POST in flight @type {AbortController | null} */
+    this.ac = null;
+    /** see orphan() @type {ReturnType<typeof setTimeout> | null} */
+    this.abortTimer = null;
   }
 
   schedule() {
@@ -66,39 +71,80 @@ export class Upstream {
     return { frames, json, user };
   }
 
+  /**
+   * The connection is gone. Its POST in flight (unless finishing) gets `connectTimeoutMs` more to
+   * settle, since the next connection waits for it; then it is aborted and its frames are put back.
+   * (Not at once: it has most likely arrived, and frames put back may go to a new session.)
+   */
+  orphan() {
+    const ac = this.ac;
+    if (this.final || !ac || this.abortTimer) return;
+    this.abortTimer = setTimeout(() => ac.abort(), this.c._o.connectTimeoutMs);
+  }
+
+  /** @private */
+  clearAbort() {
+    this.ac = null;
+    if (this.abortTimer) clearTimeout(this.abortTimer);
+    this.abortTimer = null;
+  }
+
   async pump() {
     const c = this.c;
     while (!this.busy) {
       if (!this.final && (this.conn.dead || c._conn !== this.conn)) return;
+      const other = c._sending;
+      if (other) {
+        // A POST of an earlier connection is still out: wait for it, so frames reach the gateway in
+        // cseq order (it drops a frame whose cseq is not above the highest it has handled) and its
+        // frames, if put back, go first.
+        this.busy = true;
+        await other;
+        this.busy = false;
+        continue;
+      }
       const { frames, json, user } = this.take();
       if (frames.length === 0) return;
+      const epoch = c._epoch;
       this.busy = true;
-      let res = null;
-      let err = null;
-      try { res = await c._post(frames, this.binary, this.binary ? undefined : json); } catch (e) { err = e; }
-      this.busy = false;
-      if (this.final) { if (err) return; continue; }
-      if (err || !res) {
-        // Not known to have arrived: put the frames back and let the reconnect resend them.
-        if (c.state !== 'closed') c._outq.unshift(...user);
-        this.conn.kill(`POST /rt/send failed: ${errText(err)}`);
-        return;
-      }
-      if (!res.ok) {
-        const e = await httpError(res, this.conn.name);
-        const st = res.status;
-        if (st === 401 || st === 403 || st === 404 || st === 410 || st === 429 || st >= 500) {
-          // Session unknown/expired or server trouble: retry these frames after reconnecting.
-          if (c.state !== 'closed') c._outq.unshift(...user);
-          c._fire('error', e);
-          this.conn.kill(`POST /rt/send: ${st} ${e.code}`);
+      /** @type {() => void} */
+      let done = () => {};
+      const sending = (c._sending = new Promise((resolve) => { done = resolve; }));
+      const ac = typeof AbortController === 'function' ? new AbortController() : null;
+      this.ac = ac;
+      try {
+        let res = null;
+        let err = null;
+        try { res = await c._post(frames, this.binary, this.binary ? undefined : json, ac ? ac.signal : undefined); } catch (e) { err = e; }
+        this.clearAbort();
+        if (this.final) { if (err) return; continue; }
+        if (err || !res) {
+          // Not known to have arrived: put the frames back (same cseq) and let the reconnect resend them.
+          c._requeue(user, epoch);
+          this.conn.kill(`POST /rt/send failed: ${errText(err)}`);
           return;
         }
-        // The frames themselves were refused (malformed, too large, ...): drop them.
-        c._fire('error', e);
-        for (const f of user) {
-          if (f.ack !== undefined) c._requests.fail(f.ack, e);
+        if (!res.ok) {
+          const e = await httpError(res, this.conn.name);
+          const st = res.status;
+          if (st === 401 || st === 403 || st === 404 || st === 410 || st === 429 || st >= 500) {
+            // Session unknown/expired or server trouble: retry these frames after reconnecting.
+            c._requeue(user, epoch);
+            c._fire('error', e);
+            this.conn.kill(`POST /rt/send: ${st} ${e.code}`);
+            return;
+          }
+          // The frames themselves were refused (malformed, too large, ...): drop them.
+          c._fire('error', e);
+          for (const f of user) {
+            if (f.ack !== undefined && f.type === 'event') c._requests.fail(f.ack, e);
+          }
         }
+      } finally {
+        this.clearAbort();
+        this.busy = false;
+        if (c._sending === sending) c._sending = null;
+        done();
       }
     }
   }

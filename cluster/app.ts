@@ -17,9 +17,17 @@ export interface AppSession {
   /** free per-session storage for the app; lives as long as the session on this worker */
   data: Record<string, unknown>;
   emit(event: string, ...args: unknown[]): void;
+  /**
+   * Asks the client: emits `event` with an id the client answers (Socket.IO `emitWithAck`,
+   * SignalR client results, a native event frame with `ack`). Resolves with the client's answer
+   * (its args); rejects with the client's error, after the worker's `requestTimeoutMs` (default
+   * 10 s), or when the session ends. Answers are delivered at most once: one lost on the way
+   * (a worker died) makes the request time out.
+   */
+  request(event: string, ...args: unknown[]): Promise<unknown[]>;
   join(room: string): void;
   leave(room: string): void;
-  /** end the session; `code` 4000-4999 is the app's range (see docs/errors.md) */
+  /** end the session; `code` 4000-4099 is the app's range (see docs/errors.md) */
   disconnect(code?: number, reason?: string): void;
 }
 

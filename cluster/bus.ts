@@ -40,4 +40,6 @@ export const subjects = {
   room: (room: string) => `sy.room.${room}`,
   /** membership heartbeats */
   control: 'sy.ctl',
+  /** "which node holds session X?", subscribed by every gateway node; only the holder answers */
+  directory: 'sy.dir',
 } as const;

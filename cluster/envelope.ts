@@ -13,6 +13,8 @@
  * again instead of being lost.
  */
 import type { SessionMeta, TransportName } from './types.ts';
+import type { WireEntry } from '../transports/entry.ts';
+import type { OpenInfo } from '../transports/port.ts';
 
 /** gateway → worker, on `sy.in.<partition>` */
 export type InboundEnvelope = (
@@ -24,6 +26,8 @@ export type InboundEnvelope = (
    * msgpack-encoding the args on the gateway and decoding them on the worker)
    */
   | { t: 'event'; sid: string; node: string; n: number; event: string; args?: unknown[]; ack?: string | number; raw?: string }
+  /** the client's answer to the app's `session.request` number `ack`; not numbered (`n` = 0): at most once */
+  | { t: 'answer'; sid: string; node: string; n: 0; ack: string | number; args?: unknown[]; error?: string }
   | { t: 'close'; sid: string; node: string; n: number; code: number; reason: string }
   /** the session now lives on gateway `node` (after a hand-over) */
   | { t: 'rehome'; sid: string; node: string; n: number }
@@ -36,10 +40,11 @@ export type OutputEnvelope = (
   | { t: 'accept'; sid: string }
   /**
    * `raw`: the JSON text of `args`, when they are the ones of the event being handled, unchanged;
-   * over a network bus it then comes alone (no `args`)
+   * over a network bus it then comes alone (no `args`). `ack`: a request (`session.request`) the
+   * client answers with that id.
    */
-  | { t: 'emit'; sid: string; event: string; args?: unknown[]; raw?: string }
-  | { t: 'reply'; sid: string; ack: string | number; args?: unknown[]; error?: string }
+  | { t: 'emit'; sid: string; event: string; args?: unknown[]; raw?: string; ack?: number }
+  | { t: 'reply'; sid: string; ack: string | number; args?: unknown[]; raw?: string; error?: string }
   | { t: 'join'; sid: string; room: string }
   | { t: 'leave'; sid: string; room: string }
   | { t: 'disconnect'; sid: string; code: number; reason: string }
@@ -66,14 +71,15 @@ export type ControlEnvelope = { t: 'hb'; worker: string } | { t: 'bye'; worker: 
  * connection standing for B's. `cid` names the connection on B.
  */
 export type RelayEnvelope =
-  /** B → A: attach connection `cid` (`poll`: one long-poll) resuming after `last` */
-  | { t: 'r-attach'; sid: string; token: string; last: number; from: string; cid: number; transport: TransportName; poll: boolean }
+  /** B → A: attach connection `cid` (`poll`: one long-poll) of a `dialect` client resuming after `last` */
+  | { t: 'r-attach'; sid: string; token: string; last: number; from: string; cid: number; transport: TransportName; dialect: string; poll: boolean }
   /**
-   * A → B, for connection `cid`: the `open` frame; seq'd frames from seq `first`; a heartbeat;
-   * `end`: close it with this frame; `done`: the poll is answered. An r-out with nothing else
-   * says "attached".
+   * A → B, for connection `cid`, all dialect-neutral (B encodes for its own client): the session
+   * is open; entries from seq `first`; `end`: the session ended (B's codec makes the close);
+   * `done`: the poll is answered, or the connection is replaced; `restart`: A drains. An r-out
+   * with nothing else says "attached".
    */
-  | { t: 'r-out'; cid: number; open?: Frame; first?: number; frames?: Frame[]; ping?: boolean; end?: { close: Frame; code: number; reason: string }; done?: boolean; restart?: boolean; error?: string }
+  | { t: 'r-out'; cid: number; open?: OpenInfo; first?: number; entries?: WireEntry[]; end?: { code: number; reason: string }; done?: boolean; restart?: boolean; error?: string }
   /** B → A: client frames from connection `cid` (validated by B) */
   | { t: 'r-in'; sid: string; from: string; cid: number; frames: unknown[] }
   /** B → A: connection `cid` went away; with `code`: the session must end (the client broke the protocol) */
@@ -92,20 +98,23 @@ export type RelayEnvelope =
   /** A → B: worker output or a broadcast for a session A handed to B, that reached A after the hand-over */
   | { t: 'r-fwd'; sid: string; e: NodeEnvelope | RoomEnvelope }
   /** A → B: A stopped forwarding broadcasts for session `sid` */
-  | { t: 'r-bye'; sid: string };
-
-type Frame = string | Uint8Array;
+  | { t: 'r-bye'; sid: string }
+  /** any node → every node, on `sy.dir`: who holds session `sid`? Only the holder answers r-here */
+  | { t: 'r-who'; sid: string; from: string; qid: number }
+  | { t: 'r-here'; qid: number; node: string };
 
 /** A session's state, as handed from a draining node to another */
 export interface SessionState {
   sid: string;
-  format: 'json' | 'msgpack';
+  dialect: string;
   meta: SessionMeta;
   transport: TransportName;
-  /** the outbox: frames from seq `first` on */
+  /** the outbox: entries from seq `first` on, and what the client has been sent */
   first: number;
-  frames: Array<string | Uint8Array>;
+  entries: WireEntry[];
   inSeq: number;
+  /** highest client sequence number handled (dedupe) */
+  clientSeq: number;
   acked: number;
   unacked: InboundEnvelope[];
   rooms: string[];

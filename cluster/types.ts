@@ -9,6 +9,11 @@ export interface SessionMeta {
   userAgent: string;
   /** the connect URL's query, less the protocol's own parameters (sid, token, last, format) */
   query: Record<string, string>;
-  /** the `auth` query parameter or the `Authorization` header, unverified: the app decides */
-  auth: string;
+  /**
+   * credentials, unverified: the app decides. Native clients: the `auth` query parameter or the
+   * `Authorization` header (a string); dialects with an auth payload (Socket.IO) give an object.
+   */
+  auth: string | Record<string, unknown>;
+  /** the wire protocol the client speaks (`native`, …): for logs; the app never needs it */
+  dialect: string;
 }

@@ -28,6 +28,9 @@ export class WorkerSession implements AppSession {
   waiting: InboundEnvelope[] | null = null;
   closed = false;
   nodeSubject: string;
+  /** requests to the client waiting for its answer, by id; null until the first */
+  private requests: Map<number, { resolve: (args: unknown[]) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }> | null = null;
+  private requestIds = 0;
 
   constructor(
     private readonly worker: Worker,
@@ -67,6 +70,41 @@ export class WorkerSession implements AppSession {
     else w.send(this, { t: 'emit', sid: this.sid, event, args, raw, n: this.current });
   }
 
+  request(event: string, ...args: unknown[]): Promise<unknown[]> {
+    if (this.closed) return Promise.reject(new Error('the session is closed'));
+    const id = ++this.requestIds;
+    const ms = this.worker.requestTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.requests?.delete(id);
+        reject(new Error(`no answer to request ${JSON.stringify(event)} within ${ms} ms`));
+      }, ms);
+      (this.requests ??= new Map()).set(id, { resolve, reject, timer });
+      this.worker.send(this, { t: 'emit', sid: this.sid, event, args, ack: id, n: this.current });
+    });
+  }
+
+  /** The client answered request `id` (an unknown id is late: its request timed out) */
+  answered(id: number, args: unknown[] | undefined, error: string | undefined): void {
+    const r = this.requests?.get(id);
+    if (r === undefined) return;
+    this.requests!.delete(id);
+    clearTimeout(r.timer);
+    if (error !== undefined) r.reject(new Error(error));
+    else r.resolve(args ?? []);
+  }
+
+  /** The session ended: pending requests fail */
+  ended(): void {
+    this.closed = true;
+    const rs = this.requests;
+    this.requests = null;
+    if (rs !== null) for (const r of rs.values()) {
+      clearTimeout(r.timer);
+      r.reject(new Error('the session closed'));
+    }
+  }
+
   join(room: string): void {
     if (!this.closed) this.worker.send(this, { t: 'join', sid: this.sid, room, n: this.current });
   }
@@ -81,7 +119,7 @@ export class WorkerSession implements AppSession {
 }
 
 /** the same primitives, in order (objects could have been changed since they were parsed) */
-function sameValues(a: unknown[], b: unknown[]): boolean {
+export function sameValues(a: unknown[], b: unknown[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
     const v = a[i];

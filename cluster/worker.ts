@@ -8,7 +8,7 @@
  * processed once.
  */
 import { subjects, type Bus, type Subscription } from './bus.ts';
-import { nodeSubject, WorkerSession } from './worker-session.ts';
+import { nodeSubject, sameValues, WorkerSession } from './worker-session.ts';
 import type { InboundEnvelope, NodeEnvelope, OutputEnvelope } from './envelope.ts';
 import type { App, AppContext, AppHandlers, BroadcastOptions, Reply } from './app.ts';
 import { DEFAULT_PARTITIONS, partitionOf } from './partition.ts';
@@ -27,6 +27,8 @@ export interface WorkerOptions {
    * bounded loads gives this worker among the live ones. Also turns on explicit acks.
    */
   cluster?: { workerId: string; heartbeatMs?: number; timeoutMs?: number; epsilon?: number };
+  /** how long `session.request` waits for the client's answer @default 10000 */
+  requestTimeoutMs?: number;
 }
 
 const CODE_REJECTED = 4403;
@@ -42,6 +44,7 @@ export class Worker implements AppContext {
   private readonly partitionCount: number;
   readonly membership: Membership | null = null;
   readonly id: string;
+  readonly requestTimeoutMs: number;
   /** explicit acks for events that produced no output (a cluster gateway retries unacked ones) */
   readonly acks: boolean;
   private readonly ackDirty = new Set<WorkerSession>();
@@ -56,6 +59,7 @@ export class Worker implements AppContext {
     this.handlers = typeof opts.app === 'function' ? opts.app(this) : opts.app;
     this.partitionCount = opts.partitionCount ?? DEFAULT_PARTITIONS;
     this.id = opts.cluster?.workerId ?? 'embedded';
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.acks = opts.cluster !== undefined;
     if (opts.cluster !== undefined) {
       const { workerId, heartbeatMs = 1000, timeoutMs, epsilon } = opts.cluster;
@@ -155,7 +159,7 @@ export class Worker implements AppContext {
     this.subs.delete(p);
     for (const s of this.sessions.values()) {
       if (s.p === p) {
-        s.closed = true;
+        s.ended();
         this.sessions.delete(s.sid);
       }
     }
@@ -241,6 +245,8 @@ export class Worker implements AppContext {
     }
     if (e.lo !== undefined) this.confirmed(s, e.lo);
     if (e.t === 'resend') return this.resend(s, e.from);
+    // not numbered, and not queued behind a running handler: that handler may be awaiting it
+    if (e.t === 'answer') return s.answered(e.ack as number, e.args, e.error);
     if (e.n <= s.lastIn) {
       // a retry of something handled: our answer to it was lost (or is late): send it again
       this.resend(s, 0);
@@ -306,7 +312,7 @@ export class Worker implements AppContext {
 
   private reject(s: WorkerSession, err: unknown): void {
     this.sessions.delete(s.sid);
-    s.closed = true;
+    s.ended();
     this.send(s, { t: 'disconnect', sid: s.sid, code: CODE_REJECTED, reason: errorMessage(err) || 'rejected', n: s.current });
   }
 
@@ -330,7 +336,7 @@ export class Worker implements AppContext {
     s.current = e.n;
     if (e.t === 'close') {
       this.sessions.delete(s.sid);
-      s.closed = true;
+      s.ended();
       try {
         this.handlers.close?.(s, { code: e.code, reason: e.reason });
       } catch (err) {
@@ -381,7 +387,11 @@ function makeReply(w: Worker, s: WorkerSession, ack: string | number): Reply {
   return (...args: unknown[]) => {
     if (done || s.closed) return;
     done = true;
-    w.send(s, { t: 'reply', sid: s.sid, ack, args, n: s.current });
+    // answering with the args of the event being handled, unchanged: their JSON text can be reused
+    const raw = w.rawArgs !== undefined && sameValues(args, w.rawOf!) ? w.rawArgs : undefined;
+    if (raw === undefined) w.send(s, { t: 'reply', sid: s.sid, ack, args, n: s.current });
+    else if (w.acks) w.send(s, { t: 'reply', sid: s.sid, ack, raw, n: s.current });
+    else w.send(s, { t: 'reply', sid: s.sid, ack, args, raw, n: s.current });
   };
 }
 

@@ -28,6 +28,7 @@ options:
   --app M         application module
   --nats URLS     NATS servers, comma-separated (the client fails over between them)
   --ping-ms N, --resume-window-ms N, --max-payload-bytes N, --outbox-max-frames N,
+  --outbox-max-bytes N,
   --poll-timeout-ms N, --heartbeat-ms N, --member-timeout-ms N, --epsilon X,
   --trust-proxy   take client addresses from X-Forwarded-For / Forwarded (behind your own proxy)
   --ack-timeout-ms N, --relay-timeout-ms N, --drain-window-ms N (gateway: SIGTERM spreads
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<void> {
       'resume-window-ms': { type: 'string' },
       'max-payload-bytes': { type: 'string' },
       'outbox-max-frames': { type: 'string' },
+      'outbox-max-bytes': { type: 'string' },
       nats: { type: 'string' },
       'node-id': { type: 'string' },
       'worker-id': { type: 'string' },
@@ -76,6 +78,7 @@ export async function main(argv: string[]): Promise<void> {
     resumeWindowMs: int(values['resume-window-ms'], 'resume-window-ms'),
     maxPayloadBytes: int(values['max-payload-bytes'], 'max-payload-bytes'),
     outboxMaxFrames: int(values['outbox-max-frames'], 'outbox-max-frames'),
+    outboxMaxBytes: int(values['outbox-max-bytes'], 'outbox-max-bytes'),
     ackTimeoutMs: int(values['ack-timeout-ms'], 'ack-timeout-ms'),
     relayTimeoutMs: int(values['relay-timeout-ms'], 'relay-timeout-ms'),
     pollTimeoutMs: int(values['poll-timeout-ms'], 'poll-timeout-ms'),

@@ -1,29 +1,31 @@
 /**
- * One gateway node: the uWS app, the session table, rooms, admission, heartbeats and expiry,
- * and the wiring between transports (client side) and the bus (worker side).
+ * One gateway node: the uWS app, the session table, rooms, admission, heartbeats and expiry.
+ * It implements the wires' `Port` (transports/port.ts) and mounts them; worker output is applied
+ * by worker-output.ts. No dialect is known here: connections encode with their own codecs.
  */
 import { randomBytes } from 'node:crypto';
-import uWS, { engine, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.ts';
+import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts';
 import { resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
-import { errors, type ErrorCode } from './errors.ts';
+import { errors, type ErrorCode } from '../transports/errors.ts';
 import { signToken, verifyToken } from './token.ts';
-import { Session, SessionState, type Connection, type SessionOwner } from './session.ts';
+import { Session, SessionState, type SessionOwner } from './session.ts';
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
 import type { NodeEnvelope, RelayEnvelope } from '../cluster/envelope.ts';
 import { MemoryBus } from '../cluster/memory-bus.ts';
 import { Relay } from './relay.ts';
 import { Rooms } from './rooms.ts';
 import { Delivery } from './delivery.ts';
+import { Directory } from './directory.ts';
 import { Handover, HANDOVER_GRACE_MS } from './handover.ts';
+import { WorkerOutput } from './worker-output.ts';
 import { partitionOf } from '../cluster/partition.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import { encode, encodeClose, type ClientFrame, type Format, type Frame } from '../transports/frames.ts';
-import { mountWebSocket } from '../transports/websocket.ts';
-import { mountSse } from '../transports/sse.ts';
-import { mountLongPoll } from '../transports/longpoll.ts';
+import type { ClientFrame, Connection, Ended, OpenInfo, Port, PortSession, Target } from '../transports/port.ts';
+import { mountNative } from '../transports/native.ts';
 import { mountStatic } from './static.ts';
-import { Exchange } from './http.ts';
+import { Exchange } from '../transports/http.ts';
 import type { Outbox } from './outbox.ts';
+import { warnOnce } from '../transports/log.ts';
 
 export interface GatewayDeps {
   bus: Bus;
@@ -34,24 +36,11 @@ interface Tombstone {
   code: number;
   reason: string;
   at: number;
-  format: Format;
-  /** the outbox, kept when the session ended without a connection (frames may be unread) */
+  /** the outbox, kept when the session ended without a connection (entries may be unread) */
   outbox: Outbox | null;
 }
 
-/** A session named by a client: held here, held by node `home` (relay to it), or an error */
-export type Lookup = { session: Session } | { home: string } | { error: ErrorCode };
-
-/** What is left of a session that ended: unread frames (from seq `first`), and the close frame */
-export interface Ended {
-  first: number;
-  frames: Frame[];
-  close: Frame;
-  code: number;
-  reason: string;
-}
-
-export class Gateway implements SessionOwner {
+export class Gateway implements SessionOwner, Port {
   readonly options: ResolvedOptions;
   readonly nodeId: string;
   readonly bus: Bus;
@@ -71,15 +60,24 @@ export class Gateway implements SessionOwner {
   private listenSocket: us_listen_socket | null = null;
   private timers: NodeJS.Timeout[] = [];
   private draining = false;
-  /** sessions with new frames, written at the end of the current tick (cluster mode) */
+  /** heartbeat rounds: a carrier is pinged once per round however many sessions it carries */
+  private pingRound = 0;
+  /** sessions with new entries, written at the end of the current tick (cluster mode) */
   private readonly dirty = new Set<Session>();
-  /** write frames at once (one process: we are inside a uWS callback, which corks) or batched per tick */
-  private readonly deferWrites: boolean;
+  /**
+   * Other nodes exist (a network bus). Then writes are batched per tick and corked: we are not
+   * inside a uWS callback (MemoryBus delivers inside the one that produced the message).
+   */
+  readonly clustered: boolean;
   readonly relay: Relay;
   /** @internal at-least-once delivery to and from workers (cluster) */
   readonly delivery: Delivery;
   /** @internal drain hand-overs */
   readonly handover: Handover;
+  /** @internal which node holds a session, asked of the whole cluster */
+  readonly directory: Directory;
+  /** @internal */
+  readonly output: WorkerOutput;
   port = 0;
 
   constructor(options: GatewayOptions, deps: GatewayDeps) {
@@ -87,17 +85,15 @@ export class Gateway implements SessionOwner {
     this.nodeId = this.options.nodeId;
     this.bus = deps.bus;
     this.partitionSubjects = Array.from({ length: this.options.partitionCount }, (_, p) => subjects.partition(p));
-    // MemoryBus delivers inside the uWS callback that produced the message; other buses deliver
-    // from their own socket's callbacks, where writes are best batched per tick and corked
-    this.deferWrites = !(this.bus instanceof MemoryBus);
+    this.clustered = !(this.bus instanceof MemoryBus);
     this.relay = new Relay(this);
-    this.delivery = new Delivery(this.bus, this.nodeId, this.options);
+    this.delivery = new Delivery(this.bus, this.nodeId, this.options, (s, code) => this.closeSession(s, errors[code].ws, code, true));
     this.handover = new Handover(this);
+    this.directory = new Directory(this);
+    this.output = new WorkerOutput(this);
     this.rooms = new Rooms(this.bus, (s, e) => this.relay.post(s.ext.movedTo!, { t: 'r-fwd', sid: s.sid, e }));
     this.app = uWS.App();
-    mountWebSocket(this);
-    mountSse(this);
-    mountLongPoll(this);
+    mountNative(this);
     this.app.get('/healthz', (res) => {
       const ex = new Exchange(res, '');
       // 503 while draining: load balancers take the node out at once
@@ -114,6 +110,7 @@ export class Gateway implements SessionOwner {
   /** Starts listening. @returns the port */
   async listen(): Promise<number> {
     this.nodeSub = this.bus.subscribe(subjects.node(this.nodeId), (e) => this.onNodeEnvelope(e as NodeEnvelope | RelayEnvelope));
+    this.directory.listen();
     const { host, port } = this.options;
     await new Promise<void>((resolve, reject) => {
       this.app.listen(host, port, (sock) => {
@@ -140,6 +137,7 @@ export class Gateway implements SessionOwner {
     for (const s of [...this.sessions.values()]) this.closeSession(s, errors.SY_ERR_SHUTTING_DOWN.ws, 'SY_ERR_SHUTTING_DOWN', true);
     this.nodeSub?.unsubscribe();
     this.nodeSub = null;
+    this.directory.close();
     // uWS closes remaining sockets (idle keep-alive connections) when the app is closed
     (this.app as unknown as { close?: () => void }).close?.();
   }
@@ -158,9 +156,8 @@ export class Gateway implements SessionOwner {
     };
   }
 
-  // ---- admission -----------------------------------------------------------------------------
+  // ---- admission (Port) ------------------------------------------------------------------------
 
-  /** @returns the error for a new connection, or null when it may proceed */
   admit(origin: string, isNew: boolean): ErrorCode | null {
     // a draining node still serves its sessions' requests (answering with Connection: close)
     if (this.draining && isNew) return 'SY_ERR_SHUTTING_DOWN';
@@ -170,27 +167,22 @@ export class Gateway implements SessionOwner {
     return null;
   }
 
-  /** An exchange for an HTTP request from `origin` (CORS, and keep-alive off while draining) */
-  exchange(res: HttpResponse, origin: string): Exchange {
-    const ex = new Exchange(res, this.corsOrigin(origin));
-    ex.closeAfter = this.draining;
-    return ex;
-  }
-
-  /** The value of Access-Control-Allow-Origin for a request from `origin` ('' = none) */
   corsOrigin(origin: string): string {
     if (origin === '') return '';
     const allowed = this.options.allowedOrigins;
     return allowed.length === 0 || allowed.includes(origin) ? origin : '';
   }
 
-  // ---- sessions ------------------------------------------------------------------------------
+  get closing(): boolean {
+    return this.draining;
+  }
+
+  // ---- sessions (Port) ---------------------------------------------------------------------------
 
   /** Creates a session and asks a worker to accept it; `conn.sendOpen` follows on accept. */
-  openSession(transport: TransportName, format: Format, meta: SessionMeta, conn: Connection, resumeFailed = false): Session {
+  open(dialect: string, transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed = false): Session {
     const sid = randomBytes(12).toString('base64url');
-    const subjectIn = this.subjectOf(sid);
-    const s = new Session(sid, format, meta, subjectIn, transport, this.options.outboxMaxFrames, this);
+    const s = this.newSession(sid, dialect, meta, transport);
     s.conn = conn;
     s.lossy = resumeFailed;
     this.sessions.set(sid, s);
@@ -200,36 +192,38 @@ export class Gateway implements SessionOwner {
     return s;
   }
 
-  /** Finds a session named by a client, checking its token */
-  lookup(sid: string, token: string): Lookup {
+  /** @internal A session object of this node (not yet in the table) */
+  newSession(sid: string, dialect: string, meta: SessionMeta, transport: TransportName): Session {
+    const o = this.options;
+    return new Session(sid, dialect, meta, this.subjectOf(sid), transport, { maxEntries: o.outboxMaxFrames, maxBytes: o.outboxMaxBytes }, this);
+  }
+
+  find(sid: string, token: string, last: number): Target {
     const nodeId = verifyToken(this.options.secret, sid, token);
-    if (nodeId === null) return { error: 'SY_ERR_BAD_TOKEN' };
+    if (nodeId === null) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
     // here, even when the token names another node (this node took the session over)
     const s = this.sessions.get(sid);
-    if (s !== undefined && s.state !== SessionState.Closed) return { session: s };
+    if (s !== undefined && s.state !== SessionState.Closed) return { kind: 'session', session: s };
     // held by another node: relay to it (only a cluster has other nodes)
-    if (nodeId !== this.nodeId && this.deferWrites) return { home: nodeId };
-    return { error: 'SY_ERR_UNKNOWN_SESSION' };
+    if (nodeId !== this.nodeId && this.clustered) return { kind: 'remote', home: nodeId, sid, token };
+    const ended = this.endedSession(sid, last);
+    return ended === null ? { kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' } : { kind: 'ended', ended };
   }
 
   /**
-   * For a session that ended recently: the frames the client has not seen (after `last`) and the
-   * close frame, so a late poll or resume learns everything and why it ended. Null if unknown.
+   * For a session that ended recently: the entries the client has not seen (after `last`) and
+   * why it ended, so a late poll or resume learns everything. Null if unknown.
    */
   endedSession(sid: string, last: number): Ended | null {
     const t = this.tombstones.get(sid);
     if (t === undefined) return null;
-    const frames = t.outbox === null ? [] : t.outbox.since(last);
+    const entries = t.outbox === null ? [] : t.outbox.since(last);
     const first = t.outbox === null ? last + 1 : Math.max(last + 1, t.outbox.first);
-    return { first, frames, close: encodeClose(t.format, t.code, t.reason), code: t.code, reason: t.reason };
+    return { first, entries, code: t.code, reason: t.reason };
   }
 
-  /**
-   * Attaches a connection to a session that exists (resume, or the next long-poll), replacing
-   * any other connection. Frames after `last` follow, then live ones.
-   * @returns whether nothing was lost (see Session.rewind)
-   */
-  attach(s: Session, conn: Connection, last: number, sendOpen: boolean): boolean {
+  attach(ps: PortSession, conn: Connection, last: number, sendOpen: boolean): boolean {
+    const s = ps as Session;
     const old = s.conn;
     if (old !== null && old !== conn) old.drop();
     s.conn = conn;
@@ -237,15 +231,42 @@ export class Gateway implements SessionOwner {
     s.detachedAt = 0;
     this.detached.delete(s);
     const recovered = s.rewind(last);
-    // a session still waiting for its worker gets `open` (and its frames) on accept
+    // a session still waiting for its worker gets its open (and its entries) on accept
     if (s.state !== SessionState.Open) return recovered;
-    if (sendOpen) conn.sendOpen(s, this.openFrame(s, recovered));
+    if (sendOpen) conn.sendOpen(s, this.openInfo(s, recovered));
     conn.flush(s);
     return recovered;
   }
 
-  /** The connection went away; the session waits for the next one (resume window). */
-  detach(s: Session, conn: Connection): void {
+  attachRemote(t: Extract<Target, { kind: 'remote' }>, dialect: string, meta: SessionMeta, conn: Connection, last: number, poll: boolean): PortSession {
+    return this.relay.open(t.sid, t.token, t.home, dialect, meta, conn, last, poll);
+  }
+
+  probe(ps: PortSession, conn: Connection): void {
+    const s = ps as Session;
+    if (s.probe !== null && s.probe !== conn) s.probe.drop();
+    s.probe = conn;
+  }
+
+  upgrade(ps: PortSession, conn: Connection): void {
+    const s = ps as Session;
+    if (s.probe === conn) s.probe = null;
+    const old = s.conn;
+    s.conn = conn;
+    s.transport = conn.transport;
+    s.detachedAt = 0;
+    this.detached.delete(s);
+    if (old !== null && old !== conn) old.drop();
+    // no rewind: what the old connection wrote counts as written, the rest follows here
+    if (s.state === SessionState.Open) conn.flush(s);
+  }
+
+  detach(ps: PortSession, conn: Connection): void {
+    const s = ps as Session;
+    if (s.probe === conn) {
+      s.probe = null;
+      return;
+    }
     if (s.conn !== conn) return;
     s.conn = null;
     if (s.relay !== null) return this.relay.detached(s);
@@ -254,24 +275,38 @@ export class Gateway implements SessionOwner {
     this.detached.add(s);
   }
 
-  openFrame(s: Session, recovered?: boolean): Frame {
+  /** @internal What a codec needs to say that `s` is open */
+  openInfo(s: Session, recovered?: boolean): OpenInfo {
     // signed when needed, not kept: one string less per session
-    const f: Record<string, unknown> = { type: 'open', sid: s.sid, token: signToken(this.options.secret, s.sid, this.nodeId), pingMs: this.options.pingMs, last: s.outbox.last };
-    if (recovered !== undefined) f.recovered = recovered;
-    return encode(s.format, f);
+    const info: OpenInfo = { sid: s.sid, token: signToken(this.options.secret, s.sid, this.nodeId), pingMs: this.options.pingMs, last: s.outbox.last };
+    if (recovered !== undefined) info.recovered = recovered;
+    return info;
   }
 
-  /** A frame from a client, already validated */
-  handleFrame(s: Session, f: ClientFrame): void {
+  deliver(ps: PortSession, f: ClientFrame): void {
+    const s = ps as Session;
     if (s.state === SessionState.Closed) return;
     if (s.relay !== null) return this.relay.forward(s, f);
+    const cseq = (f as { cseq?: number }).cseq;
+    if (cseq !== undefined) {
+      // a repeat (the client resent what it was not sure had arrived)
+      if (cseq <= s.clientSeq) return;
+      s.clientSeq = cseq;
+    }
     switch (f.type) {
-      case 'event':
-        if (f.ack !== undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, ack: f.ack });
-        else if (f.raw === undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args });
+      case 'event': {
+        const n = ++s.inSeq;
+        if (f.ack !== undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, args: f.args, ack: f.ack });
+        else if (f.raw === undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, args: f.args });
         // over the network the args go as the client's JSON text only (see InboundEnvelope)
-        else if (this.deferWrites) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, raw: f.raw });
-        else this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n: ++s.inSeq, event: f.event, args: f.args, raw: f.raw });
+        else if (this.clustered) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, raw: f.raw });
+        else this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, args: f.args, raw: f.raw });
+        return;
+      }
+      case 'reply':
+        // an answer to the app's request: not numbered (at most once; a lost one times out), and
+        // handled at once by the worker, whose handler may be awaiting it
+        this.bus.publish(s.subjectIn, f.error !== undefined ? { t: 'answer', sid: s.sid, node: this.nodeId, n: 0, ack: f.ack, error: f.error } : { t: 'answer', sid: s.sid, node: this.nodeId, n: 0, ack: f.ack, args: f.args ?? [] });
         return;
       case 'close':
         this.closeSession(s, 1000, 'client closed', true);
@@ -281,7 +316,28 @@ export class Gateway implements SessionOwner {
     }
   }
 
-  /** Ends a session for good: close frame to the client, `close` to the worker */
+  send(sid: string, token: string, frames: ClientFrame[], done: (error: ErrorCode | null) => void): void {
+    const t = this.find(sid, token, 0);
+    if (t.kind === 'remote') return this.relay.send(sid, token, t.home, frames, done);
+    if (t.kind !== 'session') return done(t.kind === 'error' ? t.error : 'SY_ERR_UNKNOWN_SESSION');
+    for (const f of frames) this.deliver(t.session, f);
+    done(null);
+  }
+
+  acknowledge(ps: PortSession, seq: number): void {
+    const s = ps as Session;
+    s.outbox.release(Math.min(seq, s.sent));
+  }
+
+  locate(sid: string, done: (node: string | null) => void): void {
+    this.directory.locate(sid, done);
+  }
+
+  fail(s: PortSession, code: ErrorCode): void {
+    this.closeSession(s as Session, errors[code].ws, code, true);
+  }
+
+  /** Ends a session for good: the dialect's close to the client, `close` to the worker */
   closeSession(s: Session, code: number, reason: string, notifyWorker: boolean): void {
     if (s.state === SessionState.Closed) return;
     s.state = SessionState.Closed;
@@ -290,8 +346,11 @@ export class Gateway implements SessionOwner {
     this.rooms.leaveAll(s);
     const conn = s.conn;
     s.conn = null;
-    if (conn !== null) conn.end(s, encodeClose(s.format, code, reason), code, reason);
-    this.tombstones.set(s.sid, { code, reason, at: Date.now(), format: s.format, outbox: conn === null ? s.outbox : null });
+    if (s.probe !== null) s.probe.drop();
+    s.probe = null;
+    if (conn !== null) conn.end(s, code, reason);
+    // a connected client got everything it will get: its entries are freed now
+    this.tombstones.set(s.sid, { code, reason, at: Date.now(), outbox: conn === null ? s.outbox : null });
     // best effort: a worker that misses it drops the session when its partition moves
     if (notifyWorker) this.bus.publish(s.subjectIn, { t: 'close', sid: s.sid, node: this.nodeId, n: ++s.inSeq, code, reason });
   }
@@ -310,14 +369,23 @@ export class Gateway implements SessionOwner {
     return this.partitionSubjects[partitionOf(sid, this.options.partitionCount)]!;
   }
 
-  /** SessionOwner: the outbox is full of unsent frames */
+  /** @internal A session accepted by its worker (or resumed) */
+  opened(s: Session): void {
+    this.opening.delete(s);
+    if (s.conn !== null) {
+      s.conn.sendOpen(s, this.openInfo(s, s.lossy ? false : undefined));
+      s.conn.flush(s);
+    }
+  }
+
+  /** SessionOwner: the outbox is full of unsent entries */
   overflow(s: Session): void {
     this.closeSession(s, errors.SY_ERR_SLOW_CONSUMER.ws, 'SY_ERR_SLOW_CONSUMER', true);
   }
 
-  /** SessionOwner: write new frames now (inside a uWS callback) or at the end of this tick */
+  /** SessionOwner: write new entries now (inside a uWS callback) or at the end of this tick */
   wake(s: Session): void {
-    if (!this.deferWrites) {
+    if (!this.clustered) {
       s.conn!.flush(s);
       return;
     }
@@ -330,65 +398,17 @@ export class Gateway implements SessionOwner {
     this.dirty.clear();
   };
 
-  // ---- worker output -------------------------------------------------------------------------
+  // ---- bus -------------------------------------------------------------------------------------
 
   private onNodeEnvelope(e: NodeEnvelope | RelayEnvelope): void {
     if (e.t.charCodeAt(0) === 114 /* r */ && e.t.charCodeAt(1) === 45 /* - */) return this.onRelayEnvelope(e as RelayEnvelope);
-    const w = e as NodeEnvelope;
-    const s = this.sessions.get(w.sid);
-    if (s === undefined) {
-      // a session we handed over: its new node gets what still comes here, in order
-      this.handover.forward(w);
-      return;
+    try {
+      this.output.receive(e as NodeEnvelope);
+    } catch (err) {
+      // a bug of ours must cost one output, never the node
+      warnOnce('worker-output', err);
     }
-    // just taken over: the old node first forwards what it got, then this comes in order
-    const x = s.extIfAny;
-    if (x !== null && x.held !== null) {
-      x.held.push(w);
-      return;
-    }
-    this.delivery.receive(s, w, this.apply);
   }
-
-  /** @internal Applies one worker output to its session (in order: see Delivery.receive) */
-  readonly apply = (s: Session, w: NodeEnvelope): void => {
-    const n = (w as { n?: number }).n;
-    if (n !== undefined && this.options.atLeastOnce) this.delivery.acked(s, n);
-    switch (w.t) {
-      case 'emit':
-        s.pushEvent(w.event, w.args, null, w.raw);
-        return;
-      case 'reply':
-        s.pushReply(w.ack, w.args, w.error);
-        return;
-      case 'accept':
-        if (s.state !== SessionState.Opening) return;
-        s.state = SessionState.Open;
-        this.opening.delete(s);
-        if (s.conn !== null) {
-          s.conn.sendOpen(s, this.openFrame(s, s.lossy ? false : undefined));
-          s.conn.flush(s);
-        }
-        return;
-      case 'join':
-        this.rooms.join(s, w.room);
-        return;
-      case 'leave':
-        this.rooms.leave(s, w.room);
-        return;
-      case 'disconnect':
-        // a rejected open never reached the app: no close for the worker then
-        this.closeSession(s, w.code, w.reason, s.state !== SessionState.Opening);
-        return;
-      case 'ack':
-        return; // handled above
-      case 'who':
-        this.delivery.reopen(s);
-        return;
-      case 'rehomed':
-        return; // only meaningful as a forward (see Handover)
-    }
-  };
 
   private onRelayEnvelope(e: RelayEnvelope): void {
     switch (e.t) {
@@ -398,6 +418,8 @@ export class Gateway implements SessionOwner {
       case 'r-fwd':
       case 'r-bye':
         return this.handover.onEnvelope(e);
+      case 'r-here':
+        return this.directory.onHere(e);
       default:
         return this.relay.onEnvelope(e);
     }
@@ -453,7 +475,15 @@ export class Gateway implements SessionOwner {
   // ---- timers --------------------------------------------------------------------------------
 
   private heartbeat(): void {
-    for (const s of this.sessions.values()) if (s.conn !== null && s.state === SessionState.Open) s.conn.ping(s);
+    const round = ++this.pingRound;
+    const ping = (c: Connection | null) => {
+      if (c === null || c.carrier.pingRound === round) return;
+      c.carrier.pingRound = round;
+      c.carrier.ping();
+    };
+    for (const s of this.sessions.values()) if (s.state === SessionState.Open) ping(s.conn);
+    // connections here to sessions held by other nodes
+    for (const s of this.relay.shadows()) if (s.state === SessionState.Open) ping(s.conn);
   }
 
   private sweep(): void {

@@ -14,7 +14,8 @@
  *    B releases the broadcasts it held back in each publisher's order, each once.
  */
 import type { NodeEnvelope, RelayEnvelope, SessionState as HandedState } from '../cluster/envelope.ts';
-import { Session, SessionState } from './session.ts';
+import { SessionState, type Session } from './session.ts';
+import { Entry } from '../transports/entry.ts';
 import type { Gateway } from './gateway.ts';
 
 /** how long a draining node forwards broadcasts for a session it handed over */
@@ -66,7 +67,7 @@ export class Handover {
         if (s === undefined) return;
         if (e.e.t === 'broadcast') return gw.rooms.deliver(s, e.e, null);
         if (e.e.t === 'rehomed') return this.release(s);
-        return gw.delivery.receive(s, e.e, gw.apply);
+        return gw.delivery.receive(s, e.e, gw.output.apply);
       }
       case 'r-bye': {
         const s = gw.sessions.get(e.sid);
@@ -86,12 +87,13 @@ export class Handover {
       cid,
       state: {
         sid: s.sid,
-        format: s.format,
+        dialect: s.dialect,
         meta: s.meta,
         transport: s.transport,
         first: box.first,
-        frames: box.since(box.first - 1),
+        entries: box.since(box.first - 1).map((e) => e.toWire()),
         inSeq: s.inSeq,
+        clientSeq: s.clientSeq,
         acked: x.acked,
         unacked: x.unacked ?? [],
         rooms: s.rooms === null ? [] : [...s.rooms],
@@ -136,11 +138,12 @@ export class Handover {
     if (shadow === null) return; // the connection went away meanwhile; the session is lost with the old node
     const sid = st.sid;
     // a new token names this node (openFrame signs it): the client's next request comes here directly
-    const s = new Session(sid, st.format, st.meta, gw.subjectOf(sid), shadow.transport, gw.options.outboxMaxFrames, gw);
+    const s = gw.newSession(sid, st.dialect, st.meta, shadow.transport);
     s.state = st.open ? SessionState.Open : SessionState.Opening;
     s.outbox.reset(st.first - 1);
-    for (const f of st.frames) s.outbox.push(f);
+    for (const e of st.entries) s.outbox.push(Entry.from(e));
     s.inSeq = st.inSeq;
+    s.clientSeq = st.clientSeq;
     const x = s.ext;
     x.acked = st.acked;
     x.lastOut = st.lastOut;
@@ -178,7 +181,7 @@ export class Handover {
     const x = s.ext;
     const q = x.held;
     x.held = null;
-    if (q !== null) for (const w of q) this.gw.delivery.receive(s, w, this.gw.apply);
+    if (q !== null) for (const w of q) this.gw.delivery.receive(s, w, this.gw.output.apply);
   }
 
   /** Timeouts: a new node that never said ready, an old node that never forwarded or said bye */

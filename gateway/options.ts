@@ -19,6 +19,11 @@ export interface GatewayOptions {
   resumeWindowMs?: number;
   /** frames kept per session for resume; a session with this many unsent frames is a slow consumer @default 1024 */
   outboxMaxFrames?: number;
+  /**
+   * bytes of entries kept per session (approximate, from their args); a session that needs more
+   * for entries it has not been sent is a slow consumer @default 1048576
+   */
+  outboxMaxBytes?: number;
   /** largest client frame (WebSocket message) or POST body @default 65536 */
   maxPayloadBytes?: number;
   /** sessions this node admits; 0 = no limit @default 0 */
@@ -58,6 +63,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     pollTimeoutMs: 25_000,
     resumeWindowMs: 60_000,
     outboxMaxFrames: 1024,
+    outboxMaxBytes: 1024 * 1024,
     maxPayloadBytes: 64 * 1024,
     maxSessions: 0,
     allowedOrigins: [],
@@ -72,7 +78,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     ...stripUndefined(o),
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
-    ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1],
+    ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
     ['maxPayloadBytes', 64], ['maxSessions', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
   ];
   for (const [k, min] of ints) {

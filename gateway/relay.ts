@@ -3,26 +3,30 @@
  * held by node A is relayed over the bus. The session — outbox, rooms, worker — stays on A.
  *
  * - On B, a *shadow* `Session` (never in the session table) stands in for the session: the
- *   transport attaches its connection to it as usual, frames from A are pushed into the shadow's
- *   outbox (with A's seqs) and written by the transport, client frames are forwarded to A.
+ *   wire attaches its connection to it as usual, entries from A are pushed into the shadow's
+ *   outbox (with A's seqs) and written by B's connection with B's codec; client frames are
+ *   forwarded to A.
  * - On A, a `RemoteConnection` stands in for B's connection: it implements `Connection` by
- *   publishing `r-out` to B.
+ *   publishing `r-out` to B. Everything that crosses is dialect-neutral (entries, open info,
+ *   close code and reason): each node encodes for its own client.
  * Order holds because each direction is one publisher → one subscriber on the bus.
  */
 import type { Gateway } from './gateway.ts';
-import { Session, SessionState, type Connection } from './session.ts';
-import { errors, type ErrorCode } from './errors.ts';
+import { Session, SessionState } from './session.ts';
+import { errors, type ErrorCode } from '../transports/errors.ts';
 import { subjects } from '../cluster/bus.ts';
 import type { RelayEnvelope } from '../cluster/envelope.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import { encodeClose, validateClientFrame, type ClientFrame, type Format, type Frame } from '../transports/frames.ts';
+import { Entry } from '../transports/entry.ts';
+import type { Carrier, ClientFrame, Connection, OpenInfo, PortSession } from '../transports/port.ts';
+import { validateClientFrame } from '../transports/native-codec.ts';
 
 type Out = Extract<RelayEnvelope, { t: 'r-out' }>;
 
 export class Relay {
   private nextCid = 1;
   /** B side: our connections to sessions held elsewhere */
-  private readonly shadows = new Map<number, Session>();
+  private readonly shadowsByCid = new Map<number, Session>();
   /** B side: POSTs waiting for the holder's answer */
   private readonly sends = new Map<number, { done: (error: ErrorCode | null) => void; deadline: number }>();
   /** A side: connections on other nodes to our sessions, by `${node}/${cid}` */
@@ -31,7 +35,12 @@ export class Relay {
   constructor(readonly gw: Gateway) {}
 
   get shadowCount(): number {
-    return this.shadows.size;
+    return this.shadowsByCid.size;
+  }
+
+  /** B side: the shadow sessions (their connections are pinged by this node) */
+  shadows(): IterableIterator<Session> {
+    return this.shadowsByCid.values();
   }
 
   /** requests relayed from this node to others, and from others to this one, since start */
@@ -42,18 +51,19 @@ export class Relay {
 
   /**
    * Attaches `conn` (a local connection) to session `sid` held by node `home`. Returns the shadow
-   * session the transport treats as its session.
+   * session the wire treats as its session.
    */
-  open(sid: string, token: string, home: string, format: Format, meta: SessionMeta, transport: TransportName, conn: Connection, last: number, poll: boolean): Session {
+  open(sid: string, token: string, home: string, dialect: string, meta: SessionMeta, conn: Connection, last: number, poll: boolean): Session {
     const cid = this.nextCid++;
     this.relayedOut++;
-    const s = new Session(sid, format, meta, '', transport, this.gw.options.outboxMaxFrames, this.gw);
-    s.relay = { home, cid, token, deadline: Date.now() + this.gw.options.relayTimeoutMs + (poll ? this.gw.options.pollTimeoutMs : 0) };
+    const o = this.gw.options;
+    const s = new Session(sid, dialect, meta, '', conn.transport, { maxEntries: o.outboxMaxFrames, maxBytes: o.outboxMaxBytes }, this.gw);
+    s.relay = { home, cid, token, deadline: Date.now() + o.relayTimeoutMs + (poll ? o.pollTimeoutMs : 0) };
     s.conn = conn;
     s.outbox.reset(last);
     s.sent = last;
-    this.shadows.set(cid, s);
-    this.toNode(home, { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport, poll });
+    this.shadowsByCid.set(cid, s);
+    this.toNode(home, { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport: conn.transport, dialect, poll });
     return s;
   }
 
@@ -64,9 +74,8 @@ export class Relay {
 
   /** The shadow's connection went away */
   detached(s: Session): void {
-    if (!this.shadows.delete(s.relay!.cid)) return;
-    this.gw.shadowGone(s);
-    s.state = SessionState.Closed;
+    if (!this.shadowsByCid.delete(s.relay!.cid)) return;
+    this.gone(s);
     this.toNode(s.relay!.home, { t: 'r-detach', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid });
   }
 
@@ -75,8 +84,8 @@ export class Relay {
     const conn = s.conn;
     s.conn = null;
     this.gw.shadowGone(s);
-    if (this.shadows.delete(s.relay!.cid)) this.toNode(s.relay!.home, { t: 'r-detach', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid, code, reason });
-    conn?.end(s, encodeClose(s.format, code, reason), code, reason);
+    if (this.shadowsByCid.delete(s.relay!.cid)) this.toNode(s.relay!.home, { t: 'r-detach', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid, code, reason });
+    conn?.end(s, code, reason);
   }
 
   /** An upstream POST for a session held by `home`; `done` gets null, or the error to answer */
@@ -87,17 +96,22 @@ export class Relay {
     this.toNode(home, { t: 'r-send', sid, token, from: this.gw.nodeId, cid, frames });
   }
 
+  /** The shadow is done here: no more frames go to or come from its holder for it */
+  private gone(s: Session): void {
+    this.gw.shadowGone(s);
+    s.state = SessionState.Closed;
+    s.conn = null;
+  }
+
   private onOut(e: Out): void {
-    const s = this.shadows.get(e.cid);
+    const s = this.shadowsByCid.get(e.cid);
     if (s === undefined || s.conn === null) return;
     const conn = s.conn;
     s.relay!.deadline = 0; // the holder answered: no timeout any more
     if (e.error !== undefined) {
       // refused without ending the session (a second poll): the request fails, nothing else
-      this.shadows.delete(e.cid);
-      this.gw.shadowGone(s);
-      s.state = SessionState.Closed;
-      s.conn = null;
+      this.shadowsByCid.delete(e.cid);
+      this.gone(s);
       conn.fail(e.error as ErrorCode);
       return;
     }
@@ -107,45 +121,44 @@ export class Relay {
     } else if (s.state === SessionState.Opening) {
       s.state = SessionState.Open;
     }
-    if (e.frames !== undefined && e.frames.length > 0) {
+    if (e.entries !== undefined && e.entries.length > 0) {
       const box = s.outbox;
       if (e.first! > box.last + 1) box.reset(e.first! - 1); // the holder skipped ahead (a lossy resume)
-      let i = box.last + 1 - e.first!; // frames we already hold are not pushed twice
-      for (; i < e.frames.length; i++) box.push(e.frames[i]!);
+      // entries we already hold are not pushed twice; the holder enforces the budget
+      for (let i = box.last + 1 - e.first!; i < e.entries.length; i++) box.push(Entry.from(e.entries[i]!));
       conn.flush(s);
     }
-    if (e.ping === true) conn.ping(s);
     if (e.restart === true) {
-      this.shadows.delete(e.cid);
-      this.gw.shadowGone(s);
-      s.state = SessionState.Closed;
-      s.conn = null;
+      this.shadowsByCid.delete(e.cid);
+      this.gone(s);
       conn.restart();
       return;
     }
     if (e.end !== undefined) {
-      this.shadows.delete(e.cid);
-      this.gw.shadowGone(s);
-      s.state = SessionState.Closed;
-      s.conn = null;
-      conn.end(s, e.end.close, e.end.code, e.end.reason);
+      this.shadowsByCid.delete(e.cid);
+      this.gone(s);
+      conn.end(s, e.end.code, e.end.reason);
     } else if (e.done === true) {
-      // the poll is answered (frames were flushed into it above, or there were none)
-      this.shadows.delete(e.cid);
-      this.gw.shadowGone(s);
-      s.state = SessionState.Closed;
-      if (s.conn === conn) conn.drop();
+      // the poll is answered (entries were flushed into it above, or there were none), or the
+      // connection was replaced by a newer one
+      this.shadowsByCid.delete(e.cid);
+      this.gone(s);
+      conn.drop();
     }
   }
 
-  /** Ends relays whose holder never answered: the session is lost with its node */
+  /**
+   * Ends relays whose holder never answered. The local connection is told the session is unknown
+   * here; the holder only hears that the connection went away: a node that was slow, not gone,
+   * keeps the session for the client's next try.
+   */
   sweep(now: number): void {
-    for (const s of this.shadows.values()) {
+    for (const s of this.shadowsByCid.values()) {
       const d = s.relay!.deadline;
-      if (d !== 0 && now > d) {
-        this.closed(s, errors.SY_ERR_UNKNOWN_SESSION.ws, 'SY_ERR_UNKNOWN_SESSION');
-        s.state = SessionState.Closed;
-      }
+      if (d === 0 || now <= d) continue;
+      const conn = s.conn;
+      this.detached(s);
+      conn?.end(s, errors.SY_ERR_UNKNOWN_SESSION.ws, 'SY_ERR_UNKNOWN_SESSION');
     }
     for (const [cid, p] of this.sends) {
       if (now > p.deadline) {
@@ -170,13 +183,9 @@ export class Relay {
       case 'r-attach':
         return this.onAttach(e);
       case 'r-in': {
-        const rc = this.remotes.get(e.from + '/' + e.cid);
-        const s = rc?.session;
+        const s = this.remotes.get(e.from + '/' + e.cid)?.session;
         if (s == null) return;
-        for (const f of e.frames) {
-          const v = validateClientFrame(f);
-          if (v !== null) this.gw.handleFrame(s, v);
-        }
+        this.deliverAll(s, e.frames);
         return;
       }
       case 'r-detach': {
@@ -188,41 +197,45 @@ export class Relay {
         rc.session = null;
         rc.stopTimer();
         if (s === null) return;
-        if (e.code !== undefined) this.gw.closeSession(s, e.code, e.reason ?? '', true);
+        if (e.code !== undefined) this.gw.closeSession(s as Session, e.code, e.reason ?? '', true);
         else this.gw.detach(s, rc);
         return;
       }
       case 'r-send': {
         this.relayedIn++;
-        const found = this.gw.lookup(e.sid, e.token);
+        const t = this.gw.find(e.sid, e.token, 0);
         const reply = (error?: string) => this.toNode(e.from, error === undefined ? { t: 'r-done', cid: e.cid } : { t: 'r-done', cid: e.cid, error });
-        if (!('session' in found)) return reply('error' in found ? found.error : 'SY_ERR_UNKNOWN_SESSION');
-        for (const f of e.frames) {
-          const v = validateClientFrame(f);
-          if (v !== null) this.gw.handleFrame(found.session, v);
-        }
+        if (t.kind !== 'session') return reply(t.kind === 'error' ? t.error : 'SY_ERR_UNKNOWN_SESSION');
+        this.deliverAll(t.session, e.frames);
         return reply();
       }
     }
   }
 
+  /** Client frames decoded by the other node (dialect-neutral), checked again here */
+  private deliverAll(s: PortSession, frames: unknown[]): void {
+    for (const f of frames) {
+      const v = validateClientFrame(f);
+      if (v !== null) this.gw.deliver(s, v);
+    }
+  }
+
   private onAttach(e: Extract<RelayEnvelope, { t: 'r-attach' }>): void {
     this.relayedIn++;
-    const found = this.gw.lookup(e.sid, e.token);
+    const t = this.gw.find(e.sid, e.token, e.last);
     const out = (m: Omit<Out, 't' | 'cid'>) => this.toNode(e.from, { t: 'r-out', cid: e.cid, ...m });
-    if (!('session' in found)) {
-      const ended = this.gw.endedSession(e.sid, e.last);
-      if (ended !== null) return out({ first: ended.first, frames: ended.frames, end: { close: ended.close, code: ended.code, reason: ended.reason } });
-      const code: ErrorCode = 'error' in found ? found.error : 'SY_ERR_UNKNOWN_SESSION';
-      return out({ end: { close: encodeClose('json', errors[code].ws, code), code: errors[code].ws, reason: code } });
+    if (t.kind === 'ended') return out({ first: t.ended.first, entries: t.ended.entries.map((x) => x.toWire()), end: { code: t.ended.code, reason: t.ended.reason } });
+    if (t.kind !== 'session') {
+      const code: ErrorCode = t.kind === 'error' ? t.error : 'SY_ERR_UNKNOWN_SESSION';
+      return out({ end: { code: errors[code].ws, reason: code } });
     }
-    const s = found.session;
+    const s = t.session as Session;
     if (e.poll && s.conn instanceof RemoteConnection && s.conn.poll && s.conn.session !== null) return out({ error: 'SY_ERR_POLL_CONFLICT' });
     // a draining node gives the session away instead of relaying to it
     if (this.gw.isDraining) return this.gw.beginHandOver(s, e.from, e.cid);
     const rc = new RemoteConnection(this, e.from, e.cid, e.transport, e.poll);
     rc.session = s;
-    this.remotes.set(e.from + '/' + e.cid, rc);
+    this.remotes.set(rc.key, rc);
     out({}); // attached
     this.gw.attach(s, rc, e.last, !e.poll);
     if (e.poll && rc.session !== null) rc.hold(this.gw.options.pollTimeoutMs);
@@ -235,15 +248,14 @@ export class Relay {
 
   /** (B side) The shadow of connection `cid`, if its connection is still there */
   shadowOf(cid: number): Session | null {
-    const s = this.shadows.get(cid);
+    const s = this.shadowsByCid.get(cid);
     return s === undefined || s.conn === null ? null : s;
   }
 
   /** (B side) The shadow of connection `cid`, removed from the relay: a hand-over replaces it */
   take(cid: number): Session | null {
-    const s = this.shadows.get(cid);
-    if (s === undefined || s.conn === null) return null;
-    this.shadows.delete(cid);
+    const s = this.shadowOf(cid);
+    if (s !== null) this.shadowsByCid.delete(cid);
     return s;
   }
 
@@ -256,12 +268,14 @@ export class Relay {
   }
 }
 
-/** On the holder: a connection that lives on another node. */
-class RemoteConnection implements Connection {
-  session: Session | null = null;
+/** On the holder: a connection that lives on another node (whose own heartbeat pings it). */
+class RemoteConnection implements Connection, Carrier {
+  session: PortSession | null = null;
+  pingRound = 0;
   private timer: NodeJS.Timeout | null = null;
   private scheduled = false;
   readonly key: string;
+  readonly carrier = this;
 
   constructor(
     private readonly relay: Relay,
@@ -287,24 +301,35 @@ class RemoteConnection implements Connection {
     this.timer = null;
   }
 
-  sendOpen(_s: Session, open: Frame): void {
+  ping(): void {}
+
+  sendOpen(_s: PortSession, open: OpenInfo): void {
     this.out({ open });
   }
 
-  flush(s: Session): void {
+  /** entries after what was sent, as they cross the bus; advances `sent` */
+  private take(s: PortSession): { first: number; entries: ReturnType<Entry['toWire']>[] } {
+    const first = s.sent + 1;
+    const entries: ReturnType<Entry['toWire']>[] = [];
+    for (let seq = first; seq <= s.outbox.last; seq++) {
+      const x = s.outbox.get(seq);
+      if (x !== undefined) entries.push(x.toWire());
+    }
+    s.sent = s.outbox.last;
+    return { first, entries };
+  }
+
+  flush(s: PortSession): void {
     if (s.sent >= s.outbox.last) return;
     if (this.poll) {
-      // like a local poll: frames of one tick go out in one answer
+      // like a local poll: entries of one tick go out in one answer
       if (!this.scheduled) {
         this.scheduled = true;
         queueMicrotask(() => this.answer());
       }
       return;
     }
-    const first = s.sent + 1;
-    const frames = s.outbox.since(s.sent);
-    s.sent = s.outbox.last;
-    this.out({ first, frames });
+    this.out(this.take(s));
   }
 
   /** a poll's one answer: whatever is pending (maybe nothing), then this connection is done */
@@ -314,21 +339,13 @@ class RemoteConnection implements Connection {
     if (s === null) return;
     this.session = null;
     this.relay.forget(this);
-    const first = s.sent + 1;
-    const frames = s.outbox.since(s.sent);
-    s.sent = s.outbox.last;
-    this.out({ first, frames, done: true });
+    this.out({ ...this.take(s), done: true });
     this.relay.gw.detach(s, this);
   }
 
-  ping(): void {
-    if (!this.poll) this.out({ ping: true });
-  }
-
-  end(s: Session, close: Frame, code: number, reason: string): void {
+  end(s: PortSession, code: number, reason: string): void {
     this.stopTimer();
-    const frames = s.outbox.since(s.sent);
-    this.out({ first: s.sent + 1, frames, end: { close, code, reason } });
+    this.out({ ...this.take(s), end: { code, reason } });
     this.session = null;
     this.relay.forget(this);
   }
@@ -353,7 +370,6 @@ class RemoteConnection implements Connection {
     if (this.session === null) return;
     this.session = null;
     this.relay.forget(this);
-    if (this.poll) this.out({ done: true });
-    else this.out({ end: { close: encodeClose('json', 1000, 'replaced'), code: 1000, reason: 'replaced by a newer connection' } });
+    this.out({ done: true });
   }
 }

@@ -1,11 +1,12 @@
 /**
  * Rooms on one gateway node: local members, and the bus subscription to `sy.room.<room>` that
  * exists only while the node has a local member. A broadcast is one bus message per node; here it
- * becomes one JSON body for every local member (frames differ only in `seq`).
+ * becomes one shared outbox entry for every local member, which each codec encodes once.
  */
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
 import type { RoomEnvelope } from '../cluster/envelope.ts';
-import { eventTail } from '../transports/frames.ts';
+import { Entry } from '../transports/entry.ts';
+import { warnOnce } from '../transports/log.ts';
 import type { Session } from './session.ts';
 
 interface Room {
@@ -50,13 +51,13 @@ export class Rooms {
     if (s.rooms !== null) for (const name of [...s.rooms]) this.leave(s, name);
   }
 
-  /** Delivers a broadcast to one session */
-  deliver(s: Session, e: RoomEnvelope, tail: string | null): void {
+  /** Delivers a broadcast to one session; `entry`: the one shared by every local member, when there is one */
+  deliver(s: Session, e: RoomEnvelope, entry: Entry | null): void {
     if (e.except !== undefined && e.except.includes(s.sid)) return;
     const x = s.extIfAny;
     if (x !== null) {
       if (x.movedTo !== null) return this.forward(s, e);
-      // a session being handed to this node: held back, once each (see Gateway.adopt)
+      // a session being handed to this node: held back, once each (see Handover.adopt)
       if (x.buffer !== null) {
         if (e.id !== undefined) {
           if (x.bufferIds!.has(e.id)) return;
@@ -68,7 +69,8 @@ export class Rooms {
       // being handed away: the new node drops from its buffer what we delivered here
       if (x.handing !== null && e.id !== undefined) x.handing.ids.push(e.id);
     }
-    s.pushEvent(e.event, e.args, s.format === 'json' ? (tail ?? eventTail(e.event, e.args)) : null);
+    const one = entry ?? Entry.event(e.event, e.args);
+    if (one !== null) s.push(one);
   }
 
   /**
@@ -98,8 +100,9 @@ export class Rooms {
   private onBroadcast(e: RoomEnvelope): void {
     const room = this.rooms.get(e.room);
     if (room === undefined) return;
-    const tail = eventTail(e.event, e.args);
-    for (const s of room.members) this.deliver(s, e, tail);
+    const entry = Entry.event(e.event, e.args, undefined, undefined, true);
+    if (entry === null) return warnOnce(`broadcast ${JSON.stringify(e.event)} not sent: its args cannot be encoded (BigInt, or nested too deep)`);
+    for (const s of room.members) this.deliver(s, e, entry);
   }
 }
 

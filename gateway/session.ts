@@ -1,43 +1,20 @@
 /**
- * A session as a gateway node holds it: identity, the outbox of frames for the client, and the
- * connection currently attached (if any). A session outlives its connections: a dropped
- * WebSocket, or the gap between two long-polls, only detaches it.
+ * A session as a gateway node holds it: identity, the outbox of neutral entries for the client,
+ * and the connection currently attached (if any). A session outlives its connections: a dropped
+ * WebSocket, or the gap between two long-polls, only detaches it. Nothing here knows a dialect:
+ * each connection encodes the entries with its own codec.
  */
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import type { InboundEnvelope, NodeEnvelope, RoomEnvelope } from '../cluster/envelope.ts';
-import { encodeEvent, encodeReply, type Format, type Frame } from '../transports/frames.ts';
+import type { Entry } from '../transports/entry.ts';
+import type { Connection, PortSession } from '../transports/port.ts';
 import { Outbox } from './outbox.ts';
-import type { ErrorCode } from './errors.ts';
-
-/**
- * What a transport gives the session to write through. Like centrifuge's Transport there is no
- * read side: transports push client frames into the gateway themselves.
- */
-export interface Connection {
-  readonly transport: TransportName;
-  /** the session this connection serves (rebound when a hand-over replaces a shadow) */
-  session: Session | null;
-  /** The session was accepted (or resumed): send the `open` frame, then `flush` follows */
-  sendOpen(s: Session, open: Frame): void;
-  /** Write the session's frames after `s.sent`, advancing `s.sent`, as far as the wire takes them now */
-  flush(s: Session): void;
-  /** heartbeat */
-  ping(s: Session): void;
-  /** The session ended: send the close frame if the wire can, then close */
-  end(s: Session, close: Frame, code: number, reason: string): void;
-  /** Another connection took the session over (or the node drops it): close without a close frame */
-  drop(): void;
-  /** The node is draining: close so that the client reconnects (elsewhere) and resumes; the session lives on */
-  restart(): void;
-  /** This request is refused (the session lives on): an HTTP error where there is one, else a drop */
-  fail(code: ErrorCode): void;
-}
 
 /** The node that holds the session (one object for all sessions, instead of a closure each) */
 export interface SessionOwner {
-  /** the outbox is full of frames the client has not been sent */
+  /** the outbox is full of entries the client has not been sent */
   overflow(s: Session): void;
-  /** new frames are in the outbox: write them now, or soon (batched) */
+  /** new entries are in the outbox: write them now, or soon (batched) */
   wake(s: Session): void;
 }
 
@@ -48,25 +25,29 @@ export enum SessionState {
   Closed,
 }
 
-export class Session {
+export class Session implements PortSession {
   state = SessionState.Opening;
   readonly outbox: Outbox;
   /** highest seq written to the current connection (or acknowledged by a poll's `last`) */
   sent = 0;
   conn: Connection | null = null;
+  /** a second connection beside `conn`, waiting to replace it (Engine.IO upgrade probe) */
+  probe: Connection | null = null;
   /** client → worker envelope counter (`n`) */
   inSeq = 0;
+  /** highest client sequence number (`cseq`) handled: a frame at or below it is a repeat */
+  clientSeq = 0;
   /** rooms this session is in, on this node; null until the first join */
   rooms: Set<string> | null = null;
   /** when the last connection went away (0 while attached) */
   detachedAt = 0;
   /** the transport the session currently uses */
   transport: TransportName;
-  /** this session replaced one the client asked to resume but that was gone: `open` says recovered: false */
+  /** this session replaced one the client asked to resume but that was gone: the open says recovered: false */
   lossy = false;
   /**
    * Set on a *shadow* session: the client is connected here but the session lives on node
-   * `home`; this object only mirrors frames for the local connection (see relay.ts).
+   * `home`; this object only mirrors entries for the local connection (see relay.ts).
    */
   relay: { home: string; cid: number; deadline: number; token: string } | null = null;
   /** cluster and hand-over state; allocated on first use (a single node never needs it) */
@@ -83,43 +64,42 @@ export class Session {
 
   constructor(
     readonly sid: string,
-    readonly format: Format,
+    /** the wire protocol the client speaks (informational: the core never needs it) */
+    readonly dialect: string,
     readonly meta: SessionMeta,
     /** bus subject of the partition that owns this session (shared string) */
     readonly subjectIn: string,
     transport: TransportName,
-    outboxMaxFrames: number,
+    outbox: { maxEntries: number; maxBytes: number },
     private readonly owner: SessionOwner,
   ) {
     this.transport = transport;
-    this.outbox = new Outbox(outboxMaxFrames);
+    this.outbox = new Outbox(outbox.maxEntries, outbox.maxBytes);
   }
 
-  /** Queues an event frame; `tail` is the shared JSON tail of a broadcast (see eventTail) */
-  pushEvent(event: string, args: unknown[] | undefined, tail: string | null, raw?: string): void {
+  /**
+   * Queues an entry. Room is made by dropping the oldest entries already written; when that is
+   * not enough, the client reads too slowly (or stayed away too long): the owner ends the session.
+   */
+  push(e: Entry): void {
     if (this.state === SessionState.Closed) return;
-    this.enqueue(encodeEvent(this.format, this.outbox.last + 1, event, args, tail, raw));
-  }
-
-  pushReply(ack: string | number, args: unknown[] | undefined, error: string | undefined): void {
-    if (this.state === SessionState.Closed) return;
-    this.enqueue(encodeReply(this.format, this.outbox.last + 1, ack, args, error));
-  }
-
-  private enqueue(frame: Frame): void {
     const box = this.outbox;
-    // full, and the oldest frame was never written: dropping it would lose it
-    if (box.size >= box.max && box.first > this.sent) {
-      this.owner.overflow(this);
-      return;
+    while (box.size > 0 && !box.fits(e.size)) {
+      // the oldest entry was never written: dropping it would lose it
+      if (box.first > this.sent) {
+        this.owner.overflow(this);
+        return;
+      }
+      box.shift();
     }
-    box.push(frame);
+    box.push(e);
     if (this.conn !== null && this.state === SessionState.Open) this.owner.wake(this);
   }
 
   /**
-   * The client says it has seen everything up to `last`. @returns false when frames after `last`
-   * are no longer held (the client missed something for good)
+   * The client says it has seen everything up to `last`: those entries are released, and writing
+   * continues after them. @returns false when entries after `last` are no longer held (the client
+   * missed something for good)
    */
   rewind(last: number): boolean {
     const box = this.outbox;
@@ -128,6 +108,7 @@ export class Session {
       this.sent = box.first - 1;
       return false;
     }
+    box.release(last);
     this.sent = last;
     return true;
   }

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Gateway } from './gateway.ts';
-import { Exchange } from './http.ts';
+import { Exchange } from '../transports/http.ts';
 
 const root = (p: string) => fileURLToPath(new URL(`../client/${p}`, import.meta.url));
 const JS = 'text/javascript; charset=utf-8';

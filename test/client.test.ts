@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { EventSource } from 'eventsource';
 import { pack, unpack } from 'msgpackr';
 import { connect } from '../client/switchyard.js';
-import { closeAll, startNode } from './helpers.ts';
+import { closeAll, startNode, type Frame } from './helpers.ts';
 
 let node: Awaited<ReturnType<typeof startNode>>;
 beforeAll(async () => {
@@ -72,5 +72,177 @@ describe('client fallback and formats', () => {
     expect(node.gateway.sessions.has(sid)).toBe(true);
     c.close();
     await vi.waitFor(() => expect(node.gateway.sessions.has(sid)).toBe(false));
+  });
+});
+
+/**
+ * The client's `event`/`reply` frames as they go on the wire (WebSocket messages and POST /rt/send
+ * bodies, JSON only), recorded by a WebSocket subclass and a fetch wrapper passed in the options.
+ * `hook` may replace a POST /rt/send (it gets the parsed frames and the real fetch).
+ */
+function wire(hook?: (frames: Frame[], send: () => Promise<any>, init: any) => Promise<any>) {
+  const frames: Frame[] = [];
+  const record = (text: string): Frame[] => {
+    const v = JSON.parse(text);
+    const fs = (Array.isArray(v) ? v : [v]) as Frame[];
+    for (const f of fs) if (f.type === 'event' || f.type === 'reply') frames.push(f);
+    return fs;
+  };
+  class RecordingWebSocket extends WebSocket {
+    override send(data: any, ...rest: any[]): void {
+      if (typeof data === 'string') record(data);
+      (super.send as (...a: unknown[]) => void).call(this, data, ...rest);
+    }
+  }
+  const recordingFetch = async (input: string, init?: any): Promise<any> => {
+    const send = () => fetch(input, init);
+    if (init?.method !== 'POST' || !new URL(input).pathname.endsWith('/send') || typeof init.body !== 'string') return send();
+    const fs = record(init.body);
+    return hook ? hook(fs, send, init) : send();
+  };
+  return { frames, WebSocket: RecordingWebSocket, fetch: recordingFetch };
+}
+
+const words = (fs: Frame[]) => fs.map((f) => `${f.args[0]}:${f.cseq}`);
+
+describe.each(['websocket', 'sse', 'polling'] as const)('client frame numbering (cseq) over %s', (transport) => {
+  it('numbers event frames 1, 2, 3… per session, as their last key, from frames queued before the first open on', async () => {
+    const w = wire();
+    const c = connect(node.url, { ...base, transports: [transport], WebSocket: w.WebSocket as any, fetch: w.fetch });
+    try {
+      c.emit('echo', 'q1'); // queued before the session exists
+      c.emit('echo', 'q2');
+      expect(await c.request('echo', 'r1')).toEqual(['r1']);
+      c.emit('echo', 'e1');
+      expect(await c.request('echo', 'r2')).toEqual(['r2']);
+      expect(words(w.frames)).toEqual(['q1:1', 'q2:2', 'r1:3', 'e1:4', 'r2:5']);
+      for (const f of w.frames) expect(Object.keys(f).at(-1)).toBe('cseq');
+      expect(Object.keys(w.frames[0])).toEqual(['type', 'event', 'args', 'cseq']);
+      expect(Object.keys(w.frames[2])).toEqual(['type', 'event', 'args', 'ack', 'cseq']);
+
+      // a resume of the same session keeps counting
+      const sid = c.sid;
+      c.drop();
+      c.emit('echo', 'd1'); // queued while reconnecting
+      expect(await c.request('echo', 'r3')).toEqual(['r3']);
+      expect(c.sid).toBe(sid);
+      expect(words(w.frames.slice(5))).toEqual(['d1:6', 'r3:7']);
+
+      // a new session after close() + open() counts from 1 again
+      c.close();
+      c.open();
+      expect(await c.request('echo', 'n1')).toEqual(['n1']);
+      expect(c.sid).not.toBe(sid);
+      expect(words(w.frames.slice(7))).toEqual(['n1:1']);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('renumbers the queue from 1 when a resume is refused and a new session replaces the old one', async () => {
+    const w = wire();
+    const c = connect(node.url, { ...base, transports: [transport], WebSocket: w.WebSocket as any, fetch: w.fetch });
+    try {
+      await c.request('echo', 'a');
+      await c.request('echo', 'b');
+      const sid = c.sid;
+      const reopened = new Promise<{ recovered: boolean }>((resolve) => c.once('open', resolve));
+      (c as any).token = `${c.token}x`; // the resume is refused (SY_ERR_BAD_TOKEN): a new session
+      c.on('error', () => {});
+      c.drop();
+      c.emit('echo', 'q1'); // numbered 3 and 4 for the old session while disconnected…
+      c.emit('echo', 'q2');
+      expect((await reopened).recovered).toBe(false);
+      expect(await c.request('echo', 'n')).toEqual(['n']);
+      expect(c.sid).not.toBe(sid);
+      // …and sent to the new one as 1 and 2
+      expect(words(w.frames)).toEqual(['a:1', 'b:2', 'q1:1', 'q2:2', 'n:3']);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe.each(['sse', 'polling'] as const)('client resending over %s', (transport) => {
+  it('resends the frames of a POST /rt/send that failed after reaching the server with the same cseq', async () => {
+    let failed = false;
+    const w = wire(async (frames, send) => {
+      const res = await send(); // delivered…
+      if (!failed && frames.some((f) => f.args?.[0] === 'b')) {
+        failed = true;
+        throw new TypeError('connection reset'); // …but the client can not know
+      }
+      return res;
+    });
+    const c = connect(node.url, { ...base, transports: [transport], WebSocket: w.WebSocket as any, fetch: w.fetch });
+    try {
+      expect(await c.request('echo', 'a')).toEqual(['a']);
+      const sid = c.sid;
+      expect(await c.request('echo', 'b')).toEqual(['b']);
+      c.emit('echo', 'c');
+      expect(await c.request('echo', 'd')).toEqual(['d']);
+      expect(failed).toBe(true);
+      expect(c.sid).toBe(sid); // resumed, same session
+      expect(words(w.frames)).toEqual(['a:1', 'b:2', 'b:2', 'c:3', 'd:4']);
+      expect(w.frames[2]).toEqual(w.frames[1]);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('frames emitted after reconnect() wait for the POST still out: in order, nothing resent', async () => {
+    let slowSent: () => void = () => {};
+    const slowOut = new Promise<void>((resolve) => (slowSent = resolve));
+    let slowed = false;
+    const w = wire(async (frames, send) => {
+      if (!slowed && frames.some((f) => f.args?.[0] === 'slow')) {
+        slowed = true;
+        slowSent();
+        await new Promise((resolve) => setTimeout(resolve, 200)); // still out when reconnect() is called
+      }
+      return send();
+    });
+    const c = connect(node.url, { ...base, transports: [transport], WebSocket: w.WebSocket as any, fetch: w.fetch });
+    try {
+      const echoes: string[] = [];
+      c.on('echo', (x: string) => echoes.push(x));
+      await c.request('echo', 'a');
+      c.emit('echo', 'slow');
+      await slowOut;
+      c.reconnect();
+      c.emit('echo', 'after');
+      await vi.waitFor(() => expect(echoes).toEqual(['slow', 'after']));
+      expect(words(w.frames)).toEqual(['a:1', 'slow:2', 'after:3']);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('aborts a POST still out connectTimeoutMs after its connection ended, and resends it with the same cseq first', async () => {
+    let slowSent: () => void = () => {};
+    const slowOut = new Promise<void>((resolve) => (slowSent = resolve));
+    let slowed = false;
+    const w = wire(async (frames, send, init) => {
+      if (!slowed && frames.some((f) => f.args?.[0] === 'slow')) {
+        slowed = true;
+        slowSent();
+        await new Promise<void>((resolve) => init.signal.addEventListener('abort', () => resolve())); // hangs until aborted
+      }
+      return send();
+    });
+    const c = connect(node.url, { ...base, connectTimeoutMs: 500, transports: [transport], WebSocket: w.WebSocket as any, fetch: w.fetch });
+    try {
+      const echoes: string[] = [];
+      c.on('echo', (x: string) => echoes.push(x));
+      await c.request('echo', 'a');
+      c.emit('echo', 'slow');
+      await slowOut;
+      c.reconnect();
+      c.emit('echo', 'after');
+      await vi.waitFor(() => expect(echoes).toEqual(['slow', 'after']));
+      expect(words(w.frames)).toEqual(['a:1', 'slow:2', 'slow:2', 'after:3']);
+    } finally {
+      c.close();
+    }
   });
 });

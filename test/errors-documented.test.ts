@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { errors } from '../gateway/errors.ts';
+import { dialectCells, errors } from '../transports/errors.ts';
 
 const root = join(import.meta.dirname, '..');
 const doc = readFileSync(join(root, 'docs/errors.md'), 'utf8');
@@ -24,11 +24,13 @@ describe('error codes', () => {
     expect([...used].filter((c) => !(c in errors))).toEqual([]);
   });
 
-  it.each(Object.entries(errors))('%s is documented in docs/errors.md with its WebSocket code and HTTP status', (code, e) => {
+  it.each(Object.entries(errors))('%s is documented in docs/errors.md with its WebSocket code, HTTP status and each dialect\'s consequence', (code, e) => {
     const row = doc.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
     expect(row, `no row for ${code}`).toBeDefined();
-    const cells = row!.split('|').map((c) => c.trim());
-    expect(cells[2]).toBe(e.ws === 0 ? '—' : String(e.ws));
-    expect(cells[3]).toBe(e.http === 0 ? '—' : String(e.http));
+    const cells = row!.split(' | ').map((c) => c.trim());
+    expect(cells[1]).toBe(e.ws === 0 ? '—' : String(e.ws));
+    expect(cells[2]).toBe(e.http === 0 ? '—' : String(e.http));
+    const d = dialectCells(e);
+    expect(cells.slice(3, 7)).toEqual([d.eio, d.sio, d.signalr, d.sockjs]);
   });
 });

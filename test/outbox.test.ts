@@ -1,36 +1,57 @@
 import { describe, expect, it } from 'vitest';
 import { Outbox } from '../gateway/outbox.ts';
+import { Entry } from '../transports/entry.ts';
+
+const ev = (name: string) => Entry.event(name, [])!;
+const names = (es: Entry[]) => es.map((e) => e.event);
 
 describe('Outbox', () => {
-  it('numbers frames from 1 and returns them by seq', () => {
-    const o = new Outbox(4);
+  it('numbers entries from 1 and returns them by seq', () => {
+    const o = new Outbox(4, 1 << 20);
     expect(o.size).toBe(0);
-    o.push('a');
-    o.push('b');
+    o.push(ev('a'));
+    o.push(ev('b'));
     expect([o.first, o.last, o.size]).toEqual([1, 2, 2]);
-    expect(o.get(1)).toBe('a');
-    expect(o.get(2)).toBe('b');
+    expect(o.get(1)!.event).toBe('a');
+    expect(o.get(2)!.event).toBe('b');
     expect(o.get(3)).toBeUndefined();
-    expect(o.since(0)).toEqual(['a', 'b']);
-    expect(o.since(1)).toEqual(['b']);
+    expect(names(o.since(0))).toEqual(['a', 'b']);
+    expect(names(o.since(1))).toEqual(['b']);
     expect(o.since(2)).toEqual([]);
   });
 
-  it('keeps only the newest `max` frames', () => {
-    const o = new Outbox(3);
-    for (let i = 1; i <= 10; i++) o.push(String(i));
-    expect([o.first, o.last, o.size]).toEqual([8, 10, 3]);
-    expect(o.get(7)).toBeUndefined();
-    expect(o.since(0)).toEqual(['8', '9', '10']);
-    expect(o.since(8)).toEqual(['9', '10']);
+  it('counts bytes and says whether one more fits, in entries and in bytes', () => {
+    const o = new Outbox(3, 200);
+    const big = Entry.event('x', ['y'.repeat(100)])!;
+    expect(o.fits(big.size)).toBe(true);
+    o.push(big);
+    expect(o.bytes).toBe(big.size);
+    expect(o.fits(big.size)).toBe(false);
+    o.shift();
+    expect([o.bytes, o.size, o.first]).toEqual([0, 0, 2]);
+    for (let i = 0; i < 3; i++) o.push(ev(String(i)));
+    expect(o.fits(1)).toBe(false);
+  });
+
+  it('releases what the client acknowledged', () => {
+    const o = new Outbox(10, 1 << 20);
+    for (let i = 1; i <= 5; i++) o.push(ev(String(i)));
+    o.release(3);
+    expect([o.first, o.last]).toEqual([4, 5]);
+    expect(names(o.since(0))).toEqual(['4', '5']);
+    o.release(9);
+    expect([o.first, o.last, o.size, o.bytes]).toEqual([6, 5, 0, 0]);
+    o.push(ev('6'));
+    expect(o.get(6)!.event).toBe('6');
   });
 
   it('stays correct across many compactions', () => {
-    const o = new Outbox(100);
+    const o = new Outbox(100, 1 << 30);
     for (let i = 1; i <= 100_000; i++) {
-      o.push(String(i));
-      if (i % 997 === 0) expect(o.get(i - 50)).toBe(String(i - 50));
+      o.push(ev(String(i)));
+      if (o.size > 100) o.shift();
+      if (i % 997 === 0) expect(o.get(i - 50)!.event).toBe(String(i - 50));
     }
-    expect(o.since(99_990)).toEqual(Array.from({ length: 10 }, (_, k) => String(99_991 + k)));
+    expect(names(o.since(99_990))).toEqual(Array.from({ length: 10 }, (_, k) => String(99_991 + k)));
   });
 });

@@ -5,7 +5,7 @@ import { subjects } from '../cluster/bus.ts';
 import type { InboundEnvelope, NodeEnvelope } from '../cluster/envelope.ts';
 import type { App } from '../cluster/app.ts';
 
-const meta = { ip: '127.0.0.1', origin: '', userAgent: 't', query: {}, auth: '' };
+const meta = { ip: '127.0.0.1', origin: '', userAgent: 't', query: {}, auth: '', dialect: 'native' };
 
 function setup(app: App) {
   const bus = new MemoryBus();

@@ -1,22 +1,26 @@
 /**
- * Native WebSocket transport: `GET /rt/ws`. One protocol frame per WebSocket message.
+ * Native WebSocket wire: `GET /rt/ws`. One frame per WebSocket message, encoded by the
+ * connection's codec (native JSON or msgpack). One connection carries one session.
  * @see ../docs/protocol.md
  */
-import type { Gateway } from '../gateway/gateway.ts';
-import type { Connection, Session } from '../gateway/session.ts';
-import type { WebSocket } from '../gateway/uws.ts';
-import { clientIp } from '../gateway/http.ts';
-import { errors, type ErrorCode } from '../gateway/errors.ts';
+import type { WebSocket } from 'uWebSockets.js';
+import type { Carrier, Codec, Connection, Ended, OpenInfo, Port, PortSession } from './port.ts';
 import type { SessionMeta } from '../cluster/types.ts';
-import { decodeClientFrame, encodeClose, parseFormat, PING_JSON, PING_MSGPACK, type Format, type Frame } from './frames.ts';
+import { clientIp } from './http.ts';
+import { errors, type ErrorCode } from './errors.ts';
+import { decodeClientFrame, nativeCodecs, parseFormat } from './native-codec.ts';
 import { connectQuery, parseLast } from './query.ts';
+import { warnOnce } from './log.ts';
+
+/** How long a close waits for a full send buffer to drain before the socket is cut */
+const CLOSE_GRACE_MS = 5000;
 
 /** What the upgrade learned, kept until `open` */
 interface Boot {
   sid: string;
   token: string;
   last: number;
-  format: Format;
+  codec: Codec;
   meta: SessionMeta;
   error: ErrorCode | null;
 }
@@ -26,52 +30,76 @@ interface WsData {
   boot: Boot | null;
 }
 
-class WsConnection implements Connection {
+/** One WebSocket: its own carrier, carrying one session */
+export class WsConnection implements Connection, Carrier {
   readonly transport = 'websocket' as const;
-  session: Session | null = null;
+  readonly carrier = this;
+  session: PortSession | null = null;
+  pingRound = 0;
   /** uWS's send buffer is at its limit: wait for `drain` */
   blocked = false;
+  /** uWS closed the socket: it must not be touched any more */
   closed = false;
+  /** a close waiting for the send buffer to drain (so that the client sees it) */
+  private closing: { frame: string | Uint8Array; code: number; reason: string } | null = null;
 
-  constructor(readonly ws: WebSocket<WsData>) {}
+  constructor(
+    readonly ws: WebSocket<WsData>,
+    readonly codec: Codec,
+  ) {}
 
-  sendOpen(_s: Session, open: Frame): void {
-    if (!this.closed) this.ws.send(open, typeof open !== 'string');
+  sendOpen(_s: PortSession, info: OpenInfo): void {
+    if (this.closing === null && !this.closed) this.ws.send(this.codec.open(info), this.codec.binary);
   }
 
-  flush(s: Session): void {
-    if (this.blocked || this.closed || s.sent >= s.outbox.last) return;
+  flush(s: PortSession): void {
+    if (this.blocked || this.closed || this.closing !== null || s.sent >= s.outbox.last) return;
     // one frame: no cork (inside a uWS callback we are corked already; outside, one write either way)
     if (s.sent + 1 === s.outbox.last) this.write(s);
     else this.ws.cork(() => this.write(s));
   }
 
-  private write(s: Session): void {
+  private write(s: PortSession): void {
     const box = s.outbox;
     const ws = this.ws;
+    const codec = this.codec;
     while (s.sent < box.last) {
-      const f = box.get(s.sent + 1)!;
+      const seq = s.sent + 1;
       // 2 = dropped (buffer over maxBackpressure): keep it in the outbox, resend on drain
-      if (ws.send(f, typeof f !== 'string') === 2) {
+      if (ws.send(codec.encode(seq, box.get(seq)!), codec.binary) === 2) {
         this.blocked = true;
         return;
       }
-      s.sent++;
+      s.sent = seq;
     }
   }
 
-  ping(s: Session): void {
-    if (!this.closed) this.ws.send(s.format === 'json' ? PING_JSON : PING_MSGPACK, s.format !== 'json');
+  ping(): void {
+    if (!this.closed && this.closing === null) this.ws.send(this.codec.ping(), this.codec.binary);
   }
 
-  end(_s: Session, close: Frame, code: number, reason: string): void {
+  end(_s: PortSession, code: number, reason: string): void {
     this.session = null;
-    if (this.closed) return;
-    this.closed = true;
-    this.ws.cork(() => {
-      this.ws.send(close, typeof close !== 'string');
-      this.ws.end(code, reason);
-    });
+    if (this.closed || this.closing !== null) return;
+    const frame = this.codec.close(code, reason);
+    if (!this.blocked) return this.finishNow([frame], code, reason);
+    // the send buffer is full (a slow reader): sent now, the close would be dropped and the
+    // client would see 1006. It goes once the buffer drains; a reader that never drains is cut.
+    this.closing = { frame, code, reason };
+    setTimeout(() => {
+      if (!this.closed) this.ws.close();
+    }, CLOSE_GRACE_MS).unref();
+  }
+
+  /** uWS's send buffer drained */
+  drained(): void {
+    this.blocked = false;
+    const c = this.closing;
+    if (c !== null) {
+      this.closing = null;
+      return this.finishNow([c.frame], c.code, c.reason);
+    }
+    if (this.session !== null) this.flush(this.session);
   }
 
   drop(): void {
@@ -91,15 +119,21 @@ class WsConnection implements Connection {
   }
 
   /** Ends a connection that never got a session */
-  refuse(code: ErrorCode, format: Format): void {
-    this.finish([encodeClose(format, errors[code].ws, code)], errors[code].ws, code);
+  refuse(code: ErrorCode): void {
+    this.finishNow([this.codec.close(errors[code].ws, code)], errors[code].ws, code);
   }
 
-  /** Sends the last frames of a connection without a live session, then closes */
-  finish(frames: Frame[], code: number, reason: string): void {
+  /** Sends what is left of a session that ended (unread entries, then the close), and closes */
+  finish(ended: Ended): void {
+    const frames = ended.entries.map((e, i) => this.codec.encode(ended.first + i, e));
+    frames.push(this.codec.close(ended.code, ended.reason));
+    this.finishNow(frames, ended.code, ended.reason);
+  }
+
+  private finishNow(frames: Array<string | Uint8Array>, code: number, reason: string): void {
     this.closed = true;
     this.ws.cork(() => {
-      for (const f of frames) this.ws.send(f, typeof f !== 'string');
+      for (const f of frames) this.ws.send(f, this.codec.binary);
       this.ws.end(code, reason);
     });
   }
@@ -111,9 +145,9 @@ const UWS_FAULTS: Record<string, ErrorCode> = {
   'Received invalid UTF-8': 'SY_ERR_MALFORMED_FRAME',
 };
 
-export function mountWebSocket(gw: Gateway): void {
-  const o = gw.options;
-  gw.app.ws<WsData>('/rt/ws', {
+export function mountWebSocket(port: Port): void {
+  const o = port.options;
+  port.app.ws<WsData>('/rt/ws', {
     // uWS cuts a larger message abruptly (no close frame); up to this cap we read it and answer
     // over-large ones ourselves with a proper 1009
     maxPayloadLength: o.maxPayloadBytes + Math.max(16 * 1024, o.maxPayloadBytes),
@@ -132,15 +166,16 @@ export function mountWebSocket(gw: Gateway): void {
         sid,
         token: q.get('token') ?? '',
         last: parseLast(q.get('last')),
-        format: format ?? 'json',
+        codec: nativeCodecs[format ?? 'json'],
         meta: {
           ip: clientIp(res, req, o.trustProxy),
           origin,
           userAgent: req.getHeader('user-agent'),
           query: connectQuery(q),
           auth: q.get('auth') ?? req.getHeader('authorization'),
+          dialect: 'native',
         },
-        error: format === null ? 'SY_ERR_BAD_REQUEST' : gw.admit(origin, sid === ''),
+        error: format === null ? 'SY_ERR_BAD_REQUEST' : port.admit(origin, sid === ''),
       };
       res.upgrade<WsData>(
         { c: null, boot },
@@ -155,58 +190,50 @@ export function mountWebSocket(gw: Gateway): void {
       const d = ws.getUserData();
       const boot = d.boot!;
       d.boot = null;
-      const c = new WsConnection(ws);
+      const c = new WsConnection(ws, boot.codec);
       d.c = c;
-      if (boot.error !== null) return c.refuse(boot.error, boot.format);
+      if (boot.error !== null) return c.refuse(boot.error);
       let resumeFailed = false;
       if (boot.sid !== '') {
-        const found = gw.lookup(boot.sid, boot.token);
-        if ('session' in found) {
-          c.session = found.session;
-          gw.attach(found.session, c, boot.last, true);
-          return;
+        const t = port.find(boot.sid, boot.token, boot.last);
+        switch (t.kind) {
+          case 'session':
+            c.session = t.session;
+            port.attach(t.session, c, boot.last, true);
+            return;
+          case 'remote':
+            c.session = port.attachRemote(t, 'native', boot.meta, c, boot.last, false);
+            return;
+          case 'ended':
+            return c.finish(t.ended);
+          case 'error':
+            if (t.error === 'SY_ERR_BAD_TOKEN') return c.refuse(t.error);
         }
-        if ('home' in found) {
-          c.session = gw.relay.open(boot.sid, boot.token, found.home, boot.format, boot.meta, 'websocket', c, boot.last, false);
-          return;
-        }
-        if (found.error === 'SY_ERR_BAD_TOKEN') return c.refuse(found.error, boot.format);
-        const ended = gw.endedSession(boot.sid, boot.last);
-        if (ended !== null) return c.finish([...ended.frames, ended.close], ended.code, ended.reason);
-        const admitted = gw.admit(boot.meta.origin, true);
-        if (admitted !== null) return c.refuse(admitted, boot.format);
+        const admitted = port.admit(boot.meta.origin, true);
+        if (admitted !== null) return c.refuse(admitted);
         resumeFailed = true;
       }
-      c.session = gw.openSession('websocket', boot.format, boot.meta, c, resumeFailed);
+      c.session = port.open('native', 'websocket', boot.meta, c, resumeFailed);
     },
 
     message(ws, message, isBinary) {
       const c = ws.getUserData().c;
       const s = c?.session;
       if (!s) return;
-      if (message.byteLength > o.maxPayloadBytes) {
-        gw.closeSession(s, errors.SY_ERR_PAYLOAD_TOO_LARGE.ws, 'SY_ERR_PAYLOAD_TOO_LARGE', true);
-        return;
-      }
+      if (message.byteLength > o.maxPayloadBytes) return port.fail(s, 'SY_ERR_PAYLOAD_TOO_LARGE');
       const f = decodeClientFrame(message, isBinary);
-      if (f === null) {
-        gw.closeSession(s, errors.SY_ERR_MALFORMED_FRAME.ws, 'SY_ERR_MALFORMED_FRAME', true);
-        return;
-      }
+      if (f === null) return port.fail(s, 'SY_ERR_MALFORMED_FRAME');
       try {
-        gw.handleFrame(s, f);
+        port.deliver(s, f);
       } catch (err) {
         // a bug of ours must cost this session, never the node
-        console.error('[switchyard] error handling a frame:', err);
-        gw.closeSession(s, errors.SY_ERR_INTERNAL.ws, 'SY_ERR_INTERNAL', true);
+        warnOnce('error handling a frame', err);
+        port.fail(s, 'SY_ERR_INTERNAL');
       }
     },
 
     drain(ws) {
-      const c = ws.getUserData().c;
-      if (c === null || c.session === null) return;
-      c.blocked = false;
-      c.flush(c.session);
+      ws.getUserData().c?.drained();
     },
 
     close(ws, code, message) {
@@ -219,8 +246,8 @@ export function mountWebSocket(gw: Gateway): void {
       // uWS itself cut the connection for the client's fault (no close frame reaches the
       // client, but the session ends and a resume learns why): not a transport blip
       const fault = code === 1006 ? UWS_FAULTS[Buffer.from(message).toString()] : undefined;
-      if (fault !== undefined) gw.closeSession(s, errors[fault].ws, fault, true);
-      else gw.detach(s, c);
+      if (fault !== undefined) port.fail(s, fault);
+      else port.detach(s, c);
     },
   });
 }

@@ -3,7 +3,7 @@
  * the handler's synchronous part), reading bodies, and answering — always corked, never after
  * the client aborted. Transports use these helpers instead of touching uWS directly.
  */
-import type { HttpRequest, HttpResponse } from './uws.ts';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { errorBody, errors, type ErrorCode } from './errors.ts';
 
 const STATUS: Record<number, string> = {

@@ -1,0 +1,64 @@
+/**
+ * Which node holds a session, asked of the whole cluster. For dialects whose session key carries
+ * no node hint (SockJS's client-chosen session ids): before a node creates a session for an
+ * unknown key it asks here, or two nodes would each create one and the session would fork.
+ *
+ * A query goes to `sy.dir`, which every node subscribes to; only the node holding the session
+ * answers (`r-here` to the asker). No answer within `relayTimeoutMs` means nobody holds it. The
+ * lookup order of a wire is: the local table, then a signed node hint inside the key where the
+ * dialect lets the server choose the key, then this query.
+ */
+import { subjects, type Subscription } from '../cluster/bus.ts';
+import type { RelayEnvelope } from '../cluster/envelope.ts';
+import type { Gateway } from './gateway.ts';
+
+type Here = Extract<RelayEnvelope, { t: 'r-here' }>;
+
+export class Directory {
+  private sub: Subscription | null = null;
+  private nextQid = 1;
+  private readonly pending = new Map<number, { done: (node: string | null) => void; timer: NodeJS.Timeout }>();
+
+  constructor(private readonly gw: Gateway) {}
+
+  listen(): void {
+    if (!this.gw.clustered) return; // one node: the local table is the whole directory
+    this.sub = this.gw.bus.subscribe(subjects.directory, (e) => {
+      const q = e as Extract<RelayEnvelope, { t: 'r-who' }>;
+      if (q.t !== 'r-who' || q.from === this.gw.nodeId) return;
+      if (this.gw.sessions.has(q.sid)) this.gw.relay.post(q.from, { t: 'r-here', qid: q.qid, node: this.gw.nodeId });
+    });
+  }
+
+  close(): void {
+    this.sub?.unsubscribe();
+    this.sub = null;
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.done(null);
+    }
+    this.pending.clear();
+  }
+
+  /** The node holding `sid`: this one, another one, or null when none answers in time */
+  locate(sid: string, done: (node: string | null) => void): void {
+    if (this.gw.sessions.has(sid)) return done(this.gw.nodeId);
+    if (this.sub === null) return done(null);
+    const qid = this.nextQid++;
+    const timer = setTimeout(() => {
+      this.pending.delete(qid);
+      done(null);
+    }, this.gw.options.relayTimeoutMs);
+    timer.unref();
+    this.pending.set(qid, { done, timer });
+    this.gw.bus.publish(subjects.directory, { t: 'r-who', sid, from: this.gw.nodeId, qid });
+  }
+
+  onHere(e: Here): void {
+    const p = this.pending.get(e.qid);
+    if (p === undefined) return;
+    this.pending.delete(e.qid);
+    clearTimeout(p.timer);
+    p.done(e.node);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Worker output applied to this node's sessions: emits and replies become outbox entries, accepts
+ * open sessions, joins and leaves change rooms, disconnects end sessions. In a cluster, outputs
+ * are applied in the worker's order, once each (Delivery.receive), and a session being handed over
+ * holds what comes directly until the old node forwarded what it got first.
+ */
+import type { NodeEnvelope } from '../cluster/envelope.ts';
+import { Entry } from '../transports/entry.ts';
+import type { Gateway } from './gateway.ts';
+import { SessionState, type Session } from './session.ts';
+import { warnOnce } from '../transports/log.ts';
+
+export class WorkerOutput {
+  constructor(private readonly gw: Gateway) {}
+
+  /** One envelope on this node's subject from a worker */
+  receive(w: NodeEnvelope): void {
+    const gw = this.gw;
+    const s = gw.sessions.get(w.sid);
+    if (s === undefined) {
+      // a session we handed over: its new node gets what still comes here, in order
+      gw.handover.forward(w);
+      return;
+    }
+    // just taken over: the old node first forwards what it got, then this comes in order
+    const x = s.extIfAny;
+    if (x !== null && x.held !== null) {
+      x.held.push(w);
+      return;
+    }
+    gw.delivery.receive(s, w, this.apply);
+  }
+
+  /** Applies one worker output to its session (in order: see Delivery.receive) */
+  readonly apply = (s: Session, w: NodeEnvelope): void => {
+    const gw = this.gw;
+    const n = (w as { n?: number }).n;
+    if (n !== undefined && gw.options.atLeastOnce) gw.delivery.acked(s, n);
+    switch (w.t) {
+      case 'emit': {
+        const e = Entry.event(w.event, w.args, w.raw, w.ack);
+        // the app emitted what no wire can carry (a BigInt, nesting past MAX_DEPTH): it is not sent
+        if (e === null) return warnOnce(`event ${JSON.stringify(w.event)} not sent: its args cannot be encoded (BigInt, or nested too deep)`);
+        s.push(e);
+        return;
+      }
+      case 'reply': {
+        let e = Entry.reply(w.ack, w.args, w.error, w.raw);
+        if (e === null) {
+          warnOnce('a reply could not be encoded (BigInt, or nested too deep): the client gets an error reply');
+          e = Entry.reply(w.ack, undefined, 'the reply could not be encoded')!;
+        }
+        s.push(e);
+        return;
+      }
+      case 'accept':
+        if (s.state !== SessionState.Opening) return;
+        s.state = SessionState.Open;
+        gw.opened(s);
+        return;
+      case 'join':
+        gw.rooms.join(s, w.room);
+        return;
+      case 'leave':
+        gw.rooms.leave(s, w.room);
+        return;
+      case 'disconnect':
+        // a rejected open never reached the app: no close for the worker then
+        gw.closeSession(s, w.code, w.reason, s.state !== SessionState.Opening);
+        return;
+      case 'ack':
+        return; // handled above
+      case 'who':
+        gw.delivery.reopen(s);
+        return;
+      case 'rehomed':
+        return; // only meaningful as a forward (see Handover)
+    }
+  };
+}

@@ -1,0 +1,283 @@
+/**
+ * The native dialect (docs/protocol.md): decoding what clients send, encoding outbox entries and
+ * control frames, as JSON text or msgpack. Wire format only: nothing here knows about sessions.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { acceptable, newCodecId, type Entry } from './entry.ts';
+import type { ClientFrame, Codec, Frame, OpenInfo } from './port.ts';
+
+export type Format = 'json' | 'msgpack';
+
+// plain maps both ways: records/structures would make frames unreadable to other msgpack libraries.
+// 64-bit integers: numbers when they fit in 53 bits, BigInt otherwise (then refused: see acceptable)
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'number' });
+const decoder = new TextDecoder('utf-8', { fatal: true });
+/** for WebSocket text messages, whose UTF-8 uWS has already validated */
+const looseDecoder = new TextDecoder('utf-8');
+const EVENT_PREFIX = '{"type":"event","event":"';
+const CSEQ = ',"cseq":';
+
+export const MAX_EVENT_NAME = 256;
+
+/** Decodes one client frame; null when it is not a valid v1 client frame */
+export function decodeClientFrame(data: ArrayBuffer | Uint8Array, binary: boolean): ClientFrame | null {
+  let v: unknown;
+  try {
+    if (binary) v = unpackr.unpack(data instanceof Uint8Array ? data : new Uint8Array(data));
+    else {
+      const text = looseDecoder.decode(data);
+      const fast = fastEvent(text);
+      if (fast !== null) return fast;
+      v = JSON.parse(text);
+    }
+  } catch {
+    return null;
+  }
+  return validateClientFrame(v);
+}
+
+/**
+ * The common frame `{"type":"event","event":"<name>","args":[…]}` (optionally ending in
+ * `,"cseq":N`), exactly so, parsed without JSON-parsing the wrapper: only `args` goes through
+ * JSON.parse (about half the cost on small frames). Anything else (other key order, an `ack`,
+ * escapes or control characters in the name) returns null and takes the general path. Safe: when
+ * prefix, name and suffix match and the middle parses as an array, the whole text is exactly that
+ * object, as JSON.parse would read it.
+ */
+function fastEvent(text: string): ClientFrame | null {
+  let end = text.length;
+  if (!text.startsWith(EVENT_PREFIX) || text.charCodeAt(end - 1) !== 125 /* } */) return null;
+  let cseq: number | undefined;
+  if (text.charCodeAt(end - 2) !== 93 /* ] */) {
+    // `…],"cseq":123}`
+    const at = text.lastIndexOf(CSEQ);
+    if (at < 0 || text.charCodeAt(at - 1) !== 93) return null;
+    const digits = text.slice(at + CSEQ.length, end - 1);
+    if (!/^[1-9][0-9]{0,15}$/.test(digits)) return null;
+    cseq = Number(digits);
+    end = at + 1;
+  }
+  const q = text.indexOf('"', EVENT_PREFIX.length);
+  if (q < 0 || q - EVENT_PREFIX.length > MAX_EVENT_NAME || q === EVENT_PREFIX.length) return null;
+  const event = text.slice(EVENT_PREFIX.length, q);
+  for (let i = 0; i < event.length; i++) {
+    const c = event.charCodeAt(i);
+    if (c < 0x20 || c === 0x5c /* \ */) return null;
+  }
+  if (!text.startsWith(',"args":[', q + 1)) return null;
+  const raw = text.slice(q + 9, end - 1);
+  let args: unknown;
+  try {
+    args = JSON.parse(raw);
+  } catch {
+    return null; // e.g. `[1],"ack":2` — the general path decides
+  }
+  if (!Array.isArray(args) || !acceptable(args)) return null;
+  return cseq === undefined ? { type: 'event', event, args, raw } : { type: 'event', event, args, raw, cseq };
+}
+
+/** Decodes an upstream body (a JSON or msgpack array of frames); null when any frame is invalid */
+export function decodeClientBatch(data: Uint8Array, binary: boolean): ClientFrame[] | null {
+  let v: unknown;
+  try {
+    v = binary ? unpackr.unpack(data) : JSON.parse(decoder.decode(data));
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(v)) return null;
+  for (const f of v) if (validateClientFrame(f) === null) return null;
+  return v as ClientFrame[];
+}
+
+/** A plain value as a client frame, or null (nesting over MAX_DEPTH and BigInts are refused) */
+export function validateClientFrame(v: unknown): ClientFrame | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const f = v as Record<string, unknown>;
+  if (f.cseq !== undefined && !(Number.isSafeInteger(f.cseq) && (f.cseq as number) > 0)) return null;
+  switch (f.type) {
+    case 'event': {
+      const { event, ack } = f;
+      if (typeof event !== 'string' || event.length === 0 || event.length > MAX_EVENT_NAME) return null;
+      if (f.args === undefined) f.args = [];
+      else if (!Array.isArray(f.args) || !acceptable(f.args)) return null;
+      if (ack !== undefined && !isAckId(ack)) return null;
+      return f as ClientFrame;
+    }
+    case 'reply': {
+      if (!isAckId(f.ack)) return null;
+      if (f.error !== undefined) return typeof f.error === 'string' && f.args === undefined ? (f as ClientFrame) : null;
+      if (f.args === undefined) f.args = [];
+      else if (!Array.isArray(f.args) || !acceptable(f.args)) return null;
+      return f as ClientFrame;
+    }
+    case 'pong':
+    case 'close':
+      return f as ClientFrame;
+    default:
+      return null;
+  }
+}
+
+function isAckId(v: unknown): v is string | number {
+  return (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && v.length <= MAX_EVENT_NAME);
+}
+
+// ---- encoding ----------------------------------------------------------------------------------
+
+/** Event names repeat: their JSON form is cached */
+const eventNames = new Map<string, string>();
+function eventJson(event: string): string {
+  let j = eventNames.get(event);
+  if (j === undefined) {
+    if (eventNames.size >= 4096) eventNames.clear();
+    eventNames.set(event, (j = JSON.stringify(event)));
+  }
+  return j;
+}
+
+/** Counts of entry bodies built (shared entries are built once per codec: see Entry.cached) */
+export const encodeStats = { bodies: 0 };
+
+/** binary values reach JSON clients as base64 strings */
+function bytesAsBase64(this: Record<string, unknown>, k: string, v: unknown): unknown {
+  const o = this[k];
+  return o instanceof Uint8Array ? Buffer.from(o.buffer, o.byteOffset, o.byteLength).toString('base64') : v;
+}
+
+function argsJson(e: Entry): string {
+  return e.binary ? JSON.stringify(e.args, bytesAsBase64) : e.json();
+}
+
+/**
+ * The part of an event frame after its `seq`: `,"event":…,"args":…}`. Built once per entry and
+ * codec for a broadcast, whose recipients' frames differ only in `seq`.
+ */
+export function eventTail(event: string, args: string, ack?: string | number): string {
+  return ',"event":' + eventJson(event) + ',"args":' + args + (ack === undefined ? '}' : ',"ack":' + JSON.stringify(ack) + '}');
+}
+
+class NativeJsonCodec implements Codec {
+  readonly id = newCodecId();
+  readonly dialect = 'native';
+  readonly binary = false;
+
+  encode(seq: number, e: Entry): Frame {
+    if (e.kind === 'reply') {
+      const head = '{"type":"reply","seq":' + seq + ',"ack":' + JSON.stringify(e.ack);
+      return e.error !== undefined ? head + ',"error":' + JSON.stringify(e.error) + '}' : head + ',"args":' + argsJson(e) + '}';
+    }
+    let tail = e.cached(this.id) as string | undefined;
+    if (tail === undefined) {
+      encodeStats.bodies++;
+      tail = eventTail(e.event, argsJson(e), e.ack);
+      e.cache(this.id, tail);
+    }
+    return '{"type":"event","seq":' + seq + tail;
+  }
+
+  open(info: OpenInfo): Frame {
+    return JSON.stringify(openFrame(info));
+  }
+
+  ping(): Frame {
+    return PING_JSON;
+  }
+
+  close(code: number, reason: string): Frame {
+    return JSON.stringify({ type: 'close', code, reason });
+  }
+}
+
+/** msgpack map headers and keys of an event frame, before the seq value */
+const EVENT_HEAD = packr.pack({ type: 'event', seq: 0 }).subarray(1, -1); // "type" "event" "seq" (map header and the 0 cut off)
+
+class NativeMsgpackCodec implements Codec {
+  readonly id = newCodecId();
+  readonly dialect = 'native';
+  readonly binary = true;
+
+  encode(seq: number, e: Entry): Frame {
+    if (e.kind === 'reply') return packr.pack(e.error !== undefined ? { type: 'reply', seq, ack: e.ack, error: e.error } : { type: 'reply', seq, ack: e.ack, args: e.args });
+    if (!e.shared) {
+      encodeStats.bodies++;
+      return packr.pack(e.ack === undefined ? { type: 'event', seq, event: e.event, args: e.args } : { type: 'event', seq, event: e.event, args: e.args, ack: e.ack });
+    }
+    // a broadcast: the part after `seq` is packed once, and each recipient's frame is head + seq + tail
+    let tail = e.cached(this.id) as Uint8Array | undefined;
+    if (tail === undefined) {
+      encodeStats.bodies++;
+      tail = packr.pack(e.ack === undefined ? { event: e.event, args: e.args } : { event: e.event, args: e.args, ack: e.ack }).subarray(1);
+      e.cache(this.id, tail);
+    }
+    const n = packUint(seq);
+    const out = new Uint8Array(1 + EVENT_HEAD.length + n.length + tail.length);
+    out[0] = e.ack === undefined ? 0x84 : 0x85;
+    out.set(EVENT_HEAD, 1);
+    out.set(n, 1 + EVENT_HEAD.length);
+    out.set(tail, 1 + EVENT_HEAD.length + n.length);
+    return out;
+  }
+
+  open(info: OpenInfo): Frame {
+    return packr.pack(openFrame(info));
+  }
+
+  ping(): Frame {
+    return PING_MSGPACK;
+  }
+
+  close(code: number, reason: string): Frame {
+    return packr.pack({ type: 'close', code, reason });
+  }
+}
+
+function openFrame(info: OpenInfo): Record<string, unknown> {
+  const f: Record<string, unknown> = { type: 'open', sid: info.sid, token: info.token, pingMs: info.pingMs, last: info.last };
+  if (info.recovered !== undefined) f.recovered = info.recovered;
+  return f;
+}
+
+/** msgpack encoding of a non-negative integer */
+function packUint(n: number): Uint8Array {
+  if (n < 0x80) return Uint8Array.of(n);
+  if (n < 0x100) return Uint8Array.of(0xcc, n);
+  if (n < 0x10000) return Uint8Array.of(0xcd, n >> 8, n & 0xff);
+  if (n < 0x100000000) return Uint8Array.of(0xce, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+  return packr.pack(n);
+}
+
+export const PING_JSON = '{"type":"ping"}';
+export const PING_MSGPACK: Uint8Array = packr.pack({ type: 'ping' });
+
+export const nativeCodecs: Record<Format, Codec> = { json: new NativeJsonCodec(), msgpack: new NativeMsgpackCodec() };
+
+/** Encodes many already-encoded frames as one body: a JSON array, or a msgpack array */
+export function encodeBatch(binary: boolean, frames: Frame[]): Frame {
+  if (!binary) return '[' + (frames as string[]).join(',') + ']';
+  const parts = frames as Uint8Array[];
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const head = arrayHeader(parts.length);
+  const out = new Uint8Array(head.length + len);
+  out.set(head, 0);
+  let o = head.length;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** msgpack array header: the items that follow are already encoded */
+function arrayHeader(n: number): Uint8Array {
+  if (n < 16) return Uint8Array.of(0x90 | n);
+  if (n < 0x10000) return Uint8Array.of(0xdc, n >> 8, n & 0xff);
+  return Uint8Array.of(0xdd, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+}
+
+export function parseFormat(v: string | undefined): Format | null {
+  if (v === undefined || v === '' || v === 'json') return 'json';
+  if (v === 'msgpack') return 'msgpack';
+  return null;
+}

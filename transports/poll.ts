@@ -1,0 +1,130 @@
+/**
+ * A long-poll as a connection: answered at once when entries are waiting, else held until some
+ * are or the poll times out; entries produced in the same tick go out in one answer. What differs
+ * per dialect is the `PollFramer`: how a batch of encoded frames becomes one body, and what a
+ * second concurrent poll gets (native: 409 and the first stays; Engine.IO: the session ends;
+ * SignalR: the older poll is answered 204; SockJS: `c[2010,…]` to the newer one).
+ */
+import type { Exchange } from './http.ts';
+import type { Carrier, Codec, Connection, Ended, Frame, OpenInfo, Port, PortSession } from './port.ts';
+import type { ErrorCode } from './errors.ts';
+
+export interface PollFramer {
+  /** Content-Type of an answer */
+  contentType(codec: Codec): string;
+  /** one answer's body from encoded frames (maybe none) */
+  batch(frames: Frame[], codec: Codec): Frame;
+  /**
+   * `incoming` is a poll for a session that `held` already waits on (same node). Do what the
+   * dialect says; @returns whether `incoming` goes on to attach (replacing `held`)
+   */
+  conflict(held: PollConnection, incoming: PollConnection, port: Port): boolean;
+}
+
+export class PollConnection implements Connection, Carrier {
+  readonly transport = 'polling' as const;
+  readonly carrier = this;
+  session: PortSession | null = null;
+  pingRound = 0;
+  private open: Frame | null = null;
+  private scheduled = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly port: Port,
+    readonly ex: Exchange,
+    readonly codec: Codec,
+    readonly framer: PollFramer,
+  ) {
+    ex.onAbort = () => this.aborted();
+  }
+
+  hold(ms: number): void {
+    this.timer = setTimeout(() => this.answer(null), ms);
+  }
+
+  sendOpen(_s: PortSession, info: OpenInfo): void {
+    this.open = this.codec.open(info);
+    this.schedule();
+  }
+
+  flush(s: PortSession): void {
+    if (s.sent < s.outbox.last) this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => this.answer(null));
+  }
+
+  /** Answers the poll with everything pending (and the close, when the session ended) */
+  private answer(close: Frame | null): void {
+    this.stopTimer();
+    const s = this.session;
+    this.session = null;
+    const frames: Frame[] = [];
+    if (this.open !== null) frames.push(this.open);
+    if (s !== null) {
+      const box = s.outbox;
+      for (let seq = s.sent + 1; seq <= box.last; seq++) {
+        const e = box.get(seq);
+        if (e !== undefined) frames.push(this.codec.encode(seq, e));
+      }
+      s.sent = box.last;
+    }
+    if (close !== null) frames.push(close);
+    this.reply(frames);
+    if (s !== null) this.port.detach(s, this);
+  }
+
+  reply(frames: Frame[]): void {
+    this.ex.reply(200, this.framer.contentType(this.codec), this.framer.batch(frames, this.codec));
+  }
+
+  /** What is left of a session that ended: unread entries, then the close */
+  replyEnded(ended: Ended): void {
+    const frames = ended.entries.map((e, i) => this.codec.encode(ended.first + i, e));
+    frames.push(this.codec.close(ended.code, ended.reason));
+    this.reply(frames);
+  }
+
+  ping(): void {}
+
+  end(s: PortSession, code: number, reason: string): void {
+    this.session = s; // still ours for this last answer; the core already let go of it
+    this.answer(this.codec.close(code, reason));
+  }
+
+  drop(): void {
+    this.answer(null);
+  }
+
+  fail(code: ErrorCode): void {
+    this.stopTimer();
+    this.session = null;
+    this.ex.error(code);
+  }
+
+  restart(): void {
+    this.answer(null);
+  }
+
+  /** the client went away: the session stays, waiting for the next poll */
+  private aborted(): void {
+    this.stopTimer();
+    const s = this.session;
+    this.session = null;
+    if (s !== null) this.port.detach(s, this);
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** held, and its client still waiting */
+  get active(): boolean {
+    return this.session !== null && this.ex.open;
+  }
+}

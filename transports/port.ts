@@ -1,0 +1,184 @@
+/**
+ * The seam between wires and the core. `transports/` defines what it needs here and never
+ * imports `gateway/`; the gateway implements `Port` and mounts the wires on it.
+ *
+ * ```
+ * client bytes ─► wire (routes, handshake, framing) ─► codec.decode ─► ClientFrame ─► port.deliver
+ * client bytes ◄─ wire ◄─ codec.encode (per connection) ◄─ Entry (outbox, neutral) ◄─ session
+ * ```
+ * A dialect (native, and later Socket.IO, SignalR, SockJS) is a codec plus wires; the session,
+ * its outbox, delivery to workers and the app API stay dialect-neutral.
+ */
+import type { TemplatedApp } from 'uWebSockets.js';
+import type { SessionMeta, TransportName } from '../cluster/types.ts';
+import type { Entry } from './entry.ts';
+import type { ErrorCode } from './errors.ts';
+
+/** Encoded bytes for a wire: text or binary */
+export type Frame = string | Uint8Array;
+
+/** A neutral client frame: what every dialect's decoder produces */
+export type ClientFrame =
+  /**
+   * The client emitted an event; `ack` asks for a reply. `raw`: the JSON text of `args` when the
+   * decoder has it (lets an unchanged echo skip re-serializing). `cseq`: the client's own
+   * sequence number, when its dialect has one: the core drops a frame it has seen.
+   */
+  | { type: 'event'; event: string; args: unknown[]; ack?: string | number; raw?: string; cseq?: number }
+  /** The client answers the server's request `ack` */
+  | { type: 'reply'; ack: string | number; args?: unknown[]; error?: string; cseq?: number }
+  | { type: 'pong' }
+  | { type: 'close' };
+
+/** What a codec needs to say that a session is open (native: the `open` frame) */
+export interface OpenInfo {
+  sid: string;
+  /** signed key naming the node that holds the session (resume, relay) */
+  token: string;
+  pingMs: number;
+  /** newest seq sent so far */
+  last: number;
+  /** present on a resume: whether every entry after the client's `last` follows */
+  recovered?: boolean;
+}
+
+/**
+ * One dialect in one format: encodes outbox entries and the dialect's own control frames. Ping
+ * and close are made here, never by the core. One codec object serves every connection of its
+ * (dialect, format); `id` indexes the encodings cached on shared entries.
+ */
+export interface Codec {
+  readonly id: number;
+  readonly dialect: string;
+  /** frames are binary (WebSocket binary messages, binary HTTP bodies) */
+  readonly binary: boolean;
+  encode(seq: number, e: Entry): Frame;
+  open(info: OpenInfo): Frame;
+  ping(): Frame;
+  close(code: number, reason: string): Frame;
+}
+
+/** The session as a wire sees it */
+export interface PortSession {
+  readonly sid: string;
+  readonly meta: SessionMeta;
+  /** seq of the newest entry written to the current connection */
+  sent: number;
+  readonly outbox: OutboxView;
+  /** the connection entries are written to now */
+  readonly conn: Connection | null;
+}
+
+export interface OutboxView {
+  /** seq of the newest entry */
+  readonly last: number;
+  /** the entry for `seq`, if still held */
+  get(seq: number): Entry | undefined;
+}
+
+/**
+ * The physical connection under one or more sessions (a Socket.IO connection multiplexes
+ * namespaces, each its own session). Heartbeats go once per carrier.
+ */
+export interface Carrier {
+  /** set by the core: the heartbeat round that last pinged this carrier */
+  pingRound: number;
+  ping(): void;
+}
+
+/**
+ * One session on one carrier: what the core writes through. Like centrifuge's Transport there is
+ * no read side: wires push client frames into the port themselves.
+ */
+export interface Connection {
+  readonly transport: TransportName;
+  readonly carrier: Carrier;
+  /** the session this connection serves (rebound when a hand-over replaces a shadow) */
+  session: PortSession | null;
+  /** The session was accepted (or resumed): say so in the dialect; `flush` follows */
+  sendOpen(s: PortSession, info: OpenInfo): void;
+  /** Write the session's entries after `s.sent`, advancing `s.sent`, as far as the wire takes them now */
+  flush(s: PortSession): void;
+  /** The session ended: the dialect's close if the wire can carry it, then close */
+  end(s: PortSession, code: number, reason: string): void;
+  /** Another connection took the session over (or the node drops it): close without a close frame */
+  drop(): void;
+  /** The node is draining: close so that the client reconnects (elsewhere) and resumes; the session lives on */
+  restart(): void;
+  /** This request is refused (the session lives on): an HTTP error where there is one, else a drop */
+  fail(code: ErrorCode): void;
+}
+
+/** What is left of a session that ended: entries the client has not read (from seq `first`), and why */
+export interface Ended {
+  first: number;
+  entries: Entry[];
+  code: number;
+  reason: string;
+}
+
+/** A session named by a client */
+export type Target =
+  | { kind: 'session'; session: PortSession }
+  /** the session ended recently */
+  | { kind: 'ended'; ended: Ended }
+  /** held by another node: relay to it */
+  | { kind: 'remote'; home: string; sid: string; token: string }
+  | { kind: 'error'; error: ErrorCode };
+
+/** Options every wire reads */
+export interface WireOptions {
+  readonly pingMs: number;
+  readonly pollTimeoutMs: number;
+  readonly maxPayloadBytes: number;
+  readonly trustProxy: boolean;
+  readonly wsHighWaterBytes: number;
+  /** how long a node waits for the node holding a session to answer a relayed request */
+  readonly relayTimeoutMs: number;
+}
+
+/** What the wires need of a gateway node */
+export interface Port {
+  readonly app: TemplatedApp;
+  readonly options: WireOptions;
+  /** the error for a new connection (`isNew`) or request from `origin`, or null */
+  admit(origin: string, isNew: boolean): ErrorCode | null;
+  /** the Access-Control-Allow-Origin value for `origin` ('' = none) */
+  corsOrigin(origin: string): string;
+  /** answers should close the connection (the node is draining) */
+  readonly closing: boolean;
+  /** Creates a session (a worker must accept it; `sendOpen` follows then) */
+  open(dialect: string, transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean): PortSession;
+  /** The session a client names by `sid` and signed `token`; `last`: what it has seen (for an ended one) */
+  find(sid: string, token: string, last: number): Target;
+  /** Attaches `conn` to a live session, replacing its connection; entries after `last` follow. @returns whether nothing was lost */
+  attach(s: PortSession, conn: Connection, last: number, sendOpen: boolean): boolean;
+  /** Attaches `conn` to a session held by node `home` (a relay); the returned session stands in for it here */
+  attachRemote(t: Extract<Target, { kind: 'remote' }>, dialect: string, meta: SessionMeta, conn: Connection, last: number, poll: boolean): PortSession;
+  /** A probe connection beside the active one (Engine.IO upgrade): it gets nothing until `upgrade` */
+  probe(s: PortSession, conn: Connection): void;
+  /** The probe becomes the active connection; writing continues after `s.sent`, nothing is replayed */
+  upgrade(s: PortSession, conn: Connection): void;
+  /** The connection went away; the session waits for the next one (resume window) */
+  detach(s: PortSession, conn: Connection): void;
+  /** A decoded client frame */
+  deliver(s: PortSession, f: ClientFrame): void;
+  /** An upstream batch for a session named by key (relayed when held elsewhere); `done` gets null or the error */
+  send(sid: string, token: string, frames: ClientFrame[], done: (error: ErrorCode | null) => void): void;
+  /**
+   * The client has the entries up to `seq`: they are released. How a dialect acknowledges:
+   * - a cursor (native `last` on resume and polls): passed to `attach`, which releases through it;
+   *   written entries stay for a replay until then, or until the budget pushes them out;
+   * - written = delivered (Engine.IO and SockJS polls, SignalR long-polling): the wire calls this
+   *   with `s.sent` right after writing;
+   * - its own message (SignalR stateful reconnect's `Ack{sequenceId}`): the wire calls this with it.
+   */
+  acknowledge(s: PortSession, seq: number): void;
+  /**
+   * The node holding session `sid`, asked of the whole cluster (for keys with no node hint, such
+   * as SockJS's client-chosen ids): this node's id, another's, or null when no node holds it
+   */
+  locate(sid: string, done: (node: string | null) => void): void;
+  /** Ends a session for a wire-level error (malformed input, oversize) */
+  fail(s: PortSession, code: ErrorCode): void;
+}
