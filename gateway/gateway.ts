@@ -474,7 +474,8 @@ export class Gateway implements SessionOwner, Port {
 
   // ---- timers --------------------------------------------------------------------------------
 
-  private heartbeat(): void {
+  /** @internal One heartbeat round (a timer calls it every `pingMs`) */
+  heartbeat(): void {
     const round = ++this.pingRound;
     const ping = (c: Connection | null) => {
       if (c === null || c.carrier.pingRound === round) return;

@@ -1,0 +1,84 @@
+/**
+ * Resource bounds and hostile input: a session's outbox is bounded in bytes as well as entries,
+ * a slow reader is told why it is cut off, and input the core could not answer is refused at
+ * decode with a documented error.
+ */
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { pack } from 'msgpackr';
+import { closeAll, startNode, WsClient } from './helpers.ts';
+import { MAX_DEPTH } from '../transports/entry.ts';
+
+afterAll(closeAll);
+
+describe('outbox byte budget', () => {
+  it('sessions that stop reading are closed with 4508 the client sees, and their memory is released', async () => {
+    const n = await startNode({ maxPayloadBytes: 128 * 1024, outboxMaxBytes: 1024 * 1024, wsHighWaterBytes: 64 * 1024 });
+    const payload = 'p'.repeat(60_000);
+    const rssBefore = process.memoryUsage.rss();
+    // each client echoes 60 KB frames to itself but reads nothing: 1,024 entries of 60 KB would be
+    // 60 MB per session without a byte budget
+    const clients = await Promise.all(Array.from({ length: 8 }, () => WsClient.open(`${n.ws}/rt/ws`)));
+    for (const c of clients) (c.sock as any)._socket.pause();
+    await vi.waitFor(
+      () => {
+        for (const c of clients) if (n.gateway.sessions.has(c.open.sid)) for (let i = 0; i < 10; i++) c.emit('echo', payload);
+        expect(clients.filter((c) => n.gateway.sessions.has(c.open.sid))).toEqual([]);
+      },
+      { timeout: 30_000, interval: 50 },
+    );
+    const rssAfter = process.memoryUsage.rss();
+    // 8 sessions × (1 MiB outbox + 64 KiB socket buffer), plus garbage: far below 8 × 60 MB
+    expect(rssAfter - rssBefore).toBeLessThan(200 * 1024 * 1024);
+    for (const c of clients) (c.sock as any)._socket.resume();
+    for (const c of clients) {
+      // the close frame waited for the socket to drain: the client sees the code, not 1006
+      expect(await c.waitClosed(15_000)).toEqual({ code: 4508, reason: 'SY_ERR_SLOW_CONSUMER' });
+      expect(c.frames.at(-1)).toEqual({ type: 'close', code: 4508, reason: 'SY_ERR_SLOW_CONSUMER' });
+    }
+    // nothing of theirs is kept: a connected session's entries go with it
+    expect(n.gateway.endedSession(clients[0]!.open.sid, 0)!.entries).toEqual([]);
+  });
+});
+
+describe('input the core refuses at decode', () => {
+  it(`args nested deeper than ${MAX_DEPTH}: SY_ERR_MALFORMED_FRAME (1007), never silence`, async () => {
+    const n = await startNode();
+    const c = await WsClient.open(`${n.ws}/rt/ws`);
+    const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+    c.send(`{"type":"event","event":"echo","args":${deep},"ack":1}`);
+    expect(await c.waitClosed()).toEqual({ code: 1007, reason: 'SY_ERR_MALFORMED_FRAME' });
+    expect(c.frames.at(-1)).toEqual({ type: 'close', code: 1007, reason: 'SY_ERR_MALFORMED_FRAME' });
+    // just under the limit is fine, and answered
+    const ok = await WsClient.open(`${n.ws}/rt/ws`);
+    const nested = '['.repeat(MAX_DEPTH - 1) + ']'.repeat(MAX_DEPTH - 1);
+    ok.send(`{"type":"event","event":"echo","args":${nested},"ack":1}`);
+    expect(await ok.next((f) => f.type === 'reply')).toMatchObject({ ack: 1 });
+  });
+
+  it('a msgpack 64-bit integer past 2^53: SY_ERR_MALFORMED_FRAME; within 2^53 it is a number', async () => {
+    const n = await startNode();
+    const c = await WsClient.open(`${n.ws}/rt/ws?format=msgpack`);
+    c.sock.send(pack({ type: 'event', event: 'echo', args: [2n ** 60n], ack: 1 }));
+    expect(await c.waitClosed()).toEqual({ code: 1007, reason: 'SY_ERR_MALFORMED_FRAME' });
+    const ok = await WsClient.open(`${n.ws}/rt/ws?format=msgpack`);
+    ok.sock.send(pack({ type: 'event', event: 'echo', args: [5n], ack: 2 }));
+    expect(await ok.next((f) => f.type === 'reply')).toMatchObject({ ack: 2, args: [5] });
+  });
+
+  it('every request gets an answer or a documented close, however mangled', async () => {
+    const n = await startNode();
+    const shapes = [
+      (i: number) => ({ type: 'event', event: 'echo', args: [i, { deep: [[[[i]]]] }], ack: i }),
+      (i: number) => ({ type: 'event', event: 'echo', args: [Number.MAX_SAFE_INTEGER, -0, 1e308, ''.padEnd(i % 50, '\u0000')], ack: i }),
+      (i: number) => ({ type: 'event', event: 'no-such-event', args: [i], ack: i }),
+      (i: number) => ({ type: 'event', event: 'echo', args: [new Uint8Array(i % 7)], ack: i }),
+    ];
+    for (let k = 0; k < shapes.length; k++) {
+      const c = await WsClient.open(`${n.ws}/rt/ws?format=msgpack`);
+      for (let i = 1; i <= 50; i++) c.sock.send(pack(shapes[k]!(i)));
+      await vi.waitFor(() => expect(c.frames.filter((f) => f.type === 'reply').length).toBe(50));
+      expect(c.closed).toBe(null);
+      c.sock.close();
+    }
+  });
+});
