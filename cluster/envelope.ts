@@ -71,8 +71,8 @@ export type ControlEnvelope = { t: 'hb'; worker: string } | { t: 'bye'; worker: 
  * connection standing for B's. `cid` names the connection on B.
  */
 export type RelayEnvelope =
-  /** B → A: attach connection `cid` (`poll`: one long-poll) of a `dialect` client resuming after `last` */
-  | { t: 'r-attach'; sid: string; token: string; last: number; from: string; cid: number; transport: TransportName; dialect: string; poll: boolean }
+  /** B → A: attach connection `cid` (`poll`: one long-poll) resuming after `last`; B encodes for its client, A never needs its dialect */
+  | { t: 'r-attach'; sid: string; token: string; last: number; from: string; cid: number; transport: TransportName; poll: boolean }
   /**
    * A → B, for connection `cid`, all dialect-neutral (B encodes for its own client): the session
    * is open; entries from seq `first`; `end`: the session ended (B's codec makes the close);
@@ -106,7 +106,7 @@ export type RelayEnvelope =
 /** A session's state, as handed from a draining node to another */
 export interface SessionState {
   sid: string;
-  dialect: string;
+  /** with the client's dialect in `meta.dialect` */
   meta: SessionMeta;
   transport: TransportName;
   /** the outbox: entries from seq `first` on, and what the client has been sent */

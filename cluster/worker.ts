@@ -33,7 +33,7 @@ export interface WorkerOptions {
 
 const CODE_REJECTED = 4403;
 /** outputs kept per session for resending (cluster) */
-const KEEP_OUTPUTS = 256;
+export const KEEP_OUTPUTS = 256;
 
 export class Worker implements AppContext {
   readonly handlers: AppHandlers;

@@ -18,6 +18,7 @@
  * Delivery then forgets the session (its held outputs and unacknowledged envelopes).
  */
 import type { Bus } from '../cluster/bus.ts';
+import { KEEP_OUTPUTS } from '../cluster/worker.ts';
 import type { InboundEnvelope, NodeEnvelope } from '../cluster/envelope.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { Session } from './session.ts';
@@ -27,13 +28,13 @@ import type { Session } from './session.ts';
  * resending (KEEP_OUTPUTS in cluster/worker.ts): with this many held, the missing one is older
  * than anything the worker still has.
  */
-export const MAX_EARLY_OUTPUTS = 256;
+export const MAX_EARLY_OUTPUTS = KEEP_OUTPUTS;
 /** Client → worker envelopes waiting for an acknowledgement, at most (per session) */
 export const MAX_UNACKED = 1024;
 /** Times a gap is asked for (`resend`, at least `ackTimeoutMs` apart) before the session ends */
 export const MAX_GAP_ASKS = 10;
 
-/** Why Delivery gave a session up (codes of gateway/errors.ts) */
+/** Why Delivery gave a session up (codes of transports/errors.ts) */
 export type LostCode = 'SY_ERR_OUTPUT_LOST' | 'SY_ERR_BACKLOG_FULL';
 
 /** A session waiting for worker output `from` (its outputs after it are held in `ext.early`) */
@@ -166,7 +167,6 @@ export class Delivery {
     if (gap.asks >= MAX_GAP_ASKS) return this.giveUp(s, 'SY_ERR_OUTPUT_LOST');
     gap.asks++;
     gap.askedAt = now;
-    x.gapAskedAt = now;
     this.bus.publish(s.subjectIn, { t: 'resend', sid: s.sid, node: this.nodeId, n: 0, from, lo: x.lastOut });
   }
 

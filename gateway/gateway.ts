@@ -24,7 +24,7 @@ import type { ClientFrame, Connection, Ended, OpenInfo, Port, PortSession, Targe
 import { mountNative } from '../transports/native.ts';
 import { mountStatic } from './static.ts';
 import { Exchange } from '../transports/http.ts';
-import type { Outbox } from './outbox.ts';
+import type { Outbox, OutboxLimits } from './outbox.ts';
 import { warnOnce } from '../transports/log.ts';
 
 export interface GatewayDeps {
@@ -79,9 +79,12 @@ export class Gateway implements SessionOwner, Port {
   /** @internal */
   readonly output: WorkerOutput;
   port = 0;
+  /** @internal every outbox's bounds (one object for all) */
+  readonly outboxLimits: OutboxLimits;
 
   constructor(options: GatewayOptions, deps: GatewayDeps) {
     this.options = resolveOptions(options);
+    this.outboxLimits = { maxEntries: this.options.outboxMaxFrames, maxBytes: this.options.outboxMaxBytes };
     this.nodeId = this.options.nodeId;
     this.bus = deps.bus;
     this.partitionSubjects = Array.from({ length: this.options.partitionCount }, (_, p) => subjects.partition(p));
@@ -180,9 +183,9 @@ export class Gateway implements SessionOwner, Port {
   // ---- sessions (Port) ---------------------------------------------------------------------------
 
   /** Creates a session and asks a worker to accept it; `conn.sendOpen` follows on accept. */
-  open(dialect: string, transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed = false): Session {
+  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed = false): Session {
     const sid = randomBytes(12).toString('base64url');
-    const s = this.newSession(sid, dialect, meta, transport);
+    const s = this.newSession(sid, meta, transport);
     s.conn = conn;
     s.lossy = resumeFailed;
     this.sessions.set(sid, s);
@@ -193,9 +196,8 @@ export class Gateway implements SessionOwner, Port {
   }
 
   /** @internal A session object of this node (not yet in the table) */
-  newSession(sid: string, dialect: string, meta: SessionMeta, transport: TransportName): Session {
-    const o = this.options;
-    return new Session(sid, dialect, meta, this.subjectOf(sid), transport, { maxEntries: o.outboxMaxFrames, maxBytes: o.outboxMaxBytes }, this);
+  newSession(sid: string, meta: SessionMeta, transport: TransportName): Session {
+    return new Session(sid, meta, this.subjectOf(sid), transport, this.outboxLimits, this);
   }
 
   find(sid: string, token: string, last: number): Target {
@@ -238,19 +240,20 @@ export class Gateway implements SessionOwner, Port {
     return recovered;
   }
 
-  attachRemote(t: Extract<Target, { kind: 'remote' }>, dialect: string, meta: SessionMeta, conn: Connection, last: number, poll: boolean): PortSession {
-    return this.relay.open(t.sid, t.token, t.home, dialect, meta, conn, last, poll);
+  attachRemote(t: Extract<Target, { kind: 'remote' }>, meta: SessionMeta, conn: Connection, last: number, poll: boolean): PortSession {
+    return this.relay.open(t.sid, t.token, t.home, meta, conn, last, poll);
   }
 
   probe(ps: PortSession, conn: Connection): void {
-    const s = ps as Session;
-    if (s.probe !== null && s.probe !== conn) s.probe.drop();
-    s.probe = conn;
+    const x = (ps as Session).ext;
+    if (x.probe !== null && x.probe !== conn) x.probe.drop();
+    x.probe = conn;
   }
 
   upgrade(ps: PortSession, conn: Connection): void {
     const s = ps as Session;
-    if (s.probe === conn) s.probe = null;
+    const x = s.extIfAny;
+    if (x !== null && x.probe === conn) x.probe = null;
     const old = s.conn;
     s.conn = conn;
     s.transport = conn.transport;
@@ -263,8 +266,9 @@ export class Gateway implements SessionOwner, Port {
 
   detach(ps: PortSession, conn: Connection): void {
     const s = ps as Session;
-    if (s.probe === conn) {
-      s.probe = null;
+    const x = s.extIfAny;
+    if (x !== null && x.probe === conn) {
+      x.probe = null;
       return;
     }
     if (s.conn !== conn) return;
@@ -346,8 +350,11 @@ export class Gateway implements SessionOwner, Port {
     this.rooms.leaveAll(s);
     const conn = s.conn;
     s.conn = null;
-    if (s.probe !== null) s.probe.drop();
-    s.probe = null;
+    const x = s.extIfAny;
+    if (x !== null && x.probe !== null) {
+      x.probe.drop();
+      x.probe = null;
+    }
     if (conn !== null) conn.end(s, code, reason);
     // a connected client got everything it will get: its entries are freed now
     this.tombstones.set(s.sid, { code, reason, at: Date.now(), outbox: conn === null ? s.outbox : null });

@@ -87,7 +87,6 @@ export class Handover {
       cid,
       state: {
         sid: s.sid,
-        dialect: s.dialect,
         meta: s.meta,
         transport: s.transport,
         first: box.first,
@@ -138,7 +137,7 @@ export class Handover {
     if (shadow === null) return; // the connection went away meanwhile; the session is lost with the old node
     const sid = st.sid;
     // a new token names this node (openFrame signs it): the client's next request comes here directly
-    const s = gw.newSession(sid, st.dialect, st.meta, shadow.transport);
+    const s = gw.newSession(sid, st.meta, shadow.transport);
     s.state = st.open ? SessionState.Open : SessionState.Opening;
     s.outbox.reset(st.first - 1);
     for (const e of st.entries) s.outbox.push(Entry.from(e));

@@ -1,5 +1,10 @@
 import type { Entry } from '../transports/entry.ts';
 
+export interface OutboxLimits {
+  readonly maxEntries: number;
+  readonly maxBytes: number;
+}
+
 /**
  * A session's outbox: the newest neutral entries for the client, for writing and for replay on a
  * resume, bounded in entries (`maxEntries`) and in bytes (`maxBytes`, from Entry.size). seq runs
@@ -16,10 +21,8 @@ export class Outbox {
   /** bytes held (sum of Entry.size) */
   bytes = 0;
 
-  constructor(
-    readonly maxEntries: number,
-    readonly maxBytes: number,
-  ) {}
+  /** `limits` is one object shared by every session of a node */
+  constructor(readonly limits: OutboxLimits) {}
 
   get size(): number {
     return this.last - this.first + 1;
@@ -27,7 +30,7 @@ export class Outbox {
 
   /** Whether one more entry of `bytes` fits without dropping anything */
   fits(bytes: number): boolean {
-    return this.size < this.maxEntries && this.bytes + bytes <= this.maxBytes;
+    return this.size < this.limits.maxEntries && this.bytes + bytes <= this.limits.maxBytes;
   }
 
   /** Empties the outbox so that the next entry pushed gets seq `after + 1` (shadow sessions) */

@@ -53,17 +53,17 @@ export class Relay {
    * Attaches `conn` (a local connection) to session `sid` held by node `home`. Returns the shadow
    * session the wire treats as its session.
    */
-  open(sid: string, token: string, home: string, dialect: string, meta: SessionMeta, conn: Connection, last: number, poll: boolean): Session {
+  open(sid: string, token: string, home: string, meta: SessionMeta, conn: Connection, last: number, poll: boolean): Session {
     const cid = this.nextCid++;
     this.relayedOut++;
     const o = this.gw.options;
-    const s = new Session(sid, dialect, meta, '', conn.transport, { maxEntries: o.outboxMaxFrames, maxBytes: o.outboxMaxBytes }, this.gw);
+    const s = new Session(sid, meta, '', conn.transport, this.gw.outboxLimits, this.gw);
     s.relay = { home, cid, token, deadline: Date.now() + o.relayTimeoutMs + (poll ? o.pollTimeoutMs : 0) };
     s.conn = conn;
     s.outbox.reset(last);
     s.sent = last;
     this.shadowsByCid.set(cid, s);
-    this.toNode(home, { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport: conn.transport, dialect, poll });
+    this.toNode(home, { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport: conn.transport, poll });
     return s;
   }
 
@@ -275,7 +275,10 @@ class RemoteConnection implements Connection, Carrier {
   private timer: NodeJS.Timeout | null = null;
   private scheduled = false;
   readonly key: string;
-  readonly carrier = this;
+  /** its own carrier (a getter, not a field: one less per connection) */
+  get carrier(): this {
+    return this;
+  }
 
   constructor(
     private readonly relay: Relay,

@@ -8,7 +8,7 @@ import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import type { InboundEnvelope, NodeEnvelope, RoomEnvelope } from '../cluster/envelope.ts';
 import type { Entry } from '../transports/entry.ts';
 import type { Connection, PortSession } from '../transports/port.ts';
-import { Outbox } from './outbox.ts';
+import { Outbox, type OutboxLimits } from './outbox.ts';
 
 /** The node that holds the session (one object for all sessions, instead of a closure each) */
 export interface SessionOwner {
@@ -31,8 +31,6 @@ export class Session implements PortSession {
   /** highest seq written to the current connection (or acknowledged by a poll's `last`) */
   sent = 0;
   conn: Connection | null = null;
-  /** a second connection beside `conn`, waiting to replace it (Engine.IO upgrade probe) */
-  probe: Connection | null = null;
   /** client → worker envelope counter (`n`) */
   inSeq = 0;
   /** highest client sequence number (`cseq`) handled: a frame at or below it is a repeat */
@@ -64,17 +62,15 @@ export class Session implements PortSession {
 
   constructor(
     readonly sid: string,
-    /** the wire protocol the client speaks (informational: the core never needs it) */
-    readonly dialect: string,
     readonly meta: SessionMeta,
     /** bus subject of the partition that owns this session (shared string) */
     readonly subjectIn: string,
     transport: TransportName,
-    outbox: { maxEntries: number; maxBytes: number },
+    limits: OutboxLimits,
     private readonly owner: SessionOwner,
   ) {
     this.transport = transport;
-    this.outbox = new Outbox(outbox.maxEntries, outbox.maxBytes);
+    this.outbox = new Outbox(limits);
   }
 
   /**
@@ -114,7 +110,7 @@ export class Session implements PortSession {
   }
 }
 
-/** What only a cluster (delivery tracking, relays, hand-overs) needs of a session. */
+/** What only a cluster (delivery tracking, relays, hand-overs) or an upgrade needs of a session. */
 export class SessionExt {
   /** client → worker envelopes not yet acknowledged by a worker (cluster mode only) */
   unacked: InboundEnvelope[] | null = null;
@@ -125,7 +121,6 @@ export class SessionExt {
   /** highest worker output `o` applied, outputs that came before their turn, and when we last asked for a gap (cluster) */
   lastOut = 0;
   early: Map<number, NodeEnvelope> | null = null;
-  gapAskedAt = 0;
   /**
    * Hand-over of a session in rooms, on the draining node: broadcast ids delivered since the new
    * node was asked to subscribe (it drops those from what it buffered), and where it goes
@@ -143,4 +138,6 @@ export class SessionExt {
   /** (on the new node) worker output that came directly, held until the old node forwarded what it got first */
   held: NodeEnvelope[] | null = null;
   heldUntil = 0;
+  /** a second connection beside `conn`, waiting to replace it (Engine.IO's upgrade probe) */
+  probe: Connection | null = null;
 }

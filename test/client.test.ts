@@ -5,6 +5,7 @@ import { EventSource } from 'eventsource';
 import { pack, unpack } from 'msgpackr';
 import { connect } from '../client/switchyard.js';
 import { closeAll, startNode, type Frame } from './helpers.ts';
+import type { App } from '../cluster/app.ts';
 
 let node: Awaited<ReturnType<typeof startNode>>;
 beforeAll(async () => {
@@ -241,6 +242,60 @@ describe.each(['sse', 'polling'] as const)('client resending over %s', (transpor
       c.emit('echo', 'after');
       await vi.waitFor(() => expect(echoes).toEqual(['slow', 'after']));
       expect(words(w.frames)).toEqual(['a:1', 'slow:2', 'slow:2', 'after:3']);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+/** the app counts each event it handles, and `ask` asks the client `question` */
+const handled: string[] = [];
+const askingApp: App = {
+  event(s, event, args, reply) {
+    handled.push(`${s.sid} ${event} ${String(args[0])}`);
+    if (event === 'ask') return s.request('question', args[0]).then((a) => reply?.(...a), (e: Error) => reply?.(`failed: ${e.message}`));
+    reply?.(...args);
+  },
+};
+let asking: Awaited<ReturnType<typeof startNode>>;
+beforeAll(async () => {
+  asking = await startNode({ app: askingApp });
+});
+
+describe.each(['websocket', 'sse', 'polling'] as const)('the app asks the client over %s', (transport) => {
+  it('session.request: the listener answers; with no listener the client answers with an error', async () => {
+    const c = connect(asking.url, { ...base, transports: [transport] });
+    try {
+      c.on('question', (q: string, reply: (...a: unknown[]) => void) => reply(`answer to ${q}`));
+      expect(await c.request('ask', 'life')).toEqual(['answer to life']);
+      c.off('question');
+      expect(await c.request('ask', 'again')).toEqual(['failed: no handler for question']);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe.each(['sse', 'polling'] as const)('client and gateway dedupe over %s', (transport) => {
+  it('a frame resent after a POST that failed once it had arrived reaches the app once', async () => {
+    let failed = false;
+    const w = wire(async (frames, send) => {
+      const res = await send();
+      if (!failed && frames.some((f) => f.args?.[0] === 'twice?')) {
+        failed = true;
+        throw new TypeError('connection reset');
+      }
+      return res;
+    });
+    const c = connect(asking.url, { ...base, transports: [transport], WebSocket: w.WebSocket as any, fetch: w.fetch });
+    try {
+      expect(await c.request('echo', 'twice?')).toEqual(['twice?']);
+      // the reply may come (over the stream) before the client learns that its POST "failed"
+      await vi.waitFor(() => expect(w.frames.filter((f) => f.args?.[0] === 'twice?')).toHaveLength(2)); // sent twice…
+      expect(failed).toBe(true);
+      // a request after the resend: once it is answered, the resend has been handled (or dropped)
+      expect(await c.request('echo', 'after')).toEqual(['after']);
+      expect(handled.filter((h) => h === `${c.sid} echo twice?`)).toHaveLength(1); // …handled once
     } finally {
       c.close();
     }

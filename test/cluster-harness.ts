@@ -102,7 +102,10 @@ export class TestCluster {
   }
 
   async stop(): Promise<void> {
-    for (const p of [...this.gateways, ...this.workers]) p.proc.kill('SIGKILL');
+    const procs = [...this.gateways, ...this.workers];
+    for (const p of procs) p.proc.kill('SIGKILL');
+    // gone before the next test starts (and before their app log directory is removed)
+    await Promise.all(procs.map((p) => p.exited));
     await Promise.all(this.nats.map((s) => s.stop()));
     rmSync(this.logDir, { recursive: true, force: true });
   }

@@ -3,7 +3,8 @@
  * counts what the clients sent and received and what the app handled.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FAST, TestCluster } from './cluster-harness.ts';
+import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
+import { FAST, TestCluster, type Proc } from './cluster-harness.ts';
 import { http, send, WsClient } from './helpers.ts';
 
 let cluster: TestCluster | null = null;
@@ -154,6 +155,17 @@ async function load(url: string, o: { clients: number; perClient: number; window
   return { total, replies, outOfOrder, sids: clients.map((c) => c.open.sid) };
 }
 
+/** how many partitions (subjects sy.in.<p>) these workers subscribe to, at the cluster's first NATS server */
+async function partitionsHeld(c: TestCluster, workers: Proc[]): Promise<number> {
+  const connz = await (await fetch(`http://127.0.0.1:${c.nats[0]!.monitorPort}/connz?subs=1&limit=1000`)).json();
+  const names = new Set(workers.map((w) => `switchyard-worker-${w.id}`));
+  const held = new Set<string>();
+  for (const conn of connz.connections) {
+    if (names.has(conn.name)) for (const sub of conn.subscriptions_list ?? []) if (sub.startsWith('sy.in.')) held.add(sub);
+  }
+  return held.size;
+}
+
 /** every request got exactly one reply, in order */
 function expectEachAnsweredOnce(r: Awaited<ReturnType<typeof load>>): void {
   expect(r.replies.size).toBe(r.total);
@@ -179,7 +191,9 @@ describe('cluster failures', () => {
     const g = cluster.gateways[0]!;
     const victim = cluster.workers[0]!;
     const r = await load(g.ws, { clients: 24, perClient: 150, window: 8, during: () => void victim.proc.kill('SIGKILL') });
-    expect(victim.proc.signalCode ?? (await victim.exited)).toBeDefined();
+    // it really died of the SIGKILL (no exit code: it did not exit by itself)
+    expect(await victim.exited).toBeNull();
+    expect(victim.proc.signalCode).toBe('SIGKILL');
     expectEachAnsweredOnce(r);
     // the app handled every event at least once; a second time only when the dead worker handled
     // it but died before its answer left the process
@@ -220,18 +234,26 @@ describe('cluster failures', () => {
     cluster = await TestCluster.start({ gateways: 1, workers: 3 });
     const g = cluster.gateways[0]!;
     const victim = cluster.workers[0]!;
+    const others = cluster.workers.slice(1);
+    let resumed: Promise<void> | null = null;
     const r = await load(g.ws, {
       clients: 16,
       perClient: 1200,
       window: 8,
       at: 0.1,
-      during: () => {
-        victim.proc.kill('SIGSTOP');
-        // the others drop it after the member timeout and take its partitions; then it wakes up
-        // still believing it owns them, with events for them queued in its socket
-        setTimeout(() => victim.proc.kill('SIGCONT'), FAST.memberTimeoutMs * 2);
-      },
+      during: () =>
+        (resumed = (async () => {
+          victim.proc.kill('SIGSTOP');
+          const stoppedAt = Date.now();
+          // the others drop it after the member timeout and take all its partitions…
+          await vi.waitFor(async () => expect(await partitionsHeld(cluster!, others)).toBe(DEFAULT_PARTITIONS), { timeout: 10_000, interval: 50 });
+          // …while it stays stopped for twice the member timeout (the fault under test); then it
+          // wakes up still believing it owns them, with events for them queued in its socket
+          await new Promise((r) => setTimeout(r, stoppedAt + FAST.memberTimeoutMs * 2 - Date.now()));
+          victim.proc.kill('SIGCONT');
+        })()),
     });
+    await resumed;
     expectEachAnsweredOnce(r);
     const handled = handledCounts(cluster.appLog());
     expect(handled.size).toBe(r.total);
@@ -300,7 +322,7 @@ describe('cluster drain', () => {
       Array.from({ length: 3 }, async () => {
         const open = (await http(`${a.url}/rt/poll`)).body[0];
         await send(a.url, open.sid, open.token, [{ type: 'event', event: 'join', args: ['feed'], ack: 1 }]);
-        return { sid: open.sid, token: open.token, last: 0, said: [] as string[], stop: false };
+        return { sid: open.sid, token: open.token, last: 0, said: [] as string[], stop: false, done: new AbortController() };
       }),
     );
     const pollLoops = pollers.map(async (p) => {
@@ -308,8 +330,9 @@ describe('cluster drain', () => {
       while (!p.stop) {
         let r;
         try {
-          r = await http(`${node.url}/rt/poll?sid=${p.sid}&token=${enc(p.token)}&last=${p.last}`);
+          r = await http(`${node.url}/rt/poll?sid=${p.sid}&token=${enc(p.token)}&last=${p.last}`, { signal: p.done.signal });
         } catch {
+          if (p.stop) break; // the poll held when the test was done
           node = b; // A stopped listening
           continue;
         }
@@ -328,14 +351,26 @@ describe('cluster drain', () => {
     // a sender on B, while A drains
     const tx = await WsClient.open(`${b.ws}/rt/ws`);
     let sent = 0;
+    // the first fifth of the feed before the drain, the rest during it (paced: spread over the drain)
+    let draining!: () => void;
+    const drainStarted = new Promise<void>((r) => (draining = r));
     const sending = (async () => {
       while (sent < N) {
+        if (sent === N / 5) await drainStarted;
         tx.emit('say', 'feed', String(sent++));
         if (sent % 20 === 0) await new Promise((r) => setTimeout(r, 25));
       }
     })();
-    await new Promise((r) => setTimeout(r, 100));
+    // drain once the feed reaches every client on A
+    await vi.waitFor(
+      () => {
+        for (const st of wsClients) expect(st.frames.some((f) => f.event === 'said')).toBe(true);
+        for (const p of pollers) expect(p.said.length).toBeGreaterThan(0);
+      },
+      { timeout: 10_000, interval: 10 },
+    );
     a.proc.kill('SIGTERM');
+    draining();
     await sending;
     expect(await a.exited).toBe(0);
     expect(a.log()).toMatch(/drained: 9 sessions handed over, 0 closed/);
@@ -366,7 +401,9 @@ describe('cluster drain', () => {
       expect(p.said).toEqual(want);
       expect(p.token.startsWith('g2.')).toBe(true);
       p.stop = true;
+      p.done.abort(); // a poll is held until there is something to send: end it
     }
-    await Promise.race([Promise.all(pollLoops), new Promise((r) => setTimeout(r, 100))]);
+    // every poll loop ended, and none failed an expectation on the way
+    await Promise.all(pollLoops);
   });
 });

@@ -81,8 +81,8 @@ describe('carriers', () => {
     const carrier = new TestCarrier();
     const c1 = new TestConn(carrier);
     const c2 = new TestConn(carrier);
-    const s1 = (c1.session = port.open('test', 'websocket', meta, c1));
-    const s2 = (c2.session = port.open('test', 'websocket', meta, c2));
+    const s1 = (c1.session = port.open('websocket', meta, c1));
+    const s2 = (c2.session = port.open('websocket', meta, c2));
     expect(opens).toEqual(expect.arrayContaining([s1.sid, s2.sid]));
     expect([c1.opened.length, c2.opened.length]).toEqual([1, 1]);
     port.deliver(s1, echo('one'));
@@ -106,7 +106,7 @@ describe('carriers', () => {
   it('a probe beside the active connection gets nothing until the upgrade; then writing continues there, nothing replayed or lost', () => {
     const port = node.gateway;
     const active = new TestConn(new TestCarrier());
-    const s = (active.session = port.open('test', 'polling', meta, active));
+    const s = (active.session = port.open('polling', meta, active));
     port.deliver(s, echo('1'));
     port.deliver(s, echo('2'));
     active.blocked = true; // e.g. between two polls
@@ -127,7 +127,7 @@ describe('carriers', () => {
   it('a probe that goes away leaves the session and its active connection as they were', () => {
     const port = node.gateway;
     const active = new TestConn(new TestCarrier());
-    const s = (active.session = port.open('test', 'polling', meta, active));
+    const s = (active.session = port.open('polling', meta, active));
     const probe = new TestConn(new TestCarrier());
     port.probe(s, probe);
     port.detach(s, probe);
@@ -140,7 +140,7 @@ describe('carriers', () => {
 describe('the app API seen from every client kind', () => {
   it('meta says which dialect, and auth may be an object', () => {
     const c = new TestConn(new TestCarrier());
-    const s = (c.session = node.gateway.open('test', 'websocket', meta, c));
+    const s = (c.session = node.gateway.open('websocket', meta, c));
     node.gateway.deliver(s, { type: 'event', event: 'meta', args: [], ack: 1 });
     expect(c.got.at(-1)).toMatchObject({ type: 'reply', ack: 1, args: ['test', { token: 'an object' }] });
   });

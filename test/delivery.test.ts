@@ -27,12 +27,11 @@ interface Ext {
   unackedSince: number;
   lastOut: number;
   early: Map<number, NodeEnvelope> | null;
-  gapAskedAt: number;
 }
 
 function setup() {
   const bus = new MemoryBus();
-  const ext: Ext = { unacked: null, acked: 0, unackedSince: 0, lastOut: 0, early: null, gapAskedAt: 0 };
+  const ext: Ext = { unacked: null, acked: 0, unackedSince: 0, lastOut: 0, early: null };
   const s = {
     sid: 'sid-1',
     subjectIn: subjects.partition(7),

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { connect } from '../client/switchyard.js';
@@ -26,18 +26,47 @@ beforeAll(async () => {
     const port = await freePort();
     haproxy = startHaproxy(port);
     lb = `127.0.0.1:${port}`;
-    const exited = await new Promise<boolean>((r) => {
-      const t = setTimeout(() => r(false), 500);
-      haproxy.once('exit', () => {
-        clearTimeout(t);
-        r(true);
-      });
-    });
-    if (!exited) break;
+    // HAProxy binds its port at start-up, or exits at once when it can not
+    const p = haproxy;
+    const up = await vi.waitFor(
+      () => {
+        if (p.exitCode !== null || p.signalCode !== null) return false;
+        if (listensOn(p.pid!, port)) return true;
+        throw new Error(`haproxy (pid ${p.pid}) neither listens on ${port} nor exited`);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    if (up) break;
     if (attempt === 5) throw new Error('haproxy did not start');
   }
   await vi.waitFor(async () => expect((await http(`http://${lb}/healthz`)).status).toBe(200), { timeout: 10_000, interval: 100 });
 });
+
+/** Whether process `pid` holds a socket listening on 127.0.0.1:`port` (Linux: /proc) */
+function listensOn(pid: number, port: number): boolean {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false; // gone
+  }
+  const sockets = new Set<string>();
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) sockets.add(m[1]!);
+    } catch {}
+  }
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  // columns: sl local_address rem_address st … inode; st 0A = LISTEN
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .some((line) => {
+      const c = line.trim().split(/\s+/);
+      return c[1] === local && c[3] === '0A' && sockets.has(c[9]!);
+    });
+}
 
 function startHaproxy(port: number): ChildProcess {
   const cfg = join(cluster.logDir, 'haproxy.cfg');

@@ -88,7 +88,7 @@ function ws(binary: boolean): Wire {
 function poster(b: string, open: () => Frame, binary: boolean) {
   const post = async (body: string | Uint8Array, type: string) => {
     const o = open();
-    const r = await fetch(`${b}/rt/send?sid=${o.sid}&token=${enc(o.token)}`, { method: 'POST', headers: { 'content-type': type }, body });
+    const r = await fetch(`${b}/rt/send?sid=${o.sid}&token=${enc(o.token)}`, { method: 'POST', headers: { 'content-type': type }, body: body as BodyInit });
     await r.arrayBuffer();
     return r.status;
   };

@@ -11,84 +11,135 @@ export const MAX_DEPTH = 32;
 export type EntryKind = 'event' | 'reply';
 
 export class Entry {
-  /** the first codec's encoding of a shared entry (codec id, value); more in `more` */
-  private c0 = -1;
-  private v0: unknown = undefined;
-  private more: Map<number, unknown> | null = null;
-
-  private constructor(
-    /** `event`: the app emitted `event` (with `ack`: a server request the client answers); `reply`: the answer to the client's `ack` */
-    readonly kind: EntryKind,
+  protected constructor(
+    /** REPLY (else an event), RAW / ERROR (what `data` is), BINARY (args hold Uint8Array values) */
+    private readonly flags: number,
+    /** the event's name ('' for a reply) */
     readonly event: string,
-    private _args: unknown[] | undefined,
-    /** the JSON text of `args`, when known (a client's text passed through unchanged, or made once by a JSON codec) */
-    public raw: string | undefined,
+    /**
+     * The args; or their JSON text (RAW: a client's text passed through unchanged); or the error
+     * message (ERROR). One field for the three: entries wait in outboxes for a replay, many of them,
+     * and every field counts.
+     */
+    private readonly data: unknown,
+    /** event: a server request the client answers with this id; reply: the client's request id */
     readonly ack: string | number | undefined,
-    readonly error: string | undefined,
     /** approximate bytes, for the outbox's byte budget */
     readonly size: number,
-    /** args hold binary (Uint8Array) values: JSON codecs cannot reuse `raw`-style text for them */
-    readonly binary: boolean,
-    /** held by several sessions (a broadcast): codecs cache their encoding on it */
-    readonly shared: boolean,
   ) {}
 
-  /** An event for the client; `ack` makes it a request the client answers. Null when the args cannot be encoded (see measure). */
+  /**
+   * An event for the client; `ack` makes it a request the client answers. Null when the args
+   * cannot be encoded (see measure). With `raw`, `args` is not kept (the text alone is smaller).
+   * `shared`: one entry for every member of a room, whose codecs cache their encoding on it.
+   */
   static event(event: string, args: unknown[] | undefined, raw?: string, ack?: string | number, shared = false): Entry | null {
-    const m = raw !== undefined ? raw.length : measure(args ?? []);
+    if (raw !== undefined) return shared ? new SharedEntry(RAW, event, raw, ack, raw.length + event.length + 24) : new Entry(RAW, event, raw, ack, raw.length + event.length + 24);
+    const m = measure(args ?? []);
     if (m < 0) return null;
-    return new Entry('event', event, args, raw, ack, undefined, m + event.length + 24, raw === undefined && lastBinary, shared);
+    const flags = lastBinary ? BINARY : 0;
+    return shared ? new SharedEntry(flags, event, args ?? [], ack, m + event.length + 24) : new Entry(flags, event, args ?? [], ack, m + event.length + 24);
   }
 
   /** The answer to the client's request `ack`: args, or an error */
   static reply(ack: string | number, args: unknown[] | undefined, error: string | undefined, raw?: string): Entry | null {
-    if (error !== undefined) return new Entry('reply', '', undefined, undefined, ack, error, error.length + 32, false, false);
-    const m = raw !== undefined ? raw.length : measure(args ?? []);
+    if (error !== undefined) return new Entry(REPLY | ERROR, '', error, ack, error.length + 32);
+    if (raw !== undefined) return new Entry(REPLY | RAW, '', raw, ack, raw.length + 32);
+    const m = measure(args ?? []);
     if (m < 0) return null;
-    return new Entry('reply', '', args ?? (raw === undefined ? [] : undefined), raw, ack, undefined, m + 32, raw === undefined && lastBinary, false);
+    return new Entry(REPLY | (lastBinary ? BINARY : 0), '', args ?? [], ack, m + 32);
   }
 
   /** Rebuilds an entry that crossed the bus (relay, hand-over) */
   static from(w: WireEntry): Entry {
     const e = w.k === 'reply' ? Entry.reply(w.ack!, w.args, w.error, w.raw) : Entry.event(w.event!, w.args, w.raw, w.ack);
-    // it was measured on the node that made it: what crosses the bus is encodable
-    return e ?? new Entry('reply', '', undefined, undefined, w.ack ?? 0, 'unencodable', 32, false, false);
+    // the node that made it measured it, so this does not happen; if it did, an empty entry in its
+    // place keeps the seqs of the entries after it
+    return e ?? new Entry(w.k === 'reply' ? REPLY : 0, w.event ?? '', [], w.ack, 32);
   }
 
+  get kind(): EntryKind {
+    return (this.flags & REPLY) !== 0 ? 'reply' : 'event';
+  }
+
+  /** a reply's error message */
+  get error(): string | undefined {
+    return (this.flags & ERROR) !== 0 ? (this.data as string) : undefined;
+  }
+
+  /** args hold binary values */
+  get binary(): boolean {
+    return (this.flags & BINARY) !== 0;
+  }
+
+  get shared(): boolean {
+    return false;
+  }
+
+  /** the args (parsed from their text for an entry that has only that) */
   get args(): unknown[] {
-    return (this._args ??= this.raw === undefined ? [] : (JSON.parse(this.raw) as unknown[]));
+    const f = this.flags;
+    if ((f & RAW) !== 0) return JSON.parse(this.data as string) as unknown[];
+    return (f & ERROR) !== 0 ? [] : (this.data as unknown[]);
   }
 
-  /** the JSON text of the args (made once); only for entries without binary values */
+  /** The JSON text of the args (only for entries without binary values) */
   json(): string {
-    return (this.raw ??= JSON.stringify(this._args ?? []));
+    return (this.flags & RAW) !== 0 ? (this.data as string) : JSON.stringify(this.args);
   }
 
   /** What crosses the bus: a plain object (msgpack keeps binary args binary) */
   toWire(): WireEntry {
     const w: WireEntry = { k: this.kind };
-    if (this.kind === 'event') w.event = this.event;
+    if ((this.flags & REPLY) === 0) w.event = this.event;
     if (this.ack !== undefined) w.ack = this.ack;
-    if (this.error !== undefined) w.error = this.error;
-    else if (this._args === undefined && this.raw !== undefined) w.raw = this.raw;
-    else w.args = this._args ?? [];
+    if ((this.flags & ERROR) !== 0) w.error = this.data as string;
+    else if ((this.flags & RAW) !== 0) w.raw = this.data as string;
+    else w.args = this.data as unknown[];
     return w;
   }
 
   /** A codec's encoding of this entry, if it made one before (shared entries only) */
-  cached(codec: number): unknown {
-    if (this.c0 === codec) return this.v0;
-    return this.more?.get(codec);
+  cached(_codec: number): unknown {
+    return undefined;
   }
 
-  cache(codec: number, v: unknown): void {
-    if (!this.shared) return;
-    if (this.c0 === -1 || this.c0 === codec) {
-      this.c0 = codec;
-      this.v0 = v;
-    } else (this.more ??= new Map()).set(codec, v);
+  /** Keeps a codec's encoding (shared entries only: an entry of one session is encoded about once) */
+  cache(_codec: number, _v: unknown): void {}
+}
+
+/** One entry held by every local member of a room: codecs keep their encodings on it */
+class SharedEntry extends Entry {
+  /** [codec id, value] pairs */
+  private enc: unknown[] | null = null;
+
+  override get shared(): boolean {
+    return true;
+  }
+
+  override json(): string {
+    let j = this.cached(JSON_TEXT) as string | undefined;
+    if (j === undefined) this.cache(JSON_TEXT, (j = super.json()));
+    return j;
+  }
+
+  override cached(codec: number): unknown {
+    const enc = this.enc;
+    if (enc !== null) for (let i = 0; i < enc.length; i += 2) if (enc[i] === codec) return enc[i + 1];
+    return undefined;
+  }
+
+  override cache(codec: number, v: unknown): void {
+    (this.enc ??= []).push(codec, v);
   }
 }
+
+const REPLY = 1;
+const RAW = 2;
+const ERROR = 4;
+const BINARY = 8;
+/** the cache slot of a shared entry's args as JSON text (codec ids are >= 0) */
+const JSON_TEXT = -1;
 
 /** An entry as it crosses the bus */
 export interface WireEntry {

@@ -1,9 +1,10 @@
 /**
  * The uWS HTTP edge: copying what we need out of a request (uWS's `req` is only valid during
- * the handler's synchronous part), reading bodies, and answering — always corked, never after
- * the client aborted. Transports use these helpers instead of touching uWS directly.
+ * the handler's synchronous part), reading bodies, answering — always corked, never after the
+ * client aborted — and upgrading to a WebSocket. Wires use these helpers instead of touching
+ * uWS's request and response directly.
  */
-import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import { errorBody, errors, type ErrorCode } from './errors.ts';
 
 const STATUS: Record<number, string> = {
@@ -174,3 +175,8 @@ export function readBody(ex: Exchange, limit: number, done: (body: Uint8Array | 
   });
 }
 
+
+/** Upgrades a request to a WebSocket carrying `data` (the headers are copied here: `req` dies with the handler) */
+export function upgrade<T>(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, data: T): void {
+  res.upgrade<T>(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+}

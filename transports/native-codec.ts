@@ -3,7 +3,7 @@
  * control frames, as JSON text or msgpack. Wire format only: nothing here knows about sessions.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { acceptable, newCodecId, type Entry } from './entry.ts';
+import { acceptable, MAX_DEPTH, newCodecId, type Entry } from './entry.ts';
 import type { ClientFrame, Codec, Frame, OpenInfo } from './port.ts';
 
 export type Format = 'json' | 'msgpack';
@@ -22,14 +22,14 @@ export const MAX_EVENT_NAME = 256;
 
 /** Decodes one client frame; null when it is not a valid v1 client frame */
 export function decodeClientFrame(data: ArrayBuffer | Uint8Array, binary: boolean): ClientFrame | null {
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
   let v: unknown;
   try {
-    if (binary) v = unpackr.unpack(data instanceof Uint8Array ? data : new Uint8Array(data));
+    if (binary) v = unpackr.unpack(bytes);
     else {
-      const text = looseDecoder.decode(data);
-      const fast = fastEvent(text);
+      const fast = fastEvent(bytes);
       if (fast !== null) return fast;
-      v = JSON.parse(text);
+      v = JSON.parse(looseDecoder.decode(bytes));
     }
   } catch {
     return null;
@@ -37,44 +37,79 @@ export function decodeClientFrame(data: ArrayBuffer | Uint8Array, binary: boolea
   return validateClientFrame(v);
 }
 
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const PREFIX = utf8(EVENT_PREFIX);
+/** what follows the event name: its closing quote, then the args' key and opening bracket */
+const ARGS = utf8('","args":[');
+const CSEQ_BYTES = utf8(CSEQ);
+
 /**
  * The common frame `{"type":"event","event":"<name>","args":[…]}` (optionally ending in
- * `,"cseq":N`), exactly so, parsed without JSON-parsing the wrapper: only `args` goes through
- * JSON.parse (about half the cost on small frames). Anything else (other key order, an `ack`,
- * escapes or control characters in the name) returns null and takes the general path. Safe: when
- * prefix, name and suffix match and the middle parses as an array, the whole text is exactly that
- * object, as JSON.parse would read it.
+ * `,"cseq":N`), exactly so, read from its bytes: only the args are decoded and go through
+ * JSON.parse (about half the cost of parsing the whole on small frames), and their text is a
+ * string of its own, not a slice keeping the whole frame alive (outbox entries keep it). Anything
+ * else (other key order, an `ack`, a name with escapes, control or non-ASCII characters) returns
+ * null and takes the general path. Safe: when prefix, name and suffix match and the middle parses
+ * as an array, the whole text is exactly that object, as JSON.parse would read it.
  */
-function fastEvent(text: string): ClientFrame | null {
-  let end = text.length;
-  if (!text.startsWith(EVENT_PREFIX) || text.charCodeAt(end - 1) !== 125 /* } */) return null;
+function fastEvent(b: Uint8Array): ClientFrame | null {
+  const n = b.length;
+  const p = PREFIX.length;
+  if (n < p + ARGS.length + 2 || b[n - 1] !== 0x7d /* } */) return null;
+  for (let i = 0; i < p; i++) if (b[i] !== PREFIX[i]) return null;
+  const nameEnd = Math.min(n, p + MAX_EVENT_NAME);
+  let q = p;
+  for (; q < nameEnd; q++) {
+    const c = b[q]!;
+    if (c === 0x22 /* " */) break;
+    if (c < 0x20 || c === 0x5c /* \ */ || c >= 0x80) return null;
+  }
+  if (q === p || b[q] !== 0x22) return null;
+  for (let i = 1; i < ARGS.length; i++) if (b[q + i] !== ARGS[i]) return null;
+  // the args run from their `[` to the `]` before `}`, or before `,"cseq":N}`
+  let end = n - 1;
   let cseq: number | undefined;
-  if (text.charCodeAt(end - 2) !== 93 /* ] */) {
-    // `…],"cseq":123}`
-    const at = text.lastIndexOf(CSEQ);
-    if (at < 0 || text.charCodeAt(at - 1) !== 93) return null;
-    const digits = text.slice(at + CSEQ.length, end - 1);
-    if (!/^[1-9][0-9]{0,15}$/.test(digits)) return null;
-    cseq = Number(digits);
-    end = at + 1;
+  if (b[end - 1] !== 0x5d /* ] */) {
+    let d = end - 1;
+    while (d > end - 17 && b[d]! >= 0x30 && b[d]! <= 0x39) d--;
+    if (d === end - 1 || b[d + 1] === 0x30 /* 0 */) return null;
+    const at = d + 1 - CSEQ_BYTES.length;
+    for (let i = 0; i < CSEQ_BYTES.length; i++) if (b[at + i] !== CSEQ_BYTES[i]) return null;
+    if (b[at - 1] !== 0x5d) return null;
+    cseq = 0;
+    for (let i = d + 1; i < end; i++) cseq = cseq * 10 + b[i]! - 0x30;
+    end = at;
   }
-  const q = text.indexOf('"', EVENT_PREFIX.length);
-  if (q < 0 || q - EVENT_PREFIX.length > MAX_EVENT_NAME || q === EVENT_PREFIX.length) return null;
-  const event = text.slice(EVENT_PREFIX.length, q);
-  for (let i = 0; i < event.length; i++) {
-    const c = event.charCodeAt(i);
-    if (c < 0x20 || c === 0x5c /* \ */) return null;
-  }
-  if (!text.startsWith(',"args":[', q + 1)) return null;
-  const raw = text.slice(q + 9, end - 1);
+  const start = q + ARGS.length - 1;
+  if (end <= start) return null;
+  const raw = looseDecoder.decode(b.subarray(start, end));
   let args: unknown;
   try {
     args = JSON.parse(raw);
   } catch {
     return null; // e.g. `[1],"ack":2` — the general path decides
   }
-  if (!Array.isArray(args) || !acceptable(args)) return null;
+  // nesting past MAX_DEPTH needs two characters a level: a shorter text cannot have it
+  if (!Array.isArray(args) || (raw.length >= 2 * MAX_DEPTH && !acceptable(args))) return null;
+  const event = eventName(b, p, q);
   return cseq === undefined ? { type: 'event', event, args, raw } : { type: 'event', event, args, raw, cseq };
+}
+
+/** The last event name read, and its bytes: a client sends the same few names over and over */
+let lastName = '';
+let lastNameBytes = new Uint8Array(0);
+
+/** An ASCII event name from bytes `s`…`e` */
+function eventName(b: Uint8Array, s: number, e: number): string {
+  const len = e - s;
+  if (lastNameBytes.length === len) {
+    let i = 0;
+    while (i < len && lastNameBytes[i] === b[s + i]) i++;
+    if (i === len) return lastName;
+  }
+  lastNameBytes = b.slice(s, e);
+  lastName = String.fromCharCode.apply(null, lastNameBytes as unknown as number[]);
+  return lastName;
 }
 
 /** Decodes an upstream body (a JSON or msgpack array of frames); null when any frame is invalid */

@@ -80,7 +80,7 @@ function mountSse(port: Port): void {
           port.attach(t.session, c, last, true);
           return;
         case 'remote':
-          c.session = port.attachRemote(t, DIALECT, metaOf(r), c, last, false);
+          c.session = port.attachRemote(t, metaOf(r), c, last, false);
           return;
         case 'ended':
           return c.finishEnded(t.ended);
@@ -88,7 +88,7 @@ function mountSse(port: Port): void {
           if (t.error !== 'SY_ERR_UNKNOWN_SESSION') return ex.error(t.error);
       }
     }
-    c.session = port.open(DIALECT, 'sse', metaOf(r), c, resuming);
+    c.session = port.open('sse', metaOf(r), c, resuming);
   });
 }
 
@@ -105,7 +105,7 @@ function mountPoll(port: Port): void {
     const codec: Codec = nativeCodecs[format];
     const c = new PollConnection(port, ex, codec, pollFramer);
     if (!resuming) {
-      c.session = port.open(DIALECT, 'polling', metaOf(r), c);
+      c.session = port.open('polling', metaOf(r), c);
       return;
     }
     const last = parseLast(r.query.get('last'));
@@ -117,7 +117,7 @@ function mountPoll(port: Port): void {
         return ex.error(t.error);
       case 'remote':
         // the holder answers (or times out) the poll; our own timer only guards against its silence
-        c.session = port.attachRemote(t, DIALECT, metaOf(r), c, last, true);
+        c.session = port.attachRemote(t, metaOf(r), c, last, true);
         c.hold(o.pollTimeoutMs + o.relayTimeoutMs);
         return;
       case 'session': {

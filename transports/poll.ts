@@ -23,7 +23,10 @@ export interface PollFramer {
 
 export class PollConnection implements Connection, Carrier {
   readonly transport = 'polling' as const;
-  readonly carrier = this;
+  /** its own carrier (a getter, not a field: one less per connection) */
+  get carrier(): this {
+    return this;
+  }
   session: PortSession | null = null;
   pingRound = 0;
   private open: Frame | null = null;

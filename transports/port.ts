@@ -148,13 +148,13 @@ export interface Port {
   /** answers should close the connection (the node is draining) */
   readonly closing: boolean;
   /** Creates a session (a worker must accept it; `sendOpen` follows then) */
-  open(dialect: string, transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean): PortSession;
+  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean): PortSession;
   /** The session a client names by `sid` and signed `token`; `last`: what it has seen (for an ended one) */
   find(sid: string, token: string, last: number): Target;
   /** Attaches `conn` to a live session, replacing its connection; entries after `last` follow. @returns whether nothing was lost */
   attach(s: PortSession, conn: Connection, last: number, sendOpen: boolean): boolean;
   /** Attaches `conn` to a session held by node `home` (a relay); the returned session stands in for it here */
-  attachRemote(t: Extract<Target, { kind: 'remote' }>, dialect: string, meta: SessionMeta, conn: Connection, last: number, poll: boolean): PortSession;
+  attachRemote(t: Extract<Target, { kind: 'remote' }>, meta: SessionMeta, conn: Connection, last: number, poll: boolean): PortSession;
   /** A probe connection beside the active one (Engine.IO upgrade): it gets nothing until `upgrade` */
   probe(s: PortSession, conn: Connection): void;
   /** The probe becomes the active connection; writing continues after `s.sent`, nothing is replayed */

@@ -29,7 +29,10 @@ const CHUNK_CHARS = 64 * 1024;
 export class StreamConnection implements Connection, Carrier {
   session: PortSession | null = null;
   pingRound = 0;
-  readonly carrier = this;
+  /** its own carrier (a getter, not a field: one less per connection) */
+  get carrier(): this {
+    return this;
+  }
   private started = false;
   private blocked = false;
   private written = 0;

@@ -6,7 +6,7 @@
 import type { WebSocket } from 'uWebSockets.js';
 import type { Carrier, Codec, Connection, Ended, OpenInfo, Port, PortSession } from './port.ts';
 import type { SessionMeta } from '../cluster/types.ts';
-import { clientIp } from './http.ts';
+import { clientIp, upgrade } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
 import { decodeClientFrame, nativeCodecs, parseFormat } from './native-codec.ts';
 import { connectQuery, parseLast } from './query.ts';
@@ -33,7 +33,10 @@ interface WsData {
 /** One WebSocket: its own carrier, carrying one session */
 export class WsConnection implements Connection, Carrier {
   readonly transport = 'websocket' as const;
-  readonly carrier = this;
+  /** its own carrier (a getter, not a field: one less per connection) */
+  get carrier(): this {
+    return this;
+  }
   session: PortSession | null = null;
   pingRound = 0;
   /** uWS's send buffer is at its limit: wait for `drain` */
@@ -177,13 +180,7 @@ export function mountWebSocket(port: Port): void {
         },
         error: format === null ? 'SY_ERR_BAD_REQUEST' : port.admit(origin, sid === ''),
       };
-      res.upgrade<WsData>(
-        { c: null, boot },
-        req.getHeader('sec-websocket-key'),
-        req.getHeader('sec-websocket-protocol'),
-        req.getHeader('sec-websocket-extensions'),
-        context,
-      );
+      upgrade<WsData>(res, req, context, { c: null, boot });
     },
 
     open(ws) {
@@ -202,7 +199,7 @@ export function mountWebSocket(port: Port): void {
             port.attach(t.session, c, boot.last, true);
             return;
           case 'remote':
-            c.session = port.attachRemote(t, 'native', boot.meta, c, boot.last, false);
+            c.session = port.attachRemote(t, boot.meta, c, boot.last, false);
             return;
           case 'ended':
             return c.finish(t.ended);
@@ -213,7 +210,7 @@ export function mountWebSocket(port: Port): void {
         if (admitted !== null) return c.refuse(admitted);
         resumeFailed = true;
       }
-      c.session = port.open('native', 'websocket', boot.meta, c, resumeFailed);
+      c.session = port.open('websocket', boot.meta, c, resumeFailed);
     },
 
     message(ws, message, isBinary) {
