@@ -30,6 +30,7 @@ options:
   --ping-ms N, --resume-window-ms N, --max-payload-bytes N, --outbox-max-frames N,
   --outbox-max-bytes N,
   --poll-timeout-ms N, --heartbeat-ms N, --member-timeout-ms N, --epsilon X,
+  --request-timeout-ms N (worker, start: how long session.request waits for the client),
   --trust-proxy   take client addresses from X-Forwarded-For / Forwarded (behind your own proxy)
   --ack-timeout-ms N, --relay-timeout-ms N, --drain-window-ms N (gateway: SIGTERM spreads
   reconnects over this window and hands sessions to the nodes clients come back to; default 5000)
@@ -55,6 +56,7 @@ export async function main(argv: string[]): Promise<void> {
       'worker-id': { type: 'string' },
       'heartbeat-ms': { type: 'string' },
       'member-timeout-ms': { type: 'string' },
+      'request-timeout-ms': { type: 'string' },
       epsilon: { type: 'string' },
       'ack-timeout-ms': { type: 'string' },
       'relay-timeout-ms': { type: 'string' },
@@ -97,6 +99,7 @@ export async function main(argv: string[]): Promise<void> {
       heartbeatMs: int(values['heartbeat-ms'], 'heartbeat-ms'),
       timeoutMs: int(values['member-timeout-ms'], 'member-timeout-ms'),
       epsilon: values.epsilon === undefined ? undefined : Number(values.epsilon),
+      requestTimeoutMs: int(values['request-timeout-ms'], 'request-timeout-ms'),
     });
     console.log(`switchyard: worker ${workerId} on NATS ${w.bus.server} (app: ${values.app ?? 'demo'})`);
     close = w.close;
@@ -115,7 +118,7 @@ export async function main(argv: string[]): Promise<void> {
         console.log(`switchyard: drained: ${r.handedOver} sessions handed over, ${r.closed} closed`);
       };
     } else {
-      node = await startEmbedded({ ...gatewayOptions, app: await loadApp(values.app) });
+      node = await startEmbedded({ ...gatewayOptions, app: await loadApp(values.app), requestTimeoutMs: int(values['request-timeout-ms'], 'request-timeout-ms') });
       busName = 'memory';
     }
     const g = node.gateway;

@@ -52,12 +52,14 @@ export async function startClusterWorker(o: {
   heartbeatMs?: number;
   timeoutMs?: number;
   epsilon?: number;
+  requestTimeoutMs?: number;
 }): Promise<ClusterWorker> {
   const bus = await NatsBus.connect({ servers: o.nats, name: `switchyard-worker-${o.workerId}` });
   const worker = new Worker({
     bus,
     app: o.app,
     partitionCount: o.partitionCount,
+    requestTimeoutMs: o.requestTimeoutMs,
     cluster: { workerId: o.workerId, heartbeatMs: o.heartbeatMs, timeoutMs: o.timeoutMs, epsilon: o.epsilon },
   });
   await bus.flush();

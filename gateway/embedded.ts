@@ -16,11 +16,12 @@ export interface Embedded {
   close(): Promise<void>;
 }
 
-export async function startEmbedded(options: GatewayOptions & { app: App }): Promise<Embedded> {
-  const { app, ...gatewayOptions } = options;
+/** `requestTimeoutMs`: how long `session.request` waits for the client (the worker's option) */
+export async function startEmbedded(options: GatewayOptions & { app: App; requestTimeoutMs?: number }): Promise<Embedded> {
+  const { app, requestTimeoutMs, ...gatewayOptions } = options;
   const bus = new MemoryBus();
   const gateway = new Gateway(gatewayOptions, { bus });
-  const worker = new Worker({ bus, app, partitionCount: gateway.options.partitionCount });
+  const worker = new Worker({ bus, app, partitionCount: gateway.options.partitionCount, requestTimeoutMs });
   const port = await gateway.listen();
   return {
     gateway,

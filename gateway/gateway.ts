@@ -65,8 +65,10 @@ export class Gateway implements SessionOwner, Port {
   /** sessions with new entries, written at the end of the current tick (cluster mode) */
   private readonly dirty = new Set<Session>();
   /**
-   * Other nodes exist (a network bus). Then writes are batched per tick and corked: we are not
-   * inside a uWS callback (MemoryBus delivers inside the one that produced the message).
+   * Other nodes exist (a network bus). Then writes are batched per tick and corked: bus messages
+   * come from the NATS socket's callbacks, not uWS's. In one process output is written at once:
+   * a synchronous handler's inside the uWS callback that delivered the event (uWS corks it), an
+   * async handler's when it comes (one frame is one write either way; a connection corks several).
    */
   readonly clustered: boolean;
   readonly relay: Relay;

@@ -2,9 +2,12 @@
  * The protocol-neutral core through its port, with a small test dialect: carriers with several
  * sessions, probe connections, binary args, and what crosses from one wire or format to another.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeAll, startNode, WsClient } from './helpers.ts';
-import { nativeCodecs } from '../transports/native-codec.ts';
+import { encodeBatch, nativeCodecs } from '../transports/native-codec.ts';
+import { Exchange } from '../transports/http.ts';
+import { StreamConnection, type StreamFramer } from '../transports/stream.ts';
+import { PollConnection, type PollFramer } from '../transports/poll.ts';
 import type { Carrier, Connection, OpenInfo, PortSession } from '../transports/port.ts';
 import type { App } from '../cluster/app.ts';
 import type { SessionMeta } from '../cluster/types.ts';
@@ -57,6 +60,7 @@ const app: App = {
     opens.push(s.sid);
   },
   event(s, event, args, reply) {
+    if (event === 'ask') return void s.request('question', ...args).then((a) => reply?.('answered', ...a), (e: Error) => reply?.('failed', e.message));
     if (event === 'bytes') s.emit('bytes', new Uint8Array([1, 2, 3]), 'x');
     else if (event === 'meta') reply?.(s.meta.dialect, s.meta.auth);
     else if (reply) reply(...args);
@@ -69,7 +73,7 @@ const app: App = {
 
 let node: Awaited<ReturnType<typeof startNode>>;
 beforeAll(async () => {
-  node = await startNode({ app });
+  node = await startNode({ app, requestTimeoutMs: 300 });
 });
 afterAll(closeAll);
 
@@ -156,5 +160,113 @@ describe('the app API seen from every client kind', () => {
     expect((await j.next((f) => f.event === 'bytes')).args).toEqual(['AQID', 'x']);
     m.sock.close();
     j.sock.close();
+  });
+});
+
+describe('delivery modes', () => {
+  it('written = delivered: a wire that acknowledges what it wrote frees it; a later replay of it is reported lost', () => {
+    const port = node.gateway;
+    const c = new TestConn(new TestCarrier());
+    const s = (c.session = port.open('polling', meta, c));
+    for (const t of ['a', 'b', 'c']) port.deliver(s, echo(t));
+    port.acknowledge(s, s.sent);
+    expect(node.gateway.sessions.get(s.sid)!.outbox.size).toBe(0);
+    // a client of such a dialect never asks for a replay; if one did, it is told nothing is held
+    const again = new TestConn(new TestCarrier());
+    expect(port.attach(s, again, 1, true)).toBe(false);
+    port.deliver(s, echo('d'));
+    expect(again.got.map((f) => [f.seq, f.args[0]])).toEqual([[4, 'd']]);
+  });
+
+  it('a cursor acknowledges too: entries up to `last` are freed when a connection attaches with it', () => {
+    const port = node.gateway;
+    const c = new TestConn(new TestCarrier());
+    const s = (c.session = port.open('polling', meta, c));
+    for (const t of ['a', 'b', 'c']) port.deliver(s, echo(t));
+    const again = new TestConn(new TestCarrier());
+    expect(port.attach(s, again, 2, true)).toBe(true);
+    expect(node.gateway.sessions.get(s.sid)!.outbox.first).toBe(3);
+    expect(again.got.map((f) => f.seq)).toEqual([3]);
+  });
+});
+
+describe('session.request', () => {
+  it('times out when the client does not answer; a late answer is ignored', async () => {
+    const c = await WsClient.open(`${node.ws}/rt/ws`);
+    const r = c.request('ask', 'anyone?');
+    const q = await c.next((f) => f.event === 'question');
+    expect((await r).args).toEqual(['failed', 'no answer to request "question" within 300 ms']);
+    c.send({ type: 'reply', ack: q.ack, args: ['too late'] });
+    expect((await c.request('echo', 'still here')).args).toEqual(['still here']);
+    c.sock.close();
+  });
+
+  it('an error answer rejects the request with the client\'s message', async () => {
+    const c = await WsClient.open(`${node.ws}/rt/ws`);
+    const r = c.request('ask', 'x');
+    const q = await c.next((f) => f.event === 'question');
+    c.send({ type: 'reply', ack: q.ack, error: 'I would rather not' });
+    expect((await r).args).toEqual(['failed', 'I would rather not']);
+    c.sock.close();
+  });
+});
+
+describe('HTTP wires take a framer', () => {
+  it('a stream writes its prelude first and ends after rotateBytes; the session lives on for the next one', async () => {
+    const framer: StreamFramer = {
+      headers: { 'Content-Type': 'text/plain' },
+      prelude: 'h'.repeat(16) + '\n',
+      open: (f) => `o ${f as string}\n`,
+      entry: (seq, f) => `${seq} ${f as string}\n`,
+      control: (f) => `c ${f as string}\n`,
+      rotateBytes: 400,
+    };
+    const port = node.gateway;
+    let session: PortSession | null = null;
+    port.app.get('/test/stream', (res) => {
+      const c = new StreamConnection(port, new Exchange(res, ''), nativeCodecs.json, framer, 'sse');
+      if (session === null) session = c.session = port.open('sse', meta, c);
+      else {
+        c.session = session;
+        port.attach(session, c, session.sent, false);
+      }
+    });
+    const first = fetch(`${node.url}/test/stream`).then((r) => r.text());
+    await vi.waitFor(() => expect((session as PortSession | null)?.conn).toBeTruthy());
+    for (let i = 0; i < 10; i++) port.deliver(session!, echo('y'.repeat(30)));
+    const body = await first; // ended by the rotation
+    expect(body.startsWith(framer.prelude + 'o {"type":"open"')).toBe(true);
+    const seqs = body.split('\n').filter((l) => /^\d+ /.test(l)).map((l) => Number(l.split(' ')[0]));
+    expect(seqs.length).toBeGreaterThan(0);
+    expect(seqs.length).toBeLessThan(10);
+    expect(node.gateway.sessions.has(session!.sid)).toBe(true);
+    // the next stream continues where the last one stopped
+    const next = fetch(`${node.url}/test/stream`).then((r) => r.text());
+    const rest = (await next).split('\n').filter((l) => /^\d+ /.test(l)).map((l) => Number(l.split(' ')[0]));
+    expect([...seqs, ...rest]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('a poll framer decides what a second concurrent poll does: here the older one is answered and the newer one holds', async () => {
+    const replaceOlder: PollFramer = {
+      contentType: () => 'application/json',
+      batch: (frames) => encodeBatch(false, frames),
+      conflict: () => true, // the newer poll attaches; attach drops (answers) the older one
+    };
+    const port = node.gateway;
+    const c0 = new TestConn(new TestCarrier());
+    const s = (c0.session = port.open('polling', meta, c0));
+    port.app.get('/test/poll', (res) => {
+      const c = new PollConnection(port, new Exchange(res, ''), nativeCodecs.json, replaceOlder);
+      if (s.conn instanceof PollConnection && !replaceOlder.conflict(s.conn, c, port)) return;
+      c.session = s;
+      port.attach(s, c, s.sent, false);
+      if (c.session !== null) c.hold(5000);
+    });
+    const older = fetch(`${node.url}/test/poll`).then((r) => r.json());
+    await vi.waitFor(() => expect(s.conn).toBeInstanceOf(PollConnection));
+    const newer = fetch(`${node.url}/test/poll`).then((r) => r.json());
+    expect(await older).toEqual([]);
+    port.deliver(s, echo('to the newer'));
+    expect(await newer).toEqual([{ type: 'event', seq: 1, event: 'echo', args: ['to the newer'] }]);
   });
 });

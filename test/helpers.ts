@@ -11,7 +11,7 @@ export type Frame = Record<string, any>;
 const started: Embedded[] = [];
 
 /** A whole single-process node on a free port. Closed by `closeAll` (call it in afterEach/afterAll). */
-export async function startNode(opts: GatewayOptions & { app?: App } = {}): Promise<Embedded & { url: string; ws: string }> {
+export async function startNode(opts: GatewayOptions & { app?: App; requestTimeoutMs?: number } = {}): Promise<Embedded & { url: string; ws: string }> {
   const node = await startEmbedded({ host: '127.0.0.1', port: 0, ...opts, app: opts.app ?? demoApp });
   started.push(node);
   return Object.assign(node, { url: `http://127.0.0.1:${node.port}`, ws: `ws://127.0.0.1:${node.port}` });
