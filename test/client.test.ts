@@ -104,6 +104,20 @@ function wire(hook?: (frames: Frame[], send: () => Promise<any>, init: any) => P
   return { frames, WebSocket: RecordingWebSocket, fetch: recordingFetch };
 }
 
+/** a wire whose first POST carrying an event with first arg `word` reaches the server, then fails as if the connection reset */
+function failOnceDelivered(word: string) {
+  let failed = false;
+  const w = wire(async (frames, send) => {
+    const res = await send(); // delivered…
+    if (!failed && frames.some((f) => f.args?.[0] === word)) {
+      failed = true;
+      throw new TypeError('connection reset'); // …but the client can not know
+    }
+    return res;
+  });
+  return { w, failed: () => failed };
+}
+
 const words = (fs: Frame[]) => fs.map((f) => `${f.args[0]}:${f.cseq}`);
 
 describe.each(['websocket', 'sse', 'polling'] as const)('client frame numbering (cseq) over %s', (transport) => {
@@ -166,15 +180,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('client frame numbering 
 
 describe.each(['sse', 'polling'] as const)('client resending over %s', (transport) => {
   it('resends the frames of a POST /rt/send that failed after reaching the server with the same cseq', async () => {
-    let failed = false;
-    const w = wire(async (frames, send) => {
-      const res = await send(); // delivered…
-      if (!failed && frames.some((f) => f.args?.[0] === 'b')) {
-        failed = true;
-        throw new TypeError('connection reset'); // …but the client can not know
-      }
-      return res;
-    });
+    const { w, failed } = failOnceDelivered('b');
     const c = connect(node.url, { ...base, transports: [transport], WebSocket: w.WebSocket as any, fetch: w.fetch });
     try {
       expect(await c.request('echo', 'a')).toEqual(['a']);
@@ -182,7 +188,7 @@ describe.each(['sse', 'polling'] as const)('client resending over %s', (transpor
       expect(await c.request('echo', 'b')).toEqual(['b']);
       c.emit('echo', 'c');
       expect(await c.request('echo', 'd')).toEqual(['d']);
-      expect(failed).toBe(true);
+      expect(failed()).toBe(true);
       expect(c.sid).toBe(sid); // resumed, same session
       expect(words(w.frames)).toEqual(['a:1', 'b:2', 'b:2', 'c:3', 'd:4']);
       expect(w.frames[2]).toEqual(w.frames[1]);
@@ -278,21 +284,13 @@ describe.each(['websocket', 'sse', 'polling'] as const)('the app asks the client
 
 describe.each(['sse', 'polling'] as const)('client and gateway dedupe over %s', (transport) => {
   it('a frame resent after a POST that failed once it had arrived reaches the app once', async () => {
-    let failed = false;
-    const w = wire(async (frames, send) => {
-      const res = await send();
-      if (!failed && frames.some((f) => f.args?.[0] === 'twice?')) {
-        failed = true;
-        throw new TypeError('connection reset');
-      }
-      return res;
-    });
+    const { w, failed } = failOnceDelivered('twice?');
     const c = connect(asking.url, { ...base, transports: [transport], WebSocket: w.WebSocket as any, fetch: w.fetch });
     try {
       expect(await c.request('echo', 'twice?')).toEqual(['twice?']);
       // the reply may come (over the stream) before the client learns that its POST "failed"
       await vi.waitFor(() => expect(w.frames.filter((f) => f.args?.[0] === 'twice?')).toHaveLength(2)); // sent twice…
-      expect(failed).toBe(true);
+      expect(failed()).toBe(true);
       // a request after the resend: once it is answered, the resend has been handled (or dropped)
       expect(await c.request('echo', 'after')).toEqual(['after']);
       expect(handled.filter((h) => h === `${c.sid} echo twice?`)).toHaveLength(1); // …handled once

@@ -107,6 +107,18 @@ function unpackFrame(b: Buffer): Frame {
   return unpack(b) as Frame;
 }
 
+/** waits until `f` returns something other than undefined, and returns it */
+export async function until<T>(f: () => T | undefined, timeout = 5000): Promise<T> {
+  return vi.waitFor(
+    () => {
+      const v = f();
+      if (v === undefined) throw new Error('not yet');
+      return v;
+    },
+    { timeout, interval: 5 },
+  );
+}
+
 /** GET/POST with fetch, returning status and parsed body */
 export async function http(url: string, init?: RequestInit): Promise<{ status: number; body: any; headers: Headers }> {
   const r = await fetch(url, init);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventSource } from 'eventsource';
 import { pack, unpack } from 'msgpackr';
-import { closeAll, http, send, startNode, WsClient, type Frame } from './helpers.ts';
+import { closeAll, http, send, startNode, until, WsClient, type Frame } from './helpers.ts';
 
 let node: Awaited<ReturnType<typeof startNode>>;
 beforeAll(async () => {
@@ -62,17 +62,6 @@ function sse(url: string): { es: EventSource; frames: Frame[]; ids: string[] } {
   return { es, frames, ids };
 }
 
-async function until<T>(f: () => T | undefined, timeout = 5000): Promise<T> {
-  const { vi } = await import('vitest');
-  return vi.waitFor(
-    () => {
-      const v = f();
-      if (v === undefined) throw new Error('not yet');
-      return v;
-    },
-    { timeout, interval: 5 },
-  );
-}
 
 describe('SSE /rt/sse + POST /rt/send', () => {
   it('opens, carries seq as the event id, and echoes events posted upstream', async () => {

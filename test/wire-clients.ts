@@ -5,7 +5,7 @@
 import { vi } from 'vitest';
 import { EventSource } from 'eventsource';
 import { pack, unpack } from 'msgpackr';
-import { WsClient, type Frame } from './helpers.ts';
+import { until, WsClient, type Frame } from './helpers.ts';
 
 export interface WireClient {
   readonly frames: Frame[];
@@ -30,16 +30,6 @@ export interface Wire {
 
 const enc = encodeURIComponent;
 
-async function until<T>(f: () => T | undefined, timeout = 5000): Promise<T> {
-  return vi.waitFor(
-    () => {
-      const v = f();
-      if (v === undefined) throw new Error('not yet');
-      return v;
-    },
-    { timeout, interval: 5 },
-  );
-}
 
 function base(frames: Frame[]) {
   return {
