@@ -228,12 +228,7 @@ export class Gateway implements SessionOwner, Port {
 
   attach(ps: PortSession, conn: Connection, last: number, sendOpen: boolean): boolean {
     const s = ps as Session;
-    const old = s.conn;
-    if (old !== null && old !== conn) old.drop();
-    s.conn = conn;
-    s.transport = conn.transport;
-    s.detachedAt = 0;
-    this.detached.delete(s);
+    this.bind(s, conn);
     const recovered = s.rewind(last);
     // a session still waiting for its worker gets its open (and its entries) on accept
     if (s.state !== SessionState.Open) return recovered;
@@ -256,14 +251,19 @@ export class Gateway implements SessionOwner, Port {
     const s = ps as Session;
     const x = s.extIfAny;
     if (x !== null && x.probe === conn) x.probe = null;
+    this.bind(s, conn);
+    // no rewind: what the old connection wrote counts as written, the rest follows here
+    if (s.state === SessionState.Open) conn.flush(s);
+  }
+
+  /** `conn` becomes the session's connection; the one it had is dropped */
+  private bind(s: Session, conn: Connection): void {
     const old = s.conn;
     s.conn = conn;
     s.transport = conn.transport;
     s.detachedAt = 0;
     this.detached.delete(s);
     if (old !== null && old !== conn) old.drop();
-    // no rewind: what the old connection wrote counts as written, the rest follows here
-    if (s.state === SessionState.Open) conn.flush(s);
   }
 
   detach(ps: PortSession, conn: Connection): void {

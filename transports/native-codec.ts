@@ -194,7 +194,6 @@ export function eventTail(event: string, args: string, ack?: string | number): s
 
 class NativeJsonCodec implements Codec {
   readonly id = newCodecId();
-  readonly dialect = 'native';
   readonly binary = false;
 
   encode(seq: number, e: Entry): Frame {
@@ -229,7 +228,6 @@ const EVENT_HEAD = packr.pack({ type: 'event', seq: 0 }).subarray(1, -1); // "ty
 
 class NativeMsgpackCodec implements Codec {
   readonly id = newCodecId();
-  readonly dialect = 'native';
   readonly binary = true;
 
   encode(seq: number, e: Entry): Frame {

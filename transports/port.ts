@@ -49,7 +49,6 @@ export interface OpenInfo {
  */
 export interface Codec {
   readonly id: number;
-  readonly dialect: string;
   /** frames are binary (WebSocket binary messages, binary HTTP bodies) */
   readonly binary: boolean;
   encode(seq: number, e: Entry): Frame;

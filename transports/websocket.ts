@@ -31,9 +31,12 @@ interface WsData {
 }
 
 /** One WebSocket: its own carrier, carrying one session */
-export class WsConnection implements Connection, Carrier {
-  readonly transport = 'websocket' as const;
-  /** its own carrier (a getter, not a field: one less per connection) */
+class WsConnection implements Connection, Carrier {
+  // getters, not fields: an idle connection costs every field it has
+  get transport(): 'websocket' {
+    return 'websocket';
+  }
+  /** its own carrier */
   get carrier(): this {
     return this;
   }
