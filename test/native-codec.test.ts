@@ -40,6 +40,12 @@ describe('client frame decoding', () => {
     expect(decodeClientFrame(enc('{"type":"reply","ack":4,"error":"no","args":[]}'), false)).toBeNull();
   });
 
+  it('reads non-ASCII names and args right (the fast path reads bytes: such names take the general path)', () => {
+    expect(decodeClientFrame(enc('{"type":"event","event":"héllo","args":["ünï",1]}'), false)).toEqual({ type: 'event', event: 'héllo', args: ['ünï', 1] });
+    expect(decodeClientFrame(enc('{"type":"event","event":"e","args":["ünï"]}'), false)).toEqual({ type: 'event', event: 'e', args: ['ünï'], raw: '["ünï"]' });
+    expect(decodeClientFrame(enc('{"type":"event","event":"e","args":[1],"cseq":07}'), false)).toBeNull();
+  });
+
   it('refuses what JSON.parse would refuse even on the fast path (a control character in the name)', () => {
     expect(decodeClientFrame(enc('{"type":"event","event":"a\nb","args":[]}'), false)).toBeNull();
   });
