@@ -109,7 +109,7 @@ export interface SessionState {
   /** with the client's dialect in `meta.dialect` */
   meta: SessionMeta;
   transport: TransportName;
-  /** the outbox: entries from seq `first` on, and what the client has been sent */
+  /** the outbox: entries from seq `first` on */
   first: number;
   entries: WireEntry[];
   inSeq: number;

@@ -17,7 +17,7 @@ import { errors, type ErrorCode } from '../transports/errors.ts';
 import { subjects } from '../cluster/bus.ts';
 import type { RelayEnvelope } from '../cluster/envelope.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import { Entry } from '../transports/entry.ts';
+import { Entry, type WireEntry } from '../transports/entry.ts';
 import type { Carrier, ClientFrame, Connection, OpenInfo, PortSession } from '../transports/port.ts';
 import { validateClientFrame } from '../transports/native-codec.ts';
 
@@ -311,9 +311,9 @@ class RemoteConnection implements Connection, Carrier {
   }
 
   /** entries after what was sent, as they cross the bus; advances `sent` */
-  private take(s: PortSession): { first: number; entries: ReturnType<Entry['toWire']>[] } {
+  private take(s: PortSession): { first: number; entries: WireEntry[] } {
     const first = s.sent + 1;
-    const entries: ReturnType<Entry['toWire']>[] = [];
+    const entries: WireEntry[] = [];
     for (let seq = first; seq <= s.outbox.last; seq++) {
       const x = s.outbox.get(seq);
       if (x !== undefined) entries.push(x.toWire());

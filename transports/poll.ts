@@ -6,7 +6,7 @@
  * SignalR: the older poll is answered 204; SockJS: `c[2010,…]` to the newer one).
  */
 import type { Exchange } from './http.ts';
-import type { Carrier, Codec, Connection, Ended, Frame, OpenInfo, Port, PortSession } from './port.ts';
+import { endedFrames, type Carrier, type Codec, type Connection, type Ended, type Frame, type OpenInfo, type Port, type PortSession } from './port.ts';
 import type { ErrorCode } from './errors.ts';
 
 export interface PollFramer {
@@ -87,9 +87,7 @@ export class PollConnection implements Connection, Carrier {
 
   /** What is left of a session that ended: unread entries, then the close */
   replyEnded(ended: Ended): void {
-    const frames = ended.entries.map((e, i) => this.codec.encode(ended.first + i, e));
-    frames.push(this.codec.close(ended.code, ended.reason));
-    this.reply(frames);
+    this.reply(endedFrames(this.codec, ended));
   }
 
   ping(): void {}

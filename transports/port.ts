@@ -116,6 +116,13 @@ export interface Ended {
   reason: string;
 }
 
+/** What a client of `codec` gets of a session that ended: its unread entries, then the close */
+export function endedFrames(codec: Codec, ended: Ended): Frame[] {
+  const frames = ended.entries.map((e, i) => codec.encode(ended.first + i, e));
+  frames.push(codec.close(ended.code, ended.reason));
+  return frames;
+}
+
 /** A session named by a client */
 export type Target =
   | { kind: 'session'; session: PortSession }

@@ -4,7 +4,7 @@
  * @see ../docs/protocol.md
  */
 import type { WebSocket } from 'uWebSockets.js';
-import type { Carrier, Codec, Connection, Ended, OpenInfo, Port, PortSession } from './port.ts';
+import { endedFrames, type Carrier, type Codec, type Connection, type Ended, type OpenInfo, type Port, type PortSession } from './port.ts';
 import type { SessionMeta } from '../cluster/types.ts';
 import { clientIp, upgrade } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
@@ -131,9 +131,7 @@ class WsConnection implements Connection, Carrier {
 
   /** Sends what is left of a session that ended (unread entries, then the close), and closes */
   finish(ended: Ended): void {
-    const frames = ended.entries.map((e, i) => this.codec.encode(ended.first + i, e));
-    frames.push(this.codec.close(ended.code, ended.reason));
-    this.finishNow(frames, ended.code, ended.reason);
+    this.finishNow(endedFrames(this.codec, ended), ended.code, ended.reason);
   }
 
   private finishNow(frames: Array<string | Uint8Array>, code: number, reason: string): void {
