@@ -103,6 +103,9 @@ export type RelayEnvelope =
   | { t: 'r-who'; sid: string; from: string; qid: number }
   | { t: 'r-here'; qid: number; node: string };
 
+/** node → node, on `sy.node.<nodeId>`: a wire's own message on its channel `ch` (see Port.link) */
+export type LinkEnvelope = { t: 'x'; ch: string; from: string; m: unknown };
+
 /** A session's state, as handed from a draining node to another */
 export interface SessionState {
   sid: string;
@@ -126,4 +129,4 @@ export interface SessionState {
   delivered: string[];
 }
 
-export type Envelope = InboundEnvelope | NodeEnvelope | RoomEnvelope | ControlEnvelope | RelayEnvelope;
+export type Envelope = InboundEnvelope | NodeEnvelope | RoomEnvelope | ControlEnvelope | RelayEnvelope | LinkEnvelope;

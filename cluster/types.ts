@@ -14,6 +14,8 @@ export interface SessionMeta {
    * `Authorization` header (a string); dialects with an auth payload (Socket.IO) give an object.
    */
   auth: string | Record<string, unknown>;
-  /** the wire protocol the client speaks (`native`, …): for logs; the app never needs it */
+  /** the wire protocol the client speaks (`native`, `socket.io`, …): for logs; the app never needs it */
   dialect: string;
+  /** Socket.IO: the namespace this session is (`/`, `/admin`, …); each namespace a client connects is its own session */
+  namespace?: string;
 }

@@ -7,10 +7,10 @@ import { randomBytes } from 'node:crypto';
 import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts';
 import { resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { errors, type ErrorCode } from '../transports/errors.ts';
-import { signToken, verifyToken } from './token.ts';
+import { signResumeKey, signToken, verifyResumeKey, verifyToken } from './token.ts';
 import { Session, SessionState, type SessionOwner } from './session.ts';
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
-import type { NodeEnvelope, RelayEnvelope } from '../cluster/envelope.ts';
+import type { LinkEnvelope, NodeEnvelope, RelayEnvelope } from '../cluster/envelope.ts';
 import { MemoryBus } from '../cluster/memory-bus.ts';
 import { Relay } from './relay.ts';
 import { Rooms } from './rooms.ts';
@@ -20,8 +20,10 @@ import { Handover, HANDOVER_GRACE_MS } from './handover.ts';
 import { WorkerOutput } from './worker-output.ts';
 import { partitionOf } from '../cluster/partition.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import type { ClientFrame, Connection, Ended, OpenInfo, Port, PortSession, Target } from '../transports/port.ts';
+import type { ClientFrame, Connection, Ended, Link, OpenInfo, Port, PortSession, Target } from '../transports/port.ts';
 import { mountNative } from '../transports/native.ts';
+import { mountSocketIo } from '../transports/socketio.ts';
+import type { Engine } from '../transports/engineio.ts';
 import { mountStatic } from './static.ts';
 import { Exchange } from '../transports/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
@@ -54,6 +56,10 @@ export class Gateway implements SessionOwner, Port {
   /** sessions waiting for a worker's accept, with their deadline */
   private readonly opening = new Map<Session, number>();
   private readonly tombstones = new Map<string, Tombstone>();
+  /** wires' channels between nodes (see Port.link) */
+  private readonly links = new Map<string, (from: string, message: unknown) => void>();
+  /** the Socket.IO dialect's Engine.IO endpoint, when served */
+  private engineio: Engine | null = null;
   /** interned `sy.in.<p>` subjects */
   private readonly partitionSubjects: string[];
   private nodeSub: Subscription | null = null;
@@ -99,6 +105,7 @@ export class Gateway implements SessionOwner, Port {
     this.rooms = new Rooms(this.bus, (s, e) => this.relay.post(s.ext.movedTo!, { t: 'r-fwd', sid: s.sid, e }));
     this.app = uWS.App();
     mountNative(this);
+    if (this.options.socketio !== false) this.engineio = mountSocketIo(this, this.options.socketio);
     this.app.get('/healthz', (res) => {
       const ex = new Exchange(res, '');
       // 503 while draining: load balancers take the node out at once
@@ -114,7 +121,7 @@ export class Gateway implements SessionOwner, Port {
 
   /** Starts listening. @returns the port */
   async listen(): Promise<number> {
-    this.nodeSub = this.bus.subscribe(subjects.node(this.nodeId), (e) => this.onNodeEnvelope(e as NodeEnvelope | RelayEnvelope));
+    this.nodeSub = this.bus.subscribe(subjects.node(this.nodeId), (e) => this.onNodeEnvelope(e as NodeEnvelope | RelayEnvelope | LinkEnvelope));
     this.directory.listen();
     const { host, port } = this.options;
     await new Promise<void>((resolve, reject) => {
@@ -140,6 +147,7 @@ export class Gateway implements SessionOwner, Port {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     for (const s of [...this.sessions.values()]) this.closeSession(s, errors.SY_ERR_SHUTTING_DOWN.ws, 'SY_ERR_SHUTTING_DOWN', true);
+    this.engineio?.stop();
     this.nodeSub?.unsubscribe();
     this.nodeSub = null;
     this.directory.close();
@@ -343,6 +351,38 @@ export class Gateway implements SessionOwner, Port {
     this.closeSession(s as Session, errors[code].ws, code, true);
   }
 
+  resumeKey(sid: string): string {
+    return signResumeKey(this.options.secret, sid);
+  }
+
+  resume(key: string, last: number, done: (t: Target) => void): void {
+    const sid = verifyResumeKey(this.options.secret, key);
+    if (sid === null) return done({ kind: 'error', error: 'SY_ERR_BAD_TOKEN' });
+    const here = this.sessions.get(sid);
+    if (here !== undefined && here.state !== SessionState.Closed) return done({ kind: 'session', session: here });
+    const ended = this.endedSession(sid, last);
+    if (ended !== null) return done({ kind: 'ended', ended });
+    if (!this.clustered) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
+    this.directory.locate(sid, (node) => {
+      if (node === null) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
+      // a token naming the holder, as if the client had been given it
+      if (node !== this.nodeId) return done({ kind: 'remote', home: node, sid, token: signToken(this.options.secret, sid, node) });
+      const s = this.sessions.get(sid);
+      done(s !== undefined && s.state !== SessionState.Closed ? { kind: 'session', session: s } : { kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
+    });
+  }
+
+  link(channel: string, handler: (from: string, message: unknown) => void): Link {
+    this.links.set(channel, handler);
+    const bus = this.bus;
+    const from = this.nodeId;
+    return {
+      node: from,
+      clustered: this.clustered,
+      post: (node, m) => bus.publish(subjects.node(node), { t: 'x', ch: channel, from, m }),
+    };
+  }
+
   /** Ends a session for good: the dialect's close to the client, `close` to the worker */
   closeSession(s: Session, code: number, reason: string, notifyWorker: boolean): void {
     if (s.state === SessionState.Closed) return;
@@ -409,13 +449,24 @@ export class Gateway implements SessionOwner, Port {
 
   // ---- bus -------------------------------------------------------------------------------------
 
-  private onNodeEnvelope(e: NodeEnvelope | RelayEnvelope): void {
+  private onNodeEnvelope(e: NodeEnvelope | RelayEnvelope | LinkEnvelope): void {
+    if (e.t === 'x') return this.onLinkEnvelope(e);
     if (e.t.charCodeAt(0) === 114 /* r */ && e.t.charCodeAt(1) === 45 /* - */) return this.onRelayEnvelope(e as RelayEnvelope);
     try {
       this.output.receive(e as NodeEnvelope);
     } catch (err) {
       // a bug of ours must cost one output, never the node
       warnOnce('worker-output', err);
+    }
+  }
+
+  private onLinkEnvelope(e: LinkEnvelope): void {
+    const h = this.links.get(e.ch);
+    if (h === undefined) return;
+    try {
+      h(e.from, e.m);
+    } catch (err) {
+      warnOnce(`link ${e.ch}`, err);
     }
   }
 

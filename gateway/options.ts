@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
+import type { SocketIoOptions } from '../transports/socketio.ts';
 
 /** Options of one gateway node. Every field is optional; the default is in its doc. */
 export interface GatewayOptions {
@@ -49,9 +50,31 @@ export interface GatewayOptions {
   ackTimeoutMs?: number;
   /** how long a node waits for the node holding a session to answer a relayed request @default 3000 */
   relayTimeoutMs?: number;
+  /** the Socket.IO dialect (Engine.IO v4 / Socket.IO v5 clients); false: not served @default {} (served at /socket.io/) */
+  socketio?: SocketIoConfig | false;
 }
 
-export type ResolvedOptions = Required<GatewayOptions>;
+/** The Socket.IO dialect's options (see docs/socketio.md) */
+export interface SocketIoConfig {
+  /** @default '/socket.io/' */
+  path?: string;
+  /** namespaces clients may connect @default ['/'] */
+  namespaces?: string[];
+  /** Engine.IO `pingInterval` @default the node's pingMs (25000) */
+  pingIntervalMs?: number;
+  /** Engine.IO `pingTimeout` @default 20000 */
+  pingTimeoutMs?: number;
+  /** a client that connects no namespace within this is closed @default 45000 */
+  connectTimeoutMs?: number;
+  /** @default 10000 */
+  upgradeTimeoutMs?: number;
+  /** connection state recovery (`pid`, offsets appended to events) @default true */
+  recovery?: boolean;
+  /** `msgpack`: socket.io-msgpack-parser (clients must use it too) @default 'default' */
+  parser?: 'default' | 'msgpack';
+}
+
+export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio'>> & { socketio: SocketIoOptions | false };
 
 export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   const r: ResolvedOptions = {
@@ -76,7 +99,9 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     ackTimeoutMs: 1500,
     relayTimeoutMs: 3000,
     ...stripUndefined(o),
+    socketio: false,
   };
+  if (o.socketio !== false) r.socketio = resolveSocketIo(o.socketio ?? {}, r);
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
     ['maxPayloadBytes', 64], ['maxSessions', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
@@ -89,6 +114,29 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(r.nodeId)) throw new TypeError(`option nodeId must match [A-Za-z0-9_-]{1,64}, got ${r.nodeId}`);
   if (r.secret.length < 16) throw new TypeError('option secret must be at least 16 characters');
   return r;
+}
+
+function resolveSocketIo(c: SocketIoConfig, r: ResolvedOptions): SocketIoOptions {
+  const s: SocketIoOptions = {
+    path: '/socket.io/',
+    namespaces: ['/'],
+    pingIntervalMs: r.pingMs,
+    pingTimeoutMs: 20_000,
+    connectTimeoutMs: 45_000,
+    upgradeTimeoutMs: 10_000,
+    recovery: true,
+    parser: 'default',
+    ...stripUndefined(c),
+    maxPayload: r.maxPayloadBytes,
+  };
+  for (const k of ['pingIntervalMs', 'pingTimeoutMs', 'connectTimeoutMs', 'upgradeTimeoutMs'] as const) {
+    const v = s[k];
+    if (!Number.isInteger(v) || v < 10) throw new TypeError(`option socketio.${k} must be an integer >= 10, got ${String(v)}`);
+  }
+  if (!s.path.startsWith('/') || !s.path.endsWith('/')) throw new TypeError(`option socketio.path must start and end with '/', got ${s.path}`);
+  for (const n of s.namespaces) if (!n.startsWith('/') || n.includes(',')) throw new TypeError(`option socketio.namespaces: ${JSON.stringify(n)} must start with '/' and hold no ','`);
+  if (s.parser !== 'default' && s.parser !== 'msgpack') throw new TypeError(`option socketio.parser must be 'default' or 'msgpack', got ${String(s.parser)}`);
+  return s;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

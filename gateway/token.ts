@@ -23,3 +23,24 @@ export function verifyToken(secret: string, sid: string, token: string): string 
 function signature(secret: string, sid: string, nodeId: string): string {
   return createHmac('sha256', secret).update(sid).update('.').update(nodeId).digest('base64url').slice(0, 22);
 }
+
+/**
+ * Resume keys: `<sid>.<signature>`, signature = base64url(HMAC-SHA256(secret, "resume." sid)) cut
+ * to 22 characters. No node in it: the key stays the same when the session moves (Socket.IO
+ * compares the `pid` it gets back with the one it sent to tell whether it recovered).
+ */
+export function signResumeKey(secret: string, sid: string): string {
+  return sid + '.' + createHmac('sha256', secret).update('resume.').update(sid).digest('base64url').slice(0, 22);
+}
+
+/** @returns the sid a valid resume key names (anything after a second dot is ignored), or null */
+export function verifyResumeKey(secret: string, key: string): string | null {
+  const dot = key.indexOf('.');
+  if (dot <= 0) return null;
+  const sid = key.slice(0, dot);
+  const end = key.indexOf('.', dot + 1);
+  const given = Buffer.from(end < 0 ? key.slice(dot + 1) : key.slice(dot + 1, end));
+  const want = Buffer.from(signResumeKey(secret, sid).slice(dot + 1));
+  if (given.length !== want.length || !timingSafeEqual(given, want)) return null;
+  return sid;
+}

@@ -187,4 +187,30 @@ export interface Port {
   locate(sid: string, done: (node: string | null) => void): void;
   /** Ends a session for a wire-level error (malformed input, oversize) */
   fail(s: PortSession, code: ErrorCode): void;
+  /**
+   * A resume key for session `sid` that names no node and never changes (Socket.IO's `pid`):
+   * signed, so only a client given it can present it
+   */
+  resumeKey(sid: string): string;
+  /**
+   * The session a resume key names, wherever it is in the cluster: this node's table, then the
+   * cluster's directory. An unknown or forged key gives an error target. `last`: what the client
+   * has seen (for an ended session's unread entries).
+   */
+  resume(key: string, last: number, done: (t: Target) => void): void;
+  /**
+   * A wire's own messages between nodes (Engine.IO tunnels a carrier's requests to the node that
+   * holds it). `handler` gets what other nodes post on `channel` to this one.
+   */
+  link(channel: string, handler: (from: string, message: unknown) => void): Link;
+}
+
+/** A wire's channel to the other nodes (see Port.link) */
+export interface Link {
+  /** this node's id */
+  readonly node: string;
+  /** other nodes exist (else nothing is ever tunneled) */
+  readonly clustered: boolean;
+  /** Sends `message` to node `node` (at most once, in order per sender) */
+  post(node: string, message: unknown): void;
 }

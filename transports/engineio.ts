@@ -1,0 +1,865 @@
+/**
+ * Engine.IO v4, the transport under Socket.IO clients: a handshake, long-polling and WebSocket
+ * transports, the upgrade from one to the other, and server pings. One Engine.IO connection is a
+ * `Carrier`; the layer above (socketio.ts) multiplexes namespace sessions on it.
+ *
+ * A carrier lives on the node that answered its handshake (its *home*, named in the sid). In a
+ * cluster a request for it may land on any node: that node (the *edge*) tunnels the request to the
+ * home over the bus — a poll, a POST, or a whole WebSocket — so no balancer stickiness is needed.
+ * @see https://github.com/socketio/engine.io-protocol
+ * @see ../docs/socketio.md
+ */
+import { randomBytes } from 'node:crypto';
+import type { HttpResponse, WebSocket } from 'uWebSockets.js';
+import type { Carrier, Port, Link } from './port.ts';
+import { Exchange, clientIp, readBody, readRequest, upgrade, type RequestInfo } from './http.ts';
+import { errorBody, errors, type ErrorCode } from './errors.ts';
+import { warnOnce } from './log.ts';
+
+export interface EioOptions {
+  /** where clients connect, with a trailing slash @default '/socket.io/' */
+  path: string;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  /** a probe WebSocket that does not finish the upgrade within this is closed */
+  upgradeTimeoutMs: number;
+  /** a carrier that says nothing to the layer above within this is closed (Socket.IO: no CONNECT) */
+  connectTimeoutMs: number;
+  /** largest message or POST body, announced as `maxPayload` */
+  maxPayload: number;
+}
+
+/** What a Socket.IO client's handshake request told us (copied: uWS's request dies with its handler) */
+export interface EioRequest {
+  ip: string;
+  origin: string;
+  userAgent: string;
+  authorization: string;
+  query: URLSearchParams;
+}
+
+/** The layer above one carrier (a Socket.IO client) */
+export interface EioUpper {
+  /** a message packet: its text (after `4`) or its bytes */
+  message(data: string | Uint8Array): void;
+  /** the carrier takes packets again (a poll came, the socket drained, the upgrade finished) */
+  writable(): void;
+  /** the carrier is gone */
+  closed(reason: string): void;
+}
+
+/** A held GET (here, or tunneled from another node): answered once */
+interface PollSink {
+  answer(status: number, type: string, body: string): void;
+}
+
+/** A WebSocket (here, or tunneled from another node) */
+interface SocketSink {
+  /** @returns SENT, FULL (sent; stop writing until it drains) or DROPPED (not sent: the buffer is over its limit) */
+  send(f: string | Uint8Array): number;
+  cork(f: () => void): void;
+  close(): void;
+}
+
+const SENT = 1;
+const FULL = 0;
+const DROPPED = 2;
+
+const TEXT = 'text/plain; charset=UTF-8';
+const SEP = '\x1e';
+
+const EIO_ERRORS = {
+  UNKNOWN_TRANSPORT: { code: 0, message: 'Transport unknown' },
+  UNKNOWN_SID: { code: 1, message: 'Session ID unknown' },
+  BAD_HANDSHAKE_METHOD: { code: 2, message: 'Bad handshake method' },
+  BAD_REQUEST: { code: 3, message: 'Bad request' },
+  FORBIDDEN: { code: 4, message: 'Forbidden' },
+  UNSUPPORTED_PROTOCOL_VERSION: { code: 5, message: 'Unsupported protocol version' },
+} as const;
+type EioError = keyof typeof EIO_ERRORS;
+
+function eioBody(e: EioError): string {
+  return JSON.stringify(EIO_ERRORS[e]);
+}
+
+/** An error of ours as an Engine.IO client gets it */
+function ourError(code: ErrorCode): { status: number; body: string } {
+  const spec = errors[code] as { http: number; eio?: { http: number; code: number; message: string } };
+  if (spec.eio !== undefined) return { status: spec.eio.http, body: JSON.stringify({ code: spec.eio.code, message: spec.eio.message }) };
+  return { status: spec.http || 400, body: errorBody(code) };
+}
+
+export class EioCarrier implements Carrier {
+  pingRound = 0;
+  transport: 'polling' | 'websocket';
+  upper: EioUpper | null = null;
+  /** packets waiting for a poll or a drain: text packets, or binary messages */
+  private out: Array<string | Uint8Array> = [];
+  private poll: PollSink | null = null;
+  private ws: SocketSink | null = null;
+  private probe: SocketSink | null = null;
+  /** the socket's buffer is full */
+  private blocked = false;
+  private scheduled = false;
+  closed = false;
+  // heartbeat and timeouts, run by Engine's tick (ms since epoch; 0 = none)
+  nextPing: number;
+  pongDue = 0;
+  connectDue: number;
+  probeDue = 0;
+
+  constructor(
+    readonly sid: string,
+    readonly info: EioRequest,
+    transport: 'polling' | 'websocket',
+    private readonly engine: Engine,
+  ) {
+    this.transport = transport;
+    const now = Date.now();
+    this.nextPing = now + engine.o.pingIntervalMs;
+    this.connectDue = now + engine.o.connectTimeoutMs;
+  }
+
+  /** the core's heartbeat: Engine.IO pings on its own schedule (see Engine.tick) */
+  ping(): void {}
+
+  /** packets written now go out now (or in this tick's poll answer) */
+  get writable(): boolean {
+    return !this.closed && (this.ws !== null ? !this.blocked : this.poll !== null);
+  }
+
+  /** Sends a packet (`4…` text, a binary message, or a control packet); queued while not writable. @returns writable */
+  send(p: string | Uint8Array): boolean {
+    if (this.closed) return false;
+    const ws = this.ws;
+    if (ws !== null) {
+      if (this.blocked) {
+        this.out.push(p);
+        return false;
+      }
+      const r = ws.send(p);
+      if (r === SENT) return true;
+      // kept for the drain: nothing is lost to a full buffer
+      if (r === DROPPED) this.out.push(p);
+      this.blocked = true;
+      return false;
+    }
+    this.out.push(p);
+    if (this.poll === null) return false;
+    this.schedule();
+    return true;
+  }
+
+  /** Several packets at once (one write on a socket) */
+  cork(f: () => void): void {
+    if (this.ws !== null) this.ws.cork(f);
+    else f();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      if (this.poll !== null && this.out.length > 0) this.answer();
+    });
+  }
+
+  /** Answers the held poll with what waits (and `extra`) */
+  private answer(extra?: string): void {
+    const poll = this.poll;
+    if (poll === null) return;
+    this.poll = null;
+    if (extra !== undefined) this.out.push(extra);
+    const out = this.out;
+    this.out = [];
+    let body = '';
+    for (let i = 0; i < out.length; i++) {
+      const p = out[i]!;
+      if (i > 0) body += SEP;
+      body += typeof p === 'string' ? p : 'b' + Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('base64');
+    }
+    poll.answer(200, TEXT, body);
+  }
+
+  // ---- polling -----------------------------------------------------------------------------
+
+  /** A GET for this carrier */
+  get(sink: PollSink): void {
+    if (this.transport !== 'polling') return sink.answer(400, 'application/json', eioBody('BAD_REQUEST'));
+    if (this.poll !== null) {
+      // a second concurrent poll breaks the protocol: the session ends, the first poll gets the close
+      sink.answer(400, 'application/json', eioBody('BAD_REQUEST'));
+      return this.close('transport error', '1');
+    }
+    this.poll = sink;
+    // a probing client waits for its poll to return before it finishes the upgrade
+    if (this.probe !== null) return this.answer('6');
+    if (this.out.length > 0) this.schedule();
+    this.upper?.writable();
+  }
+
+  /** The held poll's client went away: the carrier is gone (as the reference server does) */
+  pollAborted(sink: PollSink): void {
+    if (this.poll !== sink) return;
+    this.poll = null;
+    this.close('transport close', null);
+  }
+
+  /** A POST's packets. @returns the HTTP answer */
+  post(body: string): { status: number; type: string; body: string } {
+    if (this.transport !== 'polling' || this.closed) return { status: 400, type: 'application/json', body: eioBody('BAD_REQUEST') };
+    for (const p of body.split(SEP)) {
+      this.packet(p.charCodeAt(0) === 98 /* b */ ? Buffer.from(p.slice(1), 'base64') : p, true);
+      if (this.closed) break;
+    }
+    return { status: 200, type: 'text/html', body: 'ok' };
+  }
+
+  // ---- WebSocket ---------------------------------------------------------------------------
+
+  /** A WebSocket for this carrier: its transport (WebSocket-only), or a probe for the upgrade */
+  socket(sink: SocketSink): ((data: string | Uint8Array) => void) | null {
+    if (this.closed || this.transport !== 'polling' || this.probe !== null) {
+      // upgraded already, or upgrading: the second socket is closed
+      sink.close();
+      return null;
+    }
+    this.probe = sink;
+    this.probeDue = Date.now() + this.engine.o.upgradeTimeoutMs;
+    return (data) => this.probeMessage(sink, data);
+  }
+
+  /** The carrier's own WebSocket (a WebSocket-only handshake) */
+  useSocket(sink: SocketSink): void {
+    this.ws = sink;
+  }
+
+  private probeMessage(sink: SocketSink, data: string | Uint8Array): void {
+    if (this.probe !== sink) {
+      // the upgrade finished: this is the transport now
+      if (this.ws === sink) this.packet(data, false);
+      return;
+    }
+    if (data === '2probe') {
+      sink.send('3probe');
+      // the client pauses polling before it sends `5`: release its held poll
+      if (this.poll !== null) this.answer('6');
+      return;
+    }
+    if (data === '5') return this.upgraded(sink);
+    // anything else during the upgrade: the probe is closed, polling goes on
+    this.closeProbe();
+  }
+
+  /** The upgrade failed (or did not finish in time): the probe is closed, polling goes on */
+  closeProbe(): void {
+    const p = this.probe;
+    this.probe = null;
+    this.probeDue = 0;
+    p?.close();
+  }
+
+  private upgraded(sink: SocketSink): void {
+    this.probe = null;
+    this.probeDue = 0;
+    if (this.poll !== null) this.answer('6');
+    this.transport = 'websocket';
+    this.ws = sink;
+    const out = this.out;
+    this.out = [];
+    sink.cork(() => {
+      for (const p of out) this.send(p);
+      this.upper?.writable();
+    });
+  }
+
+  /** The socket's buffer drained */
+  drained(): void {
+    if (!this.blocked || this.ws === null) return;
+    this.blocked = false;
+    const out = this.out;
+    this.out = [];
+    this.ws.cork(() => {
+      for (const p of out) this.send(p);
+      if (!this.blocked) this.upper?.writable();
+    });
+  }
+
+  /** A socket of this carrier closed (the client's doing, or the network's) */
+  socketClosed(sink: SocketSink): void {
+    if (this.probe === sink) {
+      this.probe = null;
+      this.probeDue = 0;
+      return;
+    }
+    if (this.ws === sink) {
+      this.ws = null;
+      this.close('transport close', null);
+    }
+  }
+
+  // ---- packets -------------------------------------------------------------------------------
+
+  /** A packet from the client (`polling`: from a POST) */
+  packet(p: string | Uint8Array, polling: boolean): void {
+    if (this.closed) return;
+    if (typeof p !== 'string') return this.upper?.message(p);
+    switch (p.charCodeAt(0)) {
+      case 52 /* 4 message */:
+        return this.upper?.message(p.slice(1));
+      case 51 /* 3 pong */:
+        this.pongDue = 0;
+        return;
+      case 49 /* 1 close */:
+        // the client closes: a held poll is released with a noop
+        return this.close('transport close', polling ? '6' : null);
+      case 54 /* 6 noop */:
+        return;
+      default:
+        // a client ping (v3 heartbeat direction), an upgrade outside a probe, or garbage
+        return this.close('parse error', '1');
+    }
+  }
+
+  // ---- ending --------------------------------------------------------------------------------
+
+  /**
+   * Closes the carrier. `farewell`: what a held poll gets (`1` close, `6` noop; null: nothing, the
+   * client is gone); a socket is closed. The layer above learns `reason`.
+   */
+  close(reason: string, farewell: '1' | '6' | null = '1'): void {
+    if (this.closed) return;
+    if (this.poll !== null) {
+      if (farewell !== null) this.answer(farewell);
+      this.poll = null;
+    }
+    this.closed = true;
+    this.out = [];
+    this.engine.forget(this);
+    const ws = this.ws;
+    this.ws = null;
+    const probe = this.probe;
+    this.probe = null;
+    ws?.close();
+    probe?.close();
+    const upper = this.upper;
+    this.upper = null;
+    upper?.closed(reason);
+  }
+}
+
+/** One Engine.IO endpoint: routes, carriers, their heartbeat, and the tunnel between nodes */
+export class Engine {
+  readonly carriers = new Map<string, EioCarrier>();
+  private readonly link: Link;
+  private readonly edge: Edge;
+  private readonly home: Home;
+
+  constructor(
+    readonly port: Port,
+    readonly o: EioOptions,
+    private readonly newUpper: (c: EioCarrier) => EioUpper,
+  ) {
+    this.link = port.link('eio', (from, m) => this.onLink(from, m as LinkMessage));
+    this.edge = new Edge(this, this.link);
+    this.home = new Home(this, this.link);
+    this.mount();
+    const tick = Math.min(1000, Math.max(10, Math.floor(Math.min(o.pingIntervalMs, o.pingTimeoutMs, o.connectTimeoutMs) / 4)));
+    this.timer = setInterval(() => this.tick(), tick);
+    this.timer.unref();
+  }
+
+  private readonly timer: NodeJS.Timeout;
+
+  stop(): void {
+    clearInterval(this.timer);
+    for (const c of [...this.carriers.values()]) c.close('server shutting down');
+  }
+
+  /** Every carrier of this node (a draining node closes their transports) */
+  forget(c: EioCarrier): void {
+    this.carriers.delete(c.sid);
+  }
+
+  /** The node a sid names */
+  private homeOf(sid: string): string {
+    return sid.slice(sid.indexOf('.') + 1);
+  }
+
+  /** A sid held elsewhere in the cluster: tunnel to it */
+  isRemote(sid: string): boolean {
+    return this.link.clustered && sid.indexOf('.') > 0 && this.homeOf(sid) !== this.link.node && !this.carriers.has(sid);
+  }
+
+  /** A new carrier, and the open packet it starts with */
+  private handshake(info: EioRequest, transport: 'polling' | 'websocket'): { c: EioCarrier; open: string } {
+    const sid = randomBytes(15).toString('base64url') + '.' + this.link.node;
+    const c = new EioCarrier(sid, info, transport, this);
+    this.carriers.set(sid, c);
+    c.upper = this.newUpper(c);
+    const open = '0' + JSON.stringify({ sid, upgrades: transport === 'polling' ? ['websocket'] : [], pingInterval: this.o.pingIntervalMs, pingTimeout: this.o.pingTimeoutMs, maxPayload: this.o.maxPayload });
+    return { c, open };
+  }
+
+  /** Pings, ping timeouts, connect and upgrade timeouts */
+  private tick(): void {
+    const now = Date.now();
+    const o = this.o;
+    for (const c of this.carriers.values()) {
+      if (c.pongDue !== 0 && now >= c.pongDue) {
+        c.close('ping timeout');
+        continue;
+      }
+      if (c.connectDue !== 0 && now >= c.connectDue) {
+        c.close('connect timeout');
+        continue;
+      }
+      if (now >= c.nextPing) {
+        // every pingInterval, whatever else flows: the client resets its timer only on a ping
+        c.nextPing = now + o.pingIntervalMs;
+        if (c.pongDue === 0) c.pongDue = now + o.pingTimeoutMs;
+        c.send('2');
+      }
+      if (c.probeDue !== 0 && now >= c.probeDue) c.closeProbe();
+    }
+  }
+
+  // ---- routes ------------------------------------------------------------------------------
+
+  private exchange(res: HttpResponse, origin: string): Exchange {
+    const ex = new Exchange(res, this.port.corsOrigin(origin));
+    ex.closeAfter = this.port.closing;
+    return ex;
+  }
+
+  /** Checks what every request must have. @returns the error, or null */
+  private check(q: URLSearchParams, method: string): EioError | null {
+    const transport = q.get('transport');
+    if (transport !== 'polling' && transport !== 'websocket') return 'UNKNOWN_TRANSPORT';
+    if (q.get('EIO') !== '4') return 'UNSUPPORTED_PROTOCOL_VERSION';
+    if (!q.has('sid') && method !== 'get') return 'BAD_HANDSHAKE_METHOD';
+    return null;
+  }
+
+  private mount(): void {
+    const port = this.port;
+    const path = this.o.path;
+    port.app.any(path, (res, req) => {
+      const r = readRequest(res, req, port.options.trustProxy);
+      const ex = this.exchange(res, r.origin);
+      if (r.method === 'options') return ex.reply(204, null);
+      const bad = this.check(r.query, r.method);
+      if (bad !== null) return ex.reply(400, 'application/json', eioBody(bad));
+      const sid = r.query.get('sid');
+      const refused = port.admit(r.origin, sid === null);
+      if (refused !== null) {
+        const e = ourError(refused);
+        return ex.reply(e.status, 'application/json', e.body);
+      }
+      // a plain GET with transport=websocket (no upgrade) is not a poll
+      if (r.query.get('transport') !== 'polling') return ex.reply(400, 'application/json', eioBody('BAD_REQUEST'));
+      if (sid === null) {
+        const { open } = this.handshake(infoOf(r), 'polling');
+        return ex.reply(200, TEXT, open);
+      }
+      if (r.method === 'get') return this.get(sid, ex);
+      if (r.method === 'post') return this.post(sid, ex);
+      ex.reply(400, 'application/json', eioBody('BAD_REQUEST'));
+    });
+    this.mountSocket();
+  }
+
+  private get(sid: string, ex: Exchange): void {
+    if (this.isRemote(sid)) return this.edge.get(sid, ex, this.homeOf(sid));
+    const c = this.carriers.get(sid);
+    if (c === undefined) return ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
+    const sink: PollSink = { answer: (status, type, body) => ex.reply(status, type, body) };
+    ex.onAbort = () => c.pollAborted(sink);
+    c.get(sink);
+  }
+
+  private post(sid: string, ex: Exchange): void {
+    readBody(ex, this.o.maxPayload, (body) => {
+      if (body === null) return ex.reply(413, 'application/json', eioBody('BAD_REQUEST'), undefined, true);
+      if (this.isRemote(sid)) return this.edge.post(sid, body, ex, this.homeOf(sid));
+      const c = this.carriers.get(sid);
+      if (c === undefined) return ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
+      const a = this.posted(c, body);
+      ex.reply(a.status, a.type, a.body);
+    });
+  }
+
+  /** A POST body for carrier `c` (here or tunneled) */
+  posted(c: EioCarrier, body: Uint8Array): { status: number; type: string; body: string } {
+    try {
+      return c.post(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString());
+    } catch (err) {
+      warnOnce('engine.io POST', err);
+      c.close('internal error');
+      return { status: 500, type: 'application/json', body: errorBody('SY_ERR_INTERNAL') };
+    }
+  }
+
+  private mountSocket(): void {
+    const port = this.port;
+    const o = this.o;
+    port.app.ws<SocketData>(this.o.path, {
+      maxPayloadLength: o.maxPayload + 1024,
+      maxBackpressure: port.options.wsHighWaterBytes,
+      closeOnBackpressureLimit: 0,
+      idleTimeout: Math.min(960, Math.max(8, Math.ceil((2 * (o.pingIntervalMs + o.pingTimeoutMs)) / 1000))),
+      sendPingsAutomatically: false,
+      upgrade: (res, req, context) => {
+        const q = new URLSearchParams(req.getQuery() ?? '');
+        const info: EioRequest = { ip: clientIp(res, req, port.options.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent'), authorization: req.getHeader('authorization'), query: q };
+        const bad = this.check(q, 'get');
+        const sid = q.get('sid');
+        const refused = port.admit(info.origin, sid === null);
+        let error: { status: number; body: string } | null = null;
+        if (bad !== null) error = { status: 400, body: eioBody(bad) };
+        else if (q.get('transport') !== 'websocket') error = { status: 400, body: eioBody('BAD_REQUEST') };
+        else if (refused !== null) error = ourError(refused);
+        else if (sid !== null && !this.isRemote(sid) && !this.carriers.has(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
+        if (error !== null) {
+          const ex = this.exchange(res, info.origin);
+          return ex.reply(error.status, 'application/json', error.body, undefined, true);
+        }
+        upgrade<SocketData>(res, req, context, { info, on: null, sink: null, carrier: null });
+      },
+      open: (ws) => {
+        const d = ws.getUserData();
+        const sink = new LocalSocket(ws);
+        d.sink = sink;
+        const sid = d.info.query.get('sid');
+        if (sid === null) {
+          const { c, open } = this.handshake(d.info, 'websocket');
+          c.useSocket(sink);
+          d.carrier = c;
+          c.send(open);
+          d.on = (data) => c.packet(data, false);
+          return;
+        }
+        if (this.isRemote(sid)) {
+          d.on = this.edge.socket(sid, ws, this.homeOf(sid));
+          return;
+        }
+        const c = this.carriers.get(sid);
+        if (c === undefined) return sink.close();
+        d.carrier = c;
+        d.on = c.socket(sink);
+      },
+      message: (ws, message, isBinary) => {
+        const d = ws.getUserData();
+        if (d.on === null) return;
+        if (message.byteLength > o.maxPayload) {
+          d.sink?.close(1009);
+          return;
+        }
+        const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
+        try {
+          d.on(data);
+        } catch (err) {
+          warnOnce('engine.io message', err);
+          d.carrier?.close('internal error');
+        }
+      },
+      drain: (ws) => {
+        const d = ws.getUserData();
+        if (d.carrier !== null) d.carrier.drained();
+        else d.drained?.();
+      },
+      close: (ws) => {
+        const d = ws.getUserData();
+        if (d.sink !== null) d.sink.closed = true;
+        d.on = null;
+        if (d.carrier !== null && d.sink !== null) d.carrier.socketClosed(d.sink);
+        d.gone?.();
+      },
+    });
+  }
+
+  // ---- the tunnel ----------------------------------------------------------------------------
+
+  private onLink(from: string, m: LinkMessage): void {
+    try {
+      if (m.o === 'res' || m.o === 'ok' || m.o === 'out' || m.o === 'end') this.edge.onMessage(m);
+      else this.home.onMessage(from, m);
+    } catch (err) {
+      warnOnce('engine.io tunnel', err);
+    }
+  }
+}
+
+interface SocketData {
+  info: EioRequest;
+  /** where the socket's messages go */
+  on: ((data: string | Uint8Array) => void) | null;
+  sink: LocalSocket | null;
+  carrier: EioCarrier | null;
+  /** tunneled sockets (edge side) */
+  drained?: () => void;
+  gone?: () => void;
+}
+
+class LocalSocket implements SocketSink {
+  closed = false;
+  constructor(readonly ws: WebSocket<SocketData>) {}
+  send(f: string | Uint8Array): number {
+    if (this.closed) return SENT;
+    const r = this.ws.send(f, typeof f !== 'string');
+    return r === 1 ? SENT : r === 2 ? DROPPED : FULL;
+  }
+  cork(f: () => void): void {
+    if (this.closed) return f();
+    this.ws.cork(f);
+  }
+  close(code = 1000): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.end(code);
+  }
+}
+
+function infoOf(r: RequestInfo): EioRequest {
+  return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, authorization: r.authorization, query: r.query };
+}
+
+// ---- the tunnel between nodes ------------------------------------------------------------------
+
+/**
+ * Messages of the tunnel. Edge → home: a poll (`get`), a POST's body (`post`), a poll's client
+ * left (`abort`), a WebSocket (`ws`), its messages (`in`) and its end (`gone`). Home → edge: an
+ * HTTP answer (`res`), the socket is accepted (`ok`), packets for it (`out`), close it (`end`).
+ * `t` numbers the request on its edge node.
+ */
+type LinkMessage =
+  | { o: 'get'; t: number; sid: string }
+  | { o: 'post'; t: number; sid: string; b: Uint8Array }
+  | { o: 'abort'; t: number }
+  | { o: 'ws'; t: number; sid: string }
+  | { o: 'in'; t: number; d: string | Uint8Array }
+  | { o: 'gone'; t: number }
+  | { o: 'res'; t: number; s: number; y: string; b: string }
+  | { o: 'ok'; t: number }
+  | { o: 'out'; t: number; f: Array<string | Uint8Array> }
+  | { o: 'end'; t: number };
+
+/** The node a request landed on, for carriers held elsewhere */
+class Edge {
+  private next = 1;
+  private readonly http = new Map<number, { ex: Exchange; timer: NodeJS.Timeout }>();
+  private readonly sockets = new Map<number, { ws: WebSocket<SocketData>; timer: NodeJS.Timeout | null; closed: boolean }>();
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly link: Link,
+  ) {}
+
+  get(sid: string, ex: Exchange, home: string): void {
+    // the home answers within a ping interval (a ping releases every poll); past that it is gone
+    const t = this.request(ex, this.engine.o.pingIntervalMs + this.engine.port.options.relayTimeoutMs);
+    ex.onAbort = () => {
+      this.forget(t);
+      this.link.post(home, { o: 'abort', t });
+    };
+    this.link.post(home, { o: 'get', t, sid });
+  }
+
+  post(sid: string, body: Uint8Array, ex: Exchange, home: string): void {
+    const t = this.request(ex, this.engine.port.options.relayTimeoutMs);
+    this.link.post(home, { o: 'post', t, sid, b: body });
+  }
+
+  private request(ex: Exchange, ms: number): number {
+    const t = this.next++;
+    const timer = setTimeout(() => {
+      this.forget(t);
+      // the home did not answer: as far as this client can tell, its session is gone
+      ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
+    }, ms);
+    this.http.set(t, { ex, timer });
+    return t;
+  }
+
+  private forget(t: number): void {
+    const h = this.http.get(t);
+    if (h === undefined) return;
+    clearTimeout(h.timer);
+    this.http.delete(t);
+  }
+
+  /** A WebSocket for a carrier held by `home`. @returns where its messages go */
+  socket(sid: string, ws: WebSocket<SocketData>, home: string): (data: string | Uint8Array) => void {
+    const t = this.next++;
+    const s = { ws, closed: false, timer: null as NodeJS.Timeout | null };
+    // accepted within the relay timeout, or closed
+    s.timer = setTimeout(() => this.closeSocket(t), this.engine.port.options.relayTimeoutMs);
+    this.sockets.set(t, s);
+    const d = ws.getUserData();
+    d.gone = () => {
+      s.closed = true;
+      if (s.timer !== null) clearTimeout(s.timer);
+      this.sockets.delete(t);
+      this.link.post(home, { o: 'gone', t });
+    };
+    this.link.post(home, { o: 'ws', t, sid });
+    return (data) => this.link.post(home, { o: 'in', t, d: data });
+  }
+
+  private closeSocket(t: number): void {
+    const s = this.sockets.get(t);
+    if (s === undefined) return;
+    this.sockets.delete(t);
+    if (s.timer !== null) clearTimeout(s.timer);
+    if (!s.closed) {
+      s.closed = true;
+      s.ws.end(1000);
+    }
+  }
+
+  onMessage(m: Extract<LinkMessage, { o: 'res' | 'ok' | 'out' | 'end' }>): void {
+    switch (m.o) {
+      case 'res': {
+        const h = this.http.get(m.t);
+        if (h !== undefined) {
+          this.forget(m.t);
+          h.ex.reply(m.s, m.y, m.b);
+          return;
+        }
+        // a refused socket
+        return this.closeSocket(m.t);
+      }
+      case 'ok': {
+        const s = this.sockets.get(m.t);
+        if (s !== undefined && s.timer !== null) {
+          clearTimeout(s.timer);
+          s.timer = null;
+        }
+        return;
+      }
+      case 'out': {
+        const s = this.sockets.get(m.t);
+        if (s === undefined || s.closed) return;
+        let dropped = false;
+        s.ws.cork(() => {
+          for (const f of m.f) if (s.ws.send(f, typeof f !== 'string') === DROPPED) dropped = true;
+        });
+        // a reader too slow for its buffer: closed rather than fed with gaps (it reconnects and recovers)
+        if (dropped) this.closeSocket(m.t);
+        return;
+      }
+      case 'end':
+        return this.closeSocket(m.t);
+    }
+  }
+}
+
+/** The node holding carriers, for requests tunneled from other nodes */
+class Home {
+  /** polls and sockets tunneled here, by `${edge}/${t}` */
+  private readonly polls = new Map<string, { c: EioCarrier; sink: PollSink }>();
+  private readonly sockets = new Map<string, { c: EioCarrier; sink: RemoteSocket; on: ((d: string | Uint8Array) => void) | null }>();
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly link: Link,
+  ) {}
+
+  onMessage(from: string, m: Exclude<LinkMessage, { o: 'res' | 'ok' | 'out' | 'end' }>): void {
+    const key = from + '/' + m.t;
+    switch (m.o) {
+      case 'get': {
+        const c = this.engine.carriers.get(m.sid);
+        if (c === undefined) return this.res(from, m.t, 400, 'application/json', eioBody('UNKNOWN_SID'));
+        const sink: PollSink = {
+          answer: (status, type, body) => {
+            this.polls.delete(key);
+            this.res(from, m.t, status, type, body);
+          },
+        };
+        this.polls.set(key, { c, sink });
+        return c.get(sink);
+      }
+      case 'abort': {
+        const p = this.polls.get(key);
+        if (p === undefined) return;
+        this.polls.delete(key);
+        return p.c.pollAborted(p.sink);
+      }
+      case 'post': {
+        const c = this.engine.carriers.get(m.sid);
+        if (c === undefined) return this.res(from, m.t, 400, 'application/json', eioBody('UNKNOWN_SID'));
+        const a = this.engine.posted(c, m.b);
+        return this.res(from, m.t, a.status, a.type, a.body);
+      }
+      case 'ws': {
+        const c = this.engine.carriers.get(m.sid);
+        if (c === undefined) return this.res(from, m.t, 400, 'application/json', eioBody('UNKNOWN_SID'));
+        const sink = new RemoteSocket(this.link, from, m.t, () => this.sockets.delete(key));
+        const entry = { c, sink, on: null as ((d: string | Uint8Array) => void) | null };
+        this.sockets.set(key, entry);
+        this.link.post(from, { o: 'ok', t: m.t });
+        entry.on = c.socket(sink);
+        return;
+      }
+      case 'in': {
+        const s = this.sockets.get(key);
+        if (s !== undefined && s.on !== null) s.on(m.d);
+        return;
+      }
+      case 'gone': {
+        const s = this.sockets.get(key);
+        if (s === undefined) return;
+        this.sockets.delete(key);
+        s.sink.closed = true;
+        return s.c.socketClosed(s.sink);
+      }
+    }
+  }
+
+  private res(to: string, t: number, s: number, y: string, b: string): void {
+    this.link.post(to, { o: 'res', t, s, y, b });
+  }
+}
+
+/** A WebSocket on another node: writes go over the bus, batched per tick */
+class RemoteSocket implements SocketSink {
+  closed = false;
+  private batch: Array<string | Uint8Array> | null = null;
+
+  constructor(
+    private readonly link: Link,
+    private readonly edge: string,
+    private readonly t: number,
+    private readonly gone: () => void,
+  ) {}
+
+  send(f: string | Uint8Array): number {
+    if (this.closed) return SENT;
+    if (this.batch === null) {
+      this.batch = [];
+      queueMicrotask(() => this.flush());
+    }
+    this.batch.push(f);
+    return SENT;
+  }
+
+  private flush(): void {
+    const f = this.batch;
+    this.batch = null;
+    if (f !== null && f.length > 0) this.link.post(this.edge, { o: 'out', t: this.t, f });
+  }
+
+  cork(f: () => void): void {
+    f();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.gone();
+    this.link.post(this.edge, { o: 'end', t: this.t });
+  }
+}

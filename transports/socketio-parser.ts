@@ -1,0 +1,251 @@
+/**
+ * Socket.IO v5 packets: `<type>[<attachments>-][<nsp>,][<ack id>][<json>]` (the default parser)
+ * or one msgpack map per packet (`socket.io-msgpack-parser`, chosen by configuration: client and
+ * server must use the same). A packet travels as one or more Engine.IO messages: text, or for the
+ * default parser's binary packets the text followed by one binary message per attachment.
+ * @see https://github.com/socketio/socket.io-protocol
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { acceptable } from './entry.ts';
+
+export const CONNECT = 0;
+export const DISCONNECT = 1;
+export const EVENT = 2;
+export const ACK = 3;
+export const CONNECT_ERROR = 4;
+export const BINARY_EVENT = 5;
+export const BINARY_ACK = 6;
+
+/** A decoded client packet */
+export interface SioPacket {
+  type: number;
+  nsp: string;
+  id?: number;
+  data?: unknown;
+  /** EVENT (default parser, no binary): the JSON text of the args, as the client sent them */
+  raw?: string;
+}
+
+/** event names a client may not emit (the reference parser refuses them) */
+const RESERVED = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener']);
+
+/** The client broke the protocol: the carrier is closed (as the reference server does) */
+export class SioProtocolError extends Error {}
+
+/** Turns a client's Engine.IO messages into packets (stateful: binary packets span messages) */
+export interface SioDecoder {
+  /** @returns a whole packet, or null while a binary packet waits for attachments; throws SioProtocolError */
+  add(msg: string | Uint8Array): SioPacket | null;
+}
+
+export interface SioParser {
+  readonly name: 'default' | 'msgpack';
+  /** the Engine.IO messages of a packet whose data may hold bytes */
+  encode(type: number, nsp: string, id: number | undefined, data: unknown): Array<string | Uint8Array>;
+  decoder(): SioDecoder;
+}
+
+// ---- the default parser ------------------------------------------------------------------------
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return Object.prototype.toString.call(v) === '[object Object]';
+}
+
+function validPayload(type: number, data: unknown): boolean {
+  switch (type) {
+    case CONNECT:
+      return isObject(data);
+    case DISCONNECT:
+      return data === undefined;
+    case CONNECT_ERROR:
+      return typeof data === 'string' || isObject(data);
+    case EVENT:
+    case BINARY_EVENT:
+      return Array.isArray(data) && (typeof data[0] === 'number' || (typeof data[0] === 'string' && !RESERVED.has(data[0])));
+    default:
+      return Array.isArray(data);
+  }
+}
+
+/** `<nsp>,` as it prefixes a packet's text ('' for the main namespace) */
+export function nspPrefix(nsp: string): string {
+  return nsp === '/' ? '' : nsp + ',';
+}
+
+/** Parses one packet's text (without its attachments); throws SioProtocolError */
+export function decodeText(str: string): SioPacket & { attachments: number } {
+  const type = str.charCodeAt(0) - 48;
+  if (!(type >= CONNECT && type <= BINARY_ACK)) throw new SioProtocolError('unknown packet type');
+  let i = 1;
+  let attachments = 0;
+  if (type === BINARY_EVENT || type === BINARY_ACK) {
+    const dash = str.indexOf('-', 1);
+    const n = dash < 0 ? '' : str.slice(1, dash);
+    if (n === '' || !/^\d+$/.test(n)) throw new SioProtocolError('illegal attachments');
+    attachments = Number(n);
+    i = dash + 1;
+  }
+  let nsp = '/';
+  if (str.charCodeAt(i) === 47 /* / */) {
+    const comma = str.indexOf(',', i);
+    nsp = comma < 0 ? str.slice(i) : str.slice(i, comma);
+    i = comma < 0 ? str.length : comma + 1;
+  }
+  let id: number | undefined;
+  const start = i;
+  while (i < str.length) {
+    const c = str.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    i++;
+  }
+  if (i > start) {
+    id = Number(str.slice(start, i));
+    if (!Number.isSafeInteger(id)) throw new SioProtocolError('invalid ack id');
+  }
+  const p: SioPacket & { attachments: number } = { type, nsp, attachments };
+  if (id !== undefined) p.id = id;
+  if (i < str.length) {
+    const text = str.slice(i);
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      throw new SioProtocolError('invalid payload');
+    }
+    if (!validPayload(type, data)) throw new SioProtocolError('invalid payload');
+    if ((type === EVENT || type === ACK) && !acceptable(data as unknown[])) throw new SioProtocolError('payload nested too deep');
+    p.data = data;
+    if (type === EVENT) p.raw = argsText(text);
+  }
+  return p;
+}
+
+/**
+ * The JSON text of an event's args from the text of `["name",a,b]`: `[a,b]`, when the name has
+ * no escapes (else undefined: the args get serialized again if needed)
+ */
+function argsText(text: string): string | undefined {
+  if (text.charCodeAt(1) !== 34 /* " */) return undefined;
+  const close = text.indexOf('"', 2);
+  if (close < 0 || text.lastIndexOf('\\', close) > 1) return undefined;
+  const next = text.charCodeAt(close + 1);
+  if (next === 93 /* ] */) return '[]';
+  if (next !== 44 /* , */) return undefined;
+  return '[' + text.slice(close + 2);
+}
+
+class TextDecoder implements SioDecoder {
+  private pending: (SioPacket & { attachments: number }) | null = null;
+  private buffers: Uint8Array[] = [];
+
+  add(msg: string | Uint8Array): SioPacket | null {
+    if (typeof msg === 'string') {
+      if (this.pending !== null) throw new SioProtocolError('got plaintext data when reconstructing a packet');
+      const p = decodeText(msg);
+      if (p.type !== BINARY_EVENT && p.type !== BINARY_ACK) return p;
+      if (p.data === undefined) throw new SioProtocolError('invalid payload');
+      if (p.attachments === 0) return finish(p, []);
+      this.pending = p;
+      this.buffers = [];
+      return null;
+    }
+    const p = this.pending;
+    if (p === null) throw new SioProtocolError('got binary data when not reconstructing a packet');
+    this.buffers.push(msg);
+    if (this.buffers.length < p.attachments) return null;
+    this.pending = null;
+    const buffers = this.buffers;
+    this.buffers = [];
+    return finish(p, buffers);
+  }
+}
+
+/** A binary packet with its attachments put back in place of the placeholders */
+function finish(p: SioPacket & { attachments: number }, buffers: Uint8Array[]): SioPacket {
+  const data = reconstruct(p.data, buffers, 0);
+  const out: SioPacket = { type: p.type === BINARY_EVENT ? EVENT : ACK, nsp: p.nsp, data };
+  if (p.id !== undefined) out.id = p.id;
+  return out;
+}
+
+function reconstruct(v: unknown, buffers: Uint8Array[], depth: number): unknown {
+  if (typeof v !== 'object' || v === null || depth > 32) return v;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = reconstruct(v[i], buffers, depth + 1);
+    return v;
+  }
+  const o = v as Record<string, unknown>;
+  if (o._placeholder === true) {
+    const num = o.num;
+    if (typeof num !== 'number' || !Number.isInteger(num) || num < 0 || num >= buffers.length) throw new SioProtocolError('illegal attachments');
+    return buffers[num];
+  }
+  for (const k in o) o[k] = reconstruct(o[k], buffers, depth + 1);
+  return o;
+}
+
+/** Replaces bytes with placeholders, collecting them */
+function deconstruct(v: unknown, buffers: Uint8Array[]): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  if (v instanceof Uint8Array) {
+    buffers.push(v);
+    return { _placeholder: true, num: buffers.length - 1 };
+  }
+  if (Array.isArray(v)) return v.map((x) => deconstruct(x, buffers));
+  const out: Record<string, unknown> = {};
+  for (const k in v) out[k] = deconstruct((v as Record<string, unknown>)[k], buffers);
+  return out;
+}
+
+export const defaultParser: SioParser = {
+  name: 'default',
+  encode(type, nsp, id, data) {
+    const buffers: Uint8Array[] = [];
+    const json = data === undefined ? '' : JSON.stringify(deconstruct(data, buffers));
+    const head = buffers.length > 0 ? String(type === ACK ? BINARY_ACK : BINARY_EVENT) + buffers.length + '-' : String(type);
+    const text = head + nspPrefix(nsp) + (id === undefined ? '' : String(id)) + json;
+    return buffers.length > 0 ? [text, ...buffers] : [text];
+  },
+  decoder: () => new TextDecoder(),
+};
+
+// ---- socket.io-msgpack-parser ------------------------------------------------------------------
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+class MsgpackDecoder implements SioDecoder {
+  add(msg: string | Uint8Array): SioPacket | null {
+    if (typeof msg === 'string') throw new SioProtocolError('text message with the msgpack parser');
+    let p: { type?: unknown; nsp?: unknown; id?: unknown; data?: unknown };
+    try {
+      p = unpackr.unpack(msg) as typeof p;
+    } catch {
+      throw new SioProtocolError('invalid msgpack');
+    }
+    if (!isObject(p)) throw new SioProtocolError('invalid packet');
+    const type = p.type;
+    // the msgpack parser has no binary packet types: bytes travel inside the packet
+    if (typeof type !== 'number' || !Number.isInteger(type) || type < CONNECT || type > CONNECT_ERROR) throw new SioProtocolError('invalid packet type');
+    if (typeof p.nsp !== 'string') throw new SioProtocolError('invalid namespace');
+    const valid = type === CONNECT ? p.data === undefined || isObject(p.data) : validPayload(type, p.data);
+    if (!valid) throw new SioProtocolError('invalid payload');
+    if (p.id !== undefined && p.id !== null && !(typeof p.id === 'number' && Number.isSafeInteger(p.id))) throw new SioProtocolError('invalid packet id');
+    if ((type === EVENT || type === ACK) && !acceptable(p.data as unknown[])) throw new SioProtocolError('invalid payload');
+    const out: SioPacket = { type, nsp: p.nsp };
+    if (typeof p.id === 'number') out.id = p.id;
+    if (p.data !== undefined) out.data = p.data;
+    return out;
+  }
+}
+
+export const msgpackParser: SioParser = {
+  name: 'msgpack',
+  encode(type, nsp, id, data) {
+    const p: Record<string, unknown> = { type, nsp };
+    if (data !== undefined) p.data = data;
+    if (id !== undefined) p.id = id;
+    return [packr.pack(p)];
+  },
+  decoder: () => new MsgpackDecoder(),
+};

@@ -1,0 +1,324 @@
+/**
+ * The Socket.IO dialect: Socket.IO v5 on Engine.IO v4 (engineio.ts), for unchanged
+ * socket.io-client 4 clients. Each namespace a client connects is its own session (its own
+ * `open` and `close` in the app) on the one Engine.IO carrier; the app sees the same events,
+ * acks and rooms as from native clients.
+ *
+ * - `socket.emit('x', a, b, cb)` → event `x`, args `[a, b]`, a reply for `cb`;
+ * - `session.emit` → EVENT, with the session's seq as a last argument (the recovery offset);
+ *   `session.request` → EVENT with an ack id, answered by the client's ACK;
+ * - connection state recovery: `pid` is a signed resume key naming no node, the offset is a seq:
+ *   a client that comes back (through any node) gets every missed entry once, in order.
+ * @see ../docs/socketio.md
+ */
+import type { ClientFrame, Connection, OpenInfo, Port, PortSession } from './port.ts';
+import type { Entry } from './entry.ts';
+import { newCodecId } from './entry.ts';
+import type { SessionMeta } from '../cluster/types.ts';
+import { Engine, type EioCarrier, type EioUpper } from './engineio.ts';
+import { ACK, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, SioProtocolError, defaultParser, msgpackParser, nspPrefix, type SioDecoder, type SioPacket, type SioParser } from './socketio-parser.ts';
+import { parseLast } from './query.ts';
+import { warnOnce } from './log.ts';
+import { errors } from './errors.ts';
+
+export interface SocketIoOptions {
+  /** @default '/socket.io/' */
+  path: string;
+  /** namespaces clients may connect; others get CONNECT_ERROR "Invalid namespace" @default ['/'] */
+  namespaces: string[];
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  /** a client that connects no namespace within this is closed @default 45000 */
+  connectTimeoutMs: number;
+  /** @default 10000 */
+  upgradeTimeoutMs: number;
+  /** connection state recovery: `pid` and offsets @default true */
+  recovery: boolean;
+  /** the packet parser clients use: both sides must agree @default 'default' */
+  parser: 'default' | 'msgpack';
+  maxPayload: number;
+}
+
+const DIALECT = 'socket.io';
+/** Engine.IO's and the recovery's own query parameters: not the app's */
+const RESERVED = new Set(['EIO', 'transport', 't', 'sid', 'j', 'b64']);
+
+/** Mounts the dialect on `port`. @returns the Engine.IO endpoint (to stop it) */
+export function mountSocketIo(port: Port, o: SocketIoOptions): Engine {
+  const parser = o.parser === 'msgpack' ? msgpackParser : defaultParser;
+  const namespaces = new Set(o.namespaces);
+  const codec = newCodecId();
+  return new Engine(
+    port,
+    { path: o.path, pingIntervalMs: o.pingIntervalMs, pingTimeoutMs: o.pingTimeoutMs, upgradeTimeoutMs: o.upgradeTimeoutMs, connectTimeoutMs: o.connectTimeoutMs, maxPayload: o.maxPayload },
+    (c) => new SioClient(port, c, parser, namespaces, o.recovery, codec),
+  );
+}
+
+/** A Socket.IO client: the namespaces it connected on one carrier */
+class SioClient implements EioUpper {
+  readonly conns = new Map<string, SioConnection>();
+  private readonly decoder: SioDecoder;
+
+  constructor(
+    readonly port: Port,
+    readonly carrier: EioCarrier,
+    readonly parser: SioParser,
+    private readonly namespaces: Set<string>,
+    readonly recovery: boolean,
+    /** the cache slot of a broadcast's encoding (default parser) */
+    private readonly codec: number,
+  ) {
+    this.decoder = parser.decoder();
+  }
+
+  message(data: string | Uint8Array): void {
+    let p: SioPacket | null;
+    try {
+      p = this.decoder.add(data);
+    } catch (err) {
+      if (!(err instanceof SioProtocolError)) warnOnce('socket.io decode', err);
+      // as the reference server: a packet it cannot parse closes the connection
+      return this.carrier.close('parse error');
+    }
+    if (p !== null) this.packet(p);
+  }
+
+  private packet(p: SioPacket): void {
+    if (p.type === CONNECT) return this.connect(p.nsp, p.data as Record<string, unknown> | undefined);
+    const conn = this.conns.get(p.nsp);
+    const s = conn?.session;
+    // a packet for a namespace not connected (or not yet accepted), a CONNECT_ERROR from a client,
+    // an ACK without an id: the reference server closes the connection ("invalid state")
+    if (conn === undefined || (p.type !== DISCONNECT && (s === null || s === undefined)) || p.type === CONNECT_ERROR || (p.type === ACK && p.id === undefined)) {
+      return this.carrier.close('parse error');
+    }
+    if (p.type === DISCONNECT) return conn.clientClosed();
+    let f: ClientFrame;
+    if (p.type === EVENT) {
+      const data = p.data as unknown[];
+      f = { type: 'event', event: String(data[0]), args: data.slice(1) };
+      if (p.id !== undefined) f.ack = p.id;
+      if (p.raw !== undefined) f.raw = p.raw;
+    } else {
+      f = { type: 'reply', ack: p.id!, args: p.data as unknown[] };
+    }
+    try {
+      this.port.deliver(s!, f);
+    } catch (err) {
+      warnOnce('error handling a socket.io packet', err);
+      this.port.fail(s!, 'SY_ERR_INTERNAL');
+    }
+  }
+
+  /** CONNECT to namespace `nsp`: a new session, or (with `pid`) the one the client had */
+  private connect(nsp: string, data: Record<string, unknown> | undefined): void {
+    this.carrier.connectDue = 0;
+    if (!this.namespaces.has(nsp)) return this.write(CONNECT_ERROR, nsp, undefined, { message: 'Invalid namespace' });
+    // a CONNECT for a namespace already connected starts it over
+    this.conns.get(nsp)?.clientClosed();
+    const auth: Record<string, unknown> = data === undefined ? {} : { ...data };
+    let pid: string | undefined;
+    let offset: unknown;
+    if (this.recovery && typeof auth.pid === 'string') {
+      pid = auth.pid;
+      offset = auth.offset;
+      delete auth.pid;
+      delete auth.offset;
+    }
+    const conn = new SioConnection(this, nsp);
+    this.conns.set(nsp, conn);
+    const meta = this.meta(nsp, auth);
+    const port = this.port;
+    if (pid === undefined) {
+      conn.session = port.open(this.carrier.transport, meta, conn);
+      return;
+    }
+    // before its first event a client has no offset: everything is missed
+    const last = typeof offset === 'string' ? parseLast(offset) : 0;
+    port.resume(pid, last, (t) => {
+      // the client left, or connected the namespace again, while the session was looked up
+      if (this.conns.get(nsp) !== conn || this.carrier.closed) return;
+      conn.resuming = true;
+      switch (t.kind) {
+        case 'session':
+          conn.session = t.session;
+          port.attach(t.session, conn, last, true);
+          return;
+        case 'remote':
+          conn.session = port.attachRemote(t, meta, conn, last, false);
+          return;
+        default:
+          // gone (expired, ended, or its node crashed): a new session, and the client learns it
+          conn.session = port.open(this.carrier.transport, meta, conn, true);
+      }
+    });
+  }
+
+  private meta(nsp: string, auth: Record<string, unknown>): SessionMeta {
+    const info = this.carrier.info;
+    let query: Record<string, string> = {};
+    for (const [k, v] of info.query) if (!RESERVED.has(k)) query[k] = v;
+    return { ip: info.ip, origin: info.origin, userAgent: info.userAgent, query, auth, dialect: DIALECT, namespace: nsp };
+  }
+
+  /** Writes a packet the dialect makes (not an outbox entry) */
+  write(type: number, nsp: string, id: number | undefined, data: unknown): void {
+    const frames = this.parser.encode(type, nsp, id, data);
+    this.carrier.cork(() => {
+      for (const f of frames) this.carrier.send(typeof f === 'string' ? '4' + f : f);
+    });
+  }
+
+  /** An outbox entry as Engine.IO messages (text ones with their `4`) */
+  encode(nsp: string, seq: number, e: Entry): Array<string | Uint8Array> {
+    const offset = this.recovery && e.kind === 'event' && e.ack === undefined;
+    if (this.parser === defaultParser && !e.binary) {
+      const prefix = nspPrefix(nsp);
+      if (e.kind === 'reply') {
+        const err = e.error;
+        return ['43' + prefix + e.ack + (err === undefined ? e.json() : JSON.stringify([{ error: err }]))];
+      }
+      let body = e.cached(this.codec) as string | undefined;
+      if (body === undefined) {
+        const json = e.json();
+        body = '[' + JSON.stringify(e.event) + (json.length > 2 ? ',' + json.slice(1, -1) : '');
+        if (e.shared) e.cache(this.codec, body);
+      }
+      return ['42' + prefix + (e.ack === undefined ? '' : e.ack) + body + (offset ? ',"' + seq + '"]' : ']')];
+    }
+    let frames: Array<string | Uint8Array>;
+    if (e.kind === 'reply') {
+      const err = e.error;
+      frames = this.parser.encode(ACK, nsp, e.ack as number, err === undefined ? e.args : [{ error: err }]);
+    } else {
+      const data: unknown[] = [e.event, ...e.args];
+      if (offset) data.push(String(seq));
+      frames = this.parser.encode(EVENT, nsp, e.ack as number | undefined, data);
+    }
+    for (let i = 0; i < frames.length; i++) if (typeof frames[i] === 'string') frames[i] = '4' + (frames[i] as string);
+    return frames;
+  }
+
+  writable(): void {
+    for (const c of this.conns.values()) if (c.session !== null && c.opened) c.flush(c.session);
+  }
+
+  closed(): void {
+    // the transport is gone, not the sessions: each waits for its client to come back (recovery)
+    const conns = [...this.conns.values()];
+    this.conns.clear();
+    for (const c of conns) {
+      const s = c.session;
+      c.session = null;
+      if (s !== null) this.port.detach(s, c);
+    }
+  }
+}
+
+/** One namespace of a Socket.IO client: one session on the client's carrier */
+class SioConnection implements Connection {
+  session: PortSession | null = null;
+  /** CONNECT answered: entries may follow */
+  opened = false;
+  /** connected with a `pid` */
+  resuming = false;
+  /** the client disconnected the namespace itself: nothing more is written */
+  private gone = false;
+
+  constructor(
+    private readonly client: SioClient,
+    readonly nsp: string,
+  ) {}
+
+  get transport(): 'polling' | 'websocket' {
+    return this.client.carrier.transport;
+  }
+
+  get carrier(): EioCarrier {
+    return this.client.carrier;
+  }
+
+  sendOpen(s: PortSession, info: OpenInfo): void {
+    this.opened = true;
+    const data: { sid: string; pid?: string } = { sid: s.sid };
+    if (this.client.recovery) {
+      // a client takes `recovered` from getting back the pid it sent: after a resume that lost
+      // entries it gets another (still valid) one, and knows it missed something
+      const pid = this.client.port.resumeKey(s.sid);
+      data.pid = info.recovered === false && this.resuming ? pid + '.' + ((Date.now() % 46656) + 46656).toString(36) : pid;
+    }
+    this.client.write(CONNECT, this.nsp, undefined, data);
+  }
+
+  flush(s: PortSession): void {
+    if (!this.opened || this.gone) return;
+    const c = this.client.carrier;
+    if (!c.writable || s.sent >= s.outbox.last) return;
+    c.cork(() => this.write(s, false));
+  }
+
+  /** Writes entries after `s.sent`; `all`: even past a full buffer (they queue on the carrier) */
+  private write(s: PortSession, all: boolean): void {
+    const c = this.client.carrier;
+    const box = s.outbox;
+    while (s.sent < box.last) {
+      const seq = s.sent + 1;
+      const e = box.get(seq);
+      s.sent = seq;
+      if (e === undefined) continue;
+      let ok = true;
+      for (const f of this.client.encode(this.nsp, seq, e)) ok = c.send(f);
+      if (!ok && !all) return;
+    }
+  }
+
+  end(s: PortSession, code: number, reason: string): void {
+    this.session = null;
+    this.forget();
+    if (this.gone) return;
+    // the node shuts down: the client must come back (elsewhere), so no DISCONNECT
+    if (code === errors.SY_ERR_SHUTTING_DOWN.ws) return this.restart();
+    this.gone = true;
+    const client = this.client;
+    if (!this.opened) {
+      // refused before it opened: the app's message (or why the gateway refused it)
+      return client.write(CONNECT_ERROR, this.nsp, undefined, { message: reason });
+    }
+    client.carrier.cork(() => {
+      this.write(s, true);
+      // "io server disconnect": the client does not reconnect
+      client.write(DISCONNECT, this.nsp, undefined, undefined);
+    });
+  }
+
+  /** The client sent DISCONNECT (or CONNECT again) for this namespace */
+  clientClosed(): void {
+    this.gone = true;
+    this.forget();
+    const s = this.session;
+    if (s !== null) this.client.port.deliver(s, { type: 'close' });
+    this.session = null;
+  }
+
+  drop(): void {
+    // another connection took the session over: this namespace is no longer served here
+    this.session = null;
+    this.gone = true;
+    this.forget();
+  }
+
+  restart(): void {
+    // the node drains: the transport closes, never the namespace (no DISCONNECT: the client
+    // reconnects, through another node, and recovers)
+    this.client.carrier.close('server restart');
+  }
+
+  fail(): void {
+    this.drop();
+  }
+
+  private forget(): void {
+    if (this.client.conns.get(this.nsp) === this) this.client.conns.delete(this.nsp);
+  }
+}
