@@ -101,7 +101,6 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     ...stripUndefined(o),
     socketio: false,
   };
-  if (o.socketio !== false) r.socketio = resolveSocketIo(o.socketio ?? {}, r);
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
     ['maxPayloadBytes', 64], ['maxSessions', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
@@ -113,6 +112,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   if (r.port > 65535) throw new TypeError(`option port must be <= 65535, got ${r.port}`);
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(r.nodeId)) throw new TypeError(`option nodeId must match [A-Za-z0-9_-]{1,64}, got ${r.nodeId}`);
   if (r.secret.length < 16) throw new TypeError('option secret must be at least 16 characters');
+  if (o.socketio !== false) r.socketio = resolveSocketIo(o.socketio ?? {}, r);
   return r;
 }
 
