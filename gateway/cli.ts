@@ -34,6 +34,9 @@ options:
   --trust-proxy   take client addresses from X-Forwarded-For / Forwarded (behind your own proxy)
   --ack-timeout-ms N, --relay-timeout-ms N, --drain-window-ms N (gateway: SIGTERM spreads
   reconnects over this window and hands sessions to the nodes clients come back to; default 5000)
+  --socketio-path P (default /socket.io/), --socketio-namespaces /,/chat (default /),
+  --socketio-parser default|msgpack, --socketio-ping-timeout-ms N, --socketio-connect-timeout-ms N,
+  --no-socketio (Socket.IO clients are not served)
 
 environment:
   SWITCHYARD_SECRET   token secret; every gateway of a cluster needs the same one`;
@@ -63,6 +66,12 @@ export async function main(argv: string[]): Promise<void> {
       'poll-timeout-ms': { type: 'string' },
       'drain-window-ms': { type: 'string' },
       'trust-proxy': { type: 'boolean' },
+      'socketio-path': { type: 'string' },
+      'socketio-namespaces': { type: 'string' },
+      'socketio-parser': { type: 'string' },
+      'socketio-ping-timeout-ms': { type: 'string' },
+      'socketio-connect-timeout-ms': { type: 'string' },
+      'no-socketio': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -86,6 +95,15 @@ export async function main(argv: string[]): Promise<void> {
     pollTimeoutMs: int(values['poll-timeout-ms'], 'poll-timeout-ms'),
     secret: process.env.SWITCHYARD_SECRET,
     trustProxy: values['trust-proxy'],
+    socketio: values['no-socketio']
+      ? (false as const)
+      : {
+          path: values['socketio-path'],
+          namespaces: values['socketio-namespaces']?.split(',').map((n) => n.trim()),
+          parser: values['socketio-parser'] as 'default' | 'msgpack' | undefined,
+          pingTimeoutMs: int(values['socketio-ping-timeout-ms'], 'socketio-ping-timeout-ms'),
+          connectTimeoutMs: int(values['socketio-connect-timeout-ms'], 'socketio-connect-timeout-ms'),
+        },
   };
   let close: () => Promise<void>;
   let terminate: (() => Promise<void>) | null = null;

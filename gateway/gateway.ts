@@ -164,6 +164,7 @@ export class Gateway implements SessionOwner, Port {
       rooms: this.rooms.size,
       relay: { open: this.relay.shadowCount, out: this.relay.relayedOut, in: this.relay.relayedIn },
       handedOver: this.handover.moved.size,
+      ...(this.engineio !== null ? { socketio: this.engineio.stats() } : {}),
       uptimeS: Math.round(process.uptime()),
       memory: { rssBytes: process.memoryUsage.rss() },
     };

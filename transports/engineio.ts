@@ -372,6 +372,11 @@ export class Engine {
 
   private readonly timer: NodeJS.Timeout;
 
+  /** Engine.IO connections held here, and requests tunneled to and from other nodes since start */
+  stats(): { carriers: number; tunneled: { out: number; in: number } } {
+    return { carriers: this.carriers.size, tunneled: { out: this.edge.count, in: this.home.count } };
+  }
+
   stop(): void {
     clearInterval(this.timer);
     for (const c of [...this.carriers.values()]) c.close('server shutting down');
@@ -648,6 +653,8 @@ type LinkMessage =
 /** The node a request landed on, for carriers held elsewhere */
 class Edge {
   private next = 1;
+  /** requests and sockets tunneled from here */
+  count = 0;
   private readonly http = new Map<number, { ex: Exchange; timer: NodeJS.Timeout }>();
   private readonly sockets = new Map<number, { ws: WebSocket<SocketData>; timer: NodeJS.Timeout | null; closed: boolean }>();
 
@@ -673,6 +680,7 @@ class Edge {
 
   private request(ex: Exchange, ms: number): number {
     const t = this.next++;
+    this.count++;
     const timer = setTimeout(() => {
       this.forget(t);
       // the home did not answer: as far as this client can tell, its session is gone
@@ -692,6 +700,7 @@ class Edge {
   /** A WebSocket for a carrier held by `home`. @returns where its messages go */
   socket(sid: string, ws: WebSocket<SocketData>, home: string): (data: string | Uint8Array) => void {
     const t = this.next++;
+    this.count++;
     const s = { ws, closed: false, timer: null as NodeJS.Timeout | null };
     // accepted within the relay timeout, or closed
     s.timer = setTimeout(() => this.closeSocket(t), this.engine.port.options.relayTimeoutMs);
@@ -757,6 +766,8 @@ class Edge {
 
 /** The node holding carriers, for requests tunneled from other nodes */
 class Home {
+  /** requests and sockets tunneled here */
+  count = 0;
   /** polls and sockets tunneled here, by `${edge}/${t}` */
   private readonly polls = new Map<string, { c: EioCarrier; sink: PollSink }>();
   private readonly sockets = new Map<string, { c: EioCarrier; sink: RemoteSocket; on: ((d: string | Uint8Array) => void) | null }>();
@@ -768,6 +779,7 @@ class Home {
 
   onMessage(from: string, m: Exclude<LinkMessage, { o: 'res' | 'ok' | 'out' | 'end' }>): void {
     const key = from + '/' + m.t;
+    if (m.o === 'get' || m.o === 'post' || m.o === 'ws') this.count++;
     switch (m.o) {
       case 'get': {
         const c = this.engine.carriers.get(m.sid);

@@ -1,0 +1,127 @@
+/**
+ * Socket.IO clients through HAProxy round-robin, no stickiness, in front of two gateway nodes on
+ * NATS: an Engine.IO session's polls, POSTs and upgrade land on either node (the node that does
+ * not hold the carrier tunnels them to the one that does), and a client whose node drains comes
+ * back through the other node and recovers everything.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import { io, type Socket } from 'socket.io-client';
+import { TestCluster } from './cluster-harness.ts';
+import { startHaproxy } from './haproxy.ts';
+import { http, until, WsClient } from './helpers.ts';
+
+let cluster: TestCluster;
+let haproxy: ChildProcess;
+let lb: string;
+const sockets: Socket[] = [];
+
+beforeAll(async () => {
+  cluster = await TestCluster.start({ gateways: 2, workers: 1, gatewayArgs: ['--drain-window-ms', '300'] });
+  ({ proc: haproxy, lb } = await startHaproxy(cluster));
+});
+
+afterAll(async () => {
+  for (const s of sockets) s.disconnect();
+  haproxy?.kill('SIGKILL');
+  await cluster?.stop();
+});
+
+/** Engine.IO requests and sockets tunneled between the nodes so far */
+async function tunneled(): Promise<number> {
+  let n = 0;
+  for (const g of cluster.gateways) {
+    const h = await http(`${g.url}/healthz`).catch(() => null);
+    if (h !== null) n += h.body.socketio.tunneled.in;
+  }
+  return n;
+}
+
+async function connect(opts: Parameters<typeof io>[1]): Promise<Socket> {
+  const s = io(`http://${lb}`, { forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 300, randomizationFactor: 0, ...opts });
+  sockets.push(s);
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', () => resolve());
+    s.once('connect_error', reject);
+  });
+  return s;
+}
+
+describe('socket.io-client behind HAProxy round-robin, no stickiness', () => {
+  it('a polling-only client: every request may land on either node, nothing is lost or reordered', async () => {
+    const before = await tunneled();
+    const s = await connect({ transports: ['polling'] });
+    const echoed: unknown[] = [];
+    s.on('echo', (v: unknown) => echoed.push(v));
+    for (let i = 0; i < 20; i++) {
+      expect(await s.timeout(5000).emitWithAck('echo', i)).toBe(i);
+      s.emit('echo', `e${i}`);
+    }
+    await until(() => echoed.length === 20 || undefined, 10_000);
+    expect(echoed).toEqual(Array.from({ length: 20 }, (_, i) => `e${i}`));
+    // half of the polls and POSTs went to the node that does not hold the Engine.IO session
+    expect((await tunneled()) - before).toBeGreaterThan(10);
+  });
+
+  it('an upgrading client upgrades through whichever node its WebSocket lands on', async () => {
+    const before = await tunneled();
+    // several clients: round-robin puts some upgrades on the node without their carrier
+    const clients = await Promise.all(Array.from({ length: 4 }, () => connect({})));
+    for (const s of clients) {
+      await until(() => s.io.engine.transport.name === 'websocket' || undefined, 10_000);
+      expect(await s.timeout(5000).emitWithAck('echo', s.id)).toBe(s.id);
+    }
+    expect((await tunneled()) - before).toBeGreaterThan(4);
+  });
+
+  it('polling-only, websocket-only and native clients share a room across nodes', async () => {
+    const polling = await connect({ transports: ['polling'] });
+    const ws = await connect({ transports: ['websocket'] });
+    const native = await WsClient.open(`ws://${lb}/rt/ws`);
+    await polling.emitWithAck('join', 'x');
+    await ws.emitWithAck('join', 'x');
+    await native.request('join', 'x');
+    const heard: Record<string, string[]> = { polling: [], ws: [] };
+    polling.on('said', (_r: string, text: string) => heard.polling!.push(text));
+    ws.on('said', (_r: string, text: string) => heard.ws!.push(text));
+    await native.request('say', 'x', 'one');
+    await polling.emitWithAck('say', 'x', 'two');
+    await ws.emitWithAck('say', 'x', 'three');
+    await until(() => (heard.polling!.length === 3 && heard.ws!.length === 3) || undefined, 10_000);
+    expect(heard).toEqual({ polling: ['one', 'two', 'three'], ws: ['one', 'two', 'three'] });
+    await native.next((f) => f.event === 'said' && f.args[1] === 'three');
+  });
+
+  it('a client whose node drains comes back through the other node and recovers every missed event once, in order', async () => {
+    const s = await connect({ transports: ['websocket'] });
+    const home = s.io.engine.id.split('.')[1]!;
+    const other = cluster.gateways.find((g) => g.id !== home)!;
+    const draining = cluster.gateways.find((g) => g.id === home)!;
+    await s.emitWithAck('join', 'd');
+    const heard: number[] = [];
+    s.on('said', (_r: string, text: string) => heard.push(Number(text)));
+    // a sender on the node that stays
+    const sender = await WsClient.open(`${other.ws}/rt/ws`);
+    await sender.request('join', 'd');
+    const firstId = s.id;
+    let sent = 0;
+    const say = async (n: number) => {
+      for (let i = 0; i < n; i++) await sender.request('say', 'd', String(++sent));
+    };
+    await say(10);
+    await until(() => heard.length === 10 || undefined, 10_000);
+    const reconnected = new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    draining.proc.kill('SIGTERM');
+    // keep talking while the client is away and comes back
+    await say(20);
+    await reconnected;
+    await say(10);
+    await until(() => heard.length === 40 || undefined, 15_000);
+    expect(heard).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(s.recovered).toBe(true);
+    expect(s.id).toBe(firstId);
+    expect(s.io.engine.id.split('.')[1]).toBe(other.id);
+    await draining.exited;
+    expect(draining.log()).toMatch(/drained: \d+ sessions handed over, 0 closed/);
+  });
+});
