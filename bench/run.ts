@@ -1,7 +1,8 @@
 /**
  * Switchyard benchmark harness: `npm run bench [-- options]`.
  *
- * For each server (bare uWebSockets.js echo, the Switchyard gateway, plain Socket.IO) it measures
+ * For each server (bare uWebSockets.js echo, the Switchyard gateway, the gateway's Socket.IO
+ * dialect, plain Socket.IO) it measures
  *   1. throughput with many messages in flight per connection,
  *   2. round-trip latency with one message in flight per connection,
  *   3. resident memory per idle WebSocket session,
@@ -404,7 +405,12 @@ function targets(results: ServerResult[]): Target[] {
   const p99 = ratio(gw?.latency?.p99_us, bare?.latency?.p99_us);
   const mem = gw?.memory?.bytes_per_session;
   const ctput = ratio(cl?.throughput?.msgs_per_s, bare?.throughput?.msgs_per_s);
+  const sio = by('gateway-sio'), ref = by('socketio');
+  const sioTput = ratio(sio?.throughput?.msgs_per_s, ref?.throughput?.msgs_per_s);
+  const sioMem = sio?.memory?.bytes_per_session;
   return [
+    { name: 'Socket.IO dialect vs socket.io', value: sioTput, display: sioTput === undefined ? 'n/a' : x(sioTput), goal: '≥ 4×', pass: sioTput === undefined ? undefined : sioTput >= 4 },
+    { name: 'Socket.IO idle memory per session', value: sioMem, display: sioMem === undefined ? 'n/a' : `${fmtInt(sioMem)} B`, goal: '≤ 2,048 B', pass: sioMem === undefined ? undefined : sioMem <= 2048 },
     { name: 'cluster throughput vs bare', value: ctput, display: ctput === undefined ? 'n/a' : x(ctput), goal: '≥ 0.16×', pass: ctput === undefined ? undefined : ctput >= 0.16 },
     { name: 'gateway throughput vs bare', value: tput, display: tput === undefined ? 'n/a' : x(tput), goal: '≥ 0.5×', pass: tput === undefined ? undefined : tput >= 0.5 },
     { name: 'gateway p99 @1 in flight vs bare', value: p99, display: p99 === undefined ? 'n/a' : x(p99), goal: '≤ 1.5×', pass: p99 === undefined ? undefined : p99 <= 1.5 },

@@ -35,7 +35,18 @@ export interface EioRequest {
   origin: string;
   userAgent: string;
   authorization: string;
-  query: URLSearchParams;
+  /** the app's part of the query (Engine.IO's own parameters left out); shared empty object when none */
+  query: Record<string, string>;
+}
+
+/** Engine.IO's own query parameters: not the app's */
+const RESERVED = new Set(['EIO', 'transport', 't', 'sid', 'j', 'b64']);
+const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+function appQuery(q: URLSearchParams): Record<string, string> {
+  let out: Record<string, string> | null = null;
+  for (const [k, v] of q) if (!RESERVED.has(k)) (out ??= {})[k] = v;
+  return out ?? EMPTY;
 }
 
 /** The layer above one carrier (a Socket.IO client) */
@@ -102,7 +113,7 @@ export class EioCarrier implements Carrier {
   private blocked = false;
   private scheduled = false;
   closed = false;
-  // heartbeat and timeouts, run by Engine's tick (ms since epoch; 0 = none)
+  // heartbeat and timeouts, run by Engine's tick, in its ticks (small integers: no boxed numbers; 0 = none)
   nextPing: number;
   pongDue = 0;
   connectDue: number;
@@ -115,9 +126,8 @@ export class EioCarrier implements Carrier {
     private readonly engine: Engine,
   ) {
     this.transport = transport;
-    const now = Date.now();
-    this.nextPing = now + engine.o.pingIntervalMs;
-    this.connectDue = now + engine.o.connectTimeoutMs;
+    this.nextPing = engine.now + engine.pingTicks;
+    this.connectDue = engine.now + engine.connectTicks;
   }
 
   /** the core's heartbeat: Engine.IO pings on its own schedule (see Engine.tick) */
@@ -188,8 +198,9 @@ export class EioCarrier implements Carrier {
   get(sink: PollSink): void {
     if (this.transport !== 'polling') return sink.answer(400, 'application/json', eioBody('BAD_REQUEST'));
     if (this.poll !== null) {
-      // a second concurrent poll breaks the protocol: the session ends, the first poll gets the close
-      sink.answer(400, 'application/json', eioBody('BAD_REQUEST'));
+      // a second concurrent poll breaks the protocol: the session ends, the first poll gets the
+      // close, the second an empty 400 (as the reference server answers)
+      sink.answer(400, '', '');
       return this.close('transport error', '1');
     }
     this.poll = sink;
@@ -218,16 +229,20 @@ export class EioCarrier implements Carrier {
 
   // ---- WebSocket ---------------------------------------------------------------------------
 
-  /** A WebSocket for this carrier: its transport (WebSocket-only), or a probe for the upgrade */
-  socket(sink: SocketSink): ((data: string | Uint8Array) => void) | null {
+  /** A WebSocket for this carrier with its sid: a probe for the upgrade */
+  socket(sink: SocketSink): void {
     if (this.closed || this.transport !== 'polling' || this.probe !== null) {
       // upgraded already, or upgrading: the second socket is closed
-      sink.close();
-      return null;
+      return sink.close();
     }
     this.probe = sink;
-    this.probeDue = Date.now() + this.engine.o.upgradeTimeoutMs;
-    return (data) => this.probeMessage(sink, data);
+    this.probeDue = this.engine.now + this.engine.upgradeTicks;
+  }
+
+  /** A message on one of this carrier's sockets */
+  socketMessage(sink: SocketSink, data: string | Uint8Array): void {
+    if (sink === this.ws) return this.packet(data, false);
+    if (sink === this.probe) this.probeMessage(sink, data);
   }
 
   /** The carrier's own WebSocket (a WebSocket-only handshake) */
@@ -236,11 +251,6 @@ export class EioCarrier implements Carrier {
   }
 
   private probeMessage(sink: SocketSink, data: string | Uint8Array): void {
-    if (this.probe !== sink) {
-      // the upgrade finished: this is the transport now
-      if (this.ws === sink) this.packet(data, false);
-      return;
-    }
     if (data === '2probe') {
       sink.send('3probe');
       // the client pauses polling before it sends `5`: release its held poll
@@ -312,12 +322,16 @@ export class EioCarrier implements Carrier {
         this.pongDue = 0;
         return;
       case 49 /* 1 close */:
-        // the client closes: a held poll is released with a noop
-        return this.close('transport close', polling ? '6' : null);
+        // the client closes (a polling client's way; on a WebSocket it just closes the socket, and
+        // the reference server ignores a `1` there): a held poll is released with a noop
+        if (polling) this.close('transport close', '6');
+        return;
+      case 48 /* 0 open */:
+      case 53 /* 5 upgrade, outside a probe */:
       case 54 /* 6 noop */:
         return;
       default:
-        // a client ping (v3 heartbeat direction), an upgrade outside a probe, or garbage
+        // a client ping (the v3 heartbeat direction), an unknown type, an empty packet
         return this.close('parse error', '1');
     }
   }
@@ -365,12 +379,25 @@ export class Engine {
     this.edge = new Edge(this, this.link);
     this.home = new Home(this, this.link);
     this.mount();
-    const tick = Math.min(1000, Math.max(10, Math.floor(Math.min(o.pingIntervalMs, o.pingTimeoutMs, o.connectTimeoutMs) / 4)));
-    this.timer = setInterval(() => this.tick(), tick);
+    this.tickMs = Math.min(1000, Math.max(10, Math.floor(Math.min(o.pingIntervalMs, o.pingTimeoutMs, o.connectTimeoutMs) / 4)));
+    const ticks = (ms: number) => Math.max(1, Math.round(ms / this.tickMs));
+    this.pingTicks = ticks(o.pingIntervalMs);
+    this.pongTicks = ticks(o.pingTimeoutMs);
+    this.connectTicks = ticks(o.connectTimeoutMs);
+    this.upgradeTicks = ticks(o.upgradeTimeoutMs);
+    this.timer = setInterval(() => this.tick(), this.tickMs);
     this.timer.unref();
   }
 
   private readonly timer: NodeJS.Timeout;
+  private readonly started = Date.now();
+  /** the heartbeat's clock: ticks since start */
+  now = 0;
+  readonly tickMs: number;
+  readonly pingTicks: number;
+  readonly pongTicks: number;
+  readonly connectTicks: number;
+  readonly upgradeTicks: number;
 
   /** Engine.IO connections held here, and requests tunneled to and from other nodes since start */
   stats(): { carriers: number; tunneled: { out: number; in: number } } {
@@ -409,8 +436,8 @@ export class Engine {
 
   /** Pings, ping timeouts, connect and upgrade timeouts */
   private tick(): void {
-    const now = Date.now();
-    const o = this.o;
+    // from the wall clock: a late timer does not stretch the timeouts
+    const now = (this.now = Math.floor((Date.now() - this.started) / this.tickMs));
     for (const c of this.carriers.values()) {
       if (c.pongDue !== 0 && now >= c.pongDue) {
         c.close('ping timeout');
@@ -422,8 +449,8 @@ export class Engine {
       }
       if (now >= c.nextPing) {
         // every pingInterval, whatever else flows: the client resets its timer only on a ping
-        c.nextPing = now + o.pingIntervalMs;
-        if (c.pongDue === 0) c.pongDue = now + o.pingTimeoutMs;
+        c.nextPing = now + this.pingTicks;
+        if (c.pongDue === 0) c.pongDue = now + this.pongTicks;
         c.send('2');
       }
       if (c.probeDue !== 0 && now >= c.probeDue) c.closeProbe();
@@ -453,7 +480,12 @@ export class Engine {
     port.app.any(path, (res, req) => {
       const r = readRequest(res, req, port.options.trustProxy);
       const ex = this.exchange(res, r.origin);
-      if (r.method === 'options') return ex.reply(204, null);
+      if (r.method === 'options') {
+        // a preflight: what a browser needs to send polls with credentials or extra headers
+        const extra: Record<string, string> = { 'Access-Control-Allow-Methods': 'GET,POST,OPTIONS', 'Access-Control-Max-Age': '600' };
+        if (r.requestHeaders) extra['Access-Control-Allow-Headers'] = r.requestHeaders;
+        return ex.reply(204, null, '', ex.cors ? extra : undefined);
+      }
       const bad = this.check(r.query, r.method);
       if (bad !== null) return ex.reply(400, 'application/json', eioBody(bad));
       const sid = r.query.get('sid');
@@ -469,7 +501,7 @@ export class Engine {
         return ex.reply(200, TEXT, open);
       }
       if (r.method === 'get') return this.get(sid, ex);
-      if (r.method === 'post') return this.post(sid, ex);
+      if (r.method === 'post') return this.post(sid, ex, r.contentType);
       ex.reply(400, 'application/json', eioBody('BAD_REQUEST'));
     });
     this.mountSocket();
@@ -484,19 +516,26 @@ export class Engine {
     c.get(sink);
   }
 
-  private post(sid: string, ex: Exchange): void {
+  private post(sid: string, ex: Exchange, contentType: string): void {
     readBody(ex, this.o.maxPayload, (body) => {
-      if (body === null) return ex.reply(413, 'application/json', eioBody('BAD_REQUEST'), undefined, true);
-      if (this.isRemote(sid)) return this.edge.post(sid, body, ex, this.homeOf(sid));
+      // too large: refused, the session lives on (the client sends smaller payloads)
+      if (body === null) return ex.reply(413, null, '', undefined, true);
+      // binary bodies are Engine.IO v3's: null, refused (see posted)
+      const b = contentType.startsWith('application/octet-stream') ? null : body;
+      if (this.isRemote(sid)) return this.edge.post(sid, b, ex, this.homeOf(sid));
       const c = this.carriers.get(sid);
       if (c === undefined) return ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
-      const a = this.posted(c, body);
+      const a = this.posted(c, b);
       ex.reply(a.status, a.type, a.body);
     });
   }
 
-  /** A POST body for carrier `c` (here or tunneled) */
-  posted(c: EioCarrier, body: Uint8Array): { status: number; type: string; body: string } {
+  /** A POST body for carrier `c` (here or tunneled); null: a binary (v3) body, refused and the session ends */
+  posted(c: EioCarrier, body: Uint8Array | null): { status: number; type: string; body: string } {
+    if (body === null) {
+      if (c.transport === 'polling') c.close('invalid content', '1');
+      return { status: 400, type: '', body: '' };
+    }
     try {
       return c.post(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString());
     } catch (err) {
@@ -517,69 +556,60 @@ export class Engine {
       sendPingsAutomatically: false,
       upgrade: (res, req, context) => {
         const q = new URLSearchParams(req.getQuery() ?? '');
-        const info: EioRequest = { ip: clientIp(res, req, port.options.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent'), authorization: req.getHeader('authorization'), query: q };
+        const origin = req.getHeader('origin');
         const bad = this.check(q, 'get');
         const sid = q.get('sid');
-        const refused = port.admit(info.origin, sid === null);
+        const refused = port.admit(origin, sid === null);
         let error: { status: number; body: string } | null = null;
         if (bad !== null) error = { status: 400, body: eioBody(bad) };
         else if (q.get('transport') !== 'websocket') error = { status: 400, body: eioBody('BAD_REQUEST') };
         else if (refused !== null) error = ourError(refused);
         else if (sid !== null && !this.isRemote(sid) && !this.carriers.has(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
-        if (error !== null) {
-          const ex = this.exchange(res, info.origin);
-          return ex.reply(error.status, 'application/json', error.body, undefined, true);
-        }
-        upgrade<SocketData>(res, req, context, { info, on: null, sink: null, carrier: null });
+        if (error !== null) return this.exchange(res, origin).reply(error.status, 'application/json', error.body, undefined, true);
+        // a handshake keeps what the app may see; an upgrade only needs the sid
+        const sink = new LocalSocket(sid);
+        if (sid === null) sink.info = { ip: clientIp(res, req, port.options.trustProxy), origin, userAgent: req.getHeader('user-agent'), authorization: req.getHeader('authorization'), query: appQuery(q) };
+        upgrade<SocketData>(res, req, context, { s: sink });
       },
       open: (ws) => {
-        const d = ws.getUserData();
-        const sink = new LocalSocket(ws);
-        d.sink = sink;
-        const sid = d.info.query.get('sid');
+        const sink = ws.getUserData().s;
+        sink.ws = ws;
+        const sid = sink.sid;
         if (sid === null) {
-          const { c, open } = this.handshake(d.info, 'websocket');
+          const { c, open } = this.handshake(sink.info!, 'websocket');
+          sink.info = null;
           c.useSocket(sink);
-          d.carrier = c;
+          sink.carrier = c;
           c.send(open);
-          d.on = (data) => c.packet(data, false);
           return;
         }
-        if (this.isRemote(sid)) {
-          d.on = this.edge.socket(sid, ws, this.homeOf(sid));
-          return;
-        }
+        if (this.isRemote(sid)) return this.edge.socket(sid, sink, this.homeOf(sid));
         const c = this.carriers.get(sid);
         if (c === undefined) return sink.close();
-        d.carrier = c;
-        d.on = c.socket(sink);
+        sink.carrier = c;
+        c.socket(sink);
       },
       message: (ws, message, isBinary) => {
-        const d = ws.getUserData();
-        if (d.on === null) return;
-        if (message.byteLength > o.maxPayload) {
-          d.sink?.close(1009);
-          return;
-        }
+        const sink = ws.getUserData().s;
+        if (message.byteLength > o.maxPayload) return sink.close(1009);
         const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
+        const c = sink.carrier;
+        if (c === null) return sink.tunnel?.in(data);
         try {
-          d.on(data);
+          c.socketMessage(sink, data);
         } catch (err) {
           warnOnce('engine.io message', err);
-          d.carrier?.close('internal error');
+          c.close('internal error');
         }
       },
       drain: (ws) => {
-        const d = ws.getUserData();
-        if (d.carrier !== null) d.carrier.drained();
-        else d.drained?.();
+        ws.getUserData().s.carrier?.drained();
       },
       close: (ws) => {
-        const d = ws.getUserData();
-        if (d.sink !== null) d.sink.closed = true;
-        d.on = null;
-        if (d.carrier !== null && d.sink !== null) d.carrier.socketClosed(d.sink);
-        d.gone?.();
+        const sink = ws.getUserData().s;
+        sink.closed = true;
+        if (sink.carrier !== null) sink.carrier.socketClosed(sink);
+        else sink.tunnel?.gone();
       },
     });
   }
@@ -596,38 +626,48 @@ export class Engine {
   }
 }
 
+/**
+ * uWS user data. Only a holder: uWS copies the object's own fields onto the socket object, which is
+ * what `getUserData` returns (its prototype, and so any method of ours, is lost), so ours live on
+ * LocalSocket
+ */
 interface SocketData {
-  info: EioRequest;
-  /** where the socket's messages go */
-  on: ((data: string | Uint8Array) => void) | null;
-  sink: LocalSocket | null;
-  carrier: EioCarrier | null;
-  /** tunneled sockets (edge side) */
-  drained?: () => void;
-  gone?: () => void;
+  s: LocalSocket;
 }
 
+/** A WebSocket of this node */
 class LocalSocket implements SocketSink {
+  ws: WebSocket<SocketData> | null = null;
+  /** what the handshake request told (until the carrier has it) */
+  info: EioRequest | null = null;
+  /** the carrier it serves here, or null (tunneled to another node, or not yet known) */
+  carrier: EioCarrier | null = null;
+  /** a socket tunneled to the carrier's node (edge side) */
+  tunnel: { in(d: string | Uint8Array): void; gone(): void } | null = null;
   closed = false;
-  constructor(readonly ws: WebSocket<SocketData>) {}
+
+  constructor(readonly sid: string | null) {}
+
   send(f: string | Uint8Array): number {
     if (this.closed) return SENT;
-    const r = this.ws.send(f, typeof f !== 'string');
+    const r = this.ws!.send(f, typeof f !== 'string');
     return r === 1 ? SENT : r === 2 ? DROPPED : FULL;
   }
   cork(f: () => void): void {
     if (this.closed) return f();
-    this.ws.cork(f);
+    this.ws!.cork(f);
   }
-  close(code = 1000): void {
+  /** Closes with `code`, or as the reference server does, with no status code (the client sees 1005) */
+  close(code?: number): void {
     if (this.closed) return;
     this.closed = true;
-    this.ws.end(code);
+    if (code === undefined) this.ws!.end();
+    else this.ws!.end(code);
   }
 }
 
 function infoOf(r: RequestInfo): EioRequest {
-  return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, authorization: r.authorization, query: r.query };
+  return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, authorization: r.authorization, query: appQuery(r.query) };
 }
 
 // ---- the tunnel between nodes ------------------------------------------------------------------
@@ -640,7 +680,7 @@ function infoOf(r: RequestInfo): EioRequest {
  */
 type LinkMessage =
   | { o: 'get'; t: number; sid: string }
-  | { o: 'post'; t: number; sid: string; b: Uint8Array }
+  | { o: 'post'; t: number; sid: string; b: Uint8Array | null }
   | { o: 'abort'; t: number }
   | { o: 'ws'; t: number; sid: string }
   | { o: 'in'; t: number; d: string | Uint8Array }
@@ -656,7 +696,7 @@ class Edge {
   /** requests and sockets tunneled from here */
   count = 0;
   private readonly http = new Map<number, { ex: Exchange; timer: NodeJS.Timeout }>();
-  private readonly sockets = new Map<number, { ws: WebSocket<SocketData>; timer: NodeJS.Timeout | null; closed: boolean }>();
+  private readonly sockets = new Map<number, { sink: LocalSocket; timer: NodeJS.Timeout | null }>();
 
   constructor(
     private readonly engine: Engine,
@@ -673,7 +713,7 @@ class Edge {
     this.link.post(home, { o: 'get', t, sid });
   }
 
-  post(sid: string, body: Uint8Array, ex: Exchange, home: string): void {
+  post(sid: string, body: Uint8Array | null, ex: Exchange, home: string): void {
     const t = this.request(ex, this.engine.port.options.relayTimeoutMs);
     this.link.post(home, { o: 'post', t, sid, b: body });
   }
@@ -697,23 +737,23 @@ class Edge {
     this.http.delete(t);
   }
 
-  /** A WebSocket for a carrier held by `home`. @returns where its messages go */
-  socket(sid: string, ws: WebSocket<SocketData>, home: string): (data: string | Uint8Array) => void {
+  /** A WebSocket (here) for a carrier held by `home`: its messages go there, what comes back goes out */
+  socket(sid: string, sink: LocalSocket, home: string): void {
     const t = this.next++;
     this.count++;
-    const s = { ws, closed: false, timer: null as NodeJS.Timeout | null };
+    const s = { sink, timer: null as NodeJS.Timeout | null };
     // accepted within the relay timeout, or closed
     s.timer = setTimeout(() => this.closeSocket(t), this.engine.port.options.relayTimeoutMs);
     this.sockets.set(t, s);
-    const d = ws.getUserData();
-    d.gone = () => {
-      s.closed = true;
-      if (s.timer !== null) clearTimeout(s.timer);
-      this.sockets.delete(t);
-      this.link.post(home, { o: 'gone', t });
+    sink.tunnel = {
+      in: (d) => this.link.post(home, { o: 'in', t, d }),
+      gone: () => {
+        if (s.timer !== null) clearTimeout(s.timer);
+        this.sockets.delete(t);
+        this.link.post(home, { o: 'gone', t });
+      },
     };
     this.link.post(home, { o: 'ws', t, sid });
-    return (data) => this.link.post(home, { o: 'in', t, d: data });
   }
 
   private closeSocket(t: number): void {
@@ -721,10 +761,7 @@ class Edge {
     if (s === undefined) return;
     this.sockets.delete(t);
     if (s.timer !== null) clearTimeout(s.timer);
-    if (!s.closed) {
-      s.closed = true;
-      s.ws.end(1000);
-    }
+    s.sink.close();
   }
 
   onMessage(m: Extract<LinkMessage, { o: 'res' | 'ok' | 'out' | 'end' }>): void {
@@ -749,10 +786,10 @@ class Edge {
       }
       case 'out': {
         const s = this.sockets.get(m.t);
-        if (s === undefined || s.closed) return;
+        if (s === undefined || s.sink.closed) return;
         let dropped = false;
-        s.ws.cork(() => {
-          for (const f of m.f) if (s.ws.send(f, typeof f !== 'string') === DROPPED) dropped = true;
+        s.sink.cork(() => {
+          for (const f of m.f) if (s.sink.send(f) === DROPPED) dropped = true;
         });
         // a reader too slow for its buffer: closed rather than fed with gaps (it reconnects and recovers)
         if (dropped) this.closeSocket(m.t);
@@ -770,7 +807,7 @@ class Home {
   count = 0;
   /** polls and sockets tunneled here, by `${edge}/${t}` */
   private readonly polls = new Map<string, { c: EioCarrier; sink: PollSink }>();
-  private readonly sockets = new Map<string, { c: EioCarrier; sink: RemoteSocket; on: ((d: string | Uint8Array) => void) | null }>();
+  private readonly sockets = new Map<string, { c: EioCarrier; sink: RemoteSocket }>();
 
   constructor(
     private readonly engine: Engine,
@@ -809,15 +846,13 @@ class Home {
         const c = this.engine.carriers.get(m.sid);
         if (c === undefined) return this.res(from, m.t, 400, 'application/json', eioBody('UNKNOWN_SID'));
         const sink = new RemoteSocket(this.link, from, m.t, () => this.sockets.delete(key));
-        const entry = { c, sink, on: null as ((d: string | Uint8Array) => void) | null };
-        this.sockets.set(key, entry);
+        this.sockets.set(key, { c, sink });
         this.link.post(from, { o: 'ok', t: m.t });
-        entry.on = c.socket(sink);
-        return;
+        return c.socket(sink);
       }
       case 'in': {
         const s = this.sockets.get(key);
-        if (s !== undefined && s.on !== null) s.on(m.d);
+        if (s !== undefined) s.c.socketMessage(s.sink, m.d);
         return;
       }
       case 'gone': {

@@ -24,6 +24,8 @@ export interface RequestInfo {
   authorization: string;
   contentType: string;
   lastEventId: string;
+  /** a CORS preflight's Access-Control-Request-Headers */
+  requestHeaders: string;
 }
 
 export function readRequest(res: HttpResponse, req: HttpRequest, trustProxy: boolean): RequestInfo {
@@ -37,6 +39,7 @@ export function readRequest(res: HttpResponse, req: HttpRequest, trustProxy: boo
     authorization: req.getHeader('authorization'),
     contentType: req.getHeader('content-type'),
     lastEventId: req.getHeader('last-event-id'),
+    requestHeaders: req.getHeader('access-control-request-headers'),
   };
 }
 

@@ -40,8 +40,6 @@ export interface SocketIoOptions {
 }
 
 const DIALECT = 'socket.io';
-/** Engine.IO's and the recovery's own query parameters: not the app's */
-const RESERVED = new Set(['EIO', 'transport', 't', 'sid', 'j', 'b64']);
 
 /** Mounts the dialect on `port`. @returns the Engine.IO endpoint (to stop it) */
 export function mountSocketIo(port: Port, o: SocketIoOptions): Engine {
@@ -115,8 +113,8 @@ class SioClient implements EioUpper {
   private connect(nsp: string, data: Record<string, unknown> | undefined): void {
     this.carrier.connectDue = 0;
     if (!this.namespaces.has(nsp)) return this.write(CONNECT_ERROR, nsp, undefined, { message: 'Invalid namespace' });
-    // a CONNECT for a namespace already connected starts it over
-    this.conns.get(nsp)?.clientClosed();
+    // a CONNECT for a namespace already connected: the reference server closes the connection
+    if (this.conns.has(nsp)) return this.carrier.close('forced close');
     const auth: Record<string, unknown> = data === undefined ? {} : { ...data };
     let pid: string | undefined;
     let offset: unknown;
@@ -157,9 +155,7 @@ class SioClient implements EioUpper {
 
   private meta(nsp: string, auth: Record<string, unknown>): SessionMeta {
     const info = this.carrier.info;
-    let query: Record<string, string> = {};
-    for (const [k, v] of info.query) if (!RESERVED.has(k)) query[k] = v;
-    return { ip: info.ip, origin: info.origin, userAgent: info.userAgent, query, auth, dialect: DIALECT, namespace: nsp };
+    return { ip: info.ip, origin: info.origin, userAgent: info.userAgent, query: info.query, auth, dialect: DIALECT, namespace: nsp };
   }
 
   /** Writes a packet the dialect makes (not an outbox entry) */

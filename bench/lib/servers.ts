@@ -1,18 +1,19 @@
 /**
- * The three servers under test and how to start each one and tell that it is ready.
+ * The servers under test and how to start each one and tell that it is ready.
  */
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ManagedProcess } from './processes.ts';
 
-export type ServerId = 'bare' | 'gateway' | 'cluster' | 'socketio';
-export const SERVER_IDS: ServerId[] = ['bare', 'gateway', 'cluster', 'socketio'];
+export type ServerId = 'bare' | 'gateway' | 'cluster' | 'gateway-sio' | 'socketio';
+export const SERVER_IDS: ServerId[] = ['bare', 'gateway', 'cluster', 'gateway-sio', 'socketio'];
 
 export const SERVER_LABELS: Record<ServerId, string> = {
   bare: 'bare uWS',
   gateway: 'Switchyard gateway',
   cluster: 'Switchyard cluster',
+  'gateway-sio': 'Switchyard Socket.IO',
   socketio: 'Socket.IO 4',
 };
 
@@ -57,6 +58,8 @@ export function serverSpecs(root: string): Record<ServerId, ServerSpec> {
     gateway,
     // nats-server + worker process + gateway process: the echo crosses the bus twice
     cluster: { id: 'cluster', proto: 'native', path: '/rt/ws', command: [...tsNode, join(root, 'bench', 'cluster-shape.ts'), '{port}'] },
+    // the same gateway, spoken to as a Socket.IO server (Engine.IO v4 over WebSocket)
+    'gateway-sio': { ...gateway, id: 'gateway-sio', proto: 'socketio', path: undefined },
     socketio: { id: 'socketio', proto: 'socketio', command: [...tsNode, join(root, 'bench', 'socketio-server.ts'), '{port}'] },
   };
 }
@@ -95,7 +98,7 @@ export async function startServer(
   const proc = new ManagedProcess(spec.id, argv[0]!, argv.slice(1), { cwd: opts.root, env: opts.env });
   const timeoutMs = opts.timeoutMs ?? 60000;
   try {
-    if (spec.id === 'gateway' || spec.id === 'cluster') {
+    if (spec.id === 'gateway' || spec.id === 'cluster' || spec.id === 'gateway-sio') {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (!proc.alive) throw new Error(`gateway exited (${proc.exitCode}) during start-up\n${proc.tail()}`);
