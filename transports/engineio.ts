@@ -104,8 +104,8 @@ export class EioCarrier implements Carrier {
   pingRound = 0;
   transport: 'polling' | 'websocket';
   upper: EioUpper | null = null;
-  /** packets waiting for a poll or a drain: text packets, or binary messages */
-  private out: Array<string | Uint8Array> = [];
+  /** packets waiting for a poll or a drain: text packets, or binary messages (null: none) */
+  private out: Array<string | Uint8Array> | null = null;
   private poll: PollSink | null = null;
   private ws: SocketSink | null = null;
   private probe: SocketSink | null = null;
@@ -144,17 +144,17 @@ export class EioCarrier implements Carrier {
     const ws = this.ws;
     if (ws !== null) {
       if (this.blocked) {
-        this.out.push(p);
+        (this.out ??= []).push(p);
         return false;
       }
       const r = ws.send(p);
       if (r === SENT) return true;
       // kept for the drain: nothing is lost to a full buffer
-      if (r === DROPPED) this.out.push(p);
+      if (r === DROPPED) (this.out ??= []).push(p);
       this.blocked = true;
       return false;
     }
-    this.out.push(p);
+    (this.out ??= []).push(p);
     if (this.poll === null) return false;
     this.schedule();
     return true;
@@ -171,7 +171,7 @@ export class EioCarrier implements Carrier {
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
-      if (this.poll !== null && this.out.length > 0) this.answer();
+      if (this.poll !== null && this.out !== null) this.answer();
     });
   }
 
@@ -180,9 +180,9 @@ export class EioCarrier implements Carrier {
     const poll = this.poll;
     if (poll === null) return;
     this.poll = null;
-    if (extra !== undefined) this.out.push(extra);
-    const out = this.out;
-    this.out = [];
+    if (extra !== undefined) (this.out ??= []).push(extra);
+    const out = this.out ?? [];
+    this.out = null;
     let body = '';
     for (let i = 0; i < out.length; i++) {
       const p = out[i]!;
@@ -206,7 +206,7 @@ export class EioCarrier implements Carrier {
     this.poll = sink;
     // a probing client waits for its poll to return before it finishes the upgrade
     if (this.probe !== null) return this.answer('6');
-    if (this.out.length > 0) this.schedule();
+    if (this.out !== null) this.schedule();
     this.upper?.writable();
   }
 
@@ -276,8 +276,8 @@ export class EioCarrier implements Carrier {
     if (this.poll !== null) this.answer('6');
     this.transport = 'websocket';
     this.ws = sink;
-    const out = this.out;
-    this.out = [];
+    const out = this.out ?? [];
+    this.out = null;
     sink.cork(() => {
       for (const p of out) this.send(p);
       this.upper?.writable();
@@ -288,8 +288,8 @@ export class EioCarrier implements Carrier {
   drained(): void {
     if (!this.blocked || this.ws === null) return;
     this.blocked = false;
-    const out = this.out;
-    this.out = [];
+    const out = this.out ?? [];
+    this.out = null;
     this.ws.cork(() => {
       for (const p of out) this.send(p);
       if (!this.blocked) this.upper?.writable();
@@ -349,7 +349,7 @@ export class EioCarrier implements Carrier {
       this.poll = null;
     }
     this.closed = true;
-    this.out = [];
+    this.out = null;
     this.engine.forget(this);
     const ws = this.ws;
     this.ws = null;

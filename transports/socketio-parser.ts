@@ -136,7 +136,7 @@ function argsText(text: string): string | undefined {
 
 class TextDecoder implements SioDecoder {
   private pending: (SioPacket & { attachments: number }) | null = null;
-  private buffers: Uint8Array[] = [];
+  private buffers: Uint8Array[] | null = null;
 
   add(msg: string | Uint8Array): SioPacket | null {
     if (typeof msg === 'string') {
@@ -146,16 +146,15 @@ class TextDecoder implements SioDecoder {
       if (p.data === undefined) throw new SioProtocolError('invalid payload');
       if (p.attachments === 0) return finish(p, []);
       this.pending = p;
-      this.buffers = [];
       return null;
     }
     const p = this.pending;
     if (p === null) throw new SioProtocolError('got binary data when not reconstructing a packet');
-    this.buffers.push(msg);
-    if (this.buffers.length < p.attachments) return null;
+    const buffers = (this.buffers ??= []);
+    buffers.push(msg);
+    if (buffers.length < p.attachments) return null;
     this.pending = null;
-    const buffers = this.buffers;
-    this.buffers = [];
+    this.buffers = null;
     return finish(p, buffers);
   }
 }

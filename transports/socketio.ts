@@ -40,6 +40,8 @@ export interface SocketIoOptions {
 }
 
 const DIALECT = 'socket.io';
+/** the auth of a CONNECT without a payload (shared: an object per session costs) */
+const NO_AUTH: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 /** Mounts the dialect on `port`. @returns the Engine.IO endpoint (to stop it) */
 export function mountSocketIo(port: Port, o: SocketIoOptions): Engine {
@@ -55,7 +57,9 @@ export function mountSocketIo(port: Port, o: SocketIoOptions): Engine {
 
 /** A Socket.IO client: the namespaces it connected on one carrier */
 class SioClient implements EioUpper {
-  readonly conns = new Map<string, SioConnection>();
+  /** the namespace connections: `/` in a field of its own, others (rare) in a map made when needed */
+  private main: SioConnection | null = null;
+  private others: Map<string, SioConnection> | null = null;
   private readonly decoder: SioDecoder;
 
   constructor(
@@ -68,6 +72,27 @@ class SioClient implements EioUpper {
     private readonly codec: number,
   ) {
     this.decoder = parser.decoder();
+  }
+
+  conn(nsp: string): SioConnection | undefined {
+    return (nsp === '/' ? this.main : this.others?.get(nsp)) ?? undefined;
+  }
+
+  private setConn(nsp: string, c: SioConnection): void {
+    if (nsp === '/') this.main = c;
+    else (this.others ??= new Map()).set(nsp, c);
+  }
+
+  /** Forgets `c` (if it is still its namespace's connection) */
+  forget(c: SioConnection): void {
+    if (this.main === c) this.main = null;
+    else if (this.others?.get(c.nsp) === c) this.others.delete(c.nsp);
+  }
+
+  private conns(): SioConnection[] {
+    const all: SioConnection[] = this.main === null ? [] : [this.main];
+    if (this.others !== null) all.push(...this.others.values());
+    return all;
   }
 
   message(data: string | Uint8Array): void {
@@ -84,7 +109,7 @@ class SioClient implements EioUpper {
 
   private packet(p: SioPacket): void {
     if (p.type === CONNECT) return this.connect(p.nsp, p.data as Record<string, unknown> | undefined);
-    const conn = this.conns.get(p.nsp);
+    const conn = this.conn(p.nsp);
     const s = conn?.session;
     // a packet for a namespace not connected (or not yet accepted), a CONNECT_ERROR from a client,
     // an ACK without an id: the reference server closes the connection ("invalid state")
@@ -114,8 +139,8 @@ class SioClient implements EioUpper {
     this.carrier.connectDue = 0;
     if (!this.namespaces.has(nsp)) return this.write(CONNECT_ERROR, nsp, undefined, { message: 'Invalid namespace' });
     // a CONNECT for a namespace already connected: the reference server closes the connection
-    if (this.conns.has(nsp)) return this.carrier.close('forced close');
-    const auth: Record<string, unknown> = data === undefined ? {} : { ...data };
+    if (this.conn(nsp) !== undefined) return this.carrier.close('forced close');
+    const auth: Record<string, unknown> = data === undefined ? NO_AUTH : { ...data };
     let pid: string | undefined;
     let offset: unknown;
     if (this.recovery && typeof auth.pid === 'string') {
@@ -125,7 +150,7 @@ class SioClient implements EioUpper {
       delete auth.offset;
     }
     const conn = new SioConnection(this, nsp);
-    this.conns.set(nsp, conn);
+    this.setConn(nsp, conn);
     const meta = this.meta(nsp, auth);
     const port = this.port;
     if (pid === undefined) {
@@ -136,7 +161,7 @@ class SioClient implements EioUpper {
     const last = typeof offset === 'string' ? parseLast(offset) : 0;
     port.resume(pid, last, (t) => {
       // the client left, or connected the namespace again, while the session was looked up
-      if (this.conns.get(nsp) !== conn || this.carrier.closed) return;
+      if (this.conn(nsp) !== conn || this.carrier.closed) return;
       conn.resuming = true;
       switch (t.kind) {
         case 'session':
@@ -197,13 +222,19 @@ class SioClient implements EioUpper {
   }
 
   writable(): void {
-    for (const c of this.conns.values()) if (c.session !== null && c.opened) c.flush(c.session);
+    if (this.others === null) {
+      const c = this.main;
+      if (c !== null && c.session !== null && c.opened) c.flush(c.session);
+      return;
+    }
+    for (const c of this.conns()) if (c.session !== null && c.opened) c.flush(c.session);
   }
 
   closed(): void {
     // the transport is gone, not the sessions: each waits for its client to come back (recovery)
-    const conns = [...this.conns.values()];
-    this.conns.clear();
+    const conns = this.conns();
+    this.main = null;
+    this.others = null;
     for (const c of conns) {
       const s = c.session;
       c.session = null;
@@ -315,6 +346,6 @@ class SioConnection implements Connection {
   }
 
   private forget(): void {
-    if (this.client.conns.get(this.nsp) === this) this.client.conns.delete(this.nsp);
+    this.client.forget(this);
   }
 }

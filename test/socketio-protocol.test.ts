@@ -1,0 +1,437 @@
+/**
+ * The Socket.IO dialect byte for byte: one test per case of the official engine.io-protocol and
+ * socket.io-protocol test suites (socketio/engine.io-protocol and socketio/socket.io-protocol,
+ * test-suite/test-suite.js; read, not copied), with the suites' server configuration: pingInterval
+ * 300, pingTimeout 200, connectTimeout 1000, maxPayload 1000000, namespaces / and /custom, and
+ * their handlers (`message` → `message-back`, `message-with-ack` acks its args, an `auth` emit on
+ * connect). Engine.IO's own `message` cases carry Socket.IO packets here: our Engine.IO always has
+ * Socket.IO above it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeAll, startNode } from './helpers.ts';
+import { RawEio, type RawSocket } from './eio-raw.ts';
+import type { App } from '../cluster/app.ts';
+
+/** the suites' server, as an app */
+const suiteApp: App = {
+  open(session) {
+    session.emit('auth', session.meta.auth);
+  },
+  event(session, event, args, reply) {
+    if (event === 'message') session.emit('message-back', ...args);
+    else if (event === 'message-with-ack') reply?.(...args);
+  },
+};
+
+let eio: RawEio;
+
+beforeAll(async () => {
+  const node = await startNode({
+    app: suiteApp,
+    maxPayloadBytes: 1_000_000,
+    socketio: { pingIntervalMs: 300, pingTimeoutMs: 200, connectTimeoutMs: 1000, namespaces: ['/', '/custom'], recovery: false },
+  });
+  eio = new RawEio(`${node.url}/socket.io/`);
+});
+afterAll(closeAll);
+
+const P = 'EIO=4&transport=polling';
+const W = 'EIO=4&transport=websocket';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const opened: RawSocket[] = [];
+
+/** A WebSocket-only session: open, the handshake taken */
+async function wsSession(): Promise<{ s: RawSocket; open: Record<string, unknown> }> {
+  const s = eio.socket(W);
+  opened.push(s);
+  const first = (await s.next()) as string;
+  expect(first[0]).toBe('0');
+  return { s, open: JSON.parse(first.slice(1)) };
+}
+
+/** A WebSocket-only session connected to the main namespace (`40{sid}` and the auth emit taken) */
+async function sioSession(): Promise<RawSocket> {
+  const { s } = await wsSession();
+  s.autoPong = true;
+  s.send('40');
+  const [connect, auth] = await s.take(2);
+  expect(connect).toMatch(/^40\{"sid":"[^"]+"\}$/);
+  expect(auth).toBe('42["auth",{}]');
+  return s;
+}
+
+/** A polling session connected to the main namespace */
+async function pollingSession(): Promise<string> {
+  const { sid } = await eio.handshake();
+  expect((await eio.send(sid, '40')).body).toBe('ok');
+  expect((await eio.poll(sid)).body).toMatch(/^40\{"sid":"[^"]+"\}\x1e42\["auth",\{\}\]$/);
+  return sid;
+}
+
+afterAll(() => {
+  for (const s of opened) s.end();
+});
+
+describe('engine.io-protocol suite: handshake', () => {
+  it('HTTP long-polling: successfully opens a session', async () => {
+    const a = await eio.get(P);
+    expect(a.status).toBe(200);
+    expect(a.type).toBe('text/plain; charset=UTF-8');
+    expect(a.body[0]).toBe('0');
+    const open = JSON.parse(a.body.slice(1));
+    expect(Object.keys(open)).toEqual(['sid', 'upgrades', 'pingInterval', 'pingTimeout', 'maxPayload']);
+    expect(open).toMatchObject({ upgrades: ['websocket'], pingInterval: 300, pingTimeout: 200, maxPayload: 1_000_000 });
+    expect(typeof open.sid).toBe('string');
+  });
+
+  it("HTTP long-polling: fails with an invalid 'EIO' query parameter", async () => {
+    for (const q of ['transport=polling', 'EIO=abc&transport=polling', 'EIO=3&transport=polling', 'EIO=5&transport=polling']) {
+      const a = await eio.get(q);
+      expect(a.status).toBe(400);
+      expect(a.type).toBe('application/json');
+      expect(a.body).toBe('{"code":5,"message":"Unsupported protocol version"}');
+    }
+  });
+
+  it("HTTP long-polling: fails with an invalid 'transport' query parameter", async () => {
+    for (const q of ['EIO=4', 'EIO=4&transport=abc']) expect(await eio.get(q)).toMatchObject({ status: 400, body: '{"code":0,"message":"Transport unknown"}' });
+  });
+
+  it('HTTP long-polling: fails with an invalid request method', async () => {
+    expect(await eio.request('POST', P)).toMatchObject({ status: 400, body: '{"code":2,"message":"Bad handshake method"}' });
+    expect(await eio.request('PUT', P)).toMatchObject({ status: 400, body: '{"code":2,"message":"Bad handshake method"}' });
+  });
+
+  it('WebSocket: successfully opens a session', async () => {
+    const { open } = await wsSession();
+    expect(Object.keys(open)).toEqual(['sid', 'upgrades', 'pingInterval', 'pingTimeout', 'maxPayload']);
+    expect(open).toMatchObject({ upgrades: [], pingInterval: 300, pingTimeout: 200, maxPayload: 1_000_000 });
+  });
+
+  it("WebSocket: fails with an invalid 'EIO' or 'transport' query parameter", async () => {
+    for (const q of ['transport=websocket', 'EIO=abc&transport=websocket', 'EIO=4', 'EIO=4&transport=abc']) {
+      const s = eio.socket(q);
+      await s.close();
+      expect(s.refused).toBe(400);
+    }
+  });
+});
+
+describe('engine.io-protocol suite: message', () => {
+  it('HTTP long-polling: one packet, several packets in one payload, text and binary packets', async () => {
+    const sid = await pollingSession();
+    expect(await eio.send(sid, '42["message","one"]')).toMatchObject({ status: 200, type: 'text/html', body: 'ok' });
+    expect((await eio.poll(sid)).body).toBe('42["message-back","one"]');
+    expect((await eio.send(sid, '42["message","a"]\x1e42["message","b"]\x1e42["message","c"]')).body).toBe('ok');
+    expect((await eio.poll(sid)).body).toBe('42["message-back","a"]\x1e42["message-back","b"]\x1e42["message-back","c"]');
+    // a binary attachment travels as b<base64>
+    expect((await eio.send(sid, '42["message","text"]\x1e451-["message",{"_placeholder":true,"num":0}]\x1ebAQIDBA==')).body).toBe('ok');
+    expect((await eio.poll(sid)).body).toBe('42["message-back","text"]\x1e451-["message-back",{"_placeholder":true,"num":0}]\x1ebAQIDBA==');
+  });
+
+  it('HTTP long-polling: closes the session upon invalid packet format', async () => {
+    const { sid } = await eio.handshake();
+    // the POST is answered (as the reference server does); the session is gone
+    expect((await eio.send(sid, 'abc')).body).toBe('ok');
+    expect(await eio.poll(sid)).toMatchObject({ status: 400, body: '{"code":1,"message":"Session ID unknown"}' });
+  });
+
+  it('HTTP long-polling: closes the session upon duplicate poll requests', async () => {
+    const { sid } = await eio.handshake();
+    const first = eio.poll(sid);
+    await sleep(20);
+    const second = await eio.poll(sid);
+    expect(second.status).toBe(400);
+    expect(await first).toMatchObject({ status: 200, body: '1' });
+    expect((await eio.poll(sid)).status).toBe(400);
+  });
+
+  it('WebSocket: a plain text packet and a binary packet', async () => {
+    const s = await sioSession();
+    s.send('42["message","hello"]');
+    expect(await s.next()).toBe('42["message-back","hello"]');
+    s.send('451-["message",{"_placeholder":true,"num":0}]');
+    s.send(Buffer.from([1, 2, 3, 4]));
+    expect(await s.take(2)).toEqual(['451-["message-back",{"_placeholder":true,"num":0}]', Buffer.from([1, 2, 3, 4])]);
+  });
+
+  it('WebSocket: closes the session upon invalid packet format', async () => {
+    const { s } = await wsSession();
+    s.send('abc');
+    expect(await s.close()).toBe(1005);
+  });
+});
+
+describe('engine.io-protocol suite: heartbeat', () => {
+  it('HTTP long-polling: sends ping/pong packets', async () => {
+    const { sid } = await eio.handshake();
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      expect(await eio.poll(sid)).toMatchObject({ status: 200, body: '2' });
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect((await eio.send(sid, '3')).body).toBe('ok');
+    }
+  });
+
+  it('HTTP long-polling: closes the session upon ping timeout', async () => {
+    const { sid } = await eio.handshake();
+    await sleep(700); // pingInterval + pingTimeout, and a tick to notice
+    expect(await eio.poll(sid)).toMatchObject({ status: 400, body: '{"code":1,"message":"Session ID unknown"}' });
+  });
+
+  it('HTTP long-polling: a poll held when the ping times out gets the close packet', async () => {
+    const { sid } = await eio.handshake();
+    expect((await eio.poll(sid)).body).toBe('2');
+    expect(await eio.poll(sid)).toMatchObject({ status: 200, body: '1' });
+  });
+
+  it('WebSocket: sends ping/pong packets, also while other traffic flows', async () => {
+    const s = await sioSession();
+    s.autoPong = false;
+    for (let i = 0; i < 3; i++) {
+      const t = Date.now();
+      s.send('42["message",1]');
+      expect(await s.next()).toBe('42["message-back",1]');
+      expect(await s.next()).toBe('2');
+      expect(Date.now() - t).toBeLessThan(1000);
+      s.send('3');
+    }
+  });
+
+  it('WebSocket: closes the session upon ping timeout', async () => {
+    const { s } = await wsSession();
+    const t = Date.now();
+    expect(await s.next()).toBe('2');
+    expect(await s.close()).toBe(1005);
+    expect(Date.now() - t).toBeLessThan(1000);
+  });
+
+  it('a client ping (the v3 direction) closes the session', async () => {
+    const { sid } = await eio.handshake();
+    expect((await eio.send(sid, '2')).body).toBe('ok');
+    expect((await eio.poll(sid)).status).toBe(400);
+  });
+});
+
+describe('engine.io-protocol suite: close', () => {
+  it('HTTP long-polling: forcefully closes the session', async () => {
+    const { sid } = await eio.handshake();
+    const [held, posted] = await Promise.all([eio.poll(sid), sleep(20).then(() => eio.send(sid, '1'))]);
+    expect(posted.body).toBe('ok');
+    expect(held).toMatchObject({ status: 200, body: '6' });
+    expect((await eio.poll(sid)).status).toBe(400);
+  });
+
+  it('WebSocket: forcefully closes the session (a `1` is ignored there; the socket closes by ping timeout)', async () => {
+    const { s } = await wsSession();
+    s.send('1');
+    expect(await s.close()).toBe(1005);
+  });
+});
+
+describe('engine.io-protocol suite: upgrade', () => {
+  it('successfully upgrades from HTTP long-polling to WebSocket', async () => {
+    const sid = await pollingSession();
+    const s = eio.socket(`${W}&sid=${sid}`);
+    opened.push(s);
+    await s.opened();
+    s.send('2probe');
+    expect(await s.next()).toBe('3probe');
+    // the poll the client holds is released with a noop so that it can pause polling
+    expect(await eio.poll(sid)).toMatchObject({ status: 200, body: '6' });
+    s.send('5');
+    s.send('42["message","over websocket"]');
+    expect(await s.next()).toBe('42["message-back","over websocket"]');
+  });
+
+  it('ignores HTTP requests with the same sid after the upgrade', async () => {
+    const sid = await pollingSession();
+    const s = eio.socket(`${W}&sid=${sid}`);
+    opened.push(s);
+    await s.opened();
+    s.send('2probe');
+    s.send('5');
+    expect(await s.next()).toBe('3probe');
+    expect(await eio.poll(sid)).toMatchObject({ status: 400, body: '{"code":3,"message":"Bad request"}' });
+    expect(await eio.send(sid, '42["message",1]')).toMatchObject({ status: 400, body: '{"code":3,"message":"Bad request"}' });
+    s.send('42["message","still here"]');
+    expect(await s.next()).toBe('42["message-back","still here"]');
+  });
+
+  it('ignores a WebSocket connection with the same sid after the upgrade', async () => {
+    const sid = await pollingSession();
+    const s = eio.socket(`${W}&sid=${sid}`);
+    opened.push(s);
+    await s.opened();
+    s.send('2probe');
+    s.send('5');
+    expect(await s.next()).toBe('3probe');
+    const second = eio.socket(`${W}&sid=${sid}`);
+    expect(await second.close()).toBe(1005);
+    s.send('42["message","first one"]');
+    expect(await s.next()).toBe('42["message-back","first one"]');
+  });
+
+  it('a probe that sends anything but the upgrade is closed; polling goes on', async () => {
+    const sid = await pollingSession();
+    const s = eio.socket(`${W}&sid=${sid}`);
+    await s.opened();
+    s.send('42["message","too early"]');
+    expect(await s.close()).toBe(1005);
+    expect((await eio.send(sid, '42["message","polling"]')).body).toBe('ok');
+    expect((await eio.poll(sid)).body).toBe('42["message-back","polling"]');
+  });
+});
+
+describe('socket.io-protocol suite: connect', () => {
+  it('allows connection to the main namespace', async () => {
+    const { s } = await wsSession();
+    s.send('40');
+    const [connect, auth] = (await s.take(2)) as string[];
+    expect(connect!.startsWith('40')).toBe(true);
+    expect(Object.keys(JSON.parse(connect!.slice(2)))).toEqual(['sid']);
+    expect(auth).toBe('42["auth",{}]');
+  });
+
+  it('allows connection to the main namespace with a payload', async () => {
+    const { s } = await wsSession();
+    s.send('40{"token":"123"}');
+    expect((await s.take(2))[1]).toBe('42["auth",{"token":"123"}]');
+  });
+
+  it('allows connection to a custom namespace, with and without a payload', async () => {
+    const { s } = await wsSession();
+    s.send('40/custom,');
+    const [connect, auth] = (await s.take(2)) as string[];
+    expect(connect!.startsWith('40/custom,')).toBe(true);
+    expect(Object.keys(JSON.parse(connect!.slice(10)))).toEqual(['sid']);
+    expect(auth).toBe('42/custom,["auth",{}]');
+    const other = (await wsSession()).s;
+    other.send('40/custom,{"token":"abc"}');
+    expect((await other.take(2))[1]).toBe('42/custom,["auth",{"token":"abc"}]');
+  });
+
+  it('disallows connection to an unknown namespace (the connection stays)', async () => {
+    const { s } = await wsSession();
+    s.autoPong = true;
+    s.send('40/random');
+    expect(await s.next()).toBe('44/random,{"message":"Invalid namespace"}');
+    s.send('40');
+    expect(((await s.next()) as string).startsWith('40{')).toBe(true);
+  });
+
+  it('disallows connection with an invalid handshake', async () => {
+    const { s } = await wsSession();
+    s.send('4abc');
+    expect(await s.close()).toBe(1005);
+  });
+
+  it('closes the connection if no handshake is received (connectTimeout), even while it answers pings', async () => {
+    const { s } = await wsSession();
+    s.autoPong = true;
+    const t = Date.now();
+    expect(await s.close()).toBe(1005);
+    expect(Date.now() - t).toBeGreaterThan(800);
+  });
+
+  it('a packet before the CONNECT closes the connection', async () => {
+    const { s } = await wsSession();
+    s.send('42["message",1]');
+    expect(await s.close()).toBe(1005);
+  });
+
+  it('polling: CONNECT to an unknown namespace', async () => {
+    const { sid } = await eio.handshake();
+    expect((await eio.send(sid, '40/random,')).body).toBe('ok');
+    expect((await eio.poll(sid)).body).toBe('44/random,{"message":"Invalid namespace"}');
+  });
+
+  it('polling: the connectTimeout releases the held poll with a close packet', async () => {
+    const { sid } = await eio.handshake();
+    const t = Date.now();
+    const bodies: string[] = [];
+    for (;;) {
+      const a = await eio.poll(sid);
+      bodies.push(a.body);
+      if (a.body !== '2') break;
+      await eio.send(sid, '3');
+    }
+    expect(bodies.at(-1)).toBe('1');
+    expect(bodies.slice(0, -1).every((b) => b === '2')).toBe(true);
+    expect(Date.now() - t).toBeGreaterThan(800);
+  });
+});
+
+describe('socket.io-protocol suite: disconnect', () => {
+  it('disconnects from the main namespace: the next frame is a ping', async () => {
+    const s = await sioSession();
+    s.autoPong = false;
+    s.send('41');
+    expect(await s.next()).toBe('2');
+  });
+
+  it('connects then disconnects from a custom namespace; the main one goes on', async () => {
+    const s = await sioSession();
+    s.send('40/custom');
+    const [connect, auth] = (await s.take(2)) as string[];
+    expect(connect!.startsWith('40/custom,')).toBe(true);
+    expect(auth).toBe('42/custom,["auth",{}]');
+    s.send('41/custom');
+    s.send('42["message","message to main namespace"]');
+    expect(await s.next()).toBe('42["message-back","message to main namespace"]');
+  });
+});
+
+describe('socket.io-protocol suite: message', () => {
+  it('sends a plain-text packet', async () => {
+    const s = await sioSession();
+    s.send('42["message",1,"2",{"3":[true]}]');
+    expect(await s.next()).toBe('42["message-back",1,"2",{"3":[true]}]');
+  });
+
+  it('sends a packet with binary attachments', async () => {
+    const s = await sioSession();
+    s.send('452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]');
+    s.send(Buffer.from([1, 2, 3]));
+    s.send(Buffer.from([4, 5, 6]));
+    expect(await s.take(3)).toEqual(['452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]', Buffer.from([1, 2, 3]), Buffer.from([4, 5, 6])]);
+  });
+
+  it('sends a plain-text packet with an ack', async () => {
+    const s = await sioSession();
+    s.send('42456["message-with-ack",1,"2",{"3":[false]}]');
+    expect(await s.next()).toBe('43456[1,"2",{"3":[false]}]');
+  });
+
+  it('sends a packet with binary attachments and an ack', async () => {
+    const s = await sioSession();
+    s.send('452-789["message-with-ack",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]');
+    s.send(Buffer.from([1, 2, 3]));
+    s.send(Buffer.from([4, 5, 6]));
+    expect(await s.take(3)).toEqual(['462-789[{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]', Buffer.from([1, 2, 3]), Buffer.from([4, 5, 6])]);
+  });
+
+  for (const [name, packet] of [
+    ['unknown packet type', '4abc'],
+    ['invalid payload format', '42{}'],
+    ['invalid ack id', '42abc["message-with-ack",1,"2",{"3":[false]}]'],
+    ['a reserved event name', '42["disconnect"]'],
+    ['an ACK without an id', '43[1]'],
+    ['an attachment count without a dash', '451["message"]'],
+    ['a placeholder out of range', '451-["message",{"_placeholder":true,"num":3}]'],
+    ['text where an attachment is due', '451-["message",{"_placeholder":true,"num":0}]'],
+  ] as const) {
+    it(`closes the connection upon invalid format: ${name}`, async () => {
+      const s = await sioSession();
+      s.send(packet);
+      if (name === 'a placeholder out of range' || name === 'text where an attachment is due') s.send(name === 'a placeholder out of range' ? Buffer.from([1]) : '42["message",1]');
+      expect(await s.close()).toBe(1005);
+    });
+  }
+
+  it('binary data where no attachment is due closes the connection', async () => {
+    const s = await sioSession();
+    s.send(Buffer.from([1, 2]));
+    expect(await s.close()).toBe(1005);
+  });
+});
