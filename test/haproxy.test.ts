@@ -13,10 +13,11 @@ import { http, send, WsClient } from './helpers.ts';
 let cluster: TestCluster;
 let haproxy: ChildProcess;
 let lb: string;
+let lbLog: () => string;
 
 beforeAll(async () => {
   cluster = await TestCluster.start({ gateways: 2, workers: 1 });
-  ({ proc: haproxy, lb } = await startHaproxy(cluster));
+  ({ proc: haproxy, lb, log: lbLog } = await startHaproxy(cluster));
 });
 
 afterAll(async () => {
@@ -88,5 +89,12 @@ describe('behind HAProxy, round-robin, no stickiness', () => {
         c.close();
       }
     }
+  });
+
+  it("HAProxy's health checks get answers: no gateway is ever marked down", async () => {
+    // checks every 200 ms, 3 failures (500 ms timeout each) mark a server down: a check the
+    // gateways do not answer (HAProxy's default HTTP/1.0 request) would show within 2.1 s
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(lbLog()).not.toMatch(/is DOWN/);
   });
 });

@@ -11,7 +11,7 @@ import { freePort } from './nats-server.ts';
 import { http } from './helpers.ts';
 
 /** Starts HAProxy for `cluster` and waits until it answers. @returns the process and its host:port */
-export async function startHaproxy(cluster: TestCluster): Promise<{ proc: ChildProcess; lb: string }> {
+export async function startHaproxy(cluster: TestCluster): Promise<{ proc: ChildProcess; lb: string; log: () => string }> {
   if (spawnSync('sh', ['-c', 'command -v haproxy'], { stdio: 'ignore' }).status !== 0) {
     throw new Error('haproxy is not installed: npm test\'s pretest installs it (apt-get install -y haproxy)');
   }
@@ -36,7 +36,9 @@ export async function startHaproxy(cluster: TestCluster): Promise<{ proc: ChildP
     if (attempt === 5) throw new Error('haproxy did not start');
   }
   await vi.waitFor(async () => expect((await http(`http://${lb}/healthz`)).status).toBe(200), { timeout: 10_000, interval: 100 });
-  return { proc: haproxy, lb };
+  let log = '';
+  haproxy.stderr?.on('data', (d) => (log += d));
+  return { proc: haproxy, lb, log: () => log };
 }
 
 /** Whether process `pid` holds a socket listening on 127.0.0.1:`port` (Linux: /proc) */
@@ -79,7 +81,7 @@ defaults
   timeout connect 2s
   timeout client 60s
   timeout server 60s
-  timeout check 2s
+  timeout check 500ms
   timeout tunnel 1h
   option redispatch
   retries 2
@@ -88,9 +90,11 @@ frontend switchyard
   default_backend gateways
 backend gateways
   balance roundrobin
-  option httpchk GET /healthz
+  # HTTP/1.1: uWebSockets.js does not answer HTTP/1.0 requests (HAProxy's default for checks)
+  option httpchk
+  http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host localhost
   http-check expect status 200
-${cluster.gateways.map((g) => `  server ${g.id} 127.0.0.1:${g.port} check inter 500 fall 3 rise 1`).join('\n')}
+${cluster.gateways.map((g) => `  server ${g.id} 127.0.0.1:${g.port} check inter 200 fall 3 rise 1`).join('\n')}
 `,
   );
   return spawn('haproxy', ['-f', cfg, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });

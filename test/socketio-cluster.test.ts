@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { io, type Socket } from 'socket.io-client';
-import { TestCluster } from './cluster-harness.ts';
+import { TestCluster, type Proc } from './cluster-harness.ts';
 import { startHaproxy } from './haproxy.ts';
 import { http, until, WsClient } from './helpers.ts';
 
@@ -27,14 +27,20 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** Engine.IO requests and sockets tunneled between the nodes so far */
-async function tunneled(): Promise<number> {
+/** Engine.IO requests and sockets (or only sockets) tunneled between the nodes so far */
+async function tunneled(what: 'in' | 'sockets' = 'in'): Promise<number> {
   let n = 0;
   for (const g of cluster.gateways) {
     const h = await http(`${g.url}/healthz`).catch(() => null);
-    if (h !== null) n += h.body.socketio.tunneled.in;
+    if (h !== null) n += h.body.socketio.tunneled[what];
   }
   return n;
+}
+
+/** Ends a native client's session (a drain later counts only sessions whose clients come back) */
+async function bye(c: WsClient): Promise<void> {
+  c.send({ type: 'close' });
+  await until(() => c.closed ?? undefined);
 }
 
 async function connect(opts: Parameters<typeof io>[1]): Promise<Socket> {
@@ -64,14 +70,19 @@ describe('socket.io-client behind HAProxy round-robin, no stickiness', () => {
   });
 
   it('an upgrading client upgrades through whichever node its WebSocket lands on', async () => {
-    const before = await tunneled();
-    // several clients: round-robin puts some upgrades on the node without their carrier
-    const clients = await Promise.all(Array.from({ length: 4 }, () => connect({})));
-    for (const s of clients) {
+    const before = await tunneled('sockets');
+    // clients until one's upgrade lands on the node without its carrier (round-robin: soon)
+    for (let i = 0; i < 16 && (await tunneled('sockets')) === before; i++) {
+      const s = await connect({});
       await until(() => s.io.engine.transport.name === 'websocket' || undefined, 10_000);
       expect(await s.timeout(5000).emitWithAck('echo', s.id)).toBe(s.id);
+      s.disconnect();
     }
-    expect((await tunneled()) - before).toBeGreaterThan(4);
+    expect(await tunneled('sockets')).toBeGreaterThan(before);
+    // that client, upgraded through the other node, talks through the tunnel
+    const last = sockets.at(-1)!;
+    last.connect();
+    await until(() => (last.connected && last.io.engine.transport.name === 'websocket') || undefined, 10_000);
   });
 
   it('polling-only, websocket-only and native clients share a room across nodes', async () => {
@@ -90,6 +101,42 @@ describe('socket.io-client behind HAProxy round-robin, no stickiness', () => {
     await until(() => (heard.polling!.length === 3 && heard.ws!.length === 3) || undefined, 10_000);
     expect(heard).toEqual({ polling: ['one', 'two', 'three'], ws: ['one', 'two', 'three'] });
     await native.next((f) => f.event === 'said' && f.args[1] === 'three');
+    await bye(native);
+  });
+
+  it('a client cut off comes back through the other node: its session stays where it is (relayed) and it recovers everything', async () => {
+    const [a, b] = cluster.gateways as [Proc, Proc];
+    const s = io(a.url, { transports: ['websocket'], forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 300, randomizationFactor: 0 });
+    sockets.push(s);
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    await s.emitWithAck('join', 'k');
+    const heard: number[] = [];
+    s.on('said', (_r: string, text: string) => heard.push(Number(text)));
+    const sender = await WsClient.open(`${b.ws}/rt/ws`);
+    await sender.request('join', 'k');
+    let sent = 0;
+    const say = async (n: number) => {
+      for (let i = 0; i < n; i++) await sender.request('say', 'k', String(++sent));
+    };
+    await say(5);
+    await until(() => heard.length === 5 || undefined, 10_000);
+    const firstId = s.id;
+    // the balancer sends the reconnect to the other node; the network cuts the socket
+    (s.io as unknown as { uri: string }).uri = b.url;
+    const reconnected = new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    (s.io.engine.transport as unknown as { ws: { _socket: { destroy(): void } } }).ws._socket.destroy();
+    await say(5);
+    await reconnected;
+    await say(5);
+    await until(() => heard.length === 15 || undefined, 10_000);
+    expect(heard).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+    expect(s.recovered).toBe(true);
+    expect(s.id).toBe(firstId);
+    expect(s.io.engine.id.split('.')[1]).toBe(b.id);
+    // the session is still held by a, relayed to the client's new node b
+    expect((await http(`${b.url}/healthz`)).body.relay.open).toBeGreaterThan(0);
+    s.disconnect();
+    await bye(sender);
   });
 
   it('a client whose node drains comes back through the other node and recovers every missed event once, in order', async () => {

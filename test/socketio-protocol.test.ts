@@ -429,9 +429,46 @@ describe('socket.io-protocol suite: message', () => {
     });
   }
 
+  it('a WebSocket message over maxPayload closes the connection with 1009; one of exactly maxPayload bytes is taken', async () => {
+    const s = await sioSession();
+    const fits = '42["message","' + 'x'.repeat(1_000_000 - 16) + '"]';
+    expect(fits.length).toBe(1_000_000);
+    s.send(fits);
+    expect(((await s.next()) as string).startsWith('42["message-back","xxx')).toBe(true);
+    s.send(fits + ' ');
+    expect(await s.close()).toBe(1009);
+  });
+
   it('binary data where no attachment is due closes the connection', async () => {
     const s = await sioSession();
     s.send(Buffer.from([1, 2]));
     expect(await s.close()).toBe(1005);
+  });
+});
+
+describe('sessions the gateway ends', () => {
+  it("a slow consumer: the transport closes (no DISCONNECT), and the client's return finds a new session", async () => {
+    const node = await startNode({
+      outboxMaxFrames: 4,
+      app: {
+        event(session, event, args) {
+          if (event === 'emit-n') for (let i = 0; i < Number(args[0]); i++) session.emit('n', i);
+        },
+      },
+    });
+    const raw = new RawEio(`${node.url}/socket.io/`);
+    const { sid } = await raw.handshake();
+    expect((await raw.send(sid, '40')).body).toBe('ok');
+    const connect = (await raw.poll(sid)).body;
+    const { pid } = JSON.parse(connect.slice(2)) as { sid: string; pid: string };
+    // ten events while the client holds no poll: more unsent entries than the outbox takes
+    expect((await raw.send(sid, '42["emit-n",10]')).body).toBe('ok');
+    expect(await raw.poll(sid)).toMatchObject({ status: 400, body: '{"code":1,"message":"Session ID unknown"}' });
+    // the client reconnects and tries to recover: the session ended, so it gets a new one
+    const again = await raw.handshake();
+    expect((await raw.send(again.sid, `40{"pid":${JSON.stringify(pid)},"offset":"1"}`)).body).toBe('ok');
+    const answer = JSON.parse((await raw.poll(again.sid)).body.slice(2)) as { sid: string; pid: string };
+    expect(answer.pid).not.toBe(pid);
+    expect(answer.sid).not.toBe(JSON.parse(connect.slice(2)).sid);
   });
 });

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { HttpResponse, WebSocket } from 'uWebSockets.js';
 import type { Carrier, Port, Link } from './port.ts';
 import { Exchange, clientIp, readBody, readRequest, upgrade, type RequestInfo } from './http.ts';
-import { errorBody, errors, type ErrorCode } from './errors.ts';
+import { errorBody, errors, type ErrorCode, type ErrorSpec } from './errors.ts';
 import { warnOnce } from './log.ts';
 
 export interface EioOptions {
@@ -95,9 +95,10 @@ function eioBody(e: EioError): string {
 
 /** An error of ours as an Engine.IO client gets it */
 function ourError(code: ErrorCode): { status: number; body: string } {
-  const spec = errors[code] as { http: number; eio?: { http: number; code: number; message: string } };
-  if (spec.eio !== undefined) return { status: spec.eio.http, body: JSON.stringify({ code: spec.eio.code, message: spec.eio.message }) };
-  return { status: spec.http || 400, body: errorBody(code) };
+  const spec = errors[code] as ErrorSpec;
+  const eio = spec.eio;
+  if (eio?.code !== undefined) return { status: eio.http ?? spec.http, body: JSON.stringify({ code: eio.code, message: eio.message }) };
+  return { status: eio?.http ?? (spec.http || 400), body: errorBody(code) };
 }
 
 export class EioCarrier implements Carrier {
@@ -400,8 +401,8 @@ export class Engine {
   readonly upgradeTicks: number;
 
   /** Engine.IO connections held here, and requests tunneled to and from other nodes since start */
-  stats(): { carriers: number; tunneled: { out: number; in: number } } {
-    return { carriers: this.carriers.size, tunneled: { out: this.edge.count, in: this.home.count } };
+  stats(): { carriers: number; tunneled: { out: number; in: number; sockets: number } } {
+    return { carriers: this.carriers.size, tunneled: { out: this.edge.count, in: this.home.count, sockets: this.home.socketCount } };
   }
 
   stop(): void {
@@ -805,6 +806,8 @@ class Edge {
 class Home {
   /** requests and sockets tunneled here */
   count = 0;
+  /** of which WebSockets */
+  socketCount = 0;
   /** polls and sockets tunneled here, by `${edge}/${t}` */
   private readonly polls = new Map<string, { c: EioCarrier; sink: PollSink }>();
   private readonly sockets = new Map<string, { c: EioCarrier; sink: RemoteSocket }>();
@@ -817,6 +820,7 @@ class Home {
   onMessage(from: string, m: Exclude<LinkMessage, { o: 'res' | 'ok' | 'out' | 'end' }>): void {
     const key = from + '/' + m.t;
     if (m.o === 'get' || m.o === 'post' || m.o === 'ws') this.count++;
+    if (m.o === 'ws') this.socketCount++;
     switch (m.o) {
       case 'get': {
         const c = this.engine.carriers.get(m.sid);

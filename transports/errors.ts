@@ -9,37 +9,59 @@
  * the application's own `session.disconnect(code)`; 4400-4499 terminal protocol errors (the
  * client must not reconnect as is); 4500-4599 temporary conditions (reconnect with backoff).
  */
+/** What a Socket.IO client gets when the gateway ends its session (the app's disconnect is a DISCONNECT instead) */
+const TRANSPORT_CLOSES = 'the transport closes; the client reconnects to a new session, recovered false';
+
 export const errors = {
-  SY_ERR_MALFORMED_FRAME: { ws: 1007, http: 400, message: 'malformed frame' },
-  SY_ERR_PAYLOAD_TOO_LARGE: { ws: 1009, http: 413, message: 'payload larger than maxPayloadBytes' },
+  SY_ERR_MALFORMED_FRAME: {
+    ws: 1007,
+    http: 400,
+    message: 'malformed frame',
+    eio: { note: 'the Engine.IO connection closes (WebSocket close 1005; a POST is still answered ok, a held poll gets 1)' },
+    sio: { note: 'the transport closes; the namespace sessions wait for the client to come back and recover' },
+  },
+  SY_ERR_PAYLOAD_TOO_LARGE: {
+    ws: 1009,
+    http: 413,
+    message: 'payload larger than maxPayloadBytes',
+    eio: { http: 413, note: 'empty body, the session lives on; a WebSocket message over maxPayload closes the connection with 1009' },
+  },
   SY_ERR_UNKNOWN_SESSION: {
     ws: 4404,
     http: 404,
     message: 'unknown or expired session',
     eio: { http: 400, code: 1, message: 'Session ID unknown' },
+    sio: { note: 'a CONNECT with a pid no node holds: a new session, recovered false' },
     signalr: { http: 404, message: 'No Connection with that ID' },
     sockjs: { http: 404 },
   },
-  SY_ERR_BAD_TOKEN: { ws: 4401, http: 401, message: 'session token is invalid' },
+  SY_ERR_BAD_TOKEN: { ws: 4401, http: 401, message: 'session token is invalid', sio: { note: 'a forged pid: a new session, recovered false' } },
   SY_ERR_POLL_CONFLICT: {
     ws: 0,
     http: 409,
     message: 'another poll for this session is already open',
-    eio: { http: 400, code: 3, message: 'Bad request' },
+    eio: { http: 400, note: 'empty body; the session ends and the held poll gets 1' },
     sockjs: { close: [2010, 'Another connection still open'] },
   },
-  SY_ERR_SLOW_CONSUMER: { ws: 4508, http: 0, message: 'outbox full: the client did not read fast enough' },
+  SY_ERR_SLOW_CONSUMER: { ws: 4508, http: 0, message: 'outbox full: the client did not read fast enough', sio: { note: TRANSPORT_CLOSES } },
   SY_ERR_REJECTED: { ws: 4403, http: 403, message: 'the application refused the session', sio: { connectError: "the application's message" } },
   SY_ERR_BAD_ORIGIN: { ws: 4403, http: 403, message: 'origin not allowed', eio: { http: 403, code: 4, message: 'Forbidden' } },
   SY_ERR_BAD_REQUEST: { ws: 4400, http: 400, message: 'bad request', eio: { http: 400, code: 3, message: 'Bad request' }, signalr: { http: 400 } },
   SY_ERR_NOT_FOUND: { ws: 0, http: 404, message: 'no such route' },
-  SY_ERR_TOO_MANY_SESSIONS: { ws: 1013, http: 503, message: 'the node is at its session limit' },
-  SY_ERR_SHUTTING_DOWN: { ws: 1012, http: 503, message: 'the node is shutting down; reconnect', signalr: { close: 'allowReconnect: true' } },
-  SY_ERR_SESSION_TIMEOUT: { ws: 4510, http: 0, message: 'no connection within the resume window', sockjs: { close: [3000, 'Go away!'] } },
-  SY_ERR_WORKER_TIMEOUT: { ws: 4503, http: 503, message: 'no worker answered' },
-  SY_ERR_OUTPUT_LOST: { ws: 4512, http: 0, message: 'worker output was lost and could not be had again' },
-  SY_ERR_BACKLOG_FULL: { ws: 4513, http: 0, message: 'too many events waiting for a worker' },
-  SY_ERR_INTERNAL: { ws: 1011, http: 500, message: 'internal error' },
+  SY_ERR_TOO_MANY_SESSIONS: { ws: 1013, http: 503, message: 'the node is at its session limit', eio: { http: 503, note: 'the handshake is refused (native JSON body)' } },
+  SY_ERR_SHUTTING_DOWN: {
+    ws: 1012,
+    http: 503,
+    message: 'the node is shutting down; reconnect',
+    eio: { http: 503, note: 'a handshake is refused (native JSON body)' },
+    sio: { note: 'the transport closes, never DISCONNECT: the client reconnects (elsewhere) and recovers' },
+    signalr: { close: 'allowReconnect: true' },
+  },
+  SY_ERR_SESSION_TIMEOUT: { ws: 4510, http: 0, message: 'no connection within the resume window', sio: { note: 'the client comes back to a new session, recovered false' }, sockjs: { close: [3000, 'Go away!'] } },
+  SY_ERR_WORKER_TIMEOUT: { ws: 4503, http: 503, message: 'no worker answered', sio: { connectError: 'SY_ERR_WORKER_TIMEOUT' } },
+  SY_ERR_OUTPUT_LOST: { ws: 4512, http: 0, message: 'worker output was lost and could not be had again', sio: { note: TRANSPORT_CLOSES } },
+  SY_ERR_BACKLOG_FULL: { ws: 4513, http: 0, message: 'too many events waiting for a worker', sio: { note: TRANSPORT_CLOSES } },
+  SY_ERR_INTERNAL: { ws: 1011, http: 500, message: 'internal error', sio: { note: TRANSPORT_CLOSES } },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** What one error becomes on each wire (`ws: 0` / `http: 0`: that wire never carries it) */
@@ -47,10 +69,10 @@ export interface ErrorSpec {
   ws: number;
   http: number;
   message: string;
-  /** Engine.IO (Socket.IO clients' transport): an HTTP error answer, body `{"code","message"}` */
-  eio?: { http: number; code: number; message: string };
-  /** Socket.IO: the namespace's CONNECT_ERROR message */
-  sio?: { connectError: string };
+  /** Engine.IO (Socket.IO clients' transport): an HTTP error answer (body `{"code","message"}` when it has a code), or what happens */
+  eio?: { http?: number; code?: number; message?: string; note?: string };
+  /** Socket.IO: the namespace's CONNECT_ERROR message, or what happens */
+  sio?: { connectError?: string; note?: string };
   /** SignalR: an HTTP status (with its text), or what a Close message says */
   signalr?: { http?: number; message?: string; close?: string };
   /** SockJS: an HTTP status, or a close frame `c[code,"reason"]` */
@@ -62,8 +84,8 @@ export function dialectCells(e: ErrorSpec): { eio: string; sio: string; signalr:
   const sr = e.signalr;
   const sj = e.sockjs;
   return {
-    eio: e.eio ? `${e.eio.http} {"code":${e.eio.code},"message":"${e.eio.message}"}` : '—',
-    sio: e.sio ? `CONNECT_ERROR (${e.sio.connectError})` : '—',
+    eio: e.eio ? [e.eio.http, e.eio.code !== undefined ? `{"code":${e.eio.code},"message":"${e.eio.message}"}` : '', e.eio.note].filter(Boolean).join(' ') : '—',
+    sio: e.sio ? [e.sio.connectError !== undefined ? `CONNECT_ERROR (${e.sio.connectError})` : '', e.sio.note].filter(Boolean).join(' ') : '—',
     signalr: sr ? [sr.http !== undefined ? `${sr.http}${sr.message ? ' ' + sr.message : ''}` : '', sr.close ? `Close (${sr.close})` : ''].filter(Boolean).join(', ') : '—',
     sockjs: sj ? [sj.http !== undefined ? String(sj.http) : '', sj.close ? `c[${sj.close[0]},"${sj.close[1]}"]` : ''].filter(Boolean).join(', ') : '—',
   };

@@ -40,6 +40,8 @@ export interface SocketIoOptions {
 }
 
 const DIALECT = 'socket.io';
+/** close codes of the app's own `session.disconnect` (docs/errors.md) */
+const APP_CODES = [4000, 4099] as const;
 /** the auth of a CONNECT without a payload (shared: an object per session costs) */
 const NO_AUTH: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
@@ -314,8 +316,11 @@ class SioConnection implements Connection {
     }
     client.carrier.cork(() => {
       this.write(s, true);
-      // "io server disconnect": the client does not reconnect
-      client.write(DISCONNECT, this.nsp, undefined, undefined);
+      // the app's disconnect: "io server disconnect", the client does not reconnect
+      if (code >= APP_CODES[0] && code <= APP_CODES[1]) return client.write(DISCONNECT, this.nsp, undefined, undefined);
+      // the gateway ended it (slow consumer, lost output, …): the transport closes, the client
+      // reconnects and, finding the session gone, starts a new one (recovered false)
+      client.carrier.close('server error');
     });
   }
 
