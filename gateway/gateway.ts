@@ -250,21 +250,6 @@ export class Gateway implements SessionOwner, Port {
     return this.relay.open(t.sid, t.token, t.home, meta, conn, last, poll);
   }
 
-  probe(ps: PortSession, conn: Connection): void {
-    const x = (ps as Session).ext;
-    if (x.probe !== null && x.probe !== conn) x.probe.drop();
-    x.probe = conn;
-  }
-
-  upgrade(ps: PortSession, conn: Connection): void {
-    const s = ps as Session;
-    const x = s.extIfAny;
-    if (x !== null && x.probe === conn) x.probe = null;
-    this.bind(s, conn);
-    // no rewind: what the old connection wrote counts as written, the rest follows here
-    if (s.state === SessionState.Open) conn.flush(s);
-  }
-
   /** `conn` becomes the session's connection; the one it had is dropped */
   private bind(s: Session, conn: Connection): void {
     const old = s.conn;
@@ -277,11 +262,6 @@ export class Gateway implements SessionOwner, Port {
 
   detach(ps: PortSession, conn: Connection): void {
     const s = ps as Session;
-    const x = s.extIfAny;
-    if (x !== null && x.probe === conn) {
-      x.probe = null;
-      return;
-    }
     if (s.conn !== conn) return;
     s.conn = null;
     if (s.relay !== null) return this.relay.detached(s);
@@ -393,11 +373,6 @@ export class Gateway implements SessionOwner, Port {
     this.rooms.leaveAll(s);
     const conn = s.conn;
     s.conn = null;
-    const x = s.extIfAny;
-    if (x !== null && x.probe !== null) {
-      x.probe.drop();
-      x.probe = null;
-    }
     if (conn !== null) conn.end(s, code, reason);
     // a connected client got everything it will get: its entries are freed now
     this.tombstones.set(s.sid, { code, reason, at: Date.now(), outbox: conn === null ? s.outbox : null });

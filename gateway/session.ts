@@ -138,6 +138,4 @@ export class SessionExt {
   /** (on the new node) worker output that came directly, held until the old node forwarded what it got first */
   held: NodeEnvelope[] | null = null;
   heldUntil = 0;
-  /** a second connection beside `conn`, waiting to replace it (Engine.IO's upgrade probe) */
-  probe: Connection | null = null;
 }

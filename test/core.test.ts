@@ -1,6 +1,6 @@
 /**
  * The protocol-neutral core through its port, with a small test dialect: carriers with several
- * sessions, probe connections, binary args, and what crosses from one wire or format to another.
+ * sessions, binary args, and what crosses from one wire or format to another.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeAll, startNode, WsClient } from './helpers.ts';
@@ -105,39 +105,6 @@ describe('carriers', () => {
     expect(c2.got.at(-1)).toMatchObject({ seq: 3, args: ['four'] });
     port.heartbeat();
     expect(carrier.pings).toBe(2);
-  });
-
-  it('a probe beside the active connection gets nothing until the upgrade; then writing continues there, nothing replayed or lost', () => {
-    const port = node.gateway;
-    const active = new TestConn(new TestCarrier());
-    const s = (active.session = port.open('polling', meta, active));
-    port.deliver(s, echo('1'));
-    port.deliver(s, echo('2'));
-    active.blocked = true; // e.g. between two polls
-    port.deliver(s, echo('3'));
-    const probe = new TestConn(new TestCarrier());
-    probe.session = s;
-    port.probe(s, probe);
-    port.deliver(s, echo('4'));
-    expect(probe.got).toEqual([]);
-    port.upgrade(s, probe);
-    expect(active.dropped).toBe(true);
-    port.deliver(s, echo('5'));
-    const all = [...active.got, ...probe.got];
-    expect(all.map((f) => [f.seq, f.args[0]])).toEqual([[1, '1'], [2, '2'], [3, '3'], [4, '4'], [5, '5']]);
-    expect(probe.got.map((f) => f.seq)).toEqual([3, 4, 5]);
-  });
-
-  it('a probe that goes away leaves the session and its active connection as they were', () => {
-    const port = node.gateway;
-    const active = new TestConn(new TestCarrier());
-    const s = (active.session = port.open('polling', meta, active));
-    const probe = new TestConn(new TestCarrier());
-    port.probe(s, probe);
-    port.detach(s, probe);
-    port.deliver(s, echo('still'));
-    expect(active.got.map((f) => f.args[0])).toEqual(['still']);
-    expect(s.conn).toBe(active);
   });
 });
 

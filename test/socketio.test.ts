@@ -122,6 +122,12 @@ describe('socket.io-client on one node', () => {
     });
   }
 
+  it("a handler that throws answers the ack with { error }", async () => {
+    const node = await startNode({ app });
+    const s = await connect(node.url, { transports: ['websocket'] });
+    expect(await s.timeout(3000).emitWithAck('no-such-event', 1)).toEqual({ error: 'unknown event "no-such-event"' });
+  });
+
   it('the server asks the client (session.request) and gets its ack', async () => {
     const node = await startNode({ app });
     const s = await connect(node.url, { transports: ['websocket'] });

@@ -161,10 +161,6 @@ export interface Port {
   attach(s: PortSession, conn: Connection, last: number, sendOpen: boolean): boolean;
   /** Attaches `conn` to a session held by node `home` (a relay); the returned session stands in for it here */
   attachRemote(t: Extract<Target, { kind: 'remote' }>, meta: SessionMeta, conn: Connection, last: number, poll: boolean): PortSession;
-  /** A probe connection beside the active one (Engine.IO upgrade): it gets nothing until `upgrade` */
-  probe(s: PortSession, conn: Connection): void;
-  /** The probe becomes the active connection; writing continues after `s.sent`, nothing is replayed */
-  upgrade(s: PortSession, conn: Connection): void;
   /** The connection went away; the session waits for the next one (resume window) */
   detach(s: PortSession, conn: Connection): void;
   /** A decoded client frame */
