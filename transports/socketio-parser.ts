@@ -34,6 +34,8 @@ export class SioProtocolError extends Error {}
 
 /** Turns a client's Engine.IO messages into packets (stateful: binary packets span messages) */
 export interface SioDecoder {
+  /** no binary packet is waiting for attachments (a text message may be decoded by `fastEvent`) */
+  readonly idle: boolean;
   /** @returns a whole packet, or null while a binary packet waits for attachments; throws SioProtocolError */
   add(msg: string | Uint8Array): SioPacket | null;
 }
@@ -134,9 +136,46 @@ function argsText(text: string): string | undefined {
   return '[' + text.slice(close + 2);
 }
 
+/**
+ * The common case, fast: an EVENT for the main namespace, `2[<ack id>]["name",…args]` with a name
+ * without escapes, decoded without the general decoder's intermediate objects (the args are parsed
+ * from their own text, which is kept as `raw`). Null for anything else (or anything invalid): the
+ * general decoder then takes the message and says what is wrong with it.
+ */
+export function fastEvent(str: string): { event: string; args: unknown[]; raw: string; ack: number | undefined } | null {
+  let i = 1;
+  while (i < str.length) {
+    const c = str.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    i++;
+  }
+  if (i > 16 || str.charCodeAt(i) !== 91 /* [ */ || str.charCodeAt(i + 1) !== 34 /* " */) return null;
+  const close = str.indexOf('"', i + 2);
+  if (close < 0) return null;
+  const event = str.slice(i + 2, close);
+  if (event.indexOf('\\') >= 0 || RESERVED.has(event)) return null;
+  const next = str.charCodeAt(close + 1);
+  let raw: string;
+  if (next === 93 /* ] */ && close + 2 === str.length) raw = '[]';
+  else if (next === 44 /* , */) raw = '[' + str.slice(close + 2);
+  else return null;
+  let args: unknown;
+  try {
+    args = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(args) || !acceptable(args)) return null;
+  return { event, args, raw, ack: i > 1 ? Number(str.slice(1, i)) : undefined };
+}
+
 class TextDecoder implements SioDecoder {
   private pending: (SioPacket & { attachments: number }) | null = null;
   private buffers: Uint8Array[] | null = null;
+
+  get idle(): boolean {
+    return this.pending === null;
+  }
 
   add(msg: string | Uint8Array): SioPacket | null {
     if (typeof msg === 'string') {
@@ -214,6 +253,9 @@ const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
 class MsgpackDecoder implements SioDecoder {
+  get idle(): boolean {
+    return true;
+  }
   add(msg: string | Uint8Array): SioPacket | null {
     if (typeof msg === 'string') throw new SioProtocolError('text message with the msgpack parser');
     let p: { type?: unknown; nsp?: unknown; id?: unknown; data?: unknown };

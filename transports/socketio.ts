@@ -16,7 +16,7 @@ import type { Entry } from './entry.ts';
 import { newCodecId } from './entry.ts';
 import type { SessionMeta } from '../cluster/types.ts';
 import { Engine, type EioCarrier, type EioUpper } from './engineio.ts';
-import { ACK, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, SioProtocolError, defaultParser, msgpackParser, nspPrefix, type SioDecoder, type SioPacket, type SioParser } from './socketio-parser.ts';
+import { ACK, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, SioProtocolError, defaultParser, fastEvent, msgpackParser, nspPrefix, type SioDecoder, type SioPacket, type SioParser } from './socketio-parser.ts';
 import { parseLast } from './query.ts';
 import { warnOnce } from './log.ts';
 import { errors } from './errors.ts';
@@ -98,6 +98,15 @@ class SioClient implements EioUpper {
   }
 
   message(data: string | Uint8Array): void {
+    // the common case first: an event for the main namespace
+    if (typeof data === 'string' && data.charCodeAt(0) === 50 /* 2: EVENT */ && this.parser === defaultParser && this.decoder.idle) {
+      const s = this.main?.session;
+      const e = s != null ? fastEvent(data) : null;
+      if (e !== null) {
+        const f: ClientFrame = e.ack === undefined ? { type: 'event', event: e.event, args: e.args, raw: e.raw } : { type: 'event', event: e.event, args: e.args, ack: e.ack, raw: e.raw };
+        return this.deliver(s!, f);
+      }
+    }
     let p: SioPacket | null;
     try {
       p = this.decoder.add(data);
@@ -128,11 +137,16 @@ class SioClient implements EioUpper {
     } else {
       f = { type: 'reply', ack: p.id!, args: p.data as unknown[] };
     }
+    this.deliver(s!, f);
+  }
+
+  private deliver(s: PortSession, f: ClientFrame): void {
     try {
-      this.port.deliver(s!, f);
+      this.port.deliver(s, f);
     } catch (err) {
+      // a bug of ours must cost this session, never the node
       warnOnce('error handling a socket.io packet', err);
-      this.port.fail(s!, 'SY_ERR_INTERNAL');
+      this.port.fail(s, 'SY_ERR_INTERNAL');
     }
   }
 
@@ -193,14 +207,14 @@ class SioClient implements EioUpper {
     });
   }
 
-  /** An outbox entry as Engine.IO messages (text ones with their `4`) */
-  encode(nsp: string, seq: number, e: Entry): Array<string | Uint8Array> {
+  /** An outbox entry as Engine.IO messages (text ones with their `4`): one text message, or several */
+  encode(nsp: string, seq: number, e: Entry): string | Array<string | Uint8Array> {
     const offset = this.recovery && e.kind === 'event' && e.ack === undefined;
     if (this.parser === defaultParser && !e.binary) {
       const prefix = nspPrefix(nsp);
       if (e.kind === 'reply') {
         const err = e.error;
-        return ['43' + prefix + e.ack + (err === undefined ? e.json() : JSON.stringify([{ error: err }]))];
+        return '43' + prefix + e.ack + (err === undefined ? e.json() : JSON.stringify([{ error: err }]));
       }
       let body = e.cached(this.codec) as string | undefined;
       if (body === undefined) {
@@ -208,7 +222,7 @@ class SioClient implements EioUpper {
         body = '[' + JSON.stringify(e.event) + (json.length > 2 ? ',' + json.slice(1, -1) : '');
         if (e.shared) e.cache(this.codec, body);
       }
-      return ['42' + prefix + (e.ack === undefined ? '' : e.ack) + body + (offset ? ',"' + seq + '"]' : ']')];
+      return '42' + prefix + (e.ack === undefined ? '' : e.ack) + body + (offset ? ',"' + seq + '"]' : ']');
     }
     let frames: Array<string | Uint8Array>;
     if (e.kind === 'reply') {
@@ -284,7 +298,9 @@ class SioConnection implements Connection {
     if (!this.opened || this.gone) return;
     const c = this.client.carrier;
     if (!c.writable || s.sent >= s.outbox.last) return;
-    c.cork(() => this.write(s, false));
+    // one entry: no cork (inside a uWS callback we are corked already; outside, one write either way)
+    if (s.sent + 1 === s.outbox.last) this.write(s, false);
+    else c.cork(() => this.write(s, false));
   }
 
   /** Writes entries after `s.sent`; `all`: even past a full buffer (they queue on the carrier) */
@@ -296,8 +312,10 @@ class SioConnection implements Connection {
       const e = box.get(seq);
       s.sent = seq;
       if (e === undefined) continue;
+      const f = this.client.encode(this.nsp, seq, e);
       let ok = true;
-      for (const f of this.client.encode(this.nsp, seq, e)) ok = c.send(f);
+      if (typeof f === 'string') ok = c.send(f);
+      else for (const part of f) ok = c.send(part);
       if (!ok && !all) return;
     }
   }
