@@ -34,7 +34,6 @@ export interface EioRequest {
   ip: string;
   origin: string;
   userAgent: string;
-  authorization: string;
   /** the app's part of the query (Engine.IO's own parameters left out); shared empty object when none */
   query: Record<string, string>;
 }
@@ -49,31 +48,30 @@ function appQuery(q: URLSearchParams): Record<string, string> {
   return out ?? EMPTY;
 }
 
-/** The layer above one carrier (a Socket.IO client) */
-export interface EioUpper {
-  /** a message packet: its text (after `4`) or its bytes */
-  message(data: string | Uint8Array): void;
-  /** the carrier takes packets again (a poll came, the socket drained, the upgrade finished) */
-  writable(): void;
-  /** the carrier is gone */
-  closed(reason: string): void;
-}
-
 /** A held GET (here, or tunneled from another node): answered once */
 interface PollSink {
   answer(status: number, type: string, body: string): void;
 }
 
-/** A WebSocket (here, or tunneled from another node) */
+/**
+ * A WebSocket: this node's own (uWS's WebSocket object itself: the interface is uWS's, so a local
+ * socket needs no wrapper object), or one on another node (RemoteSocket). Never used after the
+ * socket closed (uWS throws then): the carrier lets go of it in `socketClosed`.
+ */
 interface SocketSink {
-  /** @returns SENT, FULL (sent; stop writing until it drains) or DROPPED (not sent: the buffer is over its limit) */
-  send(f: string | Uint8Array): number;
-  cork(f: () => void): void;
-  close(): void;
+  /** @returns uWS's answer: SENT, 0 (sent; the buffer is full: stop writing until it drains) or DROPPED (not sent: the buffer is over its limit) */
+  send(f: string | Uint8Array, binary: boolean): number;
+  cork(f: () => void): unknown;
+  /** closes with `code`, or as the reference server does, with no status code (the client sees 1005) */
+  end(code?: number): void;
 }
 
+const BLOCKED = 1;
+const SCHEDULED = 2;
+const CLOSED = 4;
+
+/** uWS's `send` results (RemoteSocket answers the same way) */
 const SENT = 1;
-const FULL = 0;
 const DROPPED = 2;
 
 const TEXT = 'text/plain; charset=UTF-8';
@@ -101,19 +99,20 @@ function ourError(code: ErrorCode): { status: number; body: string } {
   return { status: eio?.http ?? (spec.http || 400), body: errorBody(code) };
 }
 
-export class EioCarrier implements Carrier {
+/**
+ * One Engine.IO connection. The layer above (a Socket.IO client) extends it: one object per
+ * connection, not two (an idle connection costs every object it has).
+ */
+export abstract class EioCarrier implements Carrier {
   pingRound = 0;
   transport: 'polling' | 'websocket';
-  upper: EioUpper | null = null;
   /** packets waiting for a poll or a drain: text packets, or binary messages (null: none) */
   private out: Array<string | Uint8Array> | null = null;
   private poll: PollSink | null = null;
   private ws: SocketSink | null = null;
   private probe: SocketSink | null = null;
-  /** the socket's buffer is full */
-  private blocked = false;
-  private scheduled = false;
-  closed = false;
+  /** BLOCKED | SCHEDULED | CLOSED */
+  private flags = 0;
   // heartbeat and timeouts, run by Engine's tick, in its ticks (small integers: no boxed numbers; 0 = none)
   nextPing: number;
   pongDue = 0;
@@ -122,13 +121,34 @@ export class EioCarrier implements Carrier {
 
   constructor(
     readonly sid: string,
-    readonly info: EioRequest,
+    /** the handshake's request (the layer above may swap it for an object it keeps anyway with the same fields) */
+    public info: EioRequest,
     transport: 'polling' | 'websocket',
     private readonly engine: Engine,
   ) {
     this.transport = transport;
     this.nextPing = engine.now + engine.pingTicks;
     this.connectDue = engine.now + engine.connectTicks;
+  }
+
+  /** a message packet: its text (after `4`) or its bytes */
+  protected abstract onMessage(data: string | Uint8Array): void;
+  /** the carrier takes packets again (a poll came, the socket drained, the upgrade finished) */
+  protected abstract onWritable(): void;
+  /** the carrier is gone */
+  protected abstract onClose(reason: string): void;
+
+  get closed(): boolean {
+    return (this.flags & CLOSED) !== 0;
+  }
+
+  /** the socket's buffer is full */
+  private get blocked(): boolean {
+    return (this.flags & BLOCKED) !== 0;
+  }
+
+  private set blocked(v: boolean) {
+    this.flags = v ? this.flags | BLOCKED : this.flags & ~BLOCKED;
   }
 
   /** the core's heartbeat: Engine.IO pings on its own schedule (see Engine.tick) */
@@ -148,7 +168,7 @@ export class EioCarrier implements Carrier {
         (this.out ??= []).push(p);
         return false;
       }
-      const r = ws.send(p);
+      const r = ws.send(p, typeof p !== 'string');
       if (r === SENT) return true;
       // kept for the drain: nothing is lost to a full buffer
       if (r === DROPPED) (this.out ??= []).push(p);
@@ -168,10 +188,10 @@ export class EioCarrier implements Carrier {
   }
 
   private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
+    if ((this.flags & SCHEDULED) !== 0) return;
+    this.flags |= SCHEDULED;
     queueMicrotask(() => {
-      this.scheduled = false;
+      this.flags &= ~SCHEDULED;
       if (this.poll !== null && this.out !== null) this.answer();
     });
   }
@@ -208,7 +228,7 @@ export class EioCarrier implements Carrier {
     // a probing client waits for its poll to return before it finishes the upgrade
     if (this.probe !== null) return this.answer('6');
     if (this.out !== null) this.schedule();
-    this.upper?.writable();
+    this.onWritable();
   }
 
   /** The held poll's client went away: the carrier is gone (as the reference server does) */
@@ -234,7 +254,7 @@ export class EioCarrier implements Carrier {
   socket(sink: SocketSink): void {
     if (this.closed || this.transport !== 'polling' || this.probe !== null) {
       // upgraded already, or upgrading: the second socket is closed
-      return sink.close();
+      return sink.end();
     }
     this.probe = sink;
     this.probeDue = this.engine.now + this.engine.upgradeTicks;
@@ -253,7 +273,7 @@ export class EioCarrier implements Carrier {
 
   private probeMessage(sink: SocketSink, data: string | Uint8Array): void {
     if (data === '2probe') {
-      sink.send('3probe');
+      sink.send('3probe', false);
       // the client pauses polling before it sends `5`: release its held poll
       if (this.poll !== null) this.answer('6');
       return;
@@ -268,7 +288,7 @@ export class EioCarrier implements Carrier {
     const p = this.probe;
     this.probe = null;
     this.probeDue = 0;
-    p?.close();
+    p?.end();
   }
 
   private upgraded(sink: SocketSink): void {
@@ -281,7 +301,7 @@ export class EioCarrier implements Carrier {
     this.out = null;
     sink.cork(() => {
       for (const p of out) this.send(p);
-      this.upper?.writable();
+      this.onWritable();
     });
   }
 
@@ -293,7 +313,7 @@ export class EioCarrier implements Carrier {
     this.out = null;
     this.ws.cork(() => {
       for (const p of out) this.send(p);
-      if (!this.blocked) this.upper?.writable();
+      if (!this.blocked) this.onWritable();
     });
   }
 
@@ -315,10 +335,10 @@ export class EioCarrier implements Carrier {
   /** A packet from the client (`polling`: from a POST) */
   packet(p: string | Uint8Array, polling: boolean): void {
     if (this.closed) return;
-    if (typeof p !== 'string') return this.upper?.message(p);
+    if (typeof p !== 'string') return this.onMessage(p);
     switch (p.charCodeAt(0)) {
       case 52 /* 4 message */:
-        return this.upper?.message(p.slice(1));
+        return this.onMessage(p.slice(1));
       case 51 /* 3 pong */:
         this.pongDue = 0;
         return;
@@ -349,18 +369,16 @@ export class EioCarrier implements Carrier {
       if (farewell !== null) this.answer(farewell);
       this.poll = null;
     }
-    this.closed = true;
+    this.flags |= CLOSED;
     this.out = null;
     this.engine.forget(this);
     const ws = this.ws;
     this.ws = null;
     const probe = this.probe;
     this.probe = null;
-    ws?.close();
-    probe?.close();
-    const upper = this.upper;
-    this.upper = null;
-    upper?.closed(reason);
+    ws?.end();
+    probe?.end();
+    this.onClose(reason);
   }
 }
 
@@ -374,7 +392,7 @@ export class Engine {
   constructor(
     readonly port: Port,
     readonly o: EioOptions,
-    private readonly newUpper: (c: EioCarrier) => EioUpper,
+    private readonly newCarrier: (sid: string, info: EioRequest, transport: 'polling' | 'websocket', engine: Engine) => EioCarrier,
   ) {
     this.link = port.link('eio', (from, m) => this.onLink(from, m as LinkMessage));
     this.edge = new Edge(this, this.link);
@@ -428,9 +446,8 @@ export class Engine {
   /** A new carrier, and the open packet it starts with */
   private handshake(info: EioRequest, transport: 'polling' | 'websocket'): { c: EioCarrier; open: string } {
     const sid = randomBytes(15).toString('base64url') + '.' + this.link.node;
-    const c = new EioCarrier(sid, info, transport, this);
+    const c = this.newCarrier(sid, info, transport, this);
     this.carriers.set(sid, c);
-    c.upper = this.newUpper(c);
     const open = '0' + JSON.stringify({ sid, upgrades: transport === 'polling' ? ['websocket'] : [], pingInterval: this.o.pingIntervalMs, pingTimeout: this.o.pingTimeoutMs, maxPayload: this.o.maxPayload });
     return { c, open };
   }
@@ -568,49 +585,46 @@ export class Engine {
         else if (sid !== null && !this.isRemote(sid) && !this.carriers.has(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
         if (error !== null) return this.exchange(res, origin).reply(error.status, 'application/json', error.body, undefined, true);
         // a handshake keeps what the app may see; an upgrade only needs the sid
-        const sink = new LocalSocket(sid);
-        if (sid === null) sink.info = { ip: clientIp(res, req, port.options.trustProxy), origin, userAgent: req.getHeader('user-agent'), authorization: req.getHeader('authorization'), query: appQuery(q) };
-        upgrade<SocketData>(res, req, context, { s: sink });
+        const info = sid === null ? { ip: clientIp(res, req, port.options.trustProxy), origin, userAgent: req.getHeader('user-agent'), query: appQuery(q) } : null;
+        upgrade<SocketData>(res, req, context, { carrier: null, tunnel: null, sid, info });
       },
       open: (ws) => {
-        const sink = ws.getUserData().s;
-        sink.ws = ws;
-        const sid = sink.sid;
+        const d = ws.getUserData();
+        const sid = d.sid;
         if (sid === null) {
-          const { c, open } = this.handshake(sink.info!, 'websocket');
-          sink.info = null;
-          c.useSocket(sink);
-          sink.carrier = c;
+          const { c, open } = this.handshake(d.info!, 'websocket');
+          d.info = null;
+          c.useSocket(ws);
+          d.carrier = c;
           c.send(open);
           return;
         }
-        if (this.isRemote(sid)) return this.edge.socket(sid, sink, this.homeOf(sid));
+        if (this.isRemote(sid)) return this.edge.socket(sid, ws, this.homeOf(sid));
         const c = this.carriers.get(sid);
-        if (c === undefined) return sink.close();
-        sink.carrier = c;
-        c.socket(sink);
+        if (c === undefined) return ws.end();
+        d.carrier = c;
+        c.socket(ws);
       },
       message: (ws, message, isBinary) => {
-        const sink = ws.getUserData().s;
-        if (message.byteLength > o.maxPayload) return sink.close(1009);
+        const d = ws.getUserData();
+        if (message.byteLength > o.maxPayload) return ws.end(1009);
         const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
-        const c = sink.carrier;
-        if (c === null) return sink.tunnel?.in(data);
+        const c = d.carrier;
+        if (c === null) return d.tunnel?.in(data);
         try {
-          c.socketMessage(sink, data);
+          c.socketMessage(ws, data);
         } catch (err) {
           warnOnce('engine.io message', err);
           c.close('internal error');
         }
       },
       drain: (ws) => {
-        ws.getUserData().s.carrier?.drained();
+        ws.getUserData().carrier?.drained();
       },
       close: (ws) => {
-        const sink = ws.getUserData().s;
-        sink.closed = true;
-        if (sink.carrier !== null) sink.carrier.socketClosed(sink);
-        else sink.tunnel?.gone();
+        const d = ws.getUserData();
+        if (d.carrier !== null) d.carrier.socketClosed(ws);
+        else d.tunnel?.gone();
       },
     });
   }
@@ -628,47 +642,22 @@ export class Engine {
 }
 
 /**
- * uWS user data. Only a holder: uWS copies the object's own fields onto the socket object, which is
- * what `getUserData` returns (its prototype, and so any method of ours, is lost), so ours live on
- * LocalSocket
+ * A socket's uWS user data. uWS copies these fields onto its WebSocket object, which is what
+ * `getUserData` returns, and which is itself the socket's SocketSink: one object per socket.
  */
 interface SocketData {
-  s: LocalSocket;
-}
-
-/** A WebSocket of this node */
-class LocalSocket implements SocketSink {
-  ws: WebSocket<SocketData> | null = null;
-  /** what the handshake request told (until the carrier has it) */
-  info: EioRequest | null = null;
   /** the carrier it serves here, or null (tunneled to another node, or not yet known) */
-  carrier: EioCarrier | null = null;
+  carrier: EioCarrier | null;
   /** a socket tunneled to the carrier's node (edge side) */
-  tunnel: { in(d: string | Uint8Array): void; gone(): void } | null = null;
-  closed = false;
-
-  constructor(readonly sid: string | null) {}
-
-  send(f: string | Uint8Array): number {
-    if (this.closed) return SENT;
-    const r = this.ws!.send(f, typeof f !== 'string');
-    return r === 1 ? SENT : r === 2 ? DROPPED : FULL;
-  }
-  cork(f: () => void): void {
-    if (this.closed) return f();
-    this.ws!.cork(f);
-  }
-  /** Closes with `code`, or as the reference server does, with no status code (the client sees 1005) */
-  close(code?: number): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (code === undefined) this.ws!.end();
-    else this.ws!.end(code);
-  }
+  tunnel: { in(d: string | Uint8Array): void; gone(): void } | null;
+  /** the sid it names (an upgrade), or null (a WebSocket-only handshake) */
+  sid: string | null;
+  /** what a handshake request told, until its carrier has it */
+  info: EioRequest | null;
 }
 
 function infoOf(r: RequestInfo): EioRequest {
-  return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, authorization: r.authorization, query: appQuery(r.query) };
+  return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, query: appQuery(r.query) };
 }
 
 // ---- the tunnel between nodes ------------------------------------------------------------------
@@ -697,7 +686,8 @@ class Edge {
   /** requests and sockets tunneled from here */
   count = 0;
   private readonly http = new Map<number, { ex: Exchange; timer: NodeJS.Timeout }>();
-  private readonly sockets = new Map<number, { sink: LocalSocket; timer: NodeJS.Timeout | null }>();
+  /** sockets tunneled from here, until they close (a closed uWS socket must not be touched) */
+  private readonly sockets = new Map<number, { ws: WebSocket<SocketData>; timer: NodeJS.Timeout | null }>();
 
   constructor(
     private readonly engine: Engine,
@@ -739,14 +729,14 @@ class Edge {
   }
 
   /** A WebSocket (here) for a carrier held by `home`: its messages go there, what comes back goes out */
-  socket(sid: string, sink: LocalSocket, home: string): void {
+  socket(sid: string, ws: WebSocket<SocketData>, home: string): void {
     const t = this.next++;
     this.count++;
-    const s = { sink, timer: null as NodeJS.Timeout | null };
+    const s = { ws, timer: null as NodeJS.Timeout | null };
     // accepted within the relay timeout, or closed
     s.timer = setTimeout(() => this.closeSocket(t), this.engine.port.options.relayTimeoutMs);
     this.sockets.set(t, s);
-    sink.tunnel = {
+    ws.getUserData().tunnel = {
       in: (d) => this.link.post(home, { o: 'in', t, d }),
       gone: () => {
         if (s.timer !== null) clearTimeout(s.timer);
@@ -762,7 +752,7 @@ class Edge {
     if (s === undefined) return;
     this.sockets.delete(t);
     if (s.timer !== null) clearTimeout(s.timer);
-    s.sink.close();
+    s.ws.end();
   }
 
   onMessage(m: Extract<LinkMessage, { o: 'res' | 'ok' | 'out' | 'end' }>): void {
@@ -787,10 +777,10 @@ class Edge {
       }
       case 'out': {
         const s = this.sockets.get(m.t);
-        if (s === undefined || s.sink.closed) return;
+        if (s === undefined) return;
         let dropped = false;
-        s.sink.cork(() => {
-          for (const f of m.f) if (s.sink.send(f) === DROPPED) dropped = true;
+        s.ws.cork(() => {
+          for (const f of m.f) if (s.ws.send(f, typeof f !== 'string') === DROPPED) dropped = true;
         });
         // a reader too slow for its buffer: closed rather than fed with gaps (it reconnects and recovers)
         if (dropped) this.closeSocket(m.t);
@@ -886,7 +876,7 @@ class RemoteSocket implements SocketSink {
     private readonly gone: () => void,
   ) {}
 
-  send(f: string | Uint8Array): number {
+  send(f: string | Uint8Array, _binary: boolean): number {
     if (this.closed) return SENT;
     if (this.batch === null) {
       this.batch = [];
@@ -906,7 +896,8 @@ class RemoteSocket implements SocketSink {
     f();
   }
 
-  close(): void {
+  /** the edge closes the client's socket (without a status code: the edge decides nothing else) */
+  end(): void {
     if (this.closed) return;
     this.flush();
     this.closed = true;

@@ -15,7 +15,7 @@ import type { ClientFrame, Connection, OpenInfo, Port, PortSession } from './por
 import type { Entry } from './entry.ts';
 import { newCodecId } from './entry.ts';
 import type { SessionMeta } from '../cluster/types.ts';
-import { Engine, type EioCarrier, type EioUpper } from './engineio.ts';
+import { Engine, EioCarrier, type EioRequest } from './engineio.ts';
 import { ACK, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, SioProtocolError, defaultParser, fastEvent, msgpackParser, nspPrefix, type SioDecoder, type SioPacket, type SioParser } from './socketio-parser.ts';
 import { parseLast } from './query.ts';
 import { warnOnce } from './log.ts';
@@ -47,33 +47,42 @@ const NO_AUTH: Record<string, unknown> = Object.freeze({}) as Record<string, unk
 
 /** Mounts the dialect on `port`. @returns the Engine.IO endpoint (to stop it) */
 export function mountSocketIo(port: Port, o: SocketIoOptions): Engine {
-  const parser = o.parser === 'msgpack' ? msgpackParser : defaultParser;
-  const namespaces = new Set(o.namespaces);
-  const codec = newCodecId();
+  const cfg: SioConfig = { port, parser: o.parser === 'msgpack' ? msgpackParser : defaultParser, namespaces: new Set(o.namespaces), recovery: o.recovery, codec: newCodecId() };
   return new Engine(
     port,
     { path: o.path, pingIntervalMs: o.pingIntervalMs, pingTimeoutMs: o.pingTimeoutMs, upgradeTimeoutMs: o.upgradeTimeoutMs, connectTimeoutMs: o.connectTimeoutMs, maxPayload: o.maxPayload },
-    (c) => new SioClient(port, c, parser, namespaces, o.recovery, codec),
+    (sid, info, transport, engine) => new SioClient(sid, info, transport, engine, cfg),
   );
 }
 
-/** A Socket.IO client: the namespaces it connected on one carrier */
-class SioClient implements EioUpper {
+/** What every client of one endpoint shares */
+interface SioConfig {
+  readonly port: Port;
+  readonly parser: SioParser;
+  readonly namespaces: Set<string>;
+  readonly recovery: boolean;
+  /** the cache slot of a broadcast's encoding (default parser) */
+  readonly codec: number;
+}
+
+/** A Socket.IO client: its Engine.IO connection, and the namespaces it connected on it */
+class SioClient extends EioCarrier {
   /** the namespace connections: `/` in a field of its own, others (rare) in a map made when needed */
   private main: SioConnection | null = null;
   private others: Map<string, SioConnection> | null = null;
-  private readonly decoder: SioDecoder;
+  /** only while a binary packet waits for its attachments (or with the msgpack parser): text packets need no state */
+  private decoder: SioDecoder | null = null;
 
-  constructor(
-    readonly port: Port,
-    readonly carrier: EioCarrier,
-    readonly parser: SioParser,
-    private readonly namespaces: Set<string>,
-    readonly recovery: boolean,
-    /** the cache slot of a broadcast's encoding (default parser) */
-    private readonly codec: number,
-  ) {
-    this.decoder = parser.decoder();
+  constructor(sid: string, info: EioRequest, transport: 'polling' | 'websocket', engine: Engine, readonly cfg: SioConfig) {
+    super(sid, info, transport, engine);
+  }
+
+  get port(): Port {
+    return this.cfg.port;
+  }
+
+  get recovery(): boolean {
+    return this.cfg.recovery;
   }
 
   conn(nsp: string): SioConnection | undefined {
@@ -97,9 +106,10 @@ class SioClient implements EioUpper {
     return all;
   }
 
-  message(data: string | Uint8Array): void {
+  protected onMessage(data: string | Uint8Array): void {
+    const parser = this.cfg.parser;
     // the common case first: an event for the main namespace
-    if (typeof data === 'string' && data.charCodeAt(0) === 50 /* 2: EVENT */ && this.parser === defaultParser && this.decoder.idle) {
+    if (typeof data === 'string' && data.charCodeAt(0) === 50 /* 2: EVENT */ && parser === defaultParser && this.decoder === null) {
       const s = this.main?.session;
       const e = s != null ? fastEvent(data) : null;
       if (e !== null) {
@@ -108,24 +118,26 @@ class SioClient implements EioUpper {
       }
     }
     let p: SioPacket | null;
+    const d = (this.decoder ??= parser.decoder());
     try {
-      p = this.decoder.add(data);
+      p = d.add(data);
     } catch (err) {
       if (!(err instanceof SioProtocolError)) warnOnce('socket.io decode', err);
       // as the reference server: a packet it cannot parse closes the connection
-      return this.carrier.close('parse error');
+      return this.close('parse error');
     }
-    if (p !== null) this.packet(p);
+    if (d.idle && parser === defaultParser) this.decoder = null;
+    if (p !== null) this.sioPacket(p);
   }
 
-  private packet(p: SioPacket): void {
+  private sioPacket(p: SioPacket): void {
     if (p.type === CONNECT) return this.connect(p.nsp, p.data as Record<string, unknown> | undefined);
     const conn = this.conn(p.nsp);
     const s = conn?.session;
     // a packet for a namespace not connected (or not yet accepted), a CONNECT_ERROR from a client,
     // an ACK without an id: the reference server closes the connection ("invalid state")
     if (conn === undefined || (p.type !== DISCONNECT && (s === null || s === undefined)) || p.type === CONNECT_ERROR || (p.type === ACK && p.id === undefined)) {
-      return this.carrier.close('parse error');
+      return this.close('parse error');
     }
     if (p.type === DISCONNECT) return conn.clientClosed();
     let f: ClientFrame;
@@ -152,10 +164,10 @@ class SioClient implements EioUpper {
 
   /** CONNECT to namespace `nsp`: a new session, or (with `pid`) the one the client had */
   private connect(nsp: string, data: Record<string, unknown> | undefined): void {
-    this.carrier.connectDue = 0;
-    if (!this.namespaces.has(nsp)) return this.write(CONNECT_ERROR, nsp, undefined, { message: 'Invalid namespace' });
+    this.connectDue = 0;
+    if (!this.cfg.namespaces.has(nsp)) return this.write(CONNECT_ERROR, nsp, undefined, { message: 'Invalid namespace' });
     // a CONNECT for a namespace already connected: the reference server closes the connection
-    if (this.conn(nsp) !== undefined) return this.carrier.close('forced close');
+    if (this.conn(nsp) !== undefined) return this.close('forced close');
     const auth: Record<string, unknown> = data === undefined ? NO_AUTH : { ...data };
     let pid: string | undefined;
     let offset: unknown;
@@ -170,14 +182,14 @@ class SioClient implements EioUpper {
     const meta = this.meta(nsp, auth);
     const port = this.port;
     if (pid === undefined) {
-      conn.session = port.open(this.carrier.transport, meta, conn);
+      conn.session = port.open(this.transport, meta, conn);
       return;
     }
     // before its first event a client has no offset: everything is missed
     const last = typeof offset === 'string' ? parseLast(offset) : 0;
     port.resume(pid, last, (t) => {
       // the client left, or connected the namespace again, while the session was looked up
-      if (this.conn(nsp) !== conn || this.carrier.closed) return;
+      if (this.conn(nsp) !== conn || this.closed) return;
       conn.resuming = true;
       switch (t.kind) {
         case 'session':
@@ -189,55 +201,59 @@ class SioClient implements EioUpper {
           return;
         default:
           // gone (expired, ended, or its node crashed): a new session, and the client learns it
-          conn.session = port.open(this.carrier.transport, meta, conn, true);
+          conn.session = port.open(this.transport, meta, conn, true);
       }
     });
   }
 
   private meta(nsp: string, auth: Record<string, unknown>): SessionMeta {
-    const info = this.carrier.info;
-    return { ip: info.ip, origin: info.origin, userAgent: info.userAgent, query: info.query, auth, dialect: DIALECT, namespace: nsp };
+    const info = this.info;
+    const meta: SessionMeta = { ip: info.ip, origin: info.origin, userAgent: info.userAgent, query: info.query, auth, dialect: DIALECT, namespace: nsp };
+    // the session's meta has what the handshake told: keep it instead (one object less per client)
+    this.info = meta;
+    return meta;
   }
 
   /** Writes a packet the dialect makes (not an outbox entry) */
   write(type: number, nsp: string, id: number | undefined, data: unknown): void {
-    const frames = this.parser.encode(type, nsp, id, data);
-    this.carrier.cork(() => {
-      for (const f of frames) this.carrier.send(typeof f === 'string' ? '4' + f : f);
+    const frames = this.cfg.parser.encode(type, nsp, id, data);
+    this.cork(() => {
+      for (const f of frames) this.send(typeof f === 'string' ? '4' + f : f);
     });
   }
 
   /** An outbox entry as Engine.IO messages (text ones with their `4`): one text message, or several */
   encode(nsp: string, seq: number, e: Entry): string | Array<string | Uint8Array> {
     const offset = this.recovery && e.kind === 'event' && e.ack === undefined;
-    if (this.parser === defaultParser && !e.binary) {
+    const parser = this.cfg.parser;
+    if (parser === defaultParser && !e.binary) {
       const prefix = nspPrefix(nsp);
       if (e.kind === 'reply') {
         const err = e.error;
         return '43' + prefix + e.ack + (err === undefined ? e.json() : JSON.stringify([{ error: err }]));
       }
-      let body = e.cached(this.codec) as string | undefined;
+      let body = e.cached(this.cfg.codec) as string | undefined;
       if (body === undefined) {
         const json = e.json();
         body = '[' + JSON.stringify(e.event) + (json.length > 2 ? ',' + json.slice(1, -1) : '');
-        if (e.shared) e.cache(this.codec, body);
+        if (e.shared) e.cache(this.cfg.codec, body);
       }
       return '42' + prefix + (e.ack === undefined ? '' : e.ack) + body + (offset ? ',"' + seq + '"]' : ']');
     }
     let frames: Array<string | Uint8Array>;
     if (e.kind === 'reply') {
       const err = e.error;
-      frames = this.parser.encode(ACK, nsp, e.ack as number, err === undefined ? e.args : [{ error: err }]);
+      frames = parser.encode(ACK, nsp, e.ack as number, err === undefined ? e.args : [{ error: err }]);
     } else {
       const data: unknown[] = [e.event, ...e.args];
       if (offset) data.push(String(seq));
-      frames = this.parser.encode(EVENT, nsp, e.ack as number | undefined, data);
+      frames = parser.encode(EVENT, nsp, e.ack as number | undefined, data);
     }
     for (let i = 0; i < frames.length; i++) if (typeof frames[i] === 'string') frames[i] = '4' + (frames[i] as string);
     return frames;
   }
 
-  writable(): void {
+  protected onWritable(): void {
     if (this.others === null) {
       const c = this.main;
       if (c !== null && c.session !== null && c.opened) c.flush(c.session);
@@ -246,7 +262,7 @@ class SioClient implements EioUpper {
     for (const c of this.conns()) if (c.session !== null && c.opened) c.flush(c.session);
   }
 
-  closed(): void {
+  protected onClose(): void {
     // the transport is gone, not the sessions: each waits for its client to come back (recovery)
     const conns = this.conns();
     this.main = null;
@@ -259,15 +275,15 @@ class SioClient implements EioUpper {
   }
 }
 
+const OPENED = 1;
+const RESUMING = 2;
+const GONE = 4;
+
 /** One namespace of a Socket.IO client: one session on the client's carrier */
 class SioConnection implements Connection {
   session: PortSession | null = null;
-  /** CONNECT answered: entries may follow */
-  opened = false;
-  /** connected with a `pid` */
-  resuming = false;
-  /** the client disconnected the namespace itself: nothing more is written */
-  private gone = false;
+  /** OPENED | RESUMING | GONE (one field: an idle connection costs every field it has) */
+  private flags = 0;
 
   constructor(
     private readonly client: SioClient,
@@ -275,28 +291,43 @@ class SioConnection implements Connection {
   ) {}
 
   get transport(): 'polling' | 'websocket' {
-    return this.client.carrier.transport;
+    return this.client.transport;
+  }
+
+  /** CONNECT answered: entries may follow */
+  get opened(): boolean {
+    return (this.flags & OPENED) !== 0;
+  }
+
+  /** connected with a `pid` */
+  set resuming(v: boolean) {
+    this.flags = v ? this.flags | RESUMING : this.flags & ~RESUMING;
+  }
+
+  /** the namespace is over for this connection (the client disconnected it, or the session ended): nothing more is written */
+  private get gone(): boolean {
+    return (this.flags & GONE) !== 0;
   }
 
   get carrier(): EioCarrier {
-    return this.client.carrier;
+    return this.client;
   }
 
   sendOpen(s: PortSession, info: OpenInfo): void {
-    this.opened = true;
+    this.flags |= OPENED;
     const data: { sid: string; pid?: string } = { sid: s.sid };
     if (this.client.recovery) {
       // a client takes `recovered` from getting back the pid it sent: after a resume that lost
       // entries it gets another (still valid) one, and knows it missed something
       const pid = this.client.port.resumeKey(s.sid);
-      data.pid = info.recovered === false && this.resuming ? pid + '.' + ((Date.now() % 46656) + 46656).toString(36) : pid;
+      data.pid = info.recovered === false && (this.flags & RESUMING) !== 0 ? pid + '.' + ((Date.now() % 46656) + 46656).toString(36) : pid;
     }
     this.client.write(CONNECT, this.nsp, undefined, data);
   }
 
   flush(s: PortSession): void {
     if (!this.opened || this.gone) return;
-    const c = this.client.carrier;
+    const c = this.client;
     if (!c.writable || s.sent >= s.outbox.last) return;
     // one entry: no cork (inside a uWS callback we are corked already; outside, one write either way)
     if (s.sent + 1 === s.outbox.last) this.write(s, false);
@@ -305,7 +336,7 @@ class SioConnection implements Connection {
 
   /** Writes entries after `s.sent`; `all`: even past a full buffer (they queue on the carrier) */
   private write(s: PortSession, all: boolean): void {
-    const c = this.client.carrier;
+    const c = this.client;
     const box = s.outbox;
     while (s.sent < box.last) {
       const seq = s.sent + 1;
@@ -326,25 +357,25 @@ class SioConnection implements Connection {
     if (this.gone) return;
     // the node shuts down: the client must come back (elsewhere), so no DISCONNECT
     if (code === errors.SY_ERR_SHUTTING_DOWN.ws) return this.restart();
-    this.gone = true;
+    this.flags |= GONE;
     const client = this.client;
     if (!this.opened) {
       // refused before it opened: the app's message (or why the gateway refused it)
       return client.write(CONNECT_ERROR, this.nsp, undefined, { message: reason });
     }
-    client.carrier.cork(() => {
+    client.cork(() => {
       this.write(s, true);
       // the app's disconnect: "io server disconnect", the client does not reconnect
       if (code >= APP_CODES[0] && code <= APP_CODES[1]) return client.write(DISCONNECT, this.nsp, undefined, undefined);
       // the gateway ended it (slow consumer, lost output, …): the transport closes, the client
       // reconnects and, finding the session gone, starts a new one (recovered false)
-      client.carrier.close('server error');
+      client.close('server error');
     });
   }
 
   /** The client sent DISCONNECT (or CONNECT again) for this namespace */
   clientClosed(): void {
-    this.gone = true;
+    this.flags |= GONE;
     this.forget();
     const s = this.session;
     if (s !== null) this.client.port.deliver(s, { type: 'close' });
@@ -354,14 +385,14 @@ class SioConnection implements Connection {
   drop(): void {
     // another connection took the session over: this namespace is no longer served here
     this.session = null;
-    this.gone = true;
+    this.flags |= GONE;
     this.forget();
   }
 
   restart(): void {
     // the node drains: the transport closes, never the namespace (no DISCONNECT: the client
     // reconnects, through another node, and recovers)
-    this.client.carrier.close('server restart');
+    this.client.close('server restart');
   }
 
   fail(): void {
