@@ -11,6 +11,8 @@ import { connect, type NatsConnection, type Subscription as NatsSubscription } f
 import { Packr, Unpackr } from 'msgpackr';
 import type { Bus, BusHandler, Envelope, Subscription } from './bus.ts';
 
+/** NATS's default `max_payload`, until the server said its own */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 /** several envelopes for one subject in one NATS message (wire detail of this bus only) */
 const BATCH = '*';
@@ -95,8 +97,35 @@ export class NatsBus implements Bus {
     const runs = this.pending;
     this.pending = [];
     if (this.closed) return;
-    for (const [subject, envs] of runs) this.nc.publish(subject, packr.pack(envs.length === 1 ? envs[0] : { t: BATCH, e: envs }));
+    for (const [subject, envs] of runs) this.send(subject, envs);
   };
+
+  /**
+   * Publishes envelopes as one message, or as several when they are larger together than the
+   * server's `max_payload` (NATS refuses a larger message: the client would throw). One envelope
+   * larger than that alone cannot be sent: it is dropped, loudly (the at-least-once machinery above
+   * resends what it tracks; nothing we send should be that large).
+   */
+  private send(subject: string, envs: Envelope[]): void {
+    const data = packr.pack(envs.length === 1 ? envs[0] : { t: BATCH, e: envs });
+    const max = this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+    if (data.byteLength > max) {
+      if (envs.length > 1) {
+        const half = envs.length >> 1;
+        this.send(subject, envs.slice(0, half));
+        this.send(subject, envs.slice(half));
+      } else {
+        console.error(`[switchyard] a ${data.byteLength}-byte message on ${subject} is over the NATS server's max_payload (${max}): not sent`);
+      }
+      return;
+    }
+    try {
+      this.nc.publish(subject, data);
+    } catch (err) {
+      // the connection is closing or closed: what was in flight is resent by the layers above
+      console.error(`[switchyard] publish on ${subject} failed:`, err);
+    }
+  }
 
   subscribe(subject: string, handler: BusHandler): Subscription {
     let sub: NatsSubscription | null = this.nc.subscribe(subject, {

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts';
-import { resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
+import { NODE_ID, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { errors, type ErrorCode } from '../transports/errors.ts';
 import { signResumeKey, signToken, verifyResumeKey, verifyToken } from './token.ts';
 import { Session, SessionState, type SessionOwner } from './session.ts';
@@ -360,7 +360,10 @@ export class Gateway implements SessionOwner, Port {
     return {
       node: from,
       clustered: this.clustered,
-      post: (node, m) => bus.publish(subjects.node(node), { t: 'x', ch: channel, from, m }),
+      // a node id is part of a bus subject: one that is not a node id never gets there
+      post: (node, m) => {
+        if (NODE_ID.test(node)) bus.publish(subjects.node(node), { t: 'x', ch: channel, from, m });
+      },
     };
   }
 

@@ -74,6 +74,9 @@ export interface SocketIoConfig {
   parser?: 'default' | 'msgpack';
 }
 
+/** what a node id may be (it is part of bus subjects and of session tokens) */
+export const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio'>> & { socketio: SocketIoOptions | false };
 
 export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
@@ -110,7 +113,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new TypeError(`option ${k} must be an integer >= ${min}, got ${String(v)}`);
   }
   if (r.port > 65535) throw new TypeError(`option port must be <= 65535, got ${r.port}`);
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(r.nodeId)) throw new TypeError(`option nodeId must match [A-Za-z0-9_-]{1,64}, got ${r.nodeId}`);
+  if (!NODE_ID.test(r.nodeId)) throw new TypeError(`option nodeId must match [A-Za-z0-9_-]{1,64}, got ${r.nodeId}`);
   if (r.secret.length < 16) throw new TypeError('option secret must be at least 16 characters');
   if (o.socketio !== false) r.socketio = resolveSocketIo(o.socketio ?? {}, r);
   return r;

@@ -49,3 +49,28 @@ describe('NatsBus on a 3-server cluster', () => {
     await b.close();
   });
 });
+
+describe('NatsBus message size', () => {
+  it("a turn's envelopes larger together than max_payload go as several messages; one larger alone is dropped, and the bus goes on", async () => {
+    const a = await NatsBus.connect({ servers: [server.url] });
+    const b = await NatsBus.connect({ servers: [server.url] });
+    const got: string[] = [];
+    b.subscribe('sy.test.big', (e) => got.push(String((e as any).args[0]).slice(0, 3)));
+    await b.flush();
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const chunk = (tag: string, size: number) => ({ t: 'emit', sid: 's', event: 'e', args: [tag + 'x'.repeat(size)] }) as any;
+      // one turn, one subject: batched, and 3 × 600 KB is over the server's 1 MB
+      for (const tag of ['aaa', 'bbb', 'ccc']) a.publish('sy.test.big', chunk(tag, 600_000));
+      a.publish('sy.test.big', chunk('ddd', 2_000_000));
+      a.publish('sy.test.big', chunk('eee', 10));
+      await a.flush();
+      await vi.waitFor(() => expect(got).toEqual(['aaa', 'bbb', 'ccc', 'eee']), { timeout: 5000 });
+      expect(errors.mock.calls.some((c) => /max_payload/.test(String(c[0])))).toBe(true);
+    } finally {
+      errors.mockRestore();
+      await a.close();
+      await b.close();
+    }
+  });
+});

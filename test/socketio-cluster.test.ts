@@ -104,6 +104,23 @@ describe('socket.io-client behind HAProxy round-robin, no stickiness', () => {
     await bye(native);
   });
 
+  it('a forged sid naming no node (or smuggling bytes into a bus subject) is answered at once: unknown', async () => {
+    const g = cluster.gateways[0]!;
+    for (const sid of ['aaaaaaaaaaaaaaaaaaaa.g2\r\nPUB sy.node.g1 5', 'x.nosuchnode', 'aaaaaaaaaaaaaaaaaaaa.nosuchnode']) {
+      const t = Date.now();
+      const a = await http(`${g.url}/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(sid)}`);
+      expect(a.status).toBe(400);
+      expect(a.body).toEqual({ code: 1, message: 'Session ID unknown' });
+      // a well-formed sid naming a node that does not exist waits for that node's silence
+      // (--relay-timeout-ms 2000), never for a whole poll interval
+      expect(Date.now() - t).toBeLessThan(sid.startsWith('aaaaaaaaaaaaaaaaaaaa.nosuchnode') ? 3000 : 1000);
+    }
+    // and the node still tunnels for real clients
+    const s = await connect({ transports: ['polling'] });
+    expect(await s.timeout(5000).emitWithAck('echo', 'ok')).toBe('ok');
+    s.disconnect();
+  });
+
   it('a client cut off comes back through the other node: its session stays where it is (relayed) and it recovers everything', async () => {
     const [a, b] = cluster.gateways as [Proc, Proc];
     const s = io(a.url, { transports: ['websocket'], forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 300, randomizationFactor: 0 });

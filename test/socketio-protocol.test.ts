@@ -8,7 +8,7 @@
  * Socket.IO above it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, startNode } from './helpers.ts';
+import { closeAll, startNode, until } from './helpers.ts';
 import { RawEio, type RawSocket } from './eio-raw.ts';
 import type { App } from '../cluster/app.ts';
 
@@ -470,5 +470,181 @@ describe('sessions the gateway ends', () => {
     const answer = JSON.parse((await raw.poll(again.sid)).body.slice(2)) as { sid: string; pid: string };
     expect(answer.pid).not.toBe(pid);
     expect(answer.sid).not.toBe(JSON.parse(connect.slice(2)).sid);
+  });
+});
+
+describe('hostile and edge cases', () => {
+  it('a sid we did not make names no carrier (its node part never reaches a bus subject)', async () => {
+    for (const sid of ['x.y\r\nPUB evil 1', 'aaaaaaaaaaaaaaaaaaaa.node\r\nX', 'no-dot', '../..']) {
+      expect(await eio.poll(sid)).toMatchObject({ status: 400, body: '{"code":1,"message":"Session ID unknown"}' });
+      expect((await eio.send(sid, '40')).status).toBe(400);
+      const s = eio.socket(`${W}&sid=${encodeURIComponent(sid)}`);
+      await s.close();
+      expect(s.refused).toBe(400);
+    }
+  });
+
+  it('an event without a payload, or with more than 10 attachments, closes the connection', async () => {
+    for (const packet of ['42', '4511-["message"]']) {
+      const s = await sioSession();
+      s.send(packet);
+      expect(await s.close()).toBe(1005);
+    }
+  });
+
+  it('a CONNECT to an unknown namespace does not stop the connect timeout', async () => {
+    const { s } = await wsSession();
+    s.autoPong = true;
+    const t = Date.now();
+    for (let i = 0; i < 3; i++) {
+      s.send('40/random');
+      expect(await s.next()).toBe('44/random,{"message":"Invalid namespace"}');
+      await sleep(200);
+    }
+    expect(await s.close()).toBe(1005);
+    expect(Date.now() - t).toBeLessThan(2000);
+  });
+
+  it('a poll while a probe socket is open but has not sent 2probe is held, not released with a noop', async () => {
+    const sid = await pollingSession();
+    const s = eio.socket(`${W}&sid=${sid}`);
+    opened.push(s);
+    await s.opened();
+    const t = Date.now();
+    expect((await eio.poll(sid)).body).toBe('2'); // the next ping, not an immediate 6
+    expect(Date.now() - t).toBeGreaterThan(100);
+  });
+
+  it('a large backlog goes out over several polls, in order', async () => {
+    const node = await startNode({
+      app: { event: (session, event, args) => void (event === 'big' && Array.from({ length: 6 }, (_, i) => session.emit('chunk', i, 'x'.repeat(Number(args[0]))))) },
+      outboxMaxBytes: 4 * 1024 * 1024,
+    });
+    const raw = new RawEio(`${node.url}/socket.io/`);
+    const { sid } = await raw.handshake();
+    await raw.send(sid, '40');
+    await raw.poll(sid);
+    await raw.send(sid, '42["big",100000]');
+    const chunks: number[] = [];
+    let polls = 0;
+    while (chunks.length < 6) {
+      const body = (await raw.poll(sid)).body;
+      polls++;
+      for (const p of body.split('\x1e')) if (p.startsWith('42["chunk"')) chunks.push(JSON.parse(p.slice(2))[1]);
+    }
+    expect(chunks).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(polls).toBeGreaterThan(1);
+  });
+
+  it('a client that never polls while its answers pile up is closed', async () => {
+    const { sid } = await eio.handshake();
+    // each refused CONNECT answers with its (long) namespace name; the client never reads them
+    let status = 200;
+    for (let i = 0; i < 10 && status === 200; i++) {
+      status = (await eio.send(sid, `40/${'n'.repeat(400_000)},`)).status;
+      await eio.send(sid, '3');
+    }
+    expect((await eio.poll(sid)).status).toBe(400);
+  });
+
+  it('CONNECT past the session limit closes the transport (the client retries later)', async () => {
+    const node = await startNode({ app: suiteApp, maxSessions: 1, socketio: { namespaces: ['/', '/custom'] } });
+    const raw = new RawEio(`${node.url}/socket.io/`);
+    const s = raw.socket(W);
+    opened.push(s);
+    await s.next();
+    s.send('40');
+    expect(((await s.next()) as string).startsWith('40{')).toBe(true);
+    s.send('40/custom,');
+    await s.next(); // the main namespace's auth emit
+    expect(await s.close()).toBe(1005);
+  });
+});
+
+describe('recovery, byte for byte', () => {
+  const recoveryApp: App = {
+    event(session, event, args, reply) {
+      if (event === 'n') for (let i = 0; i < Number(args[0]); i++) session.emit('n', i);
+      if (event === 'echo') reply?.(...args);
+    },
+  };
+
+  async function connected(raw: RawEio, connect = '40'): Promise<{ s: RawSocket; answer: { sid: string; pid: string } }> {
+    const s = raw.socket(W);
+    opened.push(s);
+    await s.next();
+    s.autoPong = true;
+    s.send(connect);
+    const packet = (await s.next()) as string;
+    const answer = JSON.parse(packet.slice(packet.indexOf('{'))) as { sid: string; pid: string };
+    return { s, answer };
+  }
+
+  it('a recovered client gets back exactly the pid it sent, also after a recovery that lost entries', async () => {
+    const node = await startNode({ app: recoveryApp, outboxMaxFrames: 4 });
+    const raw = new RawEio(`${node.url}/socket.io/`);
+    const first = await connected(raw);
+    const pid = first.answer.pid;
+    first.s.send('42["n",10]');
+    const got = (await first.s.take(10)) as string[];
+    expect(got[9]).toMatch(/^42\["n",9,"\d+"\]$/);
+    first.s.end();
+    // back with an old offset: entries after it are gone (the outbox keeps 4): not recovered
+    const offset2 = JSON.parse(got[1]!.slice(2))[2] as string;
+    const second = await connected(raw, `40{"pid":${JSON.stringify(pid)},"offset":${JSON.stringify(offset2)}}`);
+    expect(second.answer.sid).toBe(first.answer.sid);
+    expect(second.answer.pid).not.toBe(pid);
+    second.s.end();
+    // back again with that pid and the newest offset: nothing lost, the same pid comes back
+    const offset10 = JSON.parse(got[9]!.slice(2))[2] as string;
+    const third = await connected(raw, `40{"pid":${JSON.stringify(second.answer.pid)},"offset":${JSON.stringify(offset10)}}`);
+    expect(third.answer).toEqual({ sid: first.answer.sid, pid: second.answer.pid });
+  });
+
+  it('a recovery replays events after the offset, but not the acks the client was already sent', async () => {
+    const node = await startNode({ app: recoveryApp });
+    const raw = new RawEio(`${node.url}/socket.io/`);
+    const first = await connected(raw);
+    first.s.send('42["n",1]');
+    const event = (await first.s.next()) as string;
+    const offset = JSON.parse(event.slice(2))[2] as string;
+    first.s.send('427["echo","acked"]');
+    expect(await first.s.next()).toBe('437["acked"]');
+    first.s.end();
+    const again = await connected(raw, `40{"pid":${JSON.stringify(first.answer.pid)},"offset":${JSON.stringify(offset)}}`);
+    expect(again.answer.pid).toBe(first.answer.pid);
+    again.s.send('42["n",1]');
+    // the next thing is the new event: the ack was not written again
+    expect(await again.s.next()).toMatch(/^42\["n",0,"\d+"\]$/);
+  });
+
+  it("a pid of another namespace does not recover this one's session", async () => {
+    const node = await startNode({ app: recoveryApp, socketio: { namespaces: ['/', '/custom'] } });
+    const raw = new RawEio(`${node.url}/socket.io/`);
+    const first = await connected(raw);
+    const other = await connected(raw, `40/custom,{"pid":${JSON.stringify(first.answer.pid)}}`);
+    expect(other.answer.sid).not.toBe(first.answer.sid);
+  });
+
+  it('a client coming back on a new transport takes its session over; the old transport, left with nothing, is closed', async () => {
+    const node = await startNode({ app: recoveryApp });
+    const raw = new RawEio(`${node.url}/socket.io/`);
+    const first = await connected(raw);
+    const second = await connected(raw, `40{"pid":${JSON.stringify(first.answer.pid)}}`);
+    expect(second.answer.sid).toBe(first.answer.sid);
+    expect(await first.s.close()).toBe(1005);
+  });
+
+  it('without recovery, a closed transport ends its sessions at once (nothing can come back to them)', async () => {
+    const closed: string[] = [];
+    const node = await startNode({ app: { event() {}, close: (s) => void closed.push(s.sid) }, socketio: { recovery: false } });
+    const raw = new RawEio(`${node.url}/socket.io/`);
+    const s = raw.socket(W);
+    await s.next();
+    s.send('40');
+    const answer = JSON.parse(((await s.next()) as string).slice(2)) as { sid: string; pid?: string };
+    expect(answer.pid).toBeUndefined();
+    s.end();
+    await until(() => (closed.includes(answer.sid) ? true : undefined), 2000);
   });
 });

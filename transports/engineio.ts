@@ -69,10 +69,54 @@ interface SocketSink {
 const BLOCKED = 1;
 const SCHEDULED = 2;
 const CLOSED = 4;
+/** the probe socket sent `2probe` */
+const PROBED = 8;
+
+/** a poll answer's size before the rest waits for the next poll (answers may cross the bus, whose messages are bounded) */
+const POLL_BUDGET = 256 * 1024;
+/**
+ * what a carrier lets pile up for a client that neither polls nor reads its socket: the rest of
+ * an ended session's outbox (`outboxMaxBytes`, 1 MiB by default) fits
+ */
+const OUT_LIMIT = 2 * 1024 * 1024;
+
+/** Packets waiting for a poll or a drain, and their size */
+class Queue {
+  items: Array<string | Uint8Array> = [];
+  bytes = 0;
+
+  push(p: string | Uint8Array): void {
+    this.items.push(p);
+    this.bytes += typeof p === 'string' ? p.length : p.byteLength;
+  }
+
+  /** The first packets, up to `budget` bytes (at least one) */
+  take(budget: number): Array<string | Uint8Array> {
+    const items = this.items;
+    let n = 0;
+    let size = 0;
+    while (n < items.length) {
+      const p = items[n]!;
+      const b = typeof p === 'string' ? p.length : p.byteLength;
+      if (n > 0 && size + b > budget) break;
+      size += b;
+      n++;
+    }
+    this.bytes -= size;
+    if (n === items.length) {
+      this.items = [];
+      return items;
+    }
+    return items.splice(0, n);
+  }
+}
 
 /** uWS's `send` results (RemoteSocket answers the same way) */
 const SENT = 1;
 const DROPPED = 2;
+
+/** the sids we make: 20 random characters, a dot, the node id (options.ts's nodeId rule) */
+const SID = /^[A-Za-z0-9_-]{20}\.[A-Za-z0-9_-]{1,64}$/;
 
 const TEXT = 'text/plain; charset=UTF-8';
 const SEP = '\x1e';
@@ -106,8 +150,8 @@ function ourError(code: ErrorCode): { status: number; body: string } {
 export abstract class EioCarrier implements Carrier {
   pingRound = 0;
   transport: 'polling' | 'websocket';
-  /** packets waiting for a poll or a drain: text packets, or binary messages (null: none) */
-  private out: Array<string | Uint8Array> | null = null;
+  /** packets waiting for a poll or a drain (null: none) */
+  private out: Queue | null = null;
   private poll: PollSink | null = null;
   private ws: SocketSink | null = null;
   private probe: SocketSink | null = null;
@@ -165,20 +209,27 @@ export abstract class EioCarrier implements Carrier {
     const ws = this.ws;
     if (ws !== null) {
       if (this.blocked) {
-        (this.out ??= []).push(p);
+        this.enqueue(p);
         return false;
       }
       const r = ws.send(p, typeof p !== 'string');
       if (r === SENT) return true;
       // kept for the drain: nothing is lost to a full buffer
-      if (r === DROPPED) (this.out ??= []).push(p);
+      if (r === DROPPED) this.enqueue(p);
       this.blocked = true;
       return false;
     }
-    (this.out ??= []).push(p);
-    if (this.poll === null) return false;
+    this.enqueue(p);
+    if (this.poll === null || this.closed) return false;
     this.schedule();
     return true;
+  }
+
+  /** Queues a packet; a client that lets more than OUT_LIMIT bytes pile up (never polls, never reads) is closed */
+  private enqueue(p: string | Uint8Array): void {
+    const q = (this.out ??= new Queue());
+    q.push(p);
+    if (q.bytes > OUT_LIMIT) this.close('slow reader', null);
   }
 
   /** Several packets at once (one write on a socket) */
@@ -196,14 +247,19 @@ export abstract class EioCarrier implements Carrier {
     });
   }
 
-  /** Answers the held poll with what waits (and `extra`) */
+  /**
+   * Answers the held poll with what waits, up to POLL_BUDGET bytes (the rest goes with the next
+   * poll: an answer may cross the bus, whose messages are bounded), or, with `extra` (the last
+   * answer: a close or a noop), with all of it and `extra` after it
+   */
   private answer(extra?: string): void {
     const poll = this.poll;
     if (poll === null) return;
     this.poll = null;
-    if (extra !== undefined) (this.out ??= []).push(extra);
-    const out = this.out ?? [];
-    this.out = null;
+    const q = this.out;
+    const out = q === null ? [] : q.take(extra === undefined ? POLL_BUDGET : Infinity);
+    if (q !== null && q.items.length === 0) this.out = null;
+    if (extra !== undefined) out.push(extra);
     let body = '';
     for (let i = 0; i < out.length; i++) {
       const p = out[i]!;
@@ -225,8 +281,8 @@ export abstract class EioCarrier implements Carrier {
       return this.close('transport error', '1');
     }
     this.poll = sink;
-    // a probing client waits for its poll to return before it finishes the upgrade
-    if (this.probe !== null) return this.answer('6');
+    // a probing client (it sent `2probe`) waits for its poll to return before it finishes the upgrade
+    if (this.probe !== null && (this.flags & PROBED) !== 0) return this.answer('6');
     if (this.out !== null) this.schedule();
     this.onWritable();
   }
@@ -273,6 +329,7 @@ export abstract class EioCarrier implements Carrier {
 
   private probeMessage(sink: SocketSink, data: string | Uint8Array): void {
     if (data === '2probe') {
+      this.flags |= PROBED;
       sink.send('3probe', false);
       // the client pauses polling before it sends `5`: release its held poll
       if (this.poll !== null) this.answer('6');
@@ -288,16 +345,18 @@ export abstract class EioCarrier implements Carrier {
     const p = this.probe;
     this.probe = null;
     this.probeDue = 0;
+    this.flags &= ~PROBED;
     p?.end();
   }
 
   private upgraded(sink: SocketSink): void {
     this.probe = null;
     this.probeDue = 0;
+    this.flags &= ~PROBED;
     if (this.poll !== null) this.answer('6');
     this.transport = 'websocket';
     this.ws = sink;
-    const out = this.out ?? [];
+    const out = this.out?.items ?? [];
     this.out = null;
     sink.cork(() => {
       for (const p of out) this.send(p);
@@ -309,7 +368,7 @@ export abstract class EioCarrier implements Carrier {
   drained(): void {
     if (!this.blocked || this.ws === null) return;
     this.blocked = false;
-    const out = this.out ?? [];
+    const out = this.out?.items ?? [];
     this.out = null;
     this.ws.cork(() => {
       for (const p of out) this.send(p);
@@ -438,9 +497,9 @@ export class Engine {
     return sid.slice(sid.indexOf('.') + 1);
   }
 
-  /** A sid held elsewhere in the cluster: tunnel to it */
+  /** A sid held elsewhere in the cluster: tunnel to it (`sid` is well-formed: see SID) */
   isRemote(sid: string): boolean {
-    return this.link.clustered && sid.indexOf('.') > 0 && this.homeOf(sid) !== this.link.node && !this.carriers.has(sid);
+    return this.link.clustered && this.homeOf(sid) !== this.link.node && !this.carriers.has(sid);
   }
 
   /** A new carrier, and the open packet it starts with */
@@ -457,22 +516,26 @@ export class Engine {
     // from the wall clock: a late timer does not stretch the timeouts
     const now = (this.now = Math.floor((Date.now() - this.started) / this.tickMs));
     for (const c of this.carriers.values()) {
-      if (c.pongDue !== 0 && now >= c.pongDue) {
-        c.close('ping timeout');
-        continue;
+      try {
+        this.beat(c, now);
+      } catch (err) {
+        // a bug of ours must cost this carrier, never the node
+        warnOnce('engine.io heartbeat', err);
+        c.close('internal error');
       }
-      if (c.connectDue !== 0 && now >= c.connectDue) {
-        c.close('connect timeout');
-        continue;
-      }
-      if (now >= c.nextPing) {
-        // every pingInterval, whatever else flows: the client resets its timer only on a ping
-        c.nextPing = now + this.pingTicks;
-        if (c.pongDue === 0) c.pongDue = now + this.pongTicks;
-        c.send('2');
-      }
-      if (c.probeDue !== 0 && now >= c.probeDue) c.closeProbe();
     }
+  }
+
+  private beat(c: EioCarrier, now: number): void {
+    if (c.pongDue !== 0 && now >= c.pongDue) return c.close('ping timeout');
+    if (c.connectDue !== 0 && now >= c.connectDue) return c.close('connect timeout');
+    if (now >= c.nextPing) {
+      // every pingInterval, whatever else flows: the client resets its timer only on a ping
+      c.nextPing = now + this.pingTicks;
+      if (c.pongDue === 0) c.pongDue = now + this.pongTicks;
+      c.send('2');
+    }
+    if (c.probeDue !== 0 && now >= c.probeDue) c.closeProbe();
   }
 
   // ---- routes ------------------------------------------------------------------------------
@@ -507,6 +570,8 @@ export class Engine {
       const bad = this.check(r.query, r.method);
       if (bad !== null) return ex.reply(400, 'application/json', eioBody(bad));
       const sid = r.query.get('sid');
+      // a sid we did not make names no carrier (and its node part must never reach a bus subject)
+      if (sid !== null && !SID.test(sid)) return ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
       const refused = port.admit(r.origin, sid === null);
       if (refused !== null) {
         const e = ourError(refused);
@@ -531,7 +596,13 @@ export class Engine {
     if (c === undefined) return ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
     const sink: PollSink = { answer: (status, type, body) => ex.reply(status, type, body) };
     ex.onAbort = () => c.pollAborted(sink);
-    c.get(sink);
+    try {
+      c.get(sink);
+    } catch (err) {
+      warnOnce('engine.io poll', err);
+      c.close('internal error');
+      ex.reply(500, 'application/json', errorBody('SY_ERR_INTERNAL'));
+    }
   }
 
   private post(sid: string, ex: Exchange, contentType: string): void {
@@ -582,6 +653,7 @@ export class Engine {
         if (bad !== null) error = { status: 400, body: eioBody(bad) };
         else if (q.get('transport') !== 'websocket') error = { status: 400, body: eioBody('BAD_REQUEST') };
         else if (refused !== null) error = ourError(refused);
+        else if (sid !== null && !SID.test(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
         else if (sid !== null && !this.isRemote(sid) && !this.carriers.has(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
         if (error !== null) return this.exchange(res, origin).reply(error.status, 'application/json', error.body, undefined, true);
         // a handshake keeps what the app may see; an upgrade only needs the sid
@@ -665,7 +737,8 @@ function infoOf(r: RequestInfo): EioRequest {
 /**
  * Messages of the tunnel. Edge → home: a poll (`get`), a POST's body (`post`), a poll's client
  * left (`abort`), a WebSocket (`ws`), its messages (`in`) and its end (`gone`). Home → edge: an
- * HTTP answer (`res`), the socket is accepted (`ok`), packets for it (`out`), close it (`end`).
+ * HTTP answer (`res`), the carrier is here (`ok`: a poll is held, or a socket accepted), packets for
+ * the socket (`out`), close it (`end`).
  * `t` numbers the request on its edge node.
  */
 type LinkMessage =
@@ -682,10 +755,14 @@ type LinkMessage =
 
 /** The node a request landed on, for carriers held elsewhere */
 class Edge {
-  private next = 1;
+  /**
+   * numbers this node's tunneled requests, from a random start: a restarted node (same node id)
+   * must not take answers meant for its previous life's requests as answers to its own
+   */
+  private next = Math.floor(Math.random() * 2 ** 40);
   /** requests and sockets tunneled from here */
   count = 0;
-  private readonly http = new Map<number, { ex: Exchange; timer: NodeJS.Timeout }>();
+  private readonly http = new Map<number, { ex: Exchange; home: string; timer: NodeJS.Timeout }>();
   /** sockets tunneled from here, until they close (a closed uWS socket must not be touched) */
   private readonly sockets = new Map<number, { ws: WebSocket<SocketData>; timer: NodeJS.Timeout | null }>();
 
@@ -695,8 +772,9 @@ class Edge {
   ) {}
 
   get(sid: string, ex: Exchange, home: string): void {
-    // the home answers within a ping interval (a ping releases every poll); past that it is gone
-    const t = this.request(ex, this.engine.o.pingIntervalMs + this.engine.port.options.relayTimeoutMs);
+    // the home says `ok` at once when it holds the carrier, then answers within a ping interval
+    // (a ping releases every poll); silence means it is gone
+    const t = this.request(ex, this.engine.port.options.relayTimeoutMs, home);
     ex.onAbort = () => {
       this.forget(t);
       this.link.post(home, { o: 'abort', t });
@@ -705,20 +783,27 @@ class Edge {
   }
 
   post(sid: string, body: Uint8Array | null, ex: Exchange, home: string): void {
-    const t = this.request(ex, this.engine.port.options.relayTimeoutMs);
+    const t = this.request(ex, this.engine.port.options.relayTimeoutMs, home);
     this.link.post(home, { o: 'post', t, sid, b: body });
   }
 
-  private request(ex: Exchange, ms: number): number {
+  private request(ex: Exchange, ms: number, home: string): number {
     const t = this.next++;
     this.count++;
-    const timer = setTimeout(() => {
-      this.forget(t);
-      // the home did not answer: as far as this client can tell, its session is gone
-      ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
-    }, ms);
-    this.http.set(t, { ex, timer });
+    this.http.set(t, { ex, home, timer: this.timeout(t, ms) });
     return t;
+  }
+
+  private timeout(t: number, ms: number): NodeJS.Timeout {
+    return setTimeout(() => {
+      const h = this.http.get(t);
+      if (h === undefined) return;
+      this.forget(t);
+      // the home did not answer: as far as this client can tell, its session is gone; should the
+      // home be alive after all, it must not answer a poll that is no longer there
+      this.link.post(h.home, { o: 'abort', t });
+      h.ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
+    }, ms);
   }
 
   private forget(t: number): void {
@@ -768,6 +853,13 @@ class Edge {
         return this.closeSocket(m.t);
       }
       case 'ok': {
+        const h = this.http.get(m.t);
+        if (h !== undefined) {
+          // a poll the home holds: now it has a ping interval to answer
+          clearTimeout(h.timer);
+          h.timer = this.timeout(m.t, this.engine.o.pingIntervalMs + this.engine.port.options.relayTimeoutMs);
+          return;
+        }
         const s = this.sockets.get(m.t);
         if (s !== undefined && s.timer !== null) {
           clearTimeout(s.timer);
@@ -817,11 +909,13 @@ class Home {
         if (c === undefined) return this.res(from, m.t, 400, 'application/json', eioBody('UNKNOWN_SID'));
         const sink: PollSink = {
           answer: (status, type, body) => {
-            this.polls.delete(key);
+            if (this.polls.get(key)?.sink === sink) this.polls.delete(key);
             this.res(from, m.t, status, type, body);
           },
         };
         this.polls.set(key, { c, sink });
+        // the carrier is here: the edge now waits as long as a poll may be held
+        this.link.post(from, { o: 'ok', t: m.t });
         return c.get(sink);
       }
       case 'abort': {
@@ -839,7 +933,9 @@ class Home {
       case 'ws': {
         const c = this.engine.carriers.get(m.sid);
         if (c === undefined) return this.res(from, m.t, 400, 'application/json', eioBody('UNKNOWN_SID'));
-        const sink = new RemoteSocket(this.link, from, m.t, () => this.sockets.delete(key));
+        const sink: RemoteSocket = new RemoteSocket(this.link, from, m.t, () => {
+          if (this.sockets.get(key)?.sink === sink) this.sockets.delete(key);
+        });
         this.sockets.set(key, { c, sink });
         this.link.post(from, { o: 'ok', t: m.t });
         return c.socket(sink);

@@ -171,7 +171,7 @@ export interface Port {
    * The client has the entries up to `seq`: they are released. How a dialect acknowledges:
    * - a cursor (native `last` on resume and polls): passed to `attach`, which releases through it;
    *   written entries stay for a replay until then, or until the budget pushes them out;
-   * - written = delivered (Engine.IO and SockJS polls, SignalR long-polling): the wire calls this
+   * - written = delivered (SockJS polls, SignalR long-polling, Socket.IO without recovery): the wire calls this
    *   with `s.sent` right after writing;
    * - its own message (SignalR stateful reconnect's `Ack{sequenceId}`): the wire calls this with it.
    */

@@ -26,6 +26,9 @@ export interface SioPacket {
   raw?: string;
 }
 
+/** attachments of one binary packet, at most (as the reference parser) */
+const MAX_ATTACHMENTS = 10;
+
 /** event names a client may not emit (the reference parser refuses them) */
 const RESERVED = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener']);
 
@@ -69,6 +72,11 @@ function validPayload(type: number, data: unknown): boolean {
   }
 }
 
+/** a packet's data within the nesting limit (an event's args count from the same level as a native frame's) */
+function nestedOk(data: unknown): boolean {
+  return acceptable(Array.isArray(data) ? data : [data]);
+}
+
 /** `<nsp>,` as it prefixes a packet's text ('' for the main namespace) */
 export function nspPrefix(nsp: string): string {
   return nsp === '/' ? '' : nsp + ',';
@@ -85,6 +93,7 @@ export function decodeText(str: string): SioPacket & { attachments: number } {
     const n = dash < 0 ? '' : str.slice(1, dash);
     if (n === '' || !/^\d+$/.test(n)) throw new SioProtocolError('illegal attachments');
     attachments = Number(n);
+    if (attachments > MAX_ATTACHMENTS) throw new SioProtocolError('too many attachments');
     i = dash + 1;
   }
   let nsp = '/';
@@ -115,9 +124,11 @@ export function decodeText(str: string): SioPacket & { attachments: number } {
       throw new SioProtocolError('invalid payload');
     }
     if (!validPayload(type, data)) throw new SioProtocolError('invalid payload');
-    if ((type === EVENT || type === ACK) && !acceptable(data as unknown[])) throw new SioProtocolError('payload nested too deep');
+    if (!nestedOk(data)) throw new SioProtocolError('payload nested too deep');
     p.data = data;
     if (type === EVENT) p.raw = argsText(text);
+  } else if (type === EVENT || type === BINARY_EVENT) {
+    throw new SioProtocolError('an event without a payload');
   }
   return p;
 }
@@ -201,6 +212,7 @@ class TextDecoder implements SioDecoder {
 /** A binary packet with its attachments put back in place of the placeholders */
 function finish(p: SioPacket & { attachments: number }, buffers: Uint8Array[]): SioPacket {
   const data = reconstruct(p.data, buffers, 0);
+  if (!nestedOk(data)) throw new SioProtocolError('payload nested too deep');
   const out: SioPacket = { type: p.type === BINARY_EVENT ? EVENT : ACK, nsp: p.nsp, data };
   if (p.id !== undefined) out.id = p.id;
   return out;
@@ -272,7 +284,7 @@ class MsgpackDecoder implements SioDecoder {
     const valid = type === CONNECT ? p.data === undefined || isObject(p.data) : validPayload(type, p.data);
     if (!valid) throw new SioProtocolError('invalid payload');
     if (p.id !== undefined && p.id !== null && !(typeof p.id === 'number' && Number.isSafeInteger(p.id))) throw new SioProtocolError('invalid packet id');
-    if ((type === EVENT || type === ACK) && !acceptable(p.data as unknown[])) throw new SioProtocolError('invalid payload');
+    if (!nestedOk(p.data)) throw new SioProtocolError('payload nested too deep');
     const out: SioPacket = { type, nsp: p.nsp };
     if (typeof p.id === 'number') out.id = p.id;
     if (p.data !== undefined) out.data = p.data;

@@ -20,6 +20,7 @@ import { ACK, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, SioProtocolError, defau
 import { parseLast } from './query.ts';
 import { warnOnce } from './log.ts';
 import { errors } from './errors.ts';
+import { randomBytes } from 'node:crypto';
 
 export interface SocketIoOptions {
   /** @default '/socket.io/' */
@@ -164,8 +165,8 @@ class SioClient extends EioCarrier {
 
   /** CONNECT to namespace `nsp`: a new session, or (with `pid`) the one the client had */
   private connect(nsp: string, data: Record<string, unknown> | undefined): void {
-    this.connectDue = 0;
     if (!this.cfg.namespaces.has(nsp)) return this.write(CONNECT_ERROR, nsp, undefined, { message: 'Invalid namespace' });
+    this.connectDue = 0;
     // a CONNECT for a namespace already connected: the reference server closes the connection
     if (this.conn(nsp) !== undefined) return this.close('forced close');
     const auth: Record<string, unknown> = data === undefined ? NO_AUTH : { ...data };
@@ -180,30 +181,41 @@ class SioClient extends EioCarrier {
     const conn = new SioConnection(this, nsp);
     this.setConn(nsp, conn);
     const meta = this.meta(nsp, auth);
-    const port = this.port;
-    if (pid === undefined) {
-      conn.session = port.open(this.transport, meta, conn);
-      return;
-    }
+    if (pid === undefined) return this.open(conn, meta, false);
     // before its first event a client has no offset: everything is missed
     const last = typeof offset === 'string' ? parseLast(offset) : 0;
+    const port = this.port;
     port.resume(pid, last, (t) => {
       // the client left, or connected the namespace again, while the session was looked up
       if (this.conn(nsp) !== conn || this.closed) return;
-      conn.resuming = true;
-      switch (t.kind) {
-        case 'session':
-          conn.session = t.session;
-          port.attach(t.session, conn, last, true);
-          return;
-        case 'remote':
-          conn.session = port.attachRemote(t, meta, conn, last, false);
-          return;
-        default:
-          // gone (expired, ended, or its node crashed): a new session, and the client learns it
-          conn.session = port.open(this.transport, meta, conn, true);
+      try {
+        switch (t.kind) {
+          case 'session':
+            // a pid of another namespace names no session of this one
+            if (t.session.meta.namespace !== nsp) break;
+            // what the client may already have had: acks and requests there are not sent again
+            conn.resume = { pid: pid!, sent: t.session.sent };
+            conn.session = t.session;
+            port.attach(t.session, conn, last, true);
+            return;
+          case 'remote':
+            conn.resume = { pid: pid!, sent: 0 };
+            conn.session = port.attachRemote(t, meta, conn, last, false);
+            return;
+        }
+        // gone (expired, ended, or its node crashed): a new session, and the client learns it
+        this.open(conn, meta, true);
+      } catch (err) {
+        warnOnce('socket.io resume', err);
+        this.close('internal error');
       }
     });
+  }
+
+  /** A new session for `conn`, if the node admits one (else the transport closes: the client retries, with backoff) */
+  private open(conn: SioConnection, meta: SessionMeta, resumeFailed: boolean): void {
+    if (this.port.admit(this.info.origin, true) !== null) return this.close('refused');
+    conn.session = this.port.open(this.transport, meta, conn, resumeFailed);
   }
 
   private meta(nsp: string, auth: Record<string, unknown>): SessionMeta {
@@ -263,27 +275,39 @@ class SioClient extends EioCarrier {
   }
 
   protected onClose(): void {
-    // the transport is gone, not the sessions: each waits for its client to come back (recovery)
+    // the transport is gone, not the sessions: each waits for its client to come back (recovery);
+    // without recovery no client can come back to one: they end
     const conns = this.conns();
     this.main = null;
     this.others = null;
     for (const c of conns) {
       const s = c.session;
       c.session = null;
-      if (s !== null) this.port.detach(s, c);
+      if (s === null) continue;
+      if (this.recovery) this.port.detach(s, c);
+      else c.clientClosed(s);
     }
+  }
+
+  /** no namespace is connected */
+  get empty(): boolean {
+    return this.main === null && (this.others === null || this.others.size === 0);
   }
 }
 
 const OPENED = 1;
-const RESUMING = 2;
-const GONE = 4;
+const GONE = 2;
 
 /** One namespace of a Socket.IO client: one session on the client's carrier */
 class SioConnection implements Connection {
   session: PortSession | null = null;
-  /** OPENED | RESUMING | GONE (one field: an idle connection costs every field it has) */
+  /** OPENED | GONE (one field: an idle connection costs every field it has) */
   private flags = 0;
+  /**
+   * connected with a `pid`: the pid the client sent (a recovered client gets exactly it back), and
+   * how far the session had written (acks and requests up to there are not written again)
+   */
+  resume: { pid: string; sent: number } | null = null;
 
   constructor(
     private readonly client: SioClient,
@@ -299,11 +323,6 @@ class SioConnection implements Connection {
     return (this.flags & OPENED) !== 0;
   }
 
-  /** connected with a `pid` */
-  set resuming(v: boolean) {
-    this.flags = v ? this.flags | RESUMING : this.flags & ~RESUMING;
-  }
-
   /** the namespace is over for this connection (the client disconnected it, or the session ended): nothing more is written */
   private get gone(): boolean {
     return (this.flags & GONE) !== 0;
@@ -317,10 +336,11 @@ class SioConnection implements Connection {
     this.flags |= OPENED;
     const data: { sid: string; pid?: string } = { sid: s.sid };
     if (this.client.recovery) {
-      // a client takes `recovered` from getting back the pid it sent: after a resume that lost
-      // entries it gets another (still valid) one, and knows it missed something
+      // a client takes `recovered` from getting back exactly the pid it sent: after a resume that
+      // lost entries it gets another (still valid: a signed key with anything after a second dot)
       const pid = this.client.port.resumeKey(s.sid);
-      data.pid = info.recovered === false && (this.flags & RESUMING) !== 0 ? pid + '.' + ((Date.now() % 46656) + 46656).toString(36) : pid;
+      const r = this.resume;
+      data.pid = r === null ? pid : info.recovered === true ? r.pid : r.pid === pid ? pid + '.' + randomBytes(3).toString('base64url') : pid;
     }
     this.client.write(CONNECT, this.nsp, undefined, data);
   }
@@ -338,17 +358,24 @@ class SioConnection implements Connection {
   private write(s: PortSession, all: boolean): void {
     const c = this.client;
     const box = s.outbox;
-    while (s.sent < box.last) {
+    const r = this.resume;
+    let ok = true;
+    while (ok || all) {
+      if (s.sent >= box.last) break;
       const seq = s.sent + 1;
       const e = box.get(seq);
       s.sent = seq;
       if (e === undefined) continue;
-      const f = this.client.encode(this.nsp, seq, e);
-      let ok = true;
+      // a recovery replays from the last offset, which only events carry: acks and requests
+      // written before are not written again (as socket.io, which keeps no acks for recovery)
+      if (r !== null && seq <= r.sent && (e.kind === 'reply' || e.ack !== undefined)) continue;
+      const f = c.encode(this.nsp, seq, e);
       if (typeof f === 'string') ok = c.send(f);
       else for (const part of f) ok = c.send(part);
-      if (!ok && !all) return;
     }
+    if (r !== null && s.sent >= r.sent) this.resume = null;
+    // without recovery there is no replay: written is delivered
+    if (!c.recovery) c.port.acknowledge(s, s.sent);
   }
 
   end(s: PortSession, code: number, reason: string): void {
@@ -373,20 +400,21 @@ class SioConnection implements Connection {
     });
   }
 
-  /** The client sent DISCONNECT (or CONNECT again) for this namespace */
-  clientClosed(): void {
+  /** The client sent DISCONNECT for this namespace (or, without recovery, its transport closed) */
+  clientClosed(s: PortSession | null = this.session): void {
     this.flags |= GONE;
     this.forget();
-    const s = this.session;
-    if (s !== null) this.client.port.deliver(s, { type: 'close' });
     this.session = null;
+    if (s !== null) this.client.port.deliver(s, { type: 'close' });
   }
 
   drop(): void {
-    // another connection took the session over: this namespace is no longer served here
+    // another connection took the session over: this namespace is no longer served here, and a
+    // transport left with none is stale (its client came back on another)
     this.session = null;
     this.flags |= GONE;
     this.forget();
+    if (this.client.empty) this.client.close('replaced');
   }
 
   restart(): void {
