@@ -10,6 +10,7 @@ import { io, type Socket } from 'socket.io-client';
 import { TestCluster, type Proc } from './cluster-harness.ts';
 import { startHaproxy } from './haproxy.ts';
 import { http, until, WsClient } from './helpers.ts';
+import { RawEio } from './eio-raw.ts';
 
 let cluster: TestCluster;
 let haproxy: ChildProcess;
@@ -119,6 +120,32 @@ describe('socket.io-client behind HAProxy round-robin, no stickiness', () => {
     const s = await connect({ transports: ['polling'] });
     expect(await s.timeout(5000).emitWithAck('echo', 'ok')).toBe('ok');
     s.disconnect();
+  });
+
+  it('a WebSocket tunneled to the other node carries a burst larger than one bus message, in order', async () => {
+    const [a, b] = cluster.gateways as [Proc, Proc];
+    const raw = new RawEio(`${a.url}/socket.io/`);
+    const { sid } = await raw.handshake();
+    await raw.send(sid, '40');
+    await raw.poll(sid);
+    // the upgrade lands on b: b tunnels the socket to a
+    const s = new RawEio(`${b.url}/socket.io/`).socket(`EIO=4&transport=websocket&sid=${encodeURIComponent(sid)}`);
+    try {
+      await s.opened();
+      s.autoPong = true;
+      s.send('2probe');
+      expect(await s.next()).toBe('3probe');
+      s.send('5');
+      const big = 'x'.repeat(60_000);
+      for (let i = 0; i < 20; i++) s.send(`42["echo",${i},"${big}"]`);
+      const echoes = (await s.take(20, 10_000)) as string[];
+      expect(echoes.map((e) => JSON.parse(e.slice(2))[1])).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      expect(echoes.every((e) => e.includes(big))).toBe(true);
+      // the namespace ends (a drain later counts only sessions whose clients come back)
+      s.send('41');
+    } finally {
+      s.end();
+    }
   });
 
   it('a client cut off comes back through the other node: its session stays where it is (relayed) and it recovers everything', async () => {

@@ -963,7 +963,9 @@ class Home {
 /** A WebSocket on another node: writes go over the bus, batched per tick */
 class RemoteSocket implements SocketSink {
   closed = false;
+  /** frames of this tick, and their size (null: none queued, no flush scheduled) */
   private batch: Array<string | Uint8Array> | null = null;
+  private bytes = 0;
 
   constructor(
     private readonly link: Link,
@@ -976,16 +978,25 @@ class RemoteSocket implements SocketSink {
     if (this.closed) return SENT;
     if (this.batch === null) {
       this.batch = [];
-      queueMicrotask(() => this.flush());
+      this.bytes = 0;
+      queueMicrotask(() => {
+        this.flush();
+        this.batch = null;
+      });
     }
     this.batch.push(f);
+    // a batch crosses the bus as one message, whose size is bounded
+    this.bytes += typeof f === 'string' ? f.length : f.byteLength;
+    if (this.bytes > POLL_BUDGET) this.flush();
     return SENT;
   }
 
   private flush(): void {
     const f = this.batch;
-    this.batch = null;
-    if (f !== null && f.length > 0) this.link.post(this.edge, { o: 'out', t: this.t, f });
+    if (f === null || f.length === 0) return;
+    this.batch = [];
+    this.bytes = 0;
+    this.link.post(this.edge, { o: 'out', t: this.t, f });
   }
 
   cork(f: () => void): void {
