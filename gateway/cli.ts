@@ -36,7 +36,7 @@ options:
   reconnects over this window and hands sessions to the nodes clients come back to; default 5000)
   --socketio-path P (default /socket.io/), --socketio-namespaces /,/chat (default /),
   --socketio-parser default|msgpack, --socketio-ping-timeout-ms N, --socketio-connect-timeout-ms N,
-  --no-socketio (Socket.IO clients are not served)
+  --socketio-no-recovery (no pid, no offsets), --no-socketio (Socket.IO clients are not served)
 
 environment:
   SWITCHYARD_SECRET   token secret; every gateway of a cluster needs the same one`;
@@ -72,6 +72,7 @@ export async function main(argv: string[]): Promise<void> {
       'socketio-ping-timeout-ms': { type: 'string' },
       'socketio-connect-timeout-ms': { type: 'string' },
       'no-socketio': { type: 'boolean' },
+      'socketio-no-recovery': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -103,6 +104,7 @@ export async function main(argv: string[]): Promise<void> {
           parser: values['socketio-parser'] as 'default' | 'msgpack' | undefined,
           pingTimeoutMs: int(values['socketio-ping-timeout-ms'], 'socketio-ping-timeout-ms'),
           connectTimeoutMs: int(values['socketio-connect-timeout-ms'], 'socketio-connect-timeout-ms'),
+          recovery: values['socketio-no-recovery'] ? false : undefined,
         },
   };
   let close: () => Promise<void>;

@@ -71,9 +71,12 @@ describe('the default parser', () => {
       const fast = fastEvent(text);
       if (fast === null) continue; // the general decoder decides
       const p = decodeText(text);
-      expect(fast, text).toEqual({ event: (p.data as unknown[])[0], args: (p.data as unknown[]).slice(1), raw: p.raw, ack: p.id });
+      const want: Record<string, unknown> = { type: 'event', event: (p.data as unknown[])[0], args: (p.data as unknown[]).slice(1), raw: p.raw };
+      if (p.id !== undefined) want.ack = p.id;
+      expect(fast, text).toEqual(want);
     }
-    expect(fastEvent('2["echo","x"]')).toEqual({ event: 'echo', args: ['x'], raw: '["x"]', ack: undefined });
+    expect(fastEvent('2["echo","x"]')).toEqual({ type: 'event', event: 'echo', args: ['x'], raw: '["x"]' });
+    expect(fastEvent('27["echo"]')).toEqual({ type: 'event', event: 'echo', args: [], ack: 7, raw: '[]' });
     for (const text of ['2["with \\"quote",1]', '2[1,2]', '2["disconnect"]', '2["echo",1]x', '2["echo"]]', '2/admin,["echo"]']) expect(fastEvent(text), text).toBeNull();
   });
 });

@@ -7,6 +7,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { acceptable } from './entry.ts';
+import type { ClientFrame } from './port.ts';
 
 export const CONNECT = 0;
 export const DISCONNECT = 1;
@@ -149,11 +150,11 @@ function argsText(text: string): string | undefined {
 
 /**
  * The common case, fast: an EVENT for the main namespace, `2[<ack id>]["name",…args]` with a name
- * without escapes, decoded without the general decoder's intermediate objects (the args are parsed
- * from their own text, which is kept as `raw`). Null for anything else (or anything invalid): the
+ * without escapes, decoded straight into the neutral frame (the args are parsed from their own
+ * text, which is kept as `raw`). Null for anything else (or anything invalid): the
  * general decoder then takes the message and says what is wrong with it.
  */
-export function fastEvent(str: string): { event: string; args: unknown[]; raw: string; ack: number | undefined } | null {
+export function fastEvent(str: string): Extract<ClientFrame, { type: 'event' }> | null {
   let i = 1;
   while (i < str.length) {
     const c = str.charCodeAt(i);
@@ -177,7 +178,8 @@ export function fastEvent(str: string): { event: string; args: unknown[]; raw: s
     return null;
   }
   if (!Array.isArray(args) || !acceptable(args)) return null;
-  return { event, args, raw, ack: i > 1 ? Number(str.slice(1, i)) : undefined };
+  // the frame itself (one object less per event than a packet and then a frame)
+  return i > 1 ? { type: 'event', event, args, ack: Number(str.slice(1, i)), raw } : { type: 'event', event, args, raw };
 }
 
 class TextDecoder implements SioDecoder {

@@ -112,11 +112,8 @@ class SioClient extends EioCarrier {
     // the common case first: an event for the main namespace
     if (typeof data === 'string' && data.charCodeAt(0) === 50 /* 2: EVENT */ && parser === defaultParser && this.decoder === null) {
       const s = this.main?.session;
-      const e = s != null ? fastEvent(data) : null;
-      if (e !== null) {
-        const f: ClientFrame = e.ack === undefined ? { type: 'event', event: e.event, args: e.args, raw: e.raw } : { type: 'event', event: e.event, args: e.args, ack: e.ack, raw: e.raw };
-        return this.deliver(s!, f);
-      }
+      const f = s != null ? fastEvent(data) : null;
+      if (f !== null) return this.deliver(s!, f);
     }
     let p: SioPacket | null;
     const d = (this.decoder ??= parser.decoder());
