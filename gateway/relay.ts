@@ -24,7 +24,11 @@ import { validateClientFrame } from '../transports/native-codec.ts';
 type Out = Extract<RelayEnvelope, { t: 'r-out' }>;
 
 export class Relay {
-  private nextCid = 1;
+  /**
+   * numbers this node's relayed connections, from a random start: a node restarted with the same
+   * id must not take what other nodes still send for its previous life's connections as its own
+   */
+  private nextCid = Math.floor(Math.random() * 2 ** 40);
   /** B side: our connections to sessions held elsewhere */
   private readonly shadowsByCid = new Map<number, Session>();
   /** B side: POSTs waiting for the holder's answer */
