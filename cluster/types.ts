@@ -18,4 +18,6 @@ export interface SessionMeta {
   dialect: string;
   /** Socket.IO: the namespace this session is (`/`, `/admin`, …); each namespace a client connects is its own session */
   namespace?: string;
+  /** SignalR: the hub (`/hubs/<hub>`) */
+  hub?: string;
 }

@@ -24,6 +24,7 @@ import type { ClientFrame, Connection, Ended, Link, OpenInfo, Port, PortSession,
 import { mountNative } from '../transports/native.ts';
 import { mountSocketIo } from '../transports/socketio.ts';
 import type { Engine } from '../transports/engineio.ts';
+import { mountSignalR, type SignalR } from '../transports/signalr.ts';
 import { mountStatic } from './static.ts';
 import { Exchange } from '../transports/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
@@ -60,6 +61,8 @@ export class Gateway implements SessionOwner, Port {
   private readonly links = new Map<string, (from: string, message: unknown) => void>();
   /** the Socket.IO dialect's Engine.IO endpoint, when served */
   private engineio: Engine | null = null;
+  /** the SignalR dialect, when served */
+  private signalr: SignalR | null = null;
   /** interned `sy.in.<p>` subjects */
   private readonly partitionSubjects: string[];
   private nodeSub: Subscription | null = null;
@@ -106,6 +109,7 @@ export class Gateway implements SessionOwner, Port {
     this.app = uWS.App();
     mountNative(this);
     if (this.options.socketio !== false) this.engineio = mountSocketIo(this, this.options.socketio);
+    if (this.options.signalr !== false) this.signalr = mountSignalR(this, this.options.signalr);
     this.app.get('/healthz', (res) => {
       const ex = new Exchange(res, '');
       // 503 while draining: load balancers take the node out at once
@@ -148,6 +152,7 @@ export class Gateway implements SessionOwner, Port {
     this.timers = [];
     for (const s of [...this.sessions.values()]) this.closeSession(s, errors.SY_ERR_SHUTTING_DOWN.ws, 'SY_ERR_SHUTTING_DOWN', true);
     this.engineio?.stop();
+    this.signalr?.stop();
     this.nodeSub?.unsubscribe();
     this.nodeSub = null;
     this.directory.close();

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
 import type { SocketIoOptions } from '../transports/socketio.ts';
+import type { SignalROptions } from '../transports/signalr.ts';
 
 /** Options of one gateway node. Every field is optional; the default is in its doc. */
 export interface GatewayOptions {
@@ -52,6 +53,18 @@ export interface GatewayOptions {
   relayTimeoutMs?: number;
   /** the Socket.IO dialect (Engine.IO v4 / Socket.IO v5 clients); false: not served @default {} (served at /socket.io/) */
   socketio?: SocketIoConfig | false;
+  /** the SignalR dialect (@microsoft/signalr clients); false: not served @default {} (hub `demo` at /hubs/demo) */
+  signalr?: SignalRConfig | false;
+}
+
+/** The SignalR dialect's options (see docs/signalr.md) */
+export interface SignalRConfig {
+  /** hubs served at `/hubs/<name>` @default ['demo'] */
+  hubs?: string[];
+  /** the server's Ping interval @default 15000 */
+  keepAliveMs?: number;
+  /** a WebSocket or SSE client silent this long is gone @default 30000 */
+  clientTimeoutMs?: number;
 }
 
 /** The Socket.IO dialect's options (see docs/socketio.md) */
@@ -77,7 +90,7 @@ export interface SocketIoConfig {
 /** what a node id may be (it is part of bus subjects and of session tokens) */
 export const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio'>> & { socketio: SocketIoOptions | false };
+export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio' | 'signalr'>> & { socketio: SocketIoOptions | false; signalr: SignalROptions | false };
 
 export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   const r: ResolvedOptions = {
@@ -103,6 +116,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     relayTimeoutMs: 3000,
     ...stripUndefined(o),
     socketio: false,
+    signalr: false,
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
@@ -116,6 +130,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   if (!NODE_ID.test(r.nodeId)) throw new TypeError(`option nodeId must match [A-Za-z0-9_-]{1,64}, got ${r.nodeId}`);
   if (r.secret.length < 16) throw new TypeError('option secret must be at least 16 characters');
   if (o.socketio !== false) r.socketio = resolveSocketIo(o.socketio ?? {}, r);
+  if (o.signalr !== false) r.signalr = resolveSignalR(o.signalr ?? {});
   return r;
 }
 
@@ -139,6 +154,16 @@ function resolveSocketIo(c: SocketIoConfig, r: ResolvedOptions): SocketIoOptions
   if (!s.path.startsWith('/') || !s.path.endsWith('/')) throw new TypeError(`option socketio.path must start and end with '/', got ${s.path}`);
   for (const n of s.namespaces) if (!n.startsWith('/') || n.includes(',')) throw new TypeError(`option socketio.namespaces: ${JSON.stringify(n)} must start with '/' and hold no ','`);
   if (s.parser !== 'default' && s.parser !== 'msgpack') throw new TypeError(`option socketio.parser must be 'default' or 'msgpack', got ${String(s.parser)}`);
+  return s;
+}
+
+function resolveSignalR(c: SignalRConfig): SignalROptions {
+  const s: SignalROptions = { hubs: ['demo'], keepAliveMs: 15_000, clientTimeoutMs: 30_000, ...stripUndefined(c) };
+  for (const k of ['keepAliveMs', 'clientTimeoutMs'] as const) {
+    const v = s[k];
+    if (!Number.isInteger(v) || v < 10) throw new TypeError(`option signalr.${k} must be an integer >= 10, got ${String(v)}`);
+  }
+  for (const h of s.hubs) if (!/^[A-Za-z0-9_-]{1,64}$/.test(h)) throw new TypeError(`option signalr.hubs: ${JSON.stringify(h)} must match [A-Za-z0-9_-]{1,64}`);
   return s;
 }
 

@@ -1,0 +1,700 @@
+/**
+ * The SignalR dialect: ASP.NET Core SignalR's negotiate, WebSockets / Server-Sent Events /
+ * long-polling transports, and the JSON and MessagePack hub protocols, for unchanged
+ * `@microsoft/signalr` clients. One SignalR connection is one session.
+ *
+ * - `POST /hubs/<hub>/negotiate` opens the session (the app's `open` runs then: a refusal is a 401
+ *   with the app's message) and answers with its ids; the connection token is `<sid>.<token>`, the
+ *   signed node hint every node can follow. The session then waits, detached, for its transport.
+ * - `invoke('Echo', x)` → event `echo` (hub method names reach the app lowercased) with an ack; the
+ *   reply's first arg is the Completion's `result`. `send` → an event without ack.
+ *   `session.emit('said', …)` → Invocation `said`; `session.request` → an Invocation with an id,
+ *   answered by the client's Completion.
+ * @see ../docs/signalr.md
+ */
+import type { HttpResponse, WebSocket } from 'uWebSockets.js';
+import type { Carrier, ClientFrame, Connection, OpenInfo, Port, PortSession } from './port.ts';
+import type { Entry } from './entry.ts';
+import type { SessionMeta } from '../cluster/types.ts';
+import { Exchange, clientIp, readBody, readRequest, upgrade, type RequestInfo } from './http.ts';
+import { errors, type ErrorCode } from './errors.ts';
+import { warnOnce } from './log.ts';
+import { CANCEL_INVOCATION, CLOSE, COMPLETION, HubProtocolError, INVOCATION, PING, STREAM_INVOCATION, STREAM_ITEM, handshakeResponse, parseHandshake, type HubMessage, type HubProtocol } from './signalr-protocol.ts';
+
+export interface SignalROptions {
+  /** hub names served at `/hubs/<name>` @default ['demo'] */
+  hubs: string[];
+  /** the server's Ping, at least this often @default 15000 */
+  keepAliveMs: number;
+  /** a WebSocket or SSE client silent this long is gone @default 30000 */
+  clientTimeoutMs: number;
+}
+
+const DIALECT = 'signalr';
+/** the query parameters of the protocol, not the app's */
+const RESERVED = new Set(['id', 'negotiateVersion', 'useStatefulReconnect', 'access_token', '_']);
+const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_CONNECTION = 'No Connection with that ID';
+const STREAMS_UNSUPPORTED = 'Streaming is not supported by this server (StreamInvocation and client-to-server streams): use invoke or send.';
+
+type Kind = 'websocket' | 'sse' | 'polling';
+
+const TRANSPORTS = [
+  { transport: 'WebSockets', transferFormats: ['Text', 'Binary'] },
+  { transport: 'ServerSentEvents', transferFormats: ['Text'] },
+  { transport: 'LongPolling', transferFormats: ['Text', 'Binary'] },
+];
+
+export function mountSignalR(port: Port, o: SignalROptions): SignalR {
+  return new SignalR(port, o);
+}
+
+/** The SignalR endpoint of a node: its hubs' routes, its connections and their keep-alive */
+export class SignalR {
+  /** this node's connections, for the keep-alive */
+  readonly conns = new Set<SrConnection>();
+  /** long-polling and SSE connections by sid (their requests come one by one) */
+  readonly http = new Map<string, SrConnection>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    readonly port: Port,
+    readonly o: SignalROptions,
+  ) {
+    for (const hub of o.hubs) this.mount(hub);
+    this.timer = setInterval(() => this.tick(), Math.max(50, Math.min(o.keepAliveMs, o.clientTimeoutMs / 2)));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Pings every connection that has said nothing for keepAliveMs; a client silent for clientTimeoutMs is gone */
+  private tick(): void {
+    const now = Date.now();
+    for (const c of this.conns) {
+      try {
+        c.beat(now);
+      } catch (err) {
+        warnOnce('signalr keep-alive', err);
+      }
+    }
+  }
+
+  private mount(hub: string): void {
+    const port = this.port;
+    const path = `/hubs/${hub}`;
+    port.app.post(`${path}/negotiate`, (res, req) => this.negotiate(hub, readRequest(res, req, port.options.trustProxy), res));
+    port.app.options(`${path}/negotiate`, (res, req) => this.preflight(res, readRequest(res, req, port.options.trustProxy)));
+    port.app.options(path, (res, req) => this.preflight(res, readRequest(res, req, port.options.trustProxy)));
+    port.app.get(path, (res, req) => {
+      const r = readRequest(res, req, port.options.trustProxy);
+      const sse = req.getHeader('accept').includes('text/event-stream');
+      this.receive(hub, r, res, sse);
+    });
+    port.app.post(path, (res, req) => this.send(readRequest(res, req, port.options.trustProxy), res));
+    port.app.del(path, (res, req) => this.remove(readRequest(res, req, port.options.trustProxy), res));
+    this.mountSocket(hub, path);
+  }
+
+  private exchange(res: HttpResponse, origin: string): Exchange {
+    const ex = new Exchange(res, this.port.corsOrigin(origin));
+    ex.closeAfter = this.port.closing;
+    return ex;
+  }
+
+  private preflight(res: HttpResponse, r: RequestInfo): void {
+    const ex = this.exchange(res, r.origin);
+    const extra: Record<string, string> = { 'Access-Control-Allow-Methods': 'GET,POST,DELETE,OPTIONS', 'Access-Control-Max-Age': '600' };
+    if (r.requestHeaders) extra['Access-Control-Allow-Headers'] = r.requestHeaders;
+    ex.reply(204, null, '', ex.cors ? extra : undefined);
+  }
+
+  meta(hub: string, r: { ip: string; origin: string; userAgent: string; authorization: string; query: URLSearchParams }): SessionMeta {
+    let query: Record<string, string> | null = null;
+    for (const [k, v] of r.query) if (!RESERVED.has(k)) (query ??= {})[k] = v;
+    // access_token in the query (browsers: WebSockets and SSE) or a bearer token
+    const bearer = /^Bearer\s+(.+)$/i.exec(r.authorization);
+    const auth = r.query.get('access_token') ?? (bearer !== null ? bearer[1]! : r.authorization);
+    return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, query: query ?? EMPTY, auth, dialect: DIALECT, hub };
+  }
+
+  // ---- negotiate ------------------------------------------------------------------------------
+
+  private negotiate(hub: string, r: RequestInfo, res: HttpResponse): void {
+    const ex = this.exchange(res, r.origin);
+    const refused = this.port.admit(r.origin, true);
+    if (refused !== null) return ex.reply(errors[refused].http || 503, 'text/plain', errors[refused].message);
+    const version = r.query.get('negotiateVersion') === '0' ? 0 : 1;
+    const stateful = r.query.get('useStatefulReconnect') === 'true';
+    // the session opens now (the app decides now); the transport comes with its token
+    const n = new NegotiateConnection(this.port, ex, version, stateful);
+    n.session = this.port.open('websocket', this.meta(hub, r), n);
+  }
+
+  // ---- the transports -------------------------------------------------------------------------
+
+  /** The session an `id` names, here: a connection token `<sid>.<token>` */
+  private find(id: string | null): { s: PortSession | null; error: 400 | 404 | null; remote: boolean } {
+    if (id === null || id === '') return { s: null, error: 400, remote: false };
+    const dot = id.indexOf('.');
+    if (dot <= 0) return { s: null, error: 404, remote: false };
+    const t = this.port.find(id.slice(0, dot), id.slice(dot + 1), 0);
+    if (t.kind === 'session') return { s: t.session, error: null, remote: false };
+    return { s: null, error: 404, remote: t.kind === 'remote' };
+  }
+
+  /** GET: a Server-Sent Events stream, or a long-poll */
+  private receive(hub: string, r: RequestInfo, res: HttpResponse, sse: boolean): void {
+    const ex = this.exchange(res, r.origin);
+    const id = r.query.get('id');
+    const f = this.find(id);
+    if (f.s === null) return f.error === 400 ? ex.reply(400, 'text/plain', 'Connection ID required') : ex.reply(404, 'text/plain', NO_CONNECTION);
+    const s = f.s;
+    const held = this.http.get(s.sid);
+    if (sse) {
+      if (held !== undefined || s.conn !== null) return ex.reply(409, 'text/plain', 'Another transport is connected');
+      const c = new SrConnection(this, 'sse', s.sid);
+      c.stream = ex;
+      ex.onAbort = () => c.transportGone();
+      // headers and a first chunk at once: proxies and the client see the stream start
+      ex.begin(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' }, ':\r\n\r\n');
+      c.attach(s);
+      return;
+    }
+    if (held === undefined) {
+      if (s.conn !== null) return ex.reply(409, 'text/plain', 'Another transport is connected');
+      // the first poll: answered at once, empty (the connection is made)
+      const c = new SrConnection(this, 'polling', s.sid);
+      c.attach(s);
+      return ex.reply(200, 'text/plain', '');
+    }
+    if (held.kind !== 'polling') return ex.reply(409, 'text/plain', 'Another transport is connected');
+    held.poll(ex);
+  }
+
+  /** POST: messages from a long-polling or SSE client */
+  private send(r: RequestInfo, res: HttpResponse): void {
+    const ex = this.exchange(res, r.origin);
+    readBody(ex, this.port.options.maxPayloadBytes, (body) => {
+      if (body === null) return ex.reply(413, 'text/plain', 'Payload too large', undefined, true);
+      const f = this.find(r.query.get('id'));
+      if (f.s === null) return f.error === 400 ? ex.reply(400, 'text/plain', 'Connection ID required') : ex.reply(404, 'text/plain', NO_CONNECTION);
+      const c = this.http.get(f.s.sid);
+      if (c === undefined) return ex.reply(404, 'text/plain', NO_CONNECTION);
+      c.posted(ex, body);
+    });
+  }
+
+  /** DELETE: a long-polling client closes */
+  private remove(r: RequestInfo, res: HttpResponse): void {
+    const ex = this.exchange(res, r.origin);
+    const f = this.find(r.query.get('id'));
+    const c = f.s === null ? undefined : this.http.get(f.s.sid);
+    if (c === undefined) return ex.reply(404, 'text/plain', NO_CONNECTION);
+    c.clientClose();
+    ex.reply(202, 'text/plain', '');
+  }
+
+  private mountSocket(hub: string, path: string): void {
+    const port = this.port;
+    const o = port.options;
+    port.app.ws<SocketData>(path, {
+      maxPayloadLength: o.maxPayloadBytes + 1024,
+      maxBackpressure: o.wsHighWaterBytes,
+      closeOnBackpressureLimit: 0,
+      idleTimeout: Math.min(960, Math.max(8, Math.ceil((2 * this.o.clientTimeoutMs) / 1000))),
+      sendPingsAutomatically: false,
+      upgrade: (res, req, context) => {
+        const q = new URLSearchParams(req.getQuery() ?? '');
+        const r = { ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent'), authorization: req.getHeader('authorization'), query: q };
+        const id = q.get('id');
+        const ex = () => this.exchange(res, r.origin);
+        if (id === null) {
+          // skipNegotiation: the socket is the whole connection
+          const refused = port.admit(r.origin, true);
+          if (refused !== null) return ex().reply(errors[refused].http || 503, 'text/plain', errors[refused].message, undefined, true);
+          return upgrade<SocketData>(res, req, context, { c: null, id: null, meta: this.meta(hub, r) });
+        }
+        const f = this.find(id);
+        if (f.s === null && !f.remote) return ex().reply(404, 'text/plain', NO_CONNECTION, undefined, true);
+        const current = f.s?.conn;
+        if (current instanceof SrConnection && !current.closed) return ex().reply(409, 'text/plain', 'Another transport is connected', undefined, true);
+        upgrade<SocketData>(res, req, context, { c: null, id, meta: f.remote ? this.meta(hub, r) : null });
+      },
+      open: (ws) => {
+        const d = ws.getUserData();
+        const c = new SrConnection(this, 'websocket', '');
+        c.ws = ws;
+        d.c = c;
+        if (d.id === null) {
+          c.session = port.open('websocket', d.meta!, c);
+          c.sid = c.session.sid;
+          return;
+        }
+        const dot = d.id.indexOf('.');
+        const sid = d.id.slice(0, dot);
+        c.sid = sid;
+        const t = port.find(sid, d.id.slice(dot + 1), 0);
+        if (t.kind === 'session') return c.attach(t.session);
+        if (t.kind === 'remote') {
+          c.session = port.attachRemote(t, d.meta ?? this.meta(hub, { ip: '', origin: '', userAgent: '', authorization: '', query: new URLSearchParams() }), c, 0, false);
+          return;
+        }
+        c.closeSocket();
+      },
+      message: (ws, message, isBinary) => {
+        const c = ws.getUserData().c;
+        if (c === null) return;
+        if (message.byteLength > o.maxPayloadBytes) return c.fail('SY_ERR_PAYLOAD_TOO_LARGE');
+        const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
+        try {
+          c.received(data);
+        } catch (err) {
+          warnOnce('signalr message', err);
+          c.fail('SY_ERR_INTERNAL');
+        }
+      },
+      drain: (ws) => {
+        ws.getUserData().c?.drained();
+      },
+      close: (ws) => {
+        const c = ws.getUserData().c;
+        if (c === null) return;
+        c.ws = null;
+        c.transportGone();
+      },
+    });
+  }
+}
+
+/** uWS user data (uWS copies these fields onto its WebSocket object) */
+interface SocketData {
+  c: SrConnection | null;
+  /** the connection token, or null (skipNegotiation) */
+  id: string | null;
+  meta: SessionMeta | null;
+}
+
+/** The negotiate request while its session opens: answered with the ids, or the app's refusal */
+class NegotiateConnection implements Connection, Carrier {
+  session: PortSession | null = null;
+  pingRound = 0;
+
+  constructor(
+    private readonly port: Port,
+    private readonly ex: Exchange,
+    private readonly version: number,
+    private readonly stateful: boolean,
+  ) {
+    ex.onAbort = () => {
+      const s = this.session;
+      this.session = null;
+      if (s !== null) port.detach(s, this);
+    };
+  }
+
+  get transport(): 'websocket' {
+    return 'websocket';
+  }
+
+  get carrier(): this {
+    return this;
+  }
+
+  sendOpen(s: PortSession, info: OpenInfo): void {
+    const token = s.sid + '.' + info.token;
+    const body: Record<string, unknown> =
+      this.version === 0
+        ? { negotiateVersion: 0, connectionId: token, availableTransports: TRANSPORTS }
+        : { negotiateVersion: 1, connectionId: s.sid, connectionToken: token, availableTransports: TRANSPORTS };
+    // only when the client asked: a client that did not ask fails on it
+    if (this.stateful) body.useStatefulReconnect = true;
+    this.ex.reply(200, 'application/json', JSON.stringify(body));
+    // the session waits for its transport (within the resume window); after the core's open is
+    // done with this connection
+    queueMicrotask(() => {
+      this.session = null;
+      this.port.detach(s, this);
+    });
+  }
+
+  flush(): void {}
+  ping(): void {}
+
+  end(_s: PortSession, code: number, reason: string): void {
+    this.session = null;
+    // the app refused (its message), or no worker answered
+    if (code === errors.SY_ERR_REJECTED.ws) this.ex.reply(401, 'text/plain', reason);
+    else this.ex.reply(503, 'text/plain', reason);
+  }
+
+  drop(): void {
+    this.session = null;
+  }
+
+  restart(): void {
+    this.ex.reply(503, 'text/plain', errors.SY_ERR_SHUTTING_DOWN.message);
+  }
+
+  fail(code: ErrorCode): void {
+    this.session = null;
+    this.ex.reply(errors[code].http || 500, 'text/plain', errors[code].message);
+  }
+}
+
+/** One SignalR transport connection of a session: a WebSocket, an SSE stream, or a series of long-polls */
+export class SrConnection implements Connection, Carrier {
+  session: PortSession | null = null;
+  pingRound = 0;
+  /** null until the client's handshake chose it */
+  protocol: HubProtocol | null = null;
+  ws: WebSocket<SocketData> | null = null;
+  stream: Exchange | null = null;
+  /** long-polling: the held poll, and what waits for the next one */
+  private held: Exchange | null = null;
+  private heldTimer: NodeJS.Timeout | null = null;
+  private pending: Array<string | Uint8Array> = [];
+  private scheduled = false;
+  private posting = false;
+  private opened = false;
+  private blocked = false;
+  closed = false;
+  /** when the client last said something, and the server last wrote */
+  private lastRx = Date.now();
+  private lastTx = Date.now();
+
+  constructor(
+    private readonly sr: SignalR,
+    readonly kind: Kind,
+    public sid: string,
+  ) {
+    sr.conns.add(this);
+    if (kind !== 'websocket') sr.http.set(sid, this);
+  }
+
+  get transport(): 'websocket' | 'sse' | 'polling' {
+    return this.kind;
+  }
+
+  get carrier(): this {
+    return this;
+  }
+
+  private get port(): Port {
+    return this.sr.port;
+  }
+
+  /** Attaches to a session of this node */
+  attach(s: PortSession): void {
+    this.session = s;
+    this.port.attach(s, this, 0, true);
+  }
+
+  sendOpen(): void {
+    // the hub protocol's own greeting is the handshake response, sent when the client's handshake comes
+    this.opened = true;
+  }
+
+  private get ready(): boolean {
+    return this.opened && this.protocol !== null && !this.closed;
+  }
+
+  flush(s: PortSession): void {
+    if (!this.ready || this.blocked || s.sent >= s.outbox.last) return;
+    if (this.kind === 'polling' && this.held === null) return; // the next poll takes them
+    const box = s.outbox;
+    while (s.sent < box.last && !this.blocked) {
+      const seq = s.sent + 1;
+      const e = box.get(seq);
+      s.sent = seq;
+      if (e !== undefined) this.emit(this.protocol!.encode(toHub(e)));
+    }
+    // no replay without stateful reconnect: what is written is delivered
+    this.port.acknowledge(s, s.sent);
+  }
+
+  /** Writes one encoded message to the transport */
+  private emit(f: string | Uint8Array): void {
+    this.lastTx = Date.now();
+    switch (this.kind) {
+      case 'websocket': {
+        if (this.ws === null) return;
+        const r = this.ws.send(f, typeof f !== 'string');
+        if (r !== 1) this.blocked = true;
+        return;
+      }
+      case 'sse':
+        if (this.stream !== null && !this.stream.write('data: ' + (f as string) + '\r\n\r\n')) {
+          this.blocked = true;
+          this.stream.onWritable(() => this.drained());
+        }
+        return;
+      case 'polling':
+        this.pending.push(f);
+        this.schedule();
+    }
+  }
+
+  drained(): void {
+    this.blocked = false;
+    if (this.session !== null) this.flush(this.session);
+  }
+
+  /** Data from the client: the handshake first, then hub messages */
+  received(data: string | Uint8Array): void {
+    this.lastRx = Date.now();
+    const s = this.session;
+    if (this.protocol === null) {
+      const h = parseHandshake(data);
+      if (h === null) return this.fail('SY_ERR_MALFORMED_FRAME');
+      if ('error' in h) {
+        this.emitRaw(handshakeResponse(h.error, false));
+        return this.closeTransport();
+      }
+      this.protocol = h.protocol;
+      this.emitRaw(handshakeResponse(undefined, h.protocol.binary && this.kind === 'websocket'));
+      if (s !== null) this.flush(s);
+      const rest = h.rest;
+      if ((typeof rest === 'string' ? rest.length : rest.byteLength) === 0) return;
+      data = rest;
+    }
+    let messages: HubMessage[];
+    try {
+      messages = this.protocol.decode(data);
+    } catch (err) {
+      if (!(err instanceof HubProtocolError)) throw err;
+      return this.fail('SY_ERR_MALFORMED_FRAME');
+    }
+    for (const m of messages) {
+      if (this.session === null) return;
+      this.message(this.session, m);
+    }
+  }
+
+  private emitRaw(f: string | Uint8Array): void {
+    this.emit(f);
+  }
+
+  private message(s: PortSession, m: HubMessage): void {
+    const port = this.port;
+    switch (m.type) {
+      case INVOCATION: {
+        if (m.streamIds !== undefined) {
+          if (m.invocationId !== undefined) this.emit(this.protocol!.encode({ type: COMPLETION, invocationId: m.invocationId, error: STREAMS_UNSUPPORTED }));
+          return;
+        }
+        const f: ClientFrame = { type: 'event', event: m.target!.toLowerCase(), args: m.arguments! };
+        if (m.invocationId !== undefined) f.ack = m.invocationId;
+        return port.deliver(s, f);
+      }
+      case STREAM_INVOCATION:
+        this.emit(this.protocol!.encode({ type: COMPLETION, invocationId: m.invocationId!, error: STREAMS_UNSUPPORTED }));
+        return;
+      case COMPLETION: {
+        // the client's answer to a server request (`session.request`): its ids are numbers
+        const id = m.invocationId!;
+        const ack = /^\d{1,15}$/.test(id) ? Number(id) : id;
+        return port.deliver(s, m.error !== undefined ? { type: 'reply', ack, error: m.error } : { type: 'reply', ack, args: m.hasResult ? [m.result] : [] });
+      }
+      case CLOSE:
+        return port.deliver(s, { type: 'close' });
+      case PING:
+      case STREAM_ITEM:
+      case CANCEL_INVOCATION:
+        return;
+      default:
+        // Ack and Sequence: stateful reconnect, not served yet
+        return;
+    }
+  }
+
+  /** A POST (long-polling, SSE): the messages in its body */
+  posted(ex: Exchange, body: Uint8Array): void {
+    if (this.posting) return ex.reply(409, 'text/plain', 'Another send is in progress');
+    if (this.closed) return ex.reply(404, 'text/plain', NO_CONNECTION);
+    this.posting = true;
+    try {
+      const binary = this.protocol !== null ? this.protocol.binary : false;
+      this.received(binary ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString());
+    } catch (err) {
+      warnOnce('signalr send', err);
+    } finally {
+      this.posting = false;
+    }
+    ex.reply(200, 'text/plain', '');
+  }
+
+  // ---- long-polling ----------------------------------------------------------------------------
+
+  /** A poll: answered at once when messages wait, else held; a newer poll ends an older one (204) */
+  poll(ex: Exchange): void {
+    this.lastRx = Date.now();
+    if (this.closed) {
+      // the last messages (the Close) if a poll has not had them yet, then 204
+      this.held = ex;
+      return this.answer(this.pending.length > 0 ? 200 : 204);
+    }
+    if (this.held !== null) this.answer(204);
+    this.held = ex;
+    ex.onAbort = () => {
+      if (this.held === ex) this.held = null;
+      this.stopHeldTimer();
+    };
+    this.heldTimer = setTimeout(() => this.answer(200), this.port.options.pollTimeoutMs);
+    if (this.session !== null) this.flush(this.session);
+    if (this.pending.length > 0) this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.held === null) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      if (this.held !== null && this.pending.length > 0) this.answer(200);
+    });
+  }
+
+  /** Answers the held poll: 200 with what waits, or 204 (ended) */
+  private answer(status: 200 | 204): void {
+    const ex = this.held;
+    if (ex === null) return;
+    this.held = null;
+    this.stopHeldTimer();
+    if (status === 204) return ex.reply(204, null);
+    const out = this.pending;
+    this.pending = [];
+    const binary = this.protocol?.binary === true;
+    if (!binary) return ex.reply(200, 'text/plain', out.join(''));
+    ex.reply(200, 'application/octet-stream', Buffer.concat(out.map((f) => (typeof f === 'string' ? Buffer.from(f) : f))));
+  }
+
+  private stopHeldTimer(): void {
+    if (this.heldTimer !== null) clearTimeout(this.heldTimer);
+    this.heldTimer = null;
+  }
+
+  // ---- keep-alive and endings -------------------------------------------------------------------
+
+  ping(): void {}
+
+  /** The keep-alive tick: a Ping when nothing was written for keepAliveMs; a silent client is gone */
+  beat(now: number): void {
+    if (this.closed || this.protocol === null) return;
+    const o = this.sr.o;
+    if (this.kind !== 'polling' && now - this.lastRx > o.clientTimeoutMs) return this.transportGone();
+    if (this.kind === 'polling') {
+      // a long-polling client keeps itself alive by polling; one that stopped is gone
+      if (this.held === null && now - this.lastRx > o.clientTimeoutMs) this.clientClose();
+      return;
+    }
+    if (now - this.lastTx >= o.keepAliveMs - 50 && !this.blocked) this.emit(this.protocol.encode({ type: PING }));
+  }
+
+  /** The session ended: the Close message, then the transport closes */
+  end(s: PortSession, code: number, reason: string): void {
+    this.session = null;
+    if (this.closed) return;
+    if (this.protocol !== null) {
+      // what is left, then Close: the app's disconnect or a refusal ends it for good; the gateway's
+      // own reasons (a slow reader, lost output, a shutdown) let the client reconnect
+      const box = s.outbox;
+      while (s.sent < box.last) {
+        const seq = s.sent + 1;
+        const e = box.get(seq);
+        s.sent = seq;
+        if (e !== undefined) this.emit(this.protocol.encode(toHub(e)));
+      }
+      const app = code >= 4000 && code <= 4099;
+      const close: HubMessage = { type: CLOSE };
+      if (code !== 1000) close.error = app || code === errors.SY_ERR_REJECTED.ws ? reason : `Server closed the connection: ${reason}`;
+      if (!app && code !== 1000 && code !== errors.SY_ERR_REJECTED.ws) close.allowReconnect = true;
+      this.emit(this.protocol.encode(close));
+    }
+    this.finish();
+  }
+
+  /** The node drains: clients reconnect (elsewhere) */
+  restart(): void {
+    const s = this.session;
+    if (s !== null && this.protocol !== null) this.emit(this.protocol.encode({ type: CLOSE, error: 'Server is restarting', allowReconnect: true }));
+    this.finish();
+  }
+
+  drop(): void {
+    this.session = null;
+    this.finish();
+  }
+
+  fail(code: ErrorCode): void {
+    const s = this.session;
+    if (s !== null) this.port.fail(s, code);
+    else this.finish();
+  }
+
+  /** The client closed (DELETE, a long-polling client gone): the session ends */
+  clientClose(): void {
+    const s = this.session;
+    if (s !== null) this.port.deliver(s, { type: 'close' });
+    this.finish();
+  }
+
+  /** The WebSocket or SSE stream went away. Without stateful reconnect there is no coming back: the session ends */
+  transportGone(): void {
+    if (this.closed) return;
+    const s = this.session;
+    this.session = null;
+    this.closeTransport();
+    if (s !== null) this.port.deliver(s, { type: 'close' });
+  }
+
+  closeSocket(): void {
+    this.finish();
+  }
+
+  private closeTransport(): void {
+    this.finish();
+  }
+
+  /** Closes the transport and forgets the connection (a poll after it gets 204) */
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sr.conns.delete(this);
+    switch (this.kind) {
+      case 'websocket': {
+        const ws = this.ws;
+        this.ws = null;
+        ws?.end(1000);
+        break;
+      }
+      case 'sse':
+        this.stream?.end();
+        this.stream = null;
+        this.sr.http.delete(this.sid);
+        break;
+      case 'polling':
+        // the held poll gets what is left; the next one, 204
+        if (this.pending.length > 0) this.answer(200);
+        else this.answer(204);
+        // polls after the end get 204 for a while, then 404
+        setTimeout(() => {
+          if (this.sr.http.get(this.sid) === this) this.sr.http.delete(this.sid);
+        }, this.port.options.pollTimeoutMs).unref();
+    }
+  }
+}
+
+/** An outbox entry as a hub message */
+function toHub(e: Entry): HubMessage {
+  if (e.kind === 'reply') {
+    const error = e.error;
+    if (error !== undefined) return { type: COMPLETION, invocationId: String(e.ack), error };
+    const args = e.args;
+    return args.length > 0 ? { type: COMPLETION, invocationId: String(e.ack), result: args[0], hasResult: true } : { type: COMPLETION, invocationId: String(e.ack) };
+  }
+  const m: HubMessage = { type: INVOCATION, target: e.event, arguments: e.args };
+  if (e.ack !== undefined) m.invocationId = String(e.ack);
+  return m;
+}
