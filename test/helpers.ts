@@ -1,5 +1,6 @@
 /** Test helpers: real nodes on port 0, real clients, and waiting without fixed sleeps. */
 import WebSocket from 'ws';
+import { createServer } from 'node:net';
 import { vi } from 'vitest';
 import { startEmbedded, type Embedded } from '../gateway/embedded.ts';
 import type { GatewayOptions } from '../gateway/options.ts';
@@ -140,3 +141,20 @@ export function send(base: string, sid: string, token: string, frames: unknown[]
 }
 
 export { WebSocket };
+
+/**
+ * A free port below the kernel's ephemeral range (20000-29999), for a server that restarts on
+ * its port while clients retry against it: a client retrying against a port in the ephemeral
+ * range can connect to itself (a TCP self-connect) and hold the very port the server needs
+ */
+export async function portBelowEphemeral(): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}

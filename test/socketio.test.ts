@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { io, type Socket } from 'socket.io-client';
 import msgpackParser from 'socket.io-msgpack-parser';
-import { closeAll, startNode, until, WsClient } from './helpers.ts';
+import { closeAll, portBelowEphemeral, startNode, until, WsClient } from './helpers.ts';
 import demo from '../demo/app.ts';
 import type { App, AppHandlers } from '../cluster/app.ts';
 
@@ -237,8 +237,9 @@ describe('socket.io-client on one node', () => {
   });
 
   it('reconnects after a gateway restart (a new session: nothing to recover after a restart)', async () => {
-    const first = await startNode({ app });
-    const port = first.port;
+    // outside the ephemeral range: a retrying client could connect to itself on the port (see portBelowEphemeral)
+    const port = await portBelowEphemeral();
+    const first = await startNode({ app, port });
     const s = await connect(first.url, { transports: ['websocket'] });
     const firstId = s.id;
     const disconnected = new Promise<string>((resolve) => s.once('disconnect', (r) => resolve(r)));
