@@ -170,6 +170,7 @@ export class Gateway implements SessionOwner, Port {
       relay: { open: this.relay.shadowCount, out: this.relay.relayedOut, in: this.relay.relayedIn },
       handedOver: this.handover.moved.size,
       ...(this.engineio !== null ? { socketio: this.engineio.stats() } : {}),
+      ...(this.signalr !== null ? { signalr: this.signalr.stats() } : {}),
       uptimeS: Math.round(process.uptime()),
       memory: { rssBytes: process.memoryUsage.rss() },
     };

@@ -65,10 +65,26 @@ function intern(ip: string): string {
 }
 
 /**
+ * What a wire answers an HTTP request through: an Exchange here, or (a dialect's tunnel) a stand-in
+ * that carries the answer to the node where the request came in
+ */
+export interface HttpAnswer {
+  /** called once if the client aborts before we answered */
+  onAbort: (() => void) | null;
+  /** not answered, and the client still there */
+  readonly open: boolean;
+  reply(status: number, contentType: string | null, body?: string | Uint8Array, extra?: Record<string, string>, closeConnection?: boolean): void;
+  begin(status: number, headers: Record<string, string>, first: string): void;
+  write(chunk: string): boolean;
+  onWritable(f: () => void): void;
+  end(last?: string): void;
+}
+
+/**
  * One HTTP exchange. `aborted` turns true when the client goes away; after that nothing may
  * touch `res` (uWS would crash), which every method here respects.
  */
-export class Exchange {
+export class Exchange implements HttpAnswer {
   aborted = false;
   done = false;
   /** called once if the client aborts before we answered */

@@ -13,10 +13,10 @@
  * @see ../docs/signalr.md
  */
 import type { HttpResponse, WebSocket } from 'uWebSockets.js';
-import type { Carrier, ClientFrame, Connection, OpenInfo, Port, PortSession } from './port.ts';
+import type { Carrier, ClientFrame, Connection, Link, OpenInfo, Port, PortSession } from './port.ts';
 import type { Entry } from './entry.ts';
 import type { SessionMeta } from '../cluster/types.ts';
-import { Exchange, clientIp, readBody, readRequest, upgrade, type RequestInfo } from './http.ts';
+import { Exchange, clientIp, readBody, readRequest, upgrade, type HttpAnswer, type RequestInfo } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
 import { warnOnce } from './log.ts';
 import { CANCEL_INVOCATION, CLOSE, COMPLETION, HubProtocolError, INVOCATION, PING, STREAM_INVOCATION, STREAM_ITEM, handshakeResponse, parseHandshake, type HubMessage, type HubProtocol } from './signalr-protocol.ts';
@@ -56,11 +56,13 @@ export class SignalR {
   /** long-polling and SSE connections by sid (their requests come one by one) */
   readonly http = new Map<string, SrConnection>();
   private readonly timer: NodeJS.Timeout;
+  private readonly tunnel: Tunnel;
 
   constructor(
     readonly port: Port,
     readonly o: SignalROptions,
   ) {
+    this.tunnel = new Tunnel(this, port.link('signalr', (from, m) => this.tunnel.onMessage(from, m as TunnelMessage)));
     for (const hub of o.hubs) this.mount(hub);
     this.timer = setInterval(() => this.tick(), Math.max(50, Math.min(o.keepAliveMs, o.clientTimeoutMs / 2)));
     this.timer.unref();
@@ -68,6 +70,11 @@ export class SignalR {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+
+  /** connections held here, and requests tunneled to and from other nodes since start */
+  stats(): { connections: number; tunneled: { out: number; in: number } } {
+    return { connections: this.conns.size, tunneled: { out: this.tunnel.out, in: this.tunnel.in } };
   }
 
   /** Pings every connection that has said nothing for keepAliveMs; a client silent for clientTimeoutMs is gone */
@@ -91,10 +98,20 @@ export class SignalR {
     port.app.get(path, (res, req) => {
       const r = readRequest(res, req, port.options.trustProxy);
       const sse = req.getHeader('accept').includes('text/event-stream');
-      this.receive(hub, r, res, sse);
+      this.receive(r.query.get('id'), sse, this.exchange(res, r.origin));
     });
-    port.app.post(path, (res, req) => this.send(readRequest(res, req, port.options.trustProxy), res));
-    port.app.del(path, (res, req) => this.remove(readRequest(res, req, port.options.trustProxy), res));
+    port.app.post(path, (res, req) => {
+      const r = readRequest(res, req, port.options.trustProxy);
+      const ex = this.exchange(res, r.origin);
+      readBody(ex, port.options.maxPayloadBytes, (body) => {
+        if (body === null) return ex.reply(413, 'text/plain', 'Payload too large', undefined, true);
+        this.send(r.query.get('id'), body, ex);
+      });
+    });
+    port.app.del(path, (res, req) => {
+      const r = readRequest(res, req, port.options.trustProxy);
+      this.remove(r.query.get('id'), this.exchange(res, r.origin));
+    });
     this.mountSocket(hub, path);
   }
 
@@ -135,23 +152,31 @@ export class SignalR {
 
   // ---- the transports -------------------------------------------------------------------------
 
-  /** The session an `id` names, here: a connection token `<sid>.<token>` */
-  private find(id: string | null): { s: PortSession | null; error: 400 | 404 | null; remote: boolean } {
-    if (id === null || id === '') return { s: null, error: 400, remote: false };
+  /** The session an `id` names: a connection token `<sid>.<token>`; `home`: the node holding it, when another */
+  private find(id: string | null): { s: PortSession | null; error: 400 | 404 | null; home: string | null } {
+    if (id === null || id === '') return { s: null, error: 400, home: null };
     const dot = id.indexOf('.');
-    if (dot <= 0) return { s: null, error: 404, remote: false };
+    if (dot <= 0) return { s: null, error: 404, home: null };
     const t = this.port.find(id.slice(0, dot), id.slice(dot + 1), 0);
-    if (t.kind === 'session') return { s: t.session, error: null, remote: false };
-    return { s: null, error: 404, remote: t.kind === 'remote' };
+    if (t.kind === 'session') return { s: t.session, error: null, home: null };
+    return { s: null, error: 404, home: t.kind === 'remote' ? t.home : null };
   }
 
-  /** GET: a Server-Sent Events stream, or a long-poll */
-  private receive(hub: string, r: RequestInfo, res: HttpResponse, sse: boolean): void {
-    const ex = this.exchange(res, r.origin);
-    const id = r.query.get('id');
+  /** An answer for a session not found here (or tunneled to the node holding it). @returns whether it was answered */
+  private missing(f: ReturnType<SignalR['find']>, ex: HttpAnswer, forward: (home: string) => void): boolean {
+    if (f.s !== null) return false;
+    // long-polling and SSE keep state across requests: each goes to the node holding the session
+    if (f.home !== null) forward(f.home);
+    else if (f.error === 400) ex.reply(400, 'text/plain', 'Connection ID required');
+    else ex.reply(404, 'text/plain', NO_CONNECTION);
+    return true;
+  }
+
+  /** GET: a Server-Sent Events stream, or a long-poll (here, or tunneled from another node) */
+  receive(id: string | null, sse: boolean, ex: HttpAnswer): void {
     const f = this.find(id);
-    if (f.s === null) return f.error === 400 ? ex.reply(400, 'text/plain', 'Connection ID required') : ex.reply(404, 'text/plain', NO_CONNECTION);
-    const s = f.s;
+    if (this.missing(f, ex, (home) => this.tunnel.forward(home, { o: 'get', t: 0, id: id!, sse }, ex))) return;
+    const s = f.s!;
     const held = this.http.get(s.sid);
     if (sse) {
       if (held !== undefined || s.conn !== null) return ex.reply(409, 'text/plain', 'Another transport is connected');
@@ -174,24 +199,20 @@ export class SignalR {
     held.poll(ex);
   }
 
-  /** POST: messages from a long-polling or SSE client */
-  private send(r: RequestInfo, res: HttpResponse): void {
-    const ex = this.exchange(res, r.origin);
-    readBody(ex, this.port.options.maxPayloadBytes, (body) => {
-      if (body === null) return ex.reply(413, 'text/plain', 'Payload too large', undefined, true);
-      const f = this.find(r.query.get('id'));
-      if (f.s === null) return f.error === 400 ? ex.reply(400, 'text/plain', 'Connection ID required') : ex.reply(404, 'text/plain', NO_CONNECTION);
-      const c = this.http.get(f.s.sid);
-      if (c === undefined) return ex.reply(404, 'text/plain', NO_CONNECTION);
-      c.posted(ex, body);
-    });
+  /** POST: messages from a long-polling or SSE client (here, or tunneled) */
+  send(id: string | null, body: Uint8Array, ex: HttpAnswer): void {
+    const f = this.find(id);
+    if (this.missing(f, ex, (home) => this.tunnel.forward(home, { o: 'post', t: 0, id: id!, b: body }, ex))) return;
+    const c = this.http.get(f.s!.sid);
+    if (c === undefined) return ex.reply(404, 'text/plain', NO_CONNECTION);
+    c.posted(ex, body);
   }
 
-  /** DELETE: a long-polling client closes */
-  private remove(r: RequestInfo, res: HttpResponse): void {
-    const ex = this.exchange(res, r.origin);
-    const f = this.find(r.query.get('id'));
-    const c = f.s === null ? undefined : this.http.get(f.s.sid);
+  /** DELETE: a long-polling client closes (here, or tunneled) */
+  remove(id: string | null, ex: HttpAnswer): void {
+    const f = this.find(id);
+    if (this.missing(f, ex, (home) => this.tunnel.forward(home, { o: 'del', t: 0, id: id! }, ex))) return;
+    const c = this.http.get(f.s!.sid);
     if (c === undefined) return ex.reply(404, 'text/plain', NO_CONNECTION);
     c.clientClose();
     ex.reply(202, 'text/plain', '');
@@ -218,10 +239,11 @@ export class SignalR {
           return upgrade<SocketData>(res, req, context, { c: null, id: null, meta: this.meta(hub, r) });
         }
         const f = this.find(id);
-        if (f.s === null && !f.remote) return ex().reply(404, 'text/plain', NO_CONNECTION, undefined, true);
+        if (f.s === null && f.home === null) return ex().reply(404, 'text/plain', NO_CONNECTION, undefined, true);
         const current = f.s?.conn;
         if (current instanceof SrConnection && !current.closed) return ex().reply(409, 'text/plain', 'Another transport is connected', undefined, true);
-        upgrade<SocketData>(res, req, context, { c: null, id, meta: f.remote ? this.meta(hub, r) : null });
+        // a socket keeps no state across requests: the session is relayed to it from its node
+        upgrade<SocketData>(res, req, context, { c: null, id, meta: f.home !== null ? this.meta(hub, r) : null });
       },
       open: (ws) => {
         const d = ws.getUserData();
@@ -351,9 +373,9 @@ export class SrConnection implements Connection, Carrier {
   /** null until the client's handshake chose it */
   protocol: HubProtocol | null = null;
   ws: WebSocket<SocketData> | null = null;
-  stream: Exchange | null = null;
+  stream: HttpAnswer | null = null;
   /** long-polling: the held poll, and what waits for the next one */
-  private held: Exchange | null = null;
+  private held: HttpAnswer | null = null;
   private heldTimer: NodeJS.Timeout | null = null;
   private pending: Array<string | Uint8Array> = [];
   private scheduled = false;
@@ -511,7 +533,7 @@ export class SrConnection implements Connection, Carrier {
   }
 
   /** A POST (long-polling, SSE): the messages in its body */
-  posted(ex: Exchange, body: Uint8Array): void {
+  posted(ex: HttpAnswer, body: Uint8Array): void {
     if (this.posting) return ex.reply(409, 'text/plain', 'Another send is in progress');
     if (this.closed) return ex.reply(404, 'text/plain', NO_CONNECTION);
     this.posting = true;
@@ -529,7 +551,7 @@ export class SrConnection implements Connection, Carrier {
   // ---- long-polling ----------------------------------------------------------------------------
 
   /** A poll: answered at once when messages wait, else held; a newer poll ends an older one (204) */
-  poll(ex: Exchange): void {
+  poll(ex: HttpAnswer): void {
     this.lastRx = Date.now();
     if (this.closed) {
       // the last messages (the Close) if a poll has not had them yet, then 204
@@ -697,4 +719,165 @@ function toHub(e: Entry): HubMessage {
   const m: HubMessage = { type: INVOCATION, target: e.event, arguments: e.args };
   if (e.ack !== undefined) m.invocationId = String(e.ack);
   return m;
+}
+
+// ---- the tunnel between nodes ------------------------------------------------------------------
+
+/**
+ * Long-polling and SSE requests of a connection keep state across requests (its hub protocol, the
+ * held poll): each goes to the node holding the session. Edge → home: the request (`get`, `post`,
+ * `del`) or the client's abort (`abort`). Home → edge: an answer (`res`), the start of a stream
+ * (`head`), a chunk of it (`chunk`), its end (`end`).
+ */
+type TunnelMessage =
+  | { o: 'get'; t: number; id: string; sse: boolean }
+  | { o: 'post'; t: number; id: string; b: Uint8Array }
+  | { o: 'del'; t: number; id: string }
+  | { o: 'abort'; t: number }
+  | { o: 'res'; t: number; s: number; y: string | null; b: string | Uint8Array }
+  | { o: 'head'; t: number; s: number; h: Record<string, string>; c: string }
+  | { o: 'chunk'; t: number; c: string }
+  | { o: 'end'; t: number };
+
+class Tunnel {
+  /** requests tunneled from here, and to here, since start */
+  out = 0;
+  in = 0;
+  /** requests of this node waiting for their home, numbered from a random start (see Engine.IO's Edge) */
+  private next = Math.floor(Math.random() * 2 ** 40);
+  private readonly waiting = new Map<number, { ex: HttpAnswer; home: string; timer: NodeJS.Timeout | null }>();
+  /** requests tunneled here, by `${edge}/${t}` */
+  private readonly answers = new Map<string, RemoteAnswer>();
+
+  constructor(
+    private readonly sr: SignalR,
+    private readonly link: Link,
+  ) {}
+
+  /** Sends a request to the node holding its session; its answer comes back to `ex` */
+  forward(home: string, m: Extract<TunnelMessage, { o: 'get' | 'post' | 'del' }>, ex: HttpAnswer): void {
+    const t = this.next++;
+    this.out++;
+    const o = this.sr.port.options;
+    // a poll is held for up to pollTimeoutMs there; a stream has no end; the home answers or starts within relayTimeoutMs
+    const ms = m.o === 'get' && !m.sse ? o.pollTimeoutMs + o.relayTimeoutMs : o.relayTimeoutMs;
+    const w = { ex, home, timer: null as NodeJS.Timeout | null };
+    w.timer = setTimeout(() => {
+      this.waiting.delete(t);
+      this.link.post(home, { o: 'abort', t });
+      ex.reply(404, 'text/plain', NO_CONNECTION);
+    }, ms);
+    this.waiting.set(t, w);
+    ex.onAbort = () => {
+      if (w.timer !== null) clearTimeout(w.timer);
+      this.waiting.delete(t);
+      this.link.post(home, { o: 'abort', t });
+    };
+    this.link.post(home, { ...m, t });
+  }
+
+  onMessage(from: string, m: TunnelMessage): void {
+    switch (m.o) {
+      case 'get':
+      case 'post':
+      case 'del': {
+        this.in++;
+        const key = from + '/' + m.t;
+        const a = new RemoteAnswer(this.link, from, m.t, () => {
+          if (this.answers.get(key) === a) this.answers.delete(key);
+        });
+        this.answers.set(key, a);
+        if (m.o === 'get') return this.sr.receive(m.id, m.sse, a);
+        if (m.o === 'post') return this.sr.send(m.id, m.b, a);
+        return this.sr.remove(m.id, a);
+      }
+      case 'abort': {
+        const key = from + '/' + m.t;
+        const a = this.answers.get(key);
+        if (a === undefined) return;
+        this.answers.delete(key);
+        return a.aborted();
+      }
+      case 'res': {
+        const w = this.waiting.get(m.t);
+        if (w === undefined) return;
+        this.done(m.t, w);
+        return w.ex.reply(m.s, m.y, m.b);
+      }
+      case 'head': {
+        const w = this.waiting.get(m.t);
+        if (w === undefined) return;
+        // a stream: no timeout any more
+        if (w.timer !== null) clearTimeout(w.timer);
+        w.timer = null;
+        return w.ex.begin(m.s, m.h, m.c);
+      }
+      case 'chunk':
+        this.waiting.get(m.t)?.ex.write(m.c);
+        return;
+      case 'end': {
+        const w = this.waiting.get(m.t);
+        if (w === undefined) return;
+        this.done(m.t, w);
+        return w.ex.end();
+      }
+    }
+  }
+
+  private done(t: number, w: { ex: HttpAnswer; timer: NodeJS.Timeout | null }): void {
+    if (w.timer !== null) clearTimeout(w.timer);
+    this.waiting.delete(t);
+    w.ex.onAbort = null;
+  }
+}
+
+/** The answer to a request tunneled from node `edge`: sent back over the bus */
+class RemoteAnswer implements HttpAnswer {
+  onAbort: (() => void) | null = null;
+  private done = false;
+
+  constructor(
+    private readonly link: Link,
+    private readonly edge: string,
+    private readonly t: number,
+    private readonly forget: () => void,
+  ) {}
+
+  get open(): boolean {
+    return !this.done;
+  }
+
+  reply(status: number, contentType: string | null, body: string | Uint8Array = ''): void {
+    if (this.done) return;
+    this.done = true;
+    this.forget();
+    this.link.post(this.edge, { o: 'res', t: this.t, s: status, y: contentType, b: body });
+  }
+
+  begin(status: number, headers: Record<string, string>, first: string): void {
+    if (!this.done) this.link.post(this.edge, { o: 'head', t: this.t, s: status, h: headers, c: first });
+  }
+
+  write(chunk: string): boolean {
+    if (!this.done) this.link.post(this.edge, { o: 'chunk', t: this.t, c: chunk });
+    return true;
+  }
+
+  onWritable(): void {}
+
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    this.forget();
+    this.link.post(this.edge, { o: 'end', t: this.t });
+  }
+
+  /** the client went away at the edge */
+  aborted(): void {
+    if (this.done) return;
+    this.done = true;
+    const f = this.onAbort;
+    this.onAbort = null;
+    f?.();
+  }
 }

@@ -1,0 +1,96 @@
+/**
+ * SignalR across two gateway nodes on NATS: negotiate on one node and connect on the other,
+ * directly and through HAProxy round-robin without stickiness.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import WebSocket from 'ws';
+import * as signalR from '@microsoft/signalr';
+import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
+import { EventSource } from 'eventsource';
+import { TestCluster } from './cluster-harness.ts';
+import { startHaproxy } from './haproxy.ts';
+import { http, until } from './helpers.ts';
+
+let cluster: TestCluster;
+let haproxy: ChildProcess;
+let lb: string;
+const conns: signalR.HubConnection[] = [];
+
+beforeAll(async () => {
+  cluster = await TestCluster.start({ gateways: 2, workers: 1 });
+  ({ proc: haproxy, lb } = await startHaproxy(cluster));
+});
+
+afterAll(async () => {
+  await Promise.all(conns.map((c) => c.stop().catch(() => undefined)));
+  haproxy?.kill('SIGKILL');
+  await cluster?.stop();
+});
+
+const RS = '\x1e';
+
+describe('SignalR across nodes', () => {
+  it('negotiate on one node, the WebSocket on the other: the session is relayed, invocations and their results cross', async () => {
+    const [a, b] = cluster.gateways;
+    const n = await http(`${a!.url}/hubs/demo/negotiate?negotiateVersion=1`, { method: 'POST' });
+    expect(n.status).toBe(200);
+    const ws = new WebSocket(`${b!.ws}/hubs/demo?id=${encodeURIComponent(n.body.connectionToken)}`);
+    const got: string[] = [];
+    ws.on('message', (d) => got.push(d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify({ protocol: 'json', version: 1 }) + RS);
+    await until(() => (got.length > 0 ? true : undefined));
+    expect(got[0]).toBe('{}' + RS);
+    ws.send(JSON.stringify({ type: 1, invocationId: '1', target: 'Echo', arguments: ['across'] }) + RS);
+    const done = await until(() => got.find((m) => m.includes('"type":3')));
+    expect(JSON.parse(done.slice(0, -1))).toEqual({ type: 3, invocationId: '1', result: 'across' });
+    ws.close();
+  });
+
+  it('WebSockets clients through HAProxy round-robin: negotiates and sockets land on either node', async () => {
+    for (const protocol of ['json', 'messagepack'] as const) {
+      for (let i = 0; i < 3; i++) {
+        const c = new signalR.HubConnectionBuilder()
+          .withUrl(`http://${lb}/hubs/demo`, { transport: signalR.HttpTransportType.WebSockets })
+          .withHubProtocol(protocol === 'messagepack' ? new MessagePackHubProtocol() : new signalR.JsonHubProtocol())
+          .configureLogging(signalR.LogLevel.None)
+          .build();
+        conns.push(c);
+        await c.start();
+        expect(await c.invoke('echo', `${protocol} ${i}`)).toBe(`${protocol} ${i}`);
+      }
+    }
+  });
+
+  it('long-polling and SSE through HAProxy: polls, sends and the DELETE land on either node and are tunneled to the one holding the connection', async () => {
+    const tunneled = async () => {
+      let n = 0;
+      for (const g of cluster.gateways) n += (await http(`${g.url}/healthz`)).body.signalr.tunneled.in;
+      return n;
+    };
+    const before = await tunneled();
+    for (const [transport, protocol] of [['LongPolling', 'json'], ['LongPolling', 'messagepack'], ['ServerSentEvents', 'json']] as const) {
+      const c = new signalR.HubConnectionBuilder()
+        .withUrl(`http://${lb}/hubs/demo`, { transport: signalR.HttpTransportType[transport], EventSource } as signalR.IHttpConnectionOptions)
+        .withHubProtocol(protocol === 'messagepack' ? new MessagePackHubProtocol() : new signalR.JsonHubProtocol())
+        .configureLogging(signalR.LogLevel.None)
+        .build();
+      conns.push(c);
+      const said: string[] = [];
+      c.on('said', (_r: string, text: string) => {
+        said.push(text);
+      });
+      await c.start();
+      expect(await c.invoke('join', 'lp')).toBe(true);
+      for (let i = 0; i < 6; i++) expect(await c.invoke('echo', `${transport} ${protocol} ${i}`)).toBe(`${transport} ${protocol} ${i}`);
+      await c.invoke('say', 'lp', 'heard');
+      await until(() => said.includes('heard') || undefined);
+      await c.stop();
+    }
+    expect((await tunneled()) - before).toBeGreaterThan(10);
+  });
+});
