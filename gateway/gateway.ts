@@ -29,6 +29,7 @@ import { mountStatic } from './static.ts';
 import { Exchange } from '../transports/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
 import { warnOnce } from '../transports/log.ts';
+import { Entry } from '../transports/entry.ts';
 
 export interface GatewayDeps {
   bus: Bus;
@@ -308,6 +309,9 @@ export class Gateway implements SessionOwner, Port {
         // an answer to the app's request: not numbered (at most once; a lost one times out), and
         // handled at once by the worker, whose handler may be awaiting it
         this.bus.publish(s.subjectIn, f.error !== undefined ? { t: 'answer', sid: s.sid, node: this.nodeId, n: 0, ack: f.ack, error: f.error } : { t: 'answer', sid: s.sid, node: this.nodeId, n: 0, ack: f.ack, args: f.args ?? [] });
+        return;
+      case 'refused':
+        s.push(Entry.reply(f.ack, undefined, f.error)!);
         return;
       case 'close':
         this.closeSession(s, 1000, 'client closed', true);

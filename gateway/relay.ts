@@ -219,7 +219,7 @@ export class Relay {
   /** Client frames decoded by the other node (dialect-neutral), checked again here */
   private deliverAll(s: PortSession, frames: unknown[]): void {
     for (const f of frames) {
-      const v = validateClientFrame(f);
+      const v = validateClientFrame(f, true);
       if (v !== null) this.gw.deliver(s, v);
     }
   }

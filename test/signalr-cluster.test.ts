@@ -10,7 +10,7 @@ import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { EventSource } from 'eventsource';
 import { TestCluster } from './cluster-harness.ts';
 import { startHaproxy } from './haproxy.ts';
-import { http, until } from './helpers.ts';
+import { http, until, WsClient } from './helpers.ts';
 
 let cluster: TestCluster;
 let haproxy: ChildProcess;
@@ -18,7 +18,7 @@ let lb: string;
 const conns: signalR.HubConnection[] = [];
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ gateways: 2, workers: 1 });
+  cluster = await TestCluster.start({ gateways: 2, workers: 1, gatewayArgs: ['--drain-window-ms', '300'] });
   ({ proc: haproxy, lb } = await startHaproxy(cluster));
 });
 
@@ -92,5 +92,47 @@ describe('SignalR across nodes', () => {
       await c.stop();
     }
     expect((await tunneled()) - before).toBeGreaterThan(10);
+  });
+
+  it('stateful reconnect through the other node after a drain: nothing missed, nothing twice', async () => {
+    await Promise.all(conns.splice(0).map((c) => c.stop().catch(() => undefined)));
+    const counts = async () => Promise.all(cluster.gateways.map(async (g) => (await http(`${g.url}/healthz`)).body.sessions as number));
+    const before = await counts();
+    const c = new signalR.HubConnectionBuilder()
+      .withUrl(`http://${lb}/hubs/demo`, { transport: signalR.HttpTransportType.WebSockets })
+      .withHubProtocol(new MessagePackHubProtocol())
+      .withStatefulReconnect()
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    conns.push(c);
+    const heard: string[] = [];
+    c.on('said', (_r: string, text: string) => {
+      heard.push(text);
+    });
+    await c.start();
+    await c.invoke('join', 'drain');
+    const after = await counts();
+    const i = after.findIndex((n, k) => n > before[k]!);
+    expect(i).toBeGreaterThanOrEqual(0);
+    const holder = cluster.gateways[i]!;
+    const other = cluster.gateways[1 - i]!;
+    const sender = await WsClient.open(`${other.ws}/rt/ws`);
+    await sender.request('join', 'drain');
+    let n = 0;
+    const say = async (k: number) => {
+      for (let j = 0; j < k; j++) await sender.request('say', 'drain', String(++n));
+    };
+    await say(5);
+    await until(() => heard.length === 5 || undefined, 10_000);
+    holder.proc.kill('SIGTERM');
+    await say(10);
+    await until(() => heard.length === 15 || undefined, 15_000);
+    expect(await c.invoke('echo', 'after the drain')).toBe('after the drain');
+    await say(5);
+    await until(() => heard.length === 20 || undefined, 10_000);
+    expect(heard).toEqual(Array.from({ length: 20 }, (_, k) => String(k + 1)));
+    expect(c.state).toBe(signalR.HubConnectionState.Connected);
+    await holder.exited;
+    expect(holder.log()).toMatch(/drained: [1-9]\d* sessions handed over/);
   });
 });

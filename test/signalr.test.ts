@@ -209,4 +209,40 @@ describe('@microsoft/signalr on one node', () => {
       expect(await c.invoke('echo', 'still here')).toBe('still here');
     }
   });
+
+  for (const protocol of ['json', 'messagepack'] as const) {
+    it(`stateful reconnect (${protocol}): a socket cut off comes back with its token and gets everything missed, once, in order`, async () => {
+      const node = await startNode({ app });
+      const c = build(`${node.url}/hubs/demo`, 'WebSockets', protocol, {}, (b) => b.withStatefulReconnect());
+      const heard: string[] = [];
+      c.on('said', (_r: string, text: string) => {
+        heard.push(text);
+      });
+      await c.start();
+      const connectionId = c.connectionId;
+      await c.invoke('join', 'st');
+      const other = await WsClient.open(`${node.ws}/rt/ws`);
+      await other.request('join', 'st');
+      let n = 0;
+      const say = async (k: number) => {
+        for (let i = 0; i < k; i++) await other.request('say', 'st', String(++n));
+      };
+      await say(3);
+      await until(() => heard.length === 3 || undefined);
+      // the network cuts the socket: no close frame; the client reconnects with its token
+      const transport = (c as unknown as { connection: { transport: { _webSocket: { _socket: { destroy(): void } } } } }).connection.transport;
+      const cut = transport._webSocket;
+      cut._socket.destroy();
+      await say(5);
+      await until(() => heard.length === 8 || undefined, 10_000);
+      // and the client's own calls after the reconnect work, on the same connection
+      expect(await c.invoke('echo', 'after')).toBe('after');
+      await say(2);
+      await until(() => heard.length === 10 || undefined);
+      expect(heard).toEqual(Array.from({ length: 10 }, (_, i) => String(i + 1)));
+      expect(c.connectionId).toBe(connectionId);
+      expect(transport._webSocket).not.toBe(cut); // a new socket
+      expect(c.state).toBe(signalR.HubConnectionState.Connected);
+    });
+  }
 });

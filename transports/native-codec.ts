@@ -126,7 +126,7 @@ export function decodeClientBatch(data: Uint8Array, binary: boolean): ClientFram
 }
 
 /** A plain value as a client frame, or null (nesting over MAX_DEPTH and BigInts are refused) */
-export function validateClientFrame(v: unknown): ClientFrame | null {
+export function validateClientFrame(v: unknown, relayed = false): ClientFrame | null {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
   const f = v as Record<string, unknown>;
   if (f.cseq !== undefined && !(Number.isSafeInteger(f.cseq) && (f.cseq as number) > 0)) return null;
@@ -146,6 +146,9 @@ export function validateClientFrame(v: unknown): ClientFrame | null {
       else if (!Array.isArray(f.args) || !acceptable(f.args)) return null;
       return f as ClientFrame;
     }
+    case 'refused':
+      // a wire's own refusal, relayed from another node: never from a client
+      return relayed && isAckId(f.ack) && typeof f.error === 'string' ? (f as ClientFrame) : null;
     case 'pong':
     case 'close':
       return f as ClientFrame;

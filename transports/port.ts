@@ -27,6 +27,11 @@ export type ClientFrame =
   | { type: 'event'; event: string; args: unknown[]; ack?: string | number; raw?: string; cseq?: number }
   /** The client answers the server's request `ack` */
   | { type: 'reply'; ack: string | number; args?: unknown[]; error?: string; cseq?: number }
+  /**
+   * The wire refuses a client request itself (a call its dialect cannot serve): the client gets
+   * an error reply for `ack`, in order with the session's other entries (and numbered with them)
+   */
+  | { type: 'refused'; ack: string | number; error: string; cseq?: number }
   | { type: 'pong' }
   | { type: 'close' };
 

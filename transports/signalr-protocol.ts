@@ -291,6 +291,18 @@ export function parseHandshake(data: string | Uint8Array): { protocol: HubProtoc
   return { protocol: p, rest };
 }
 
+/** Whether a socket's first message is a handshake (a reconnecting stateful client sends Sequence instead) */
+export function isHandshake(data: string | Uint8Array): boolean {
+  if (typeof data !== 'string') return false;
+  const end = data.indexOf(RS);
+  try {
+    const h = JSON.parse(end < 0 ? data : data.slice(0, end)) as Record<string, unknown>;
+    return typeof h === 'object' && h !== null && 'protocol' in h;
+  } catch {
+    return false;
+  }
+}
+
 /** The handshake response, in the connection's format */
 export function handshakeResponse(error: string | undefined, binary: boolean): string | Uint8Array {
   const text = (error === undefined ? '{}' : JSON.stringify({ error })) + RS;

@@ -19,7 +19,7 @@ import type { SessionMeta } from '../cluster/types.ts';
 import { Exchange, clientIp, readBody, readRequest, upgrade, type HttpAnswer, type RequestInfo } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
 import { warnOnce } from './log.ts';
-import { CANCEL_INVOCATION, CLOSE, COMPLETION, HubProtocolError, INVOCATION, PING, STREAM_INVOCATION, STREAM_ITEM, handshakeResponse, parseHandshake, type HubMessage, type HubProtocol } from './signalr-protocol.ts';
+import { ACK, CANCEL_INVOCATION, CLOSE, COMPLETION, HubProtocolError, INVOCATION, PING, SEQUENCE, STREAM_INVOCATION, STREAM_ITEM, handshakeResponse, hubProtocols, isHandshake, parseHandshake, type HubMessage, type HubProtocol } from './signalr-protocol.ts';
 
 export interface SignalROptions {
   /** hub names served at `/hubs/<name>` @default ['demo'] */
@@ -152,14 +152,17 @@ export class SignalR {
 
   // ---- the transports -------------------------------------------------------------------------
 
-  /** The session an `id` names: a connection token `<sid>.<token>`; `home`: the node holding it, when another */
-  private find(id: string | null): { s: PortSession | null; error: 400 | 404 | null; home: string | null } {
-    if (id === null || id === '') return { s: null, error: 400, home: null };
-    const dot = id.indexOf('.');
-    if (dot <= 0) return { s: null, error: 404, home: null };
-    const t = this.port.find(id.slice(0, dot), id.slice(dot + 1), 0);
-    if (t.kind === 'session') return { s: t.session, error: null, home: null };
-    return { s: null, error: 404, home: t.kind === 'remote' ? t.home : null };
+  /**
+   * The session an `id` names: a connection token `<sid>.<token>[.s]` (`.s`: negotiated with
+   * stateful reconnect); `home`: the node holding it, when another
+   */
+  private find(id: string | null): { s: PortSession | null; error: 400 | 404 | null; home: string | null; stateful: boolean } {
+    if (id === null || id === '') return { s: null, error: 400, home: null, stateful: false };
+    const k = parseToken(id);
+    if (k === null) return { s: null, error: 404, home: null, stateful: false };
+    const t = this.port.find(k.sid, k.token, 0);
+    if (t.kind === 'session') return { s: t.session, error: null, home: null, stateful: k.stateful };
+    return { s: null, error: 404, home: t.kind === 'remote' ? t.home : null, stateful: k.stateful };
   }
 
   /** An answer for a session not found here (or tunneled to the node holding it). @returns whether it was answered */
@@ -241,7 +244,8 @@ export class SignalR {
         const f = this.find(id);
         if (f.s === null && f.home === null) return ex().reply(404, 'text/plain', NO_CONNECTION, undefined, true);
         const current = f.s?.conn;
-        if (current instanceof SrConnection && !current.closed) return ex().reply(409, 'text/plain', 'Another transport is connected', undefined, true);
+        // a second socket is refused, except a stateful reconnect: it replaces the stale one
+        if (current instanceof SrConnection && !current.closed && !f.stateful) return ex().reply(409, 'text/plain', 'Another transport is connected', undefined, true);
         // a socket keeps no state across requests: the session is relayed to it from its node
         upgrade<SocketData>(res, req, context, { c: null, id, meta: f.home !== null ? this.meta(hub, r) : null });
       },
@@ -255,10 +259,10 @@ export class SignalR {
           c.sid = c.session.sid;
           return;
         }
-        const dot = d.id.indexOf('.');
-        const sid = d.id.slice(0, dot);
-        c.sid = sid;
-        const t = port.find(sid, d.id.slice(dot + 1), 0);
+        const k = parseToken(d.id)!;
+        c.sid = k.sid;
+        c.stateful = k.stateful;
+        const t = port.find(k.sid, k.token, 0);
         if (t.kind === 'session') return c.attach(t.session);
         if (t.kind === 'remote') {
           c.session = port.attachRemote(t, d.meta ?? this.meta(hub, { ip: '', origin: '', userAgent: '', authorization: '', query: new URLSearchParams() }), c, 0, false);
@@ -326,7 +330,8 @@ class NegotiateConnection implements Connection, Carrier {
   }
 
   sendOpen(s: PortSession, info: OpenInfo): void {
-    const token = s.sid + '.' + info.token;
+    // the flag rides in the token: a reconnecting socket brings no handshake, its token says what it is
+    const token = s.sid + '.' + info.token + (this.stateful ? '.s' : '');
     const body: Record<string, unknown> =
       this.version === 0
         ? { negotiateVersion: 0, connectionId: token, availableTransports: TRANSPORTS }
@@ -372,6 +377,13 @@ export class SrConnection implements Connection, Carrier {
   pingRound = 0;
   /** null until the client's handshake chose it */
   protocol: HubProtocol | null = null;
+  /** negotiated with stateful reconnect (WebSockets): Ack/Sequence, and a dropped socket may come back */
+  stateful = false;
+  /** a reconnected socket: the next thing it writes is Sequence (once the session is open here) */
+  private resuming = false;
+  /** the id of the client's next tracked message, and the newest one it sent (stateful reconnect) */
+  private nextClientId = 1;
+  private ackScheduled = false;
   ws: WebSocket<SocketData> | null = null;
   stream: HttpAnswer | null = null;
   /** long-polling: the held poll, and what waits for the next one */
@@ -414,9 +426,18 @@ export class SrConnection implements Connection, Carrier {
     this.port.attach(s, this, 0, true);
   }
 
-  sendOpen(): void {
+  sendOpen(s: PortSession): void {
     // the hub protocol's own greeting is the handshake response, sent when the client's handshake comes
     this.opened = true;
+    this.resumed(s);
+  }
+
+  /** A reconnected socket, once both the client spoke and the session is open here: Sequence, then the replay */
+  private resumed(s: PortSession): void {
+    if (!this.resuming || !this.opened || this.protocol === null) return;
+    this.resuming = false;
+    this.emit(this.protocol.encode({ type: SEQUENCE, sequenceId: s.sent + 1 }));
+    this.flush(s);
   }
 
   private get ready(): boolean {
@@ -433,8 +454,8 @@ export class SrConnection implements Connection, Carrier {
       s.sent = seq;
       if (e !== undefined) this.emit(this.protocol!.encode(toHub(e)));
     }
-    // no replay without stateful reconnect: what is written is delivered
-    this.port.acknowledge(s, s.sent);
+    // no replay without stateful reconnect: what is written is delivered (else the client's Ack says)
+    if (!this.stateful) this.port.acknowledge(s, s.sent);
   }
 
   /** Writes one encoded message to the transport */
@@ -468,6 +489,12 @@ export class SrConnection implements Connection, Carrier {
   received(data: string | Uint8Array): void {
     this.lastRx = Date.now();
     const s = this.session;
+    if (this.protocol === null && this.stateful && this.kind === 'websocket' && !isHandshake(data)) {
+      // a stateful reconnect: no handshake, its first message is Sequence; the frame kind says the protocol
+      this.protocol = hubProtocols[typeof data === 'string' ? 'json' : 'messagepack'];
+      this.resuming = true;
+      if (s !== null) this.resumed(s);
+    }
     if (this.protocol === null) {
       const h = parseHandshake(data);
       if (h === null) return this.fail('SY_ERR_MALFORMED_FRAME');
@@ -493,6 +520,14 @@ export class SrConnection implements Connection, Carrier {
       if (this.session === null) return;
       this.message(this.session, m);
     }
+    // stateful reconnect: tell the client what arrived, so that it stops buffering it
+    if (this.stateful && !this.ackScheduled) {
+      this.ackScheduled = true;
+      queueMicrotask(() => {
+        this.ackScheduled = false;
+        if (!this.closed && this.protocol !== null) this.emit(this.protocol.encode({ type: ACK, sequenceId: this.nextClientId - 1 }));
+      });
+    }
   }
 
   private emitRaw(f: string | Uint8Array): void {
@@ -501,33 +536,47 @@ export class SrConnection implements Connection, Carrier {
 
   private message(s: PortSession, m: HubMessage): void {
     const port = this.port;
+    // the tracked kinds are numbered from 1 (stateful reconnect): the core drops a number it has seen
+    let cseq: number | undefined;
+    if (m.type === INVOCATION || m.type === STREAM_ITEM || m.type === COMPLETION || m.type === STREAM_INVOCATION || m.type === CANCEL_INVOCATION) {
+      const id = this.nextClientId++;
+      if (this.stateful) cseq = id;
+    }
     switch (m.type) {
-      case INVOCATION: {
-        if (m.streamIds !== undefined) {
-          if (m.invocationId !== undefined) this.emit(this.protocol!.encode({ type: COMPLETION, invocationId: m.invocationId, error: STREAMS_UNSUPPORTED }));
-          return;
+      case INVOCATION:
+      case STREAM_INVOCATION: {
+        if (m.type === STREAM_INVOCATION || m.streamIds !== undefined) {
+          // never silence: an error Completion, in order with the session's entries
+          if (m.invocationId === undefined) return;
+          const r: ClientFrame = { type: 'refused', ack: m.invocationId, error: STREAMS_UNSUPPORTED };
+          if (cseq !== undefined) r.cseq = cseq;
+          return port.deliver(s, r);
         }
         const f: ClientFrame = { type: 'event', event: m.target!.toLowerCase(), args: m.arguments! };
         if (m.invocationId !== undefined) f.ack = m.invocationId;
+        if (cseq !== undefined) f.cseq = cseq;
         return port.deliver(s, f);
       }
-      case STREAM_INVOCATION:
-        this.emit(this.protocol!.encode({ type: COMPLETION, invocationId: m.invocationId!, error: STREAMS_UNSUPPORTED }));
-        return;
       case COMPLETION: {
         // the client's answer to a server request (`session.request`): its ids are numbers
         const id = m.invocationId!;
         const ack = /^\d{1,15}$/.test(id) ? Number(id) : id;
-        return port.deliver(s, m.error !== undefined ? { type: 'reply', ack, error: m.error } : { type: 'reply', ack, args: m.hasResult ? [m.result] : [] });
+        const f: ClientFrame = m.error !== undefined ? { type: 'reply', ack, error: m.error } : { type: 'reply', ack, args: m.hasResult ? [m.result] : [] };
+        if (cseq !== undefined) f.cseq = cseq;
+        return port.deliver(s, f);
       }
       case CLOSE:
         return port.deliver(s, { type: 'close' });
-      case PING:
-      case STREAM_ITEM:
-      case CANCEL_INVOCATION:
+      case ACK:
+        // the client has our messages up to this one
+        if (this.stateful) port.acknowledge(s, m.sequenceId!);
+        return;
+      case SEQUENCE:
+        // the client resends from this id on: numbers restart there
+        if (this.stateful) this.nextClientId = m.sequenceId!;
         return;
       default:
-        // Ack and Sequence: stateful reconnect, not served yet
+        // Ping; StreamItem and CancelInvocation (no streams are served)
         return;
     }
   }
@@ -640,7 +689,9 @@ export class SrConnection implements Connection, Carrier {
   /** The node drains: clients reconnect (elsewhere) */
   restart(): void {
     const s = this.session;
-    if (s !== null && this.protocol !== null) this.emit(this.protocol.encode({ type: CLOSE, error: 'Server is restarting', allowReconnect: true }));
+    // a stateful client reconnects its socket by itself and resumes: just close it; others are
+    // told to reconnect (to a new connection)
+    if (s !== null && this.protocol !== null && !this.stateful) this.emit(this.protocol.encode({ type: CLOSE, error: 'Server is restarting', allowReconnect: true }));
     this.finish();
   }
 
@@ -668,7 +719,10 @@ export class SrConnection implements Connection, Carrier {
     const s = this.session;
     this.session = null;
     this.closeTransport();
-    if (s !== null) this.port.deliver(s, { type: 'close' });
+    if (s === null) return;
+    // a stateful client reconnects with its token: the session waits for it (the resume window)
+    if (this.stateful) this.port.detach(s, this);
+    else this.port.deliver(s, { type: 'close' });
   }
 
   closeSocket(): void {
@@ -706,6 +760,14 @@ export class SrConnection implements Connection, Carrier {
         }, this.port.options.pollTimeoutMs).unref();
     }
   }
+}
+
+/** A connection token's parts: `<sid>.<node>.<signature>[.s]` */
+function parseToken(id: string): { sid: string; token: string; stateful: boolean } | null {
+  const dot = id.indexOf('.');
+  if (dot <= 0) return null;
+  const stateful = id.endsWith('.s');
+  return { sid: id.slice(0, dot), token: id.slice(dot + 1, stateful ? -2 : undefined), stateful };
 }
 
 /** An outbox entry as a hub message */
