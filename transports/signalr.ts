@@ -103,9 +103,19 @@ export class SignalR {
     port.app.post(path, (res, req) => {
       const r = readRequest(res, req, port.options.trustProxy);
       const ex = this.exchange(res, r.origin);
+      const id = r.query.get('id');
+      // one send at a time per connection: a second while one is in flight gets 409, the connection stays
+      const f = this.find(id);
+      const local = f.s !== null ? this.http.get(f.s.sid) : undefined;
+      if (local !== undefined) {
+        if (local.posting) return ex.reply(409, 'text/plain', 'Another send is in progress', undefined, true);
+        local.posting = true;
+        ex.onAbort = () => (local.posting = false);
+      }
       readBody(ex, port.options.maxPayloadBytes, (body) => {
+        if (local !== undefined) local.posting = false;
         if (body === null) return ex.reply(413, 'text/plain', 'Payload too large', undefined, true);
-        this.send(r.query.get('id'), body, ex);
+        this.send(id, body, ex);
       });
     });
     port.app.del(path, (res, req) => {
@@ -178,6 +188,9 @@ export class SignalR {
   /** GET: a Server-Sent Events stream, or a long-poll (here, or tunneled from another node) */
   receive(id: string | null, sse: boolean, ex: HttpAnswer): void {
     const f = this.find(id);
+    // a long-polling connection that just ended: its last messages, then 204 (not 404)
+    const ended = f.s === null && id !== null ? this.http.get(parseToken(id)?.sid ?? '') : undefined;
+    if (ended !== undefined && ended.closed && !sse) return ended.poll(ex);
     if (this.missing(f, ex, (home) => this.tunnel.forward(home, { o: 'get', t: 0, id: id!, sse }, ex))) return;
     const s = f.s!;
     const held = this.http.get(s.sid);
@@ -391,7 +404,8 @@ export class SrConnection implements Connection, Carrier {
   private heldTimer: NodeJS.Timeout | null = null;
   private pending: Array<string | Uint8Array> = [];
   private scheduled = false;
-  private posting = false;
+  /** a POST of this connection is being read */
+  posting = false;
   private opened = false;
   private blocked = false;
   closed = false;
@@ -583,16 +597,12 @@ export class SrConnection implements Connection, Carrier {
 
   /** A POST (long-polling, SSE): the messages in its body */
   posted(ex: HttpAnswer, body: Uint8Array): void {
-    if (this.posting) return ex.reply(409, 'text/plain', 'Another send is in progress');
     if (this.closed) return ex.reply(404, 'text/plain', NO_CONNECTION);
-    this.posting = true;
     try {
       const binary = this.protocol !== null ? this.protocol.binary : false;
       this.received(binary ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString());
     } catch (err) {
       warnOnce('signalr send', err);
-    } finally {
-      this.posting = false;
     }
     ex.reply(200, 'text/plain', '');
   }
@@ -667,7 +677,8 @@ export class SrConnection implements Connection, Carrier {
   end(s: PortSession, code: number, reason: string): void {
     this.session = null;
     if (this.closed) return;
-    if (this.protocol !== null) {
+    // the client closed it itself: nothing more to say
+    if (this.protocol !== null && code !== 1000) {
       // what is left, then Close: the app's disconnect or a refusal ends it for good; the gateway's
       // own reasons (a slow reader, lost output, a shutdown) let the client reconnect
       const box = s.outbox;
@@ -680,7 +691,8 @@ export class SrConnection implements Connection, Carrier {
       const app = code >= 4000 && code <= 4099;
       const close: HubMessage = { type: CLOSE };
       if (code !== 1000) close.error = app || code === errors.SY_ERR_REJECTED.ws ? reason : `Server closed the connection: ${reason}`;
-      if (!app && code !== 1000 && code !== errors.SY_ERR_REJECTED.ws) close.allowReconnect = true;
+      // temporary conditions (docs/errors.md's ranges) let the client reconnect; the app's reasons and protocol errors do not
+      if (code === 1011 || code === 1012 || code === 1013 || (code >= 4500 && code <= 4599)) close.allowReconnect = true;
       this.emit(this.protocol.encode(close));
     }
     this.finish();

@@ -1,0 +1,359 @@
+/**
+ * The SignalR dialect byte for byte: negotiate, the transports' status codes and long-polling
+ * rules (TransportProtocols.md), the handshake and each hub message in both encodings
+ * (HubProtocol.md), with raw HTTP and WebSockets: what the real client hides.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { pack, unpack } from 'msgpackr';
+import { closeAll, http, startNode, until } from './helpers.ts';
+import type { App } from '../cluster/app.ts';
+
+const RS = '\x1e';
+let base: string;
+let wsBase: string;
+const closed: string[] = [];
+
+const app: App = {
+  open(session) {
+    if (session.meta.query.deny) throw new Error('go away');
+  },
+  async event(session, event, args, reply) {
+    switch (event) {
+      case 'echo':
+        return reply?.(...args);
+      case 'void':
+        return reply?.();
+      case 'fail':
+        throw new Error('it failed');
+      case 'push':
+        return session.emit('pushed', ...args);
+      case 'ask': {
+        const [a] = await session.request('question', args[0]);
+        return reply?.(a);
+      }
+      case 'auth':
+        return reply?.(session.meta.auth);
+    }
+  },
+  close(session) {
+    closed.push(session.sid);
+  },
+};
+
+beforeAll(async () => {
+  const node = await startNode({ app, pollTimeoutMs: 400, signalr: { keepAliveMs: 300 } });
+  base = `${node.url}/hubs/demo`;
+  wsBase = `${node.ws}/hubs/demo`;
+});
+afterAll(closeAll);
+
+async function negotiate(query = 'negotiateVersion=1', init: RequestInit = {}): Promise<{ status: number; body: any }> {
+  return http(`${base}/negotiate?${query}`, { method: 'POST', ...init });
+}
+
+async function raw(method: string, query: string, body?: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; type: string | null; text: string; bytes: Buffer }> {
+  const res = await fetch(`${base}?${query}`, { method, body: body as BodyInit | undefined, headers });
+  const bytes = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, type: res.headers.get('content-type'), text: bytes.toString(), bytes };
+}
+
+/** A raw WebSocket recording messages (text as strings, binary as Buffers) */
+class Socket {
+  readonly got: Array<string | Buffer> = [];
+  closed: number | null = null;
+  refused: number | null = null;
+  readonly ws: WebSocket;
+  constructor(query: string) {
+    this.ws = new WebSocket(`${wsBase}${query ? '?' + query : ''}`);
+    this.ws.on('message', (d: Buffer, binary) => this.got.push(binary ? d : d.toString()));
+    this.ws.on('close', (c) => (this.closed = c));
+    this.ws.on('unexpected-response', (_q, res) => {
+      this.refused = res.statusCode ?? 0;
+      this.closed = 1006;
+    });
+    this.ws.on('error', () => {});
+  }
+  async opened(): Promise<void> {
+    await until(() => (this.ws.readyState === WebSocket.OPEN || this.closed !== null ? true : undefined));
+  }
+  send(m: string | Buffer): void {
+    this.ws.send(m);
+  }
+  /** the messages (records) so far, JSON ones parsed */
+  records(): unknown[] {
+    return this.got.flatMap((m) => (typeof m === 'string' ? m.split(RS).filter(Boolean).map((r) => JSON.parse(r)) : [m]));
+  }
+  async record(pred: (r: any) => boolean, timeout = 3000): Promise<any> {
+    return until(() => this.records().find(pred), timeout);
+  }
+}
+
+/** A negotiated WebSocket connection with the JSON protocol, handshaken */
+async function jsonSocket(): Promise<Socket> {
+  const n = await negotiate();
+  const s = new Socket(`id=${encodeURIComponent(n.body.connectionToken)}`);
+  await s.opened();
+  s.send(JSON.stringify({ protocol: 'json', version: 1 }) + RS);
+  await until(() => (s.got[0] === '{}' + RS ? true : undefined));
+  return s;
+}
+
+/** MessagePack records from binary messages: VarInt length, then the array */
+function unframe(b: Buffer): unknown[][] {
+  const out: unknown[][] = [];
+  let i = 0;
+  while (i < b.length) {
+    let len = 0;
+    let shift = 0;
+    let byte: number;
+    do {
+      byte = b[i++]!;
+      len |= (byte & 0x7f) << shift;
+      shift += 7;
+    } while (byte & 0x80);
+    out.push(unpack(b.subarray(i, i + len)) as unknown[]);
+    i += len;
+  }
+  return out;
+}
+
+function frame(a: unknown[]): Buffer {
+  const body = pack(a);
+  return Buffer.concat([Buffer.from([body.length]), body]);
+}
+
+describe('negotiate', () => {
+  it('version 1: ids, the token, the three transports and their formats; no stateful reconnect unless asked', async () => {
+    const n = await negotiate();
+    expect(n.status).toBe(200);
+    expect(Object.keys(n.body).sort()).toEqual(['availableTransports', 'connectionId', 'connectionToken', 'negotiateVersion']);
+    expect(n.body.negotiateVersion).toBe(1);
+    expect(n.body.connectionToken.startsWith(n.body.connectionId + '.')).toBe(true);
+    expect(n.body.availableTransports).toEqual([
+      { transport: 'WebSockets', transferFormats: ['Text', 'Binary'] },
+      { transport: 'ServerSentEvents', transferFormats: ['Text'] },
+      { transport: 'LongPolling', transferFormats: ['Text', 'Binary'] },
+    ]);
+    const stateful = await negotiate('negotiateVersion=1&useStatefulReconnect=true');
+    expect(stateful.body.useStatefulReconnect).toBe(true);
+  });
+
+  it('version 0: no connectionToken; the connectionId is the id', async () => {
+    const n = await negotiate('negotiateVersion=0');
+    expect(n.body.connectionToken).toBeUndefined();
+    expect(n.body.negotiateVersion).toBe(0);
+    expect((await raw('GET', `id=${encodeURIComponent(n.body.connectionId)}`)).status).toBe(200);
+  });
+
+  it("the app's refusal: 401 with its message", async () => {
+    const n = await http(`${base}/negotiate?negotiateVersion=1&deny=1`, { method: 'POST' });
+    expect(n.status).toBe(401);
+    expect(n.body).toBe('go away');
+  });
+
+  it('access_token in the query or a bearer token reaches the app as meta.auth', async () => {
+    for (const [query, headers] of [
+      ['negotiateVersion=1&access_token=tok-q', {}],
+      ['negotiateVersion=1', { authorization: 'Bearer tok-h' }],
+    ] as const) {
+      const n = await negotiate(query, { headers });
+      const s = new Socket(`id=${encodeURIComponent(n.body.connectionToken)}`);
+      await s.opened();
+      s.send(JSON.stringify({ protocol: 'json', version: 1 }) + RS + JSON.stringify({ type: 1, invocationId: '1', target: 'auth', arguments: [] }) + RS);
+      expect((await s.record((r) => r.type === 3)).result).toBe(query.includes('tok-q') ? 'tok-q' : 'tok-h');
+      s.ws.close();
+    }
+  });
+});
+
+describe('WebSockets transport', () => {
+  it('an unknown id gets 404 "No Connection with that ID"; a second socket 409', async () => {
+    const unknown = new Socket('id=nope.nope.nope');
+    await until(() => unknown.refused ?? undefined);
+    expect(unknown.refused).toBe(404);
+    const n = await negotiate();
+    const first = new Socket(`id=${encodeURIComponent(n.body.connectionToken)}`);
+    await first.opened();
+    const second = new Socket(`id=${encodeURIComponent(n.body.connectionToken)}`);
+    await until(() => second.refused ?? undefined);
+    expect(second.refused).toBe(409);
+    expect(first.closed).toBeNull();
+  });
+
+  it('the handshake: an unknown protocol or version gets an error, and the socket closes', async () => {
+    for (const h of [{ protocol: 'xml', version: 1 }, { protocol: 'json', version: 99 }]) {
+      const n = await negotiate();
+      const s = new Socket(`id=${encodeURIComponent(n.body.connectionToken)}`);
+      await s.opened();
+      s.send(JSON.stringify(h) + RS);
+      const r = await s.record((x) => 'error' in x);
+      expect(typeof r.error).toBe('string');
+      await until(() => s.closed ?? undefined);
+    }
+  });
+
+  it('JSON: Invocation with and without an id, Completion with a result, void, or an error; server Invocation; client results', async () => {
+    const s = await jsonSocket();
+    s.send(JSON.stringify({ type: 1, invocationId: '7', target: 'Echo', arguments: ['x', 1] }) + RS);
+    expect(await s.record((r) => r.type === 3 && r.invocationId === '7')).toEqual({ type: 3, invocationId: '7', result: 'x' });
+    s.send(JSON.stringify({ type: 1, invocationId: '8', target: 'void', arguments: [] }) + RS);
+    expect(await s.record((r) => r.type === 3 && r.invocationId === '8')).toEqual({ type: 3, invocationId: '8' });
+    s.send(JSON.stringify({ type: 1, invocationId: '9', target: 'fail', arguments: [] }) + RS);
+    expect(await s.record((r) => r.type === 3 && r.invocationId === '9')).toEqual({ type: 3, invocationId: '9', error: 'it failed' });
+    // send (no id): no Completion; the server's Invocation has no id either
+    s.send(JSON.stringify({ type: 1, target: 'push', arguments: ['p'] }) + RS);
+    expect(await s.record((r) => r.type === 1 && r.target === 'pushed')).toEqual({ type: 1, target: 'pushed', arguments: ['p'] });
+    // a server request: an Invocation with an id, answered by the client's Completion
+    s.send(JSON.stringify({ type: 1, invocationId: '10', target: 'ask', arguments: [5] }) + RS);
+    const q = await s.record((r) => r.type === 1 && r.target === 'question');
+    expect(typeof q.invocationId).toBe('string');
+    s.send(JSON.stringify({ type: 3, invocationId: q.invocationId, result: 50 }) + RS);
+    expect(await s.record((r) => r.type === 3 && r.invocationId === '10')).toEqual({ type: 3, invocationId: '10', result: 50 });
+  });
+
+  it('StreamInvocation and client-to-server streams get an error Completion, never silence', async () => {
+    const s = await jsonSocket();
+    s.send(JSON.stringify({ type: 4, invocationId: '1', target: 'Counter', arguments: [3] }) + RS);
+    expect((await s.record((r) => r.type === 3 && r.invocationId === '1')).error).toMatch(/Streaming is not supported/);
+    s.send(JSON.stringify({ type: 1, invocationId: '2', target: 'Upload', arguments: [], streamIds: ['s1'] }) + RS);
+    expect((await s.record((r) => r.type === 3 && r.invocationId === '2')).error).toMatch(/Streaming is not supported/);
+  });
+
+  it('Ping at least every keep-alive interval (here 300 ms)', async () => {
+    const s = await jsonSocket();
+    const t = Date.now();
+    await s.record((r) => r.type === 6, 2000);
+    expect(Date.now() - t).toBeLessThan(1000);
+  });
+
+  it("a client's Close ends the session", async () => {
+    const n = await negotiate();
+    const s = new Socket(`id=${encodeURIComponent(n.body.connectionToken)}`);
+    await s.opened();
+    s.send(JSON.stringify({ protocol: 'json', version: 1 }) + RS + JSON.stringify({ type: 7 }) + RS);
+    await until(() => (closed.includes(n.body.connectionId) ? true : undefined));
+  });
+
+  it('a message that is not a hub message closes the connection with a Close (no reconnect)', async () => {
+    const s = await jsonSocket();
+    s.send('{"type":1,"target":5}' + RS);
+    const c = await s.record((r) => r.type === 7);
+    expect(c.allowReconnect).toBeUndefined();
+    await until(() => s.closed ?? undefined);
+  });
+
+  it('MessagePack: the handshake answered in binary, the array layouts, Completion result kinds, Ping exactly 0x91 0x06', async () => {
+    const n = await negotiate();
+    const s = new Socket(`id=${encodeURIComponent(n.body.connectionToken)}`);
+    await s.opened();
+    s.send(JSON.stringify({ protocol: 'messagepack', version: 1 }) + RS);
+    await until(() => (s.got.length > 0 ? true : undefined));
+    expect(Buffer.isBuffer(s.got[0])).toBe(true);
+    expect((s.got[0] as Buffer).toString()).toBe('{}' + RS);
+    const records = () => s.got.slice(1).flatMap((m) => unframe(m as Buffer));
+    s.send(frame([1, {}, '1', 'echo', [new Uint8Array([1, 2]), 'x'], []]));
+    s.send(frame([1, {}, '2', 'void', [], []]));
+    s.send(frame([1, {}, '3', 'fail', [], []]));
+    const done = await until(() => {
+      const c = records().filter((r) => r[0] === 3);
+      return c.length === 3 ? c : undefined;
+    });
+    expect(done[0]).toEqual([3, {}, '1', 3, Buffer.from([1, 2])]);
+    expect(done[1]).toEqual([3, {}, '2', 2]);
+    expect(done[2]).toEqual([3, {}, '3', 1, 'it failed']);
+    const ping = await until(() => s.got.slice(1).find((m) => (m as Buffer).equals(Buffer.from([0x02, 0x91, 0x06]))));
+    expect(ping).toBeDefined();
+  });
+});
+
+describe('long-polling', () => {
+  it('without an id 400; an unknown id 404', async () => {
+    expect((await raw('GET', '')).status).toBe(400);
+    expect((await raw('GET', 'id=nope.no.pe')).status).toBe(404);
+    expect((await raw('POST', 'id=nope.no.pe', 'x')).status).toBe(404);
+  });
+
+  it('the first GET at once and empty; later GETs held, empty on timeout; a new GET ends the older one with 204', async () => {
+    const n = await negotiate();
+    const q = `id=${encodeURIComponent(n.body.connectionToken)}`;
+    const first = await raw('GET', q);
+    expect(first).toMatchObject({ status: 200, text: '' });
+    expect((await raw('POST', q, JSON.stringify({ protocol: 'json', version: 1 }) + RS)).status).toBe(200);
+    expect((await raw('GET', q)).text).toBe('{}' + RS);
+    const t = Date.now();
+    expect(await raw('GET', q)).toMatchObject({ status: 200, text: '' });
+    expect(Date.now() - t).toBeGreaterThan(300);
+    const older = raw('GET', q);
+    await new Promise((r) => setTimeout(r, 50));
+    const newer = raw('GET', q);
+    expect((await older).status).toBe(204);
+    expect((await newer).status).toBe(200);
+  });
+
+  it('messages come in the held poll; DELETE closes: the held poll gets 204, and so does the next', async () => {
+    const n = await negotiate();
+    const q = `id=${encodeURIComponent(n.body.connectionToken)}`;
+    await raw('GET', q);
+    await raw('POST', q, JSON.stringify({ protocol: 'json', version: 1 }) + RS);
+    await raw('GET', q);
+    const held = raw('GET', q);
+    await raw('POST', q, JSON.stringify({ type: 1, invocationId: '1', target: 'echo', arguments: ['lp'] }) + RS);
+    expect((await held).text).toBe(JSON.stringify({ type: 3, invocationId: '1', result: 'lp' }) + RS);
+    const next = raw('GET', q);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await raw('DELETE', q)).status).toBe(202);
+    expect((await next).status).toBe(204);
+    expect((await raw('GET', q)).status).toBe(204);
+    await until(() => (closed.includes(n.body.connectionId) ? true : undefined));
+  });
+
+  it('a POST while another is in flight gets 409, and the connection stays', async () => {
+    const n = await negotiate();
+    const q = `id=${encodeURIComponent(n.body.connectionToken)}`;
+    await raw('GET', q);
+    // a POST whose body is still coming
+    const { request } = await import('node:http');
+    const u = new URL(`${base}?${q}`);
+    const slow = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'POST', headers: { 'content-length': '1000' } });
+    slow.on('error', () => {});
+    slow.write('{');
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await raw('POST', q, JSON.stringify({ protocol: 'json', version: 1 }) + RS)).status).toBe(409);
+    slow.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await raw('POST', q, JSON.stringify({ protocol: 'json', version: 1 }) + RS)).status).toBe(200);
+    expect((await raw('GET', q)).text).toBe('{}' + RS);
+  });
+
+  it('MessagePack over long-polling: binary bodies, length-prefixed', async () => {
+    const n = await negotiate();
+    const q = `id=${encodeURIComponent(n.body.connectionToken)}`;
+    await raw('GET', q);
+    await raw('POST', q, JSON.stringify({ protocol: 'messagepack', version: 1 }) + RS);
+    expect((await raw('GET', q)).text).toBe('{}' + RS);
+    await raw('POST', q, frame([1, {}, '1', 'echo', ['mp'], []]));
+    expect(unframe((await raw('GET', q)).bytes)).toEqual([[3, {}, '1', 3, 'mp']]);
+  });
+});
+
+describe('Server-Sent Events', () => {
+  it('headers and a first chunk at once, then data: lines; messages upstream by POST', async () => {
+    const n = await negotiate();
+    const q = `id=${encodeURIComponent(n.body.connectionToken)}`;
+    const res = await fetch(`${base}?${q}`, { headers: { accept: 'text/event-stream' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const reader = res.body!.getReader();
+    let text = '';
+    const read = async (want: string) => {
+      while (!text.includes(want)) text += Buffer.from((await reader.read()).value!).toString();
+    };
+    await read(':\r\n\r\n');
+    await raw('POST', q, JSON.stringify({ protocol: 'json', version: 1 }) + RS + JSON.stringify({ type: 1, invocationId: '1', target: 'echo', arguments: ['sse'] }) + RS);
+    await read('"result":"sse"');
+    expect(text).toContain('data: {}' + RS + '\r\n\r\n');
+    expect(text).toContain('data: ' + JSON.stringify({ type: 3, invocationId: '1', result: 'sse' }) + RS + '\r\n\r\n');
+    await reader.cancel();
+  });
+});
