@@ -14,10 +14,16 @@ import { closeAll, portBelowEphemeral, startNode, until, WsClient } from './help
 import demo from '../demo/app.ts';
 import type { App, AppHandlers } from '../cluster/app.ts';
 
+/** sessions the app saw close */
+const closedSids: string[] = [];
+
 /** The demo app, plus a server request, an error, bytes, a kick, the session's view; it refuses `?deny=…` */
 const app: App = (ctx) => {
   const inner = (demo as (c: typeof ctx) => AppHandlers)(ctx);
   return {
+    close(session) {
+      closedSids.push(session.sid);
+    },
     open(session) {
       if (session.meta.query.deny) throw new Error(`refused: ${session.meta.query.deny}`);
     },
@@ -245,4 +251,13 @@ describe('@microsoft/signalr on one node', () => {
       expect(c.state).toBe(signalR.HubConnectionState.Connected);
     });
   }
+
+  it("a stateful client's stop() ends its connection at once (a close frame is not a drop)", async () => {
+    const node = await startNode({ app });
+    const c = build(`${node.url}/hubs/demo`, 'WebSockets', 'json', {}, (b) => b.withStatefulReconnect());
+    await c.start();
+    const id = c.connectionId!;
+    await c.stop();
+    await until(() => (closedSids.includes(id) ? true : undefined), 2000);
+  });
 });

@@ -19,12 +19,14 @@ export const errors = {
     message: 'malformed frame',
     eio: { note: 'the Engine.IO connection closes (WebSocket close 1005; a POST is still answered ok, a held poll gets 1)' },
     sio: { note: 'the transport closes; the namespace sessions wait for the client to come back and recover' },
+    signalr: { close: 'its error, allowReconnect: false' },
   },
   SY_ERR_PAYLOAD_TOO_LARGE: {
     ws: 1009,
     http: 413,
     message: 'payload larger than maxPayloadBytes',
     eio: { http: 413, note: 'empty body, the session lives on; a WebSocket message over maxPayload closes the connection with 1009' },
+    signalr: { http: 413, close: 'over WebSockets: its error, allowReconnect: false' },
   },
   SY_ERR_UNKNOWN_SESSION: {
     ws: 4404,
@@ -41,11 +43,12 @@ export const errors = {
     http: 409,
     message: 'another poll for this session is already open',
     eio: { http: 400, note: 'empty body; the session ends and the held poll gets 1' },
+    signalr: { message: 'no error: the older poll is answered 204, the newer one held' },
     sockjs: { close: [2010, 'Another connection still open'] },
   },
-  SY_ERR_SLOW_CONSUMER: { ws: 4508, http: 0, message: 'outbox full: the client did not read fast enough', sio: { note: TRANSPORT_CLOSES } },
-  SY_ERR_REJECTED: { ws: 4403, http: 403, message: 'the application refused the session', sio: { connectError: "the application's message" } },
-  SY_ERR_BAD_ORIGIN: { ws: 4403, http: 403, message: 'origin not allowed', eio: { http: 403, code: 4, message: 'Forbidden' } },
+  SY_ERR_SLOW_CONSUMER: { ws: 4508, http: 0, message: 'outbox full: the client did not read fast enough', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
+  SY_ERR_REJECTED: { ws: 4403, http: 403, message: 'the application refused the session', sio: { connectError: "the application's message" }, signalr: { http: 401, message: "at negotiate, with the application's message" } },
+  SY_ERR_BAD_ORIGIN: { ws: 4403, http: 403, message: 'origin not allowed', eio: { http: 403, code: 4, message: 'Forbidden' }, signalr: { http: 403 } },
   SY_ERR_BAD_REQUEST: { ws: 4400, http: 400, message: 'bad request', eio: { http: 400, code: 3, message: 'Bad request' }, signalr: { http: 400 } },
   SY_ERR_NOT_FOUND: { ws: 0, http: 404, message: 'no such route' },
   SY_ERR_TOO_MANY_SESSIONS: {
@@ -54,6 +57,7 @@ export const errors = {
     message: 'the node is at its session limit',
     eio: { http: 503, note: 'the handshake is refused (native JSON body)' },
     sio: { note: 'a CONNECT past the limit closes the transport: the client retries, with backoff' },
+    signalr: { http: 503, message: 'at negotiate' },
   },
   SY_ERR_SHUTTING_DOWN: {
     ws: 1012,
@@ -61,13 +65,20 @@ export const errors = {
     message: 'the node is shutting down; reconnect',
     eio: { http: 503, note: 'a handshake is refused (native JSON body)' },
     sio: { note: 'the transport closes, never DISCONNECT: the client reconnects (elsewhere); after a drain it recovers, after a shutdown without one it gets a new session' },
-    signalr: { close: 'allowReconnect: true' },
+    signalr: { close: 'allowReconnect: true; a stateful-reconnect client: its socket closes and it resumes, elsewhere after a drain' },
   },
-  SY_ERR_SESSION_TIMEOUT: { ws: 4510, http: 0, message: 'no connection within the resume window', sio: { note: 'the client comes back to a new session, recovered false' }, sockjs: { close: [3000, 'Go away!'] } },
-  SY_ERR_WORKER_TIMEOUT: { ws: 4503, http: 503, message: 'no worker answered', sio: { connectError: 'SY_ERR_WORKER_TIMEOUT' } },
-  SY_ERR_OUTPUT_LOST: { ws: 4512, http: 0, message: 'worker output was lost and could not be had again', sio: { note: TRANSPORT_CLOSES } },
-  SY_ERR_BACKLOG_FULL: { ws: 4513, http: 0, message: 'too many events waiting for a worker', sio: { note: TRANSPORT_CLOSES } },
-  SY_ERR_INTERNAL: { ws: 1011, http: 500, message: 'internal error', sio: { note: TRANSPORT_CLOSES } },
+  SY_ERR_SESSION_TIMEOUT: {
+    ws: 4510,
+    http: 0,
+    message: 'no connection within the resume window',
+    sio: { note: 'the client comes back to a new session, recovered false' },
+    signalr: { http: 404, message: 'No Connection with that ID (negotiated, never connected; or a stateful reconnect too late)' },
+    sockjs: { close: [3000, 'Go away!'] },
+  },
+  SY_ERR_WORKER_TIMEOUT: { ws: 4503, http: 503, message: 'no worker answered', sio: { connectError: 'SY_ERR_WORKER_TIMEOUT' }, signalr: { http: 503, message: 'at negotiate' } },
+  SY_ERR_OUTPUT_LOST: { ws: 4512, http: 0, message: 'worker output was lost and could not be had again', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
+  SY_ERR_BACKLOG_FULL: { ws: 4513, http: 0, message: 'too many events waiting for a worker', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
+  SY_ERR_INTERNAL: { ws: 1011, http: 500, message: 'internal error', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** What one error becomes on each wire (`ws: 0` / `http: 0`: that wire never carries it) */
@@ -92,7 +103,7 @@ export function dialectCells(e: ErrorSpec): { eio: string; sio: string; signalr:
   return {
     eio: e.eio ? [e.eio.http, e.eio.code !== undefined ? `{"code":${e.eio.code},"message":"${e.eio.message}"}` : '', e.eio.note].filter(Boolean).join(' ') : '—',
     sio: e.sio ? [e.sio.connectError !== undefined ? `CONNECT_ERROR (${e.sio.connectError})` : '', e.sio.note].filter(Boolean).join(' ') : '—',
-    signalr: sr ? [sr.http !== undefined ? `${sr.http}${sr.message ? ' ' + sr.message : ''}` : '', sr.close ? `Close (${sr.close})` : ''].filter(Boolean).join(', ') : '—',
+    signalr: sr ? [sr.http !== undefined ? `${sr.http}${sr.message ? ' ' + sr.message : ''}` : (sr.message ?? ''), sr.close ? `Close (${sr.close})` : ''].filter(Boolean).join(', ') : '—',
     sockjs: sj ? [sj.http !== undefined ? String(sj.http) : '', sj.close ? `c[${sj.close[0]},"${sj.close[1]}"]` : ''].filter(Boolean).join(', ') : '—',
   };
 }

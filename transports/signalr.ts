@@ -298,11 +298,12 @@ export class SignalR {
       drain: (ws) => {
         ws.getUserData().c?.drained();
       },
-      close: (ws) => {
+      close: (ws, code) => {
         const c = ws.getUserData().c;
         if (c === null) return;
         c.ws = null;
-        c.transportGone();
+        // a close frame is the client's stop; without one (1006) the network dropped it
+        c.transportGone(code !== 1006);
       },
     });
   }
@@ -725,15 +726,19 @@ export class SrConnection implements Connection, Carrier {
     this.finish();
   }
 
-  /** The WebSocket or SSE stream went away. Without stateful reconnect there is no coming back: the session ends */
-  transportGone(): void {
+  /**
+   * The WebSocket or SSE stream went away (`clean`: the client closed it). Without stateful
+   * reconnect there is no coming back: the session ends
+   */
+  transportGone(clean = false): void {
     if (this.closed) return;
     const s = this.session;
     this.session = null;
     this.closeTransport();
     if (s === null) return;
-    // a stateful client reconnects with its token: the session waits for it (the resume window)
-    if (this.stateful) this.port.detach(s, this);
+    // a stateful client whose socket dropped reconnects with its token: the session waits for it
+    // (the resume window); one that stopped is done
+    if (this.stateful && !clean) this.port.detach(s, this);
     else this.port.deliver(s, { type: 'close' });
   }
 
