@@ -15,6 +15,8 @@
  * Protocols:
  *   native    Switchyard frames (also spoken by bench/bare-uws.ts, which echoes them verbatim).
  *   socketio  Engine.IO v4 / Socket.IO v5 packets over the websocket transport.
+ *   signalr-json, signalr-msgpack  a SignalR hub over WebSockets (skipNegotiation): the handshake,
+ *             then `invoke('echo', payload)` (an Invocation with an id; the Completion is the echo).
  *
  * Output: diagnostics on stderr; one JSON object on the last line of stdout. Before it, echo mode
  * prints {"phase":"measure"} when the measured window opens and idle mode prints {"ready":...}
@@ -41,7 +43,8 @@
 
 /* ---------------------------------------------------------------- options */
 
-enum proto { PROTO_NATIVE, PROTO_SOCKETIO };
+enum proto { PROTO_NATIVE, PROTO_SOCKETIO, PROTO_SIGNALR_JSON, PROTO_SIGNALR_MSGPACK };
+static const char *const proto_names[] = {"native", "socketio", "signalr-json", "signalr-msgpack"};
 enum mode { MODE_ECHO, MODE_IDLE };
 
 static struct {
@@ -310,7 +313,7 @@ static void queue_text(struct conn *c, const char *s) {
 
 /* Send one benchmark message and remember when. */
 static void send_message(struct conn *c, uint64_t t) {
-    queue_frame(c, 0x1, msg, msg_len);
+    queue_frame(c, opt.proto == PROTO_SIGNALR_MSGPACK ? 0x2 : 0x1, msg, msg_len);
     if (c->count <= c->ring_mask) {
         c->sent[(c->head + c->count) & c->ring_mask] = t;
         c->count++;
@@ -359,6 +362,57 @@ static void on_message(struct conn *c, const unsigned char *p, size_t n, uint64_
             n_pings++;
         } else {
             n_other_frames++;
+        }
+        return;
+    }
+
+    if (opt.proto == PROTO_SIGNALR_JSON || opt.proto == PROTO_SIGNALR_MSGPACK) {
+        if (c->state == ST_WAIT_OPEN) {
+            /* the handshake response: {}\x1e (text for JSON, binary for MessagePack) */
+            if (n >= 3 && p[0] == '{' && p[1] == '}') became_ready(c);
+            else {
+                n_protocol_errors++;
+                conn_kill(c, "signalr handshake refused");
+            }
+            return;
+        }
+        if (opt.proto == PROTO_SIGNALR_JSON) {
+            /* one or more records ending with 0x1e: Completions are the echoes, Pings are answered */
+            size_t i = 0;
+            while (i < n) {
+                unsigned char *end = memchr(p + i, 0x1e, n - i);
+                size_t len = end ? (size_t)(end - (p + i)) : n - i;
+                if (has(p + i, len, "\"type\":3")) on_echo(c, t);
+                else if (has(p + i, len, "\"type\":6")) {
+                    queue_text(c, "{\"type\":6}\x1e");
+                    n_pings++;
+                } else n_other_frames++;
+                i += len + 1;
+            }
+            return;
+        }
+        /* MessagePack: VarInt-length-prefixed arrays; [3, …] (fixarray 4 or 5) is a Completion */
+        size_t i = 0;
+        while (i < n) {
+            size_t len = 0;
+            int shift = 0;
+            while (i < n) {
+                unsigned char b = p[i++];
+                len |= (size_t)(b & 0x7f) << shift;
+                shift += 7;
+                if (!(b & 0x80)) break;
+            }
+            if (i + len > n || len < 2) {
+                n_protocol_errors++;
+                return;
+            }
+            if ((p[i] == 0x95 || p[i] == 0x94) && p[i + 1] == 0x03) on_echo(c, t);
+            else if (p[i] == 0x91 && p[i + 1] == 0x06) {
+                static const unsigned char ping[] = {0x02, 0x91, 0x06};
+                queue_frame(c, 0x2, ping, sizeof ping);
+                n_pings++;
+            } else n_other_frames++;
+            i += len;
         }
         return;
     }
@@ -503,6 +557,9 @@ static int parse_upgrade(struct conn *c) {
     memmove(c->rbuf.data, c->rbuf.data + hlen, c->rbuf.len - hlen);
     c->rbuf.len -= hlen;
     c->state = ST_WAIT_OPEN;
+    /* a SignalR client speaks first: the hub protocol's handshake */
+    if (opt.proto == PROTO_SIGNALR_JSON) queue_text(c, "{\"protocol\":\"json\",\"version\":1}\x1e");
+    else if (opt.proto == PROTO_SIGNALR_MSGPACK) queue_text(c, "{\"protocol\":\"messagepack\",\"version\":1}\x1e");
     return 1;
 }
 
@@ -612,7 +669,7 @@ static void print_result(const char *status, double connect_s, double wall_s, do
     double cpu_pct = wall_s > 0 ? 100.0 * cpu_s / wall_s : 0;
     printf("{\"status\":\"%s\",\"mode\":\"%s\",\"proto\":\"%s\",\"conns\":%d,\"ready\":%d,"
            "\"failed\":%d,\"closed\":%d,\"inflight\":%d,\"payload\":%d,\"connect_s\":%.3f",
-           status, opt.mode == MODE_ECHO ? "echo" : "idle", opt.proto == PROTO_NATIVE ? "native" : "socketio",
+           status, opt.mode == MODE_ECHO ? "echo" : "idle", proto_names[opt.proto],
            opt.conns, n_ready, n_failed, n_closed, opt.inflight, opt.payload, connect_s);
     if (opt.mode == MODE_ECHO) {
         printf(",\"duration_s\":%.4f,\"msgs\":%llu,\"msgs_per_s\":%.1f", wall_s,
@@ -634,7 +691,7 @@ static void print_result(const char *status, double connect_s, double wall_s, do
 
 static void usage(int status) {
     fprintf(status ? stderr : stdout,
-            "usage: loadgen --port N [--host 127.0.0.1] [--path P] [--proto native|socketio]\n"
+            "usage: loadgen --port N [--host 127.0.0.1] [--path P] [--proto native|socketio|signalr-json|signalr-msgpack]\n"
             "               [--mode echo|idle] [--conns C] [--inflight K] [--payload B]\n"
             "               [--duration S] [--warmup S] [--connect-timeout S] [--hold S]\n"
             "               [--connect-batch N]\n");
@@ -647,9 +704,37 @@ static void build_message(void) {
     pl[opt.payload] = 0;
     size_t cap = (size_t)opt.payload + 128;
     msg = malloc(cap);
-    int n = opt.proto == PROTO_NATIVE
+    int n;
+    if (opt.proto == PROTO_SIGNALR_MSGPACK) {
+        /* [1, {}, "0", "echo", [payload], []] with its VarInt length */
+        unsigned char body[64 + 5];
+        size_t b = 0;
+        body[b++] = 0x96, body[b++] = 0x01, body[b++] = 0x80, body[b++] = 0xa1, body[b++] = '0';
+        body[b++] = 0xa4, memcpy(body + b, "echo", 4), b += 4;
+        body[b++] = 0x91;
+        if (opt.payload < 32) body[b++] = (unsigned char)(0xa0 | opt.payload);
+        else if (opt.payload < 256) body[b++] = 0xd9, body[b++] = (unsigned char)opt.payload;
+        else body[b++] = 0xda, body[b++] = (unsigned char)(opt.payload >> 8), body[b++] = (unsigned char)opt.payload;
+        size_t total = b + (size_t)opt.payload + 1;
+        unsigned char *out = msg;
+        size_t o = 0;
+        size_t v = total;
+        do {
+            unsigned char byte = v & 0x7f;
+            v >>= 7;
+            out[o++] = v ? byte | 0x80 : byte;
+        } while (v);
+        memcpy(out + o, body, b), o += b;
+        memcpy(out + o, pl, (size_t)opt.payload), o += (size_t)opt.payload;
+        out[o++] = 0x90;
+        n = (int)o;
+    } else if (opt.proto == PROTO_SIGNALR_JSON) {
+        n = snprintf((char *)msg, cap, "{\"type\":1,\"invocationId\":\"0\",\"target\":\"echo\",\"arguments\":[\"%s\"]}\x1e", pl);
+    } else {
+        n = opt.proto == PROTO_NATIVE
                 ? snprintf((char *)msg, cap, "{\"type\":\"event\",\"event\":\"echo\",\"args\":[\"%s\"]}", pl)
                 : snprintf((char *)msg, cap, "42[\"echo\",\"%s\"]", pl);
+    }
     msg_len = (size_t)n;
     free(pl);
 }
@@ -673,6 +758,8 @@ int main(int argc, char **argv) {
         case 'r':
             if (!strcmp(optarg, "native")) opt.proto = PROTO_NATIVE;
             else if (!strcmp(optarg, "socketio")) opt.proto = PROTO_SOCKETIO;
+            else if (!strcmp(optarg, "signalr-json")) opt.proto = PROTO_SIGNALR_JSON;
+            else if (!strcmp(optarg, "signalr-msgpack")) opt.proto = PROTO_SIGNALR_MSGPACK;
             else usage(64);
             break;
         case 'm':
@@ -693,7 +780,7 @@ int main(int argc, char **argv) {
         }
     }
     if (opt.port <= 0 || opt.conns <= 0 || opt.inflight <= 0 || opt.payload < 0 || opt.connect_batch <= 0) usage(64);
-    if (!opt.path) opt.path = opt.proto == PROTO_NATIVE ? "/rt/ws" : "/socket.io/?EIO=4&transport=websocket";
+    if (!opt.path) opt.path = opt.proto == PROTO_NATIVE ? "/rt/ws" : opt.proto == PROTO_SOCKETIO ? "/socket.io/?EIO=4&transport=websocket" : "/hubs/demo";
 
     /* Each connection is one descriptor; lift the soft limit to the hard one. */
     struct rlimit rl;

@@ -405,10 +405,17 @@ function targets(results: ServerResult[]): Target[] {
   const p99 = ratio(gw?.latency?.p99_us, bare?.latency?.p99_us);
   const mem = gw?.memory?.bytes_per_session;
   const ctput = ratio(cl?.throughput?.msgs_per_s, bare?.throughput?.msgs_per_s);
+  const srj = by('gateway-signalr-json'), srm = by('gateway-signalr-msgpack');
+  const srjRatio = ratio(srj?.throughput?.msgs_per_s, gw?.throughput?.msgs_per_s);
+  const srmRatio = ratio(srm?.throughput?.msgs_per_s, gw?.throughput?.msgs_per_s);
+  const srMem = Math.max(srj?.memory?.bytes_per_session ?? -Infinity, srm?.memory?.bytes_per_session ?? -Infinity);
   const sio = by('gateway-sio'), ref = by('socketio');
   const sioTput = ratio(sio?.throughput?.msgs_per_s, ref?.throughput?.msgs_per_s);
   const sioMem = sio?.memory?.bytes_per_session;
   return [
+    { name: 'SignalR JSON vs native gateway', value: srjRatio, display: srjRatio === undefined ? 'n/a' : x(srjRatio), goal: '≥ 0.7×', pass: srjRatio === undefined ? undefined : srjRatio >= 0.7 },
+    { name: 'SignalR MsgPack vs native gateway', value: srmRatio, display: srmRatio === undefined ? 'n/a' : x(srmRatio), goal: '≥ 0.7×', pass: srmRatio === undefined ? undefined : srmRatio >= 0.7 },
+    { name: 'SignalR idle memory per session', value: Number.isFinite(srMem) ? srMem : undefined, display: Number.isFinite(srMem) ? `${fmtInt(srMem)} B` : 'n/a', goal: '≤ 2,048 B', pass: Number.isFinite(srMem) ? srMem <= 2048 : undefined },
     { name: 'Socket.IO dialect vs socket.io', value: sioTput, display: sioTput === undefined ? 'n/a' : x(sioTput), goal: '≥ 4×', pass: sioTput === undefined ? undefined : sioTput >= 4 },
     { name: 'Socket.IO idle memory per session', value: sioMem, display: sioMem === undefined ? 'n/a' : `${fmtInt(sioMem)} B`, goal: '≤ 2,048 B', pass: sioMem === undefined ? undefined : sioMem <= 2048 },
     { name: 'cluster throughput vs bare', value: ctput, display: ctput === undefined ? 'n/a' : x(ctput), goal: '≥ 0.16×', pass: ctput === undefined ? undefined : ctput >= 0.16 },

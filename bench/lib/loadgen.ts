@@ -7,6 +7,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManagedProcess } from './processes.ts';
 
+/** the protocols the load generator speaks */
+export type LoadProto = 'native' | 'socketio' | 'signalr-json' | 'signalr-msgpack';
+
 export const BENCH_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCE = join(BENCH_DIR, 'loadgen.c');
 const BINARY = join(BENCH_DIR, '.build', 'loadgen');
@@ -36,7 +39,7 @@ export interface LatencyUs {
 export interface LoadgenResult {
   status: string;
   mode: 'echo' | 'idle';
-  proto: 'native' | 'socketio';
+  proto: LoadProto;
   conns: number;
   ready: number;
   failed: number;
@@ -58,7 +61,7 @@ export interface LoadgenResult {
 
 export interface LoadgenOptions {
   port: number;
-  proto: 'native' | 'socketio';
+  proto: LoadProto;
   path?: string;
   conns: number;
   /** `taskset` prefix, empty when not pinning. */

@@ -5,9 +5,10 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ManagedProcess } from './processes.ts';
+import type { LoadProto } from './loadgen.ts';
 
-export type ServerId = 'bare' | 'gateway' | 'cluster' | 'gateway-sio' | 'socketio';
-export const SERVER_IDS: ServerId[] = ['bare', 'gateway', 'cluster', 'gateway-sio', 'socketio'];
+export type ServerId = 'bare' | 'gateway' | 'cluster' | 'gateway-sio' | 'socketio' | 'gateway-signalr-json' | 'gateway-signalr-msgpack';
+export const SERVER_IDS: ServerId[] = ['bare', 'gateway', 'cluster', 'gateway-sio', 'socketio', 'gateway-signalr-json', 'gateway-signalr-msgpack'];
 
 export const SERVER_LABELS: Record<ServerId, string> = {
   bare: 'bare uWS',
@@ -15,11 +16,13 @@ export const SERVER_LABELS: Record<ServerId, string> = {
   cluster: 'Switchyard cluster',
   'gateway-sio': 'Switchyard Socket.IO',
   socketio: 'Socket.IO 4',
+  'gateway-signalr-json': 'Switchyard SignalR JSON',
+  'gateway-signalr-msgpack': 'Switchyard SignalR MsgPack',
 };
 
 export interface ServerSpec {
   id: ServerId;
-  proto: 'native' | 'socketio';
+  proto: LoadProto;
   /** WebSocket path for the load generator (its default for the protocol when unset). */
   path?: string;
   /** argv, with `{port}` standing for the port; undefined when the server cannot run here. */
@@ -61,6 +64,9 @@ export function serverSpecs(root: string): Record<ServerId, ServerSpec> {
     // the same gateway, spoken to as a Socket.IO server (Engine.IO v4 over WebSocket)
     'gateway-sio': { ...gateway, id: 'gateway-sio', proto: 'socketio', path: undefined },
     socketio: { id: 'socketio', proto: 'socketio', command: [...tsNode, join(root, 'bench', 'socketio-server.ts'), '{port}'] },
+    // the same gateway, spoken to as a SignalR hub over WebSockets (skipNegotiation), invoke('echo')
+    'gateway-signalr-json': { ...gateway, id: 'gateway-signalr-json', proto: 'signalr-json', path: '/hubs/demo' },
+    'gateway-signalr-msgpack': { ...gateway, id: 'gateway-signalr-msgpack', proto: 'signalr-msgpack', path: '/hubs/demo' },
   };
 }
 
@@ -98,7 +104,7 @@ export async function startServer(
   const proc = new ManagedProcess(spec.id, argv[0]!, argv.slice(1), { cwd: opts.root, env: opts.env });
   const timeoutMs = opts.timeoutMs ?? 60000;
   try {
-    if (spec.id === 'gateway' || spec.id === 'cluster' || spec.id === 'gateway-sio') {
+    if (spec.id === 'gateway' || spec.id === 'cluster' || spec.id.startsWith('gateway-')) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (!proc.alive) throw new Error(`gateway exited (${proc.exitCode}) during start-up\n${proc.tail()}`);
