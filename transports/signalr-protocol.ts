@@ -29,6 +29,8 @@ export interface HubMessage {
   error?: string;
   allowReconnect?: boolean;
   sequenceId?: number;
+  /** (server messages) the arguments or result hold bytes */
+  binary?: boolean;
 }
 
 /** The client broke the protocol: the connection is closed */
@@ -80,13 +82,17 @@ const json: HubProtocol = {
         out.sequenceId = m.sequenceId;
         break;
     }
-    return JSON.stringify(out, bytesAsBase64) + RS;
+    // the replacer only when there are bytes: it makes stringify much slower
+    return (m.binary ? JSON.stringify(out, bytesAsBase64) : JSON.stringify(out)) + RS;
   },
   decode(data) {
     const text = typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString();
     if (!text.endsWith(RS)) throw new HubProtocolError('a JSON hub message must end with 0x1e');
+    const body = text.slice(0, -1);
+    // one record, the common case: no split
+    const records = body.indexOf(RS) < 0 ? [body] : body.split(RS);
     const out: HubMessage[] = [];
-    for (const record of text.slice(0, -1).split(RS)) {
+    for (const record of records) {
       let m: unknown;
       try {
         m = JSON.parse(record);
@@ -118,7 +124,8 @@ function varint(n: number): number[] {
 
 function framed(body: Uint8Array): Uint8Array {
   const prefix = varint(body.byteLength);
-  const out = new Uint8Array(prefix.length + body.byteLength);
+  // from Node's pool: no zeroing, no allocation of its own for small messages
+  const out = Buffer.allocUnsafe(prefix.length + body.byteLength);
   out.set(prefix, 0);
   out.set(body, prefix.length);
   return out;

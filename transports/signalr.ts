@@ -56,6 +56,7 @@ export class SignalR {
   /** long-polling and SSE connections by sid (their requests come one by one) */
   readonly http = new Map<string, SrConnection>();
   private readonly timer: NodeJS.Timeout;
+  readonly tickMs: number;
   private readonly tunnel: Tunnel;
 
   constructor(
@@ -64,7 +65,9 @@ export class SignalR {
   ) {
     this.tunnel = new Tunnel(this, port.link('signalr', (from, m) => this.tunnel.onMessage(from, m as TunnelMessage)));
     for (const hub of o.hubs) this.mount(hub);
-    this.timer = setInterval(() => this.tick(), Math.max(50, Math.min(o.keepAliveMs, o.clientTimeoutMs / 2)));
+    // a third of the keep-alive: a Ping goes at most a third late (well within the client's server timeout)
+    this.tickMs = Math.max(20, Math.floor(Math.min(o.keepAliveMs, o.clientTimeoutMs) / 3));
+    this.timer = setInterval(() => this.tick(), this.tickMs);
     this.timer.unref();
   }
 
@@ -79,10 +82,9 @@ export class SignalR {
 
   /** Pings every connection that has said nothing for keepAliveMs; a client silent for clientTimeoutMs is gone */
   private tick(): void {
-    const now = Date.now();
     for (const c of this.conns) {
       try {
-        c.beat(now);
+        c.beat();
       } catch (err) {
         warnOnce('signalr keep-alive', err);
       }
@@ -410,9 +412,9 @@ export class SrConnection implements Connection, Carrier {
   private opened = false;
   private blocked = false;
   closed = false;
-  /** when the client last said something, and the server last wrote */
-  private lastRx = Date.now();
-  private lastTx = Date.now();
+  /** keep-alive ticks since the client last said something, and since the server last wrote */
+  private rxIdle = 0;
+  private txIdle = 0;
 
   constructor(
     private readonly sr: SignalR,
@@ -475,7 +477,7 @@ export class SrConnection implements Connection, Carrier {
 
   /** Writes one encoded message to the transport */
   private emit(f: string | Uint8Array): void {
-    this.lastTx = Date.now();
+    this.txIdle = 0;
     switch (this.kind) {
       case 'websocket': {
         if (this.ws === null) return;
@@ -502,7 +504,7 @@ export class SrConnection implements Connection, Carrier {
 
   /** Data from the client: the handshake first, then hub messages */
   received(data: string | Uint8Array): void {
-    this.lastRx = Date.now();
+    this.rxIdle = 0;
     const s = this.session;
     if (this.protocol === null && this.stateful && this.kind === 'websocket' && !isHandshake(data)) {
       // a stateful reconnect: no handshake, its first message is Sequence; the frame kind says the protocol
@@ -612,7 +614,7 @@ export class SrConnection implements Connection, Carrier {
 
   /** A poll: answered at once when messages wait, else held; a newer poll ends an older one (204) */
   poll(ex: HttpAnswer): void {
-    this.lastRx = Date.now();
+    this.rxIdle = 0;
     if (this.closed) {
       // the last messages (the Close) if a poll has not had them yet, then 204
       this.held = ex;
@@ -662,16 +664,18 @@ export class SrConnection implements Connection, Carrier {
   ping(): void {}
 
   /** The keep-alive tick: a Ping when nothing was written for keepAliveMs; a silent client is gone */
-  beat(now: number): void {
+  beat(): void {
     if (this.closed || this.protocol === null) return;
     const o = this.sr.o;
-    if (this.kind !== 'polling' && now - this.lastRx > o.clientTimeoutMs) return this.transportGone();
+    const tick = this.sr.tickMs;
+    const silent = ++this.rxIdle * tick > o.clientTimeoutMs;
     if (this.kind === 'polling') {
       // a long-polling client keeps itself alive by polling; one that stopped is gone
-      if (this.held === null && now - this.lastRx > o.clientTimeoutMs) this.clientClose();
+      if (this.held === null && silent) this.clientClose();
       return;
     }
-    if (now - this.lastTx >= o.keepAliveMs - 50 && !this.blocked) this.emit(this.protocol.encode({ type: PING }));
+    if (silent) return this.transportGone();
+    if (++this.txIdle * tick >= o.keepAliveMs && !this.blocked) this.emit(this.protocol.encode({ type: PING }));
   }
 
   /** The session ended: the Close message, then the transport closes */
@@ -793,9 +797,9 @@ function toHub(e: Entry): HubMessage {
     const error = e.error;
     if (error !== undefined) return { type: COMPLETION, invocationId: String(e.ack), error };
     const args = e.args;
-    return args.length > 0 ? { type: COMPLETION, invocationId: String(e.ack), result: args[0], hasResult: true } : { type: COMPLETION, invocationId: String(e.ack) };
+    return args.length > 0 ? { type: COMPLETION, invocationId: String(e.ack), result: args[0], hasResult: true, binary: e.binary } : { type: COMPLETION, invocationId: String(e.ack) };
   }
-  const m: HubMessage = { type: INVOCATION, target: e.event, arguments: e.args };
+  const m: HubMessage = { type: INVOCATION, target: e.event, arguments: e.args, binary: e.binary };
   if (e.ack !== undefined) m.invocationId = String(e.ack);
   return m;
 }
