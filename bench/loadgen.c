@@ -780,6 +780,8 @@ int main(int argc, char **argv) {
         }
     }
     if (opt.port <= 0 || opt.conns <= 0 || opt.inflight <= 0 || opt.payload < 0 || opt.connect_batch <= 0) usage(64);
+    /* the MessagePack message writes the payload's length in 16 bits */
+    if (opt.proto == PROTO_SIGNALR_MSGPACK && opt.payload >= 65536) usage(64);
     if (!opt.path) opt.path = opt.proto == PROTO_NATIVE ? "/rt/ws" : opt.proto == PROTO_SOCKETIO ? "/socket.io/?EIO=4&transport=websocket" : "/hubs/demo";
 
     /* Each connection is one descriptor; lift the soft limit to the hard one. */

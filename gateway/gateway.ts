@@ -331,6 +331,8 @@ export class Gateway implements SessionOwner, Port {
 
   acknowledge(ps: PortSession, seq: number): void {
     const s = ps as Session;
+    // a relayed connection's client: the holder releases too
+    if (s.relay !== null) return this.relay.acknowledge(s, seq);
     s.outbox.release(Math.min(seq, s.sent));
   }
 

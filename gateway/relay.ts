@@ -71,6 +71,23 @@ export class Relay {
     return s;
   }
 
+  /** The shadow's client acknowledged entries up to `seq`: the holder releases them (one message a turn per shadow) */
+  acknowledge(s: Session, seq: number): void {
+    s.outbox.release(Math.min(seq, s.sent));
+    const had = this.acks.get(s);
+    if (had !== undefined && had >= seq) return;
+    if (this.acks.size === 0) setImmediate(this.sendAcks);
+    this.acks.set(s, seq);
+  }
+
+  /** acknowledgements of this turn, per shadow */
+  private readonly acks = new Map<Session, number>();
+
+  private readonly sendAcks = (): void => {
+    for (const [s, seq] of this.acks) if (s.relay !== null && this.shadowsByCid.has(s.relay.cid)) this.toNode(s.relay.home, { t: 'r-ack', sid: s.sid, from: this.gw.nodeId, cid: s.relay.cid, seq });
+    this.acks.clear();
+  };
+
   /** A client frame on a shadow's connection: to the holder */
   forward(s: Session, f: ClientFrame): void {
     this.toNode(s.relay!.home, { t: 'r-in', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid, frames: [f] });
@@ -190,6 +207,11 @@ export class Relay {
         const s = this.remotes.get(e.from + '/' + e.cid)?.session;
         if (s == null) return;
         this.deliverAll(s, e.frames);
+        return;
+      }
+      case 'r-ack': {
+        const s = this.remotes.get(e.from + '/' + e.cid)?.session;
+        if (s != null) this.gw.acknowledge(s, e.seq);
         return;
       }
       case 'r-detach': {

@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import * as signalR from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { EventSource } from 'eventsource';
-import { TestCluster } from './cluster-harness.ts';
+import { TestCluster, type Proc } from './cluster-harness.ts';
 import { startHaproxy } from './haproxy.ts';
 import { http, until, WsClient } from './helpers.ts';
 
@@ -92,6 +92,49 @@ describe('SignalR across nodes', () => {
       await c.stop();
     }
     expect((await tunneled()) - before).toBeGreaterThan(10);
+  });
+
+  it('stateful reconnect through the other node (the session stays, relayed): Sequence names the first message not acked, the replay follows', async () => {
+    const [a, b] = cluster.gateways as [Proc, Proc];
+    const n = await http(`${a.url}/hubs/demo/negotiate?negotiateVersion=1&useStatefulReconnect=true`, { method: 'POST' });
+    expect(n.body.useStatefulReconnect).toBe(true);
+    const id = encodeURIComponent(n.body.connectionToken);
+    const records = (got: string[]) => got.flatMap((m) => m.split(RS).filter(Boolean).map((r) => JSON.parse(r)));
+    const open = async (url: string) => {
+      const ws = new WebSocket(url);
+      const got: string[] = [];
+      ws.on('message', (d) => got.push(d.toString()));
+      ws.on('error', () => {});
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      return { ws, got };
+    };
+    const first = await open(`${a.ws}/hubs/demo?id=${id}`);
+    first.ws.send(JSON.stringify({ protocol: 'json', version: 1 }) + RS + JSON.stringify({ type: 1, invocationId: '1', target: 'join', arguments: ['rel'] }) + RS);
+    await until(() => records(first.got).find((r) => r.type === 3));
+    const sender = await WsClient.open(`${b.ws}/rt/ws`);
+    await sender.request('join', 'rel');
+    for (const t of ['1', '2', '3']) await sender.request('say', 'rel', t);
+    await until(() => (records(first.got).filter((r) => r.target === 'said').length === 3 ? true : undefined));
+    // the client has the Completion (#1) and the first said (#2); then its network drops
+    first.ws.send(JSON.stringify({ type: 8, sequenceId: 2 }) + RS);
+    await new Promise((r) => setTimeout(r, 100));
+    first.ws.terminate();
+    for (const t of ['4', '5']) await sender.request('say', 'rel', t);
+    // back through the other node: no handshake, Sequence first (its next message would be #2)
+    const second = await open(`${b.ws}/hubs/demo?id=${id}`);
+    second.ws.send(JSON.stringify({ type: 9, sequenceId: 2 }) + RS);
+    await until(() => (records(second.got).filter((r) => r.target === 'said').length === 4 ? true : undefined), 5000);
+    const got = records(second.got).filter((r) => r.type !== 6 && r.type !== 8);
+    expect(got[0]).toEqual({ type: 9, sequenceId: 3 });
+    expect(got.slice(1).map((r) => r.arguments[1])).toEqual(['2', '3', '4', '5']);
+    // and the connection goes on there
+    second.ws.send(JSON.stringify({ type: 1, invocationId: '2', target: 'echo', arguments: ['relayed'] }) + RS);
+    expect((await until(() => records(second.got).find((r) => r.type === 3 && r.invocationId === '2'))).result).toBe('relayed');
+    second.ws.close();
+    sender.send({ type: 'close' });
   });
 
   it('stateful reconnect through the other node after a drain: nothing missed, nothing twice', async () => {

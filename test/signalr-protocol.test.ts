@@ -34,6 +34,11 @@ const app: App = {
       }
       case 'auth':
         return reply?.(session.meta.auth);
+      case 'buffer':
+        return reply?.(Buffer.from([1, 2, 3]));
+      case 'big':
+        for (let i = 0; i < 6; i++) session.emit('chunk', i, 'x'.repeat(100_000));
+        return;
     }
   },
   close(session) {
@@ -355,5 +360,84 @@ describe('Server-Sent Events', () => {
     expect(text).toContain('data: {}' + RS + '\r\n\r\n');
     expect(text).toContain('data: ' + JSON.stringify({ type: 3, invocationId: '1', result: 'sse' }) + RS + '\r\n\r\n');
     await reader.cancel();
+  });
+});
+
+describe('what review found', () => {
+  it('a failed handshake ends the session (the app hears of it)', async () => {
+    const n = await negotiate();
+    const s = new Socket(`id=${encodeURIComponent(n.body.connectionToken)}`);
+    await s.opened();
+    s.send(JSON.stringify({ protocol: 'xml', version: 1 }) + RS);
+    await until(() => (closed.includes(n.body.connectionId) ? true : undefined));
+  });
+
+  it('a long-polling client that never handshakes is reaped after the client timeout', async () => {
+    const node = await startNode({ app, signalr: { clientTimeoutMs: 300, keepAliveMs: 300 } });
+    const n = await http(`${node.url}/hubs/demo/negotiate?negotiateVersion=1`, { method: 'POST' });
+    expect((await fetch(`${node.url}/hubs/demo?id=${encodeURIComponent(n.body.connectionToken)}`)).status).toBe(200);
+    await until(() => (closed.includes(n.body.connectionId) ? true : undefined), 3000);
+  });
+
+  it('a Buffer reaches a JSON client as base64', async () => {
+    const s = await jsonSocket();
+    s.send(JSON.stringify({ type: 1, invocationId: '1', target: 'buffer', arguments: [] }) + RS);
+    expect((await s.record((r) => r.type === 3)).result).toBe(Buffer.from([1, 2, 3]).toString('base64'));
+  });
+
+  it("an ended long-polling connection's last answer is for its token only", async () => {
+    const n = await negotiate();
+    const q = `id=${encodeURIComponent(n.body.connectionToken)}`;
+    await raw('GET', q);
+    expect((await raw('DELETE', q)).status).toBe(202);
+    const forged = `id=${encodeURIComponent(n.body.connectionId + '.someone.else')}`;
+    expect((await raw('GET', forged)).status).toBe(404);
+    expect((await raw('GET', q)).status).toBe(204);
+  });
+
+  it('negotiate without a version answers version 0', async () => {
+    const n = await negotiate('');
+    expect(n.body.negotiateVersion).toBe(0);
+    expect(n.body.connectionToken).toBeUndefined();
+  });
+
+  it('MessagePack over Server-Sent Events is refused at the handshake', async () => {
+    const n = await negotiate();
+    const q = `id=${encodeURIComponent(n.body.connectionToken)}`;
+    const res = await fetch(`${base}?${q}`, { headers: { accept: 'text/event-stream' } });
+    const reader = res.body!.getReader();
+    let text = '';
+    await raw('POST', q, JSON.stringify({ protocol: 'messagepack', version: 1 }) + RS);
+    while (!text.includes('"error"')) text += Buffer.from((await reader.read()).value!).toString();
+    expect(text).toMatch(/binary transport/);
+    await reader.cancel();
+  });
+
+  it("skipNegotiation: the app's refusal is the handshake's error", async () => {
+    const s = new Socket('deny=1');
+    await s.opened();
+    s.send(JSON.stringify({ protocol: 'json', version: 1 }) + RS);
+    expect((await s.record((r) => 'error' in r)).error).toBe('go away');
+  });
+
+  it('a large backlog goes out over several polls, in order', async () => {
+    const n = await negotiate();
+    const q = `id=${encodeURIComponent(n.body.connectionToken)}`;
+    await raw('GET', q);
+    await raw('POST', q, JSON.stringify({ protocol: 'json', version: 1 }) + RS);
+    await raw('GET', q);
+    await raw('POST', q, JSON.stringify({ type: 1, target: 'big', arguments: [] }) + RS);
+    const chunks: number[] = [];
+    let polls = 0;
+    while (chunks.length < 6) {
+      const body = (await raw('GET', q)).text;
+      polls++;
+      for (const r of body.split(RS).filter(Boolean)) {
+        const m = JSON.parse(r);
+        if (m.target === 'chunk') chunks.push(m.arguments[0]);
+      }
+    }
+    expect(chunks).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(polls).toBeGreaterThan(1);
   });
 });

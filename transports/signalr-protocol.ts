@@ -51,9 +51,13 @@ export interface HubProtocol {
 
 // ---- JSON ------------------------------------------------------------------------------------------
 
-/** bytes in args travel as base64 in JSON (as SignalR's JSON protocol serializes byte arrays) */
-function bytesAsBase64(_k: string, v: unknown): unknown {
-  return v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : v;
+/**
+ * bytes in args travel as base64 in JSON (as SignalR's JSON protocol serializes byte arrays). The
+ * holder's own value: a Buffer's toJSON has already run on `v`
+ */
+function bytesAsBase64(this: Record<string, unknown>, k: string, v: unknown): unknown {
+  const own = this[k];
+  return own instanceof Uint8Array ? Buffer.from(own.buffer, own.byteOffset, own.byteLength).toString('base64') : v;
 }
 
 const json: HubProtocol = {

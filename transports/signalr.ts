@@ -35,6 +35,8 @@ const DIALECT = 'signalr';
 const RESERVED = new Set(['id', 'negotiateVersion', 'useStatefulReconnect', 'access_token', '_']);
 const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const NO_CONNECTION = 'No Connection with that ID';
+/** a poll answer's size before the rest waits for the next poll */
+const POLL_BUDGET = 256 * 1024;
 const STREAMS_UNSUPPORTED = 'Streaming is not supported by this server (StreamInvocation and client-to-server streams): use invoke or send.';
 
 type Kind = 'websocket' | 'sse' | 'polling';
@@ -155,7 +157,8 @@ export class SignalR {
     const ex = this.exchange(res, r.origin);
     const refused = this.port.admit(r.origin, true);
     if (refused !== null) return ex.reply(errors[refused].http || 503, 'text/plain', errors[refused].message);
-    const version = r.query.get('negotiateVersion') === '0' ? 0 : 1;
+    // a client that names no version speaks version 0 (TransportProtocols.md)
+    const version = Number(r.query.get('negotiateVersion') ?? 0) >= 1 ? 1 : 0;
     const stateful = r.query.get('useStatefulReconnect') === 'true';
     // the session opens now (the app decides now); the transport comes with its token
     const n = new NegotiateConnection(this.port, ex, version, stateful);
@@ -192,13 +195,15 @@ export class SignalR {
     const f = this.find(id);
     // a long-polling connection that just ended: its last messages, then 204 (not 404)
     const ended = f.s === null && id !== null ? this.http.get(parseToken(id)?.sid ?? '') : undefined;
-    if (ended !== undefined && ended.closed && !sse) return ended.poll(ex);
+    // (with the very token it was made with: a forged one names nothing)
+    if (ended !== undefined && ended.closed && ended.token === id && !sse) return ended.poll(ex);
     if (this.missing(f, ex, (home) => this.tunnel.forward(home, { o: 'get', t: 0, id: id!, sse }, ex))) return;
     const s = f.s!;
     const held = this.http.get(s.sid);
     if (sse) {
       if (held !== undefined || s.conn !== null) return ex.reply(409, 'text/plain', 'Another transport is connected');
       const c = new SrConnection(this, 'sse', s.sid);
+      c.token = id!;
       c.stream = ex;
       ex.onAbort = () => c.transportGone();
       // headers and a first chunk at once: proxies and the client see the stream start
@@ -210,6 +215,7 @@ export class SignalR {
       if (s.conn !== null) return ex.reply(409, 'text/plain', 'Another transport is connected');
       // the first poll: answered at once, empty (the connection is made)
       const c = new SrConnection(this, 'polling', s.sid);
+      c.token = id!;
       c.attach(s);
       return ex.reply(200, 'text/plain', '');
     }
@@ -397,6 +403,14 @@ export class SrConnection implements Connection, Carrier {
   stateful = false;
   /** a reconnected socket: the next thing it writes is Sequence (once the session is open here) */
   private resuming = false;
+  /** the newest seq of the session where it is held (a relayed one), from its open */
+  private holderLast = 0;
+  /** client-to-server streams refused: their items and completions are dropped */
+  private refusedStreams: Set<string> | null = null;
+  /** a refusal before the client's handshake: said as the handshake's error once it comes */
+  private refusal: string | null = null;
+  /** the connection token this connection was made with (long-polling and SSE: checked on every request) */
+  token = '';
   /** the id of the client's next tracked message, and the newest one it sent (stateful reconnect) */
   private nextClientId = 1;
   private ackScheduled = false;
@@ -443,17 +457,28 @@ export class SrConnection implements Connection, Carrier {
     this.port.attach(s, this, 0, true);
   }
 
-  sendOpen(s: PortSession): void {
+  sendOpen(s: PortSession, info: OpenInfo): void {
     // the hub protocol's own greeting is the handshake response, sent when the client's handshake comes
     this.opened = true;
-    this.resumed(s);
+    this.holderLast = info.last;
+    // a relayed session's replay follows its open in the same message: Sequence once it is in
+    if (this.resuming) queueMicrotask(() => this.session !== null && this.resumed(this.session));
   }
 
-  /** A reconnected socket, once both the client spoke and the session is open here: Sequence, then the replay */
+  /**
+   * A reconnected socket, once the client spoke and the session is open here: Sequence with the id
+   * of the first message replayed (the first entry held after `sent`; none: the next one), then
+   * the replay. A relayed session's entries come right after its open: they are waited for.
+   */
   private resumed(s: PortSession): void {
     if (!this.resuming || !this.opened || this.protocol === null) return;
+    const box = s.outbox;
+    let seq = s.sent + 1;
+    while (seq <= box.last && box.get(seq) === undefined) seq++;
+    if (seq > box.last) seq = Math.max(box.last, this.holderLast) + 1;
     this.resuming = false;
-    this.emit(this.protocol.encode({ type: SEQUENCE, sequenceId: s.sent + 1 }));
+    s.sent = seq - 1;
+    this.emit(this.protocol.encode({ type: SEQUENCE, sequenceId: seq }));
     this.flush(s);
   }
 
@@ -462,38 +487,44 @@ export class SrConnection implements Connection, Carrier {
   }
 
   flush(s: PortSession): void {
-    if (!this.ready || this.blocked || s.sent >= s.outbox.last) return;
+    if (!this.ready || this.blocked) return;
+    // a reconnected socket says where the replay starts first
+    if (this.resuming) return this.resumed(s);
+    if (s.sent >= s.outbox.last) return;
     if (this.kind === 'polling' && this.held === null) return; // the next poll takes them
     const box = s.outbox;
     while (s.sent < box.last && !this.blocked) {
       const seq = s.sent + 1;
       const e = box.get(seq);
+      // not taken (a full socket): it goes again after the drain
+      if (e !== undefined && !this.emit(this.protocol!.encode(toHub(e)))) break;
       s.sent = seq;
-      if (e !== undefined) this.emit(this.protocol!.encode(toHub(e)));
     }
     // no replay without stateful reconnect: what is written is delivered (else the client's Ack says)
     if (!this.stateful) this.port.acknowledge(s, s.sent);
   }
 
-  /** Writes one encoded message to the transport */
-  private emit(f: string | Uint8Array): void {
+  /** Writes one encoded message to the transport. @returns false when it was not taken (a full socket: write it again after the drain) */
+  private emit(f: string | Uint8Array): boolean {
     this.txIdle = 0;
     switch (this.kind) {
       case 'websocket': {
-        if (this.ws === null) return;
+        if (this.ws === null) return true;
         const r = this.ws.send(f, typeof f !== 'string');
+        // 0: sent, the buffer is full; 2: dropped (over the limit)
         if (r !== 1) this.blocked = true;
-        return;
+        return r !== 2;
       }
       case 'sse':
         if (this.stream !== null && !this.stream.write('data: ' + (f as string) + '\r\n\r\n')) {
           this.blocked = true;
           this.stream.onWritable(() => this.drained());
         }
-        return;
+        return true;
       case 'polling':
         this.pending.push(f);
         this.schedule();
+        return true;
     }
   }
 
@@ -517,7 +548,18 @@ export class SrConnection implements Connection, Carrier {
       if (h === null) return this.fail('SY_ERR_MALFORMED_FRAME');
       if ('error' in h) {
         this.emitRaw(handshakeResponse(h.error, false));
-        return this.closeTransport();
+        // the session ends with it (nothing else can come on this connection)
+        return s !== null ? this.port.fail(s, 'SY_ERR_BAD_REQUEST') : this.finish();
+      }
+      if (h.protocol.binary && this.kind === 'sse') {
+        // SSE carries text: a binary protocol cannot ride it
+        this.emitRaw(handshakeResponse(`The '${h.protocol.name}' protocol needs a binary transport; Server-Sent Events carry text.`, false));
+        return s !== null ? this.port.fail(s, 'SY_ERR_BAD_REQUEST') : this.finish();
+      }
+      if (this.refusal !== null) {
+        // refused before its handshake: the answer is why
+        this.emitRaw(handshakeResponse(this.refusal, false));
+        return this.finish();
       }
       this.protocol = h.protocol;
       this.emitRaw(handshakeResponse(undefined, h.protocol.binary && this.kind === 'websocket'));
@@ -563,6 +605,8 @@ export class SrConnection implements Connection, Carrier {
       case INVOCATION:
       case STREAM_INVOCATION: {
         if (m.type === STREAM_INVOCATION || m.streamIds !== undefined) {
+          // the streams it would send are dropped (their items and completions are not answers)
+          if (m.streamIds !== undefined && m.streamIds.length <= 16) for (const id of m.streamIds) (this.refusedStreams ??= new Set()).add(id);
           // never silence: an error Completion, in order with the session's entries
           if (m.invocationId === undefined) return;
           const r: ClientFrame = { type: 'refused', ack: m.invocationId, error: STREAMS_UNSUPPORTED };
@@ -575,8 +619,10 @@ export class SrConnection implements Connection, Carrier {
         return port.deliver(s, f);
       }
       case COMPLETION: {
-        // the client's answer to a server request (`session.request`): its ids are numbers
         const id = m.invocationId!;
+        // the end of a refused client-to-server stream
+        if (this.refusedStreams?.delete(id) === true) return;
+        // the client's answer to a server request (`session.request`): its ids are numbers
         const ack = /^\d{1,15}$/.test(id) ? Number(id) : id;
         const f: ClientFrame = m.error !== undefined ? { type: 'reply', ack, error: m.error } : { type: 'reply', ack, args: m.hasResult ? [m.result] : [] };
         if (cseq !== undefined) f.cseq = cseq;
@@ -647,8 +693,21 @@ export class SrConnection implements Connection, Carrier {
     this.held = null;
     this.stopHeldTimer();
     if (status === 204) return ex.reply(204, null);
-    const out = this.pending;
-    this.pending = [];
+    // at most POLL_BUDGET bytes an answer (it may cross the bus, whose messages are bounded); the
+    // rest goes with the next poll
+    let n = 0;
+    let size = 0;
+    const pending = this.pending;
+    while (n < pending.length) {
+      const f = pending[n]!;
+      const b = typeof f === 'string' ? f.length : f.byteLength;
+      if (n > 0 && size + b > POLL_BUDGET) break;
+      size += b;
+      n++;
+    }
+    const all = n === pending.length;
+    const out = all ? pending : pending.splice(0, n);
+    if (all) this.pending = [];
     const binary = this.protocol?.binary === true;
     if (!binary) return ex.reply(200, 'text/plain', out.join(''));
     ex.reply(200, 'application/octet-stream', Buffer.concat(out.map((f) => (typeof f === 'string' ? Buffer.from(f) : f))));
@@ -665,9 +724,10 @@ export class SrConnection implements Connection, Carrier {
 
   /** The keep-alive tick: a Ping when nothing was written for keepAliveMs; a silent client is gone */
   beat(): void {
-    if (this.closed || this.protocol === null) return;
+    if (this.closed) return;
     const o = this.sr.o;
     const tick = this.sr.tickMs;
+    // also before the handshake: a client that never says it is gone too
     const silent = ++this.rxIdle * tick > o.clientTimeoutMs;
     if (this.kind === 'polling') {
       // a long-polling client keeps itself alive by polling; one that stopped is gone
@@ -675,24 +735,29 @@ export class SrConnection implements Connection, Carrier {
       return;
     }
     if (silent) return this.transportGone();
-    if (++this.txIdle * tick >= o.keepAliveMs && !this.blocked) this.emit(this.protocol.encode({ type: PING }));
+    if (this.protocol !== null && ++this.txIdle * tick >= o.keepAliveMs && !this.blocked) this.emit(this.protocol.encode({ type: PING }));
   }
 
   /** The session ended: the Close message, then the transport closes */
   end(s: PortSession, code: number, reason: string): void {
     this.session = null;
     if (this.closed) return;
+    if (this.protocol === null && this.kind === 'websocket' && code === errors.SY_ERR_REJECTED.ws) {
+      // refused before the client's handshake (skipNegotiation): the handshake's answer says why
+      this.refusal = reason;
+      setTimeout(() => this.finish(), this.sr.o.clientTimeoutMs).unref();
+      return;
+    }
     // the client closed it itself: nothing more to say
     if (this.protocol !== null && code !== 1000) {
+      // a reconnected socket's client listens only after Sequence
+      if (this.resuming) {
+        this.resuming = false;
+        this.emit(this.protocol.encode({ type: SEQUENCE, sequenceId: s.sent + 1 }));
+      }
       // what is left, then Close: the app's disconnect or a refusal ends it for good; the gateway's
       // own reasons (a slow reader, lost output, a shutdown) let the client reconnect
-      const box = s.outbox;
-      while (s.sent < box.last) {
-        const seq = s.sent + 1;
-        const e = box.get(seq);
-        s.sent = seq;
-        if (e !== undefined) this.emit(this.protocol.encode(toHub(e)));
-      }
+      this.writeAll(s);
       const app = code >= 4000 && code <= 4099;
       const close: HubMessage = { type: CLOSE };
       if (code !== 1000) close.error = app || code === errors.SY_ERR_REJECTED.ws ? reason : `Server closed the connection: ${reason}`;
@@ -706,10 +771,24 @@ export class SrConnection implements Connection, Carrier {
   /** The node drains: clients reconnect (elsewhere) */
   restart(): void {
     const s = this.session;
-    // a stateful client reconnects its socket by itself and resumes: just close it; others are
-    // told to reconnect (to a new connection)
-    if (s !== null && this.protocol !== null && !this.stateful) this.emit(this.protocol.encode({ type: CLOSE, error: 'Server is restarting', allowReconnect: true }));
+    // a stateful client reconnects its socket by itself and resumes: just close it; others get
+    // what is left and are told to reconnect (to a new connection)
+    if (s !== null && this.protocol !== null && !this.stateful) {
+      this.writeAll(s);
+      this.emit(this.protocol.encode({ type: CLOSE, error: 'Server is restarting', allowReconnect: true }));
+    }
     this.finish();
+  }
+
+  /** Writes every entry left, past a full buffer (the last words before a close) */
+  private writeAll(s: PortSession): void {
+    const box = s.outbox;
+    while (s.sent < box.last) {
+      const seq = s.sent + 1;
+      const e = box.get(seq);
+      s.sent = seq;
+      if (e !== undefined) this.emit(this.protocol!.encode(toHub(e)));
+    }
   }
 
   drop(): void {
