@@ -137,6 +137,27 @@ describe('SignalR across nodes', () => {
     sender.send({ type: 'close' });
   });
 
+  it('a stateful resume of a connection that ended, through the other node: the client gets Sequence and a Close (no reconnect loop)', async () => {
+    const [a, b] = cluster.gateways as [Proc, Proc];
+    const n = await http(`${a.url}/hubs/demo/negotiate?negotiateVersion=1&useStatefulReconnect=true`, { method: 'POST' });
+    const id = encodeURIComponent(n.body.connectionToken);
+    const first = new WebSocket(`${a.ws}/hubs/demo?id=${id}`);
+    await new Promise((r) => first.once('open', r));
+    first.send(JSON.stringify({ protocol: 'json', version: 1 }) + RS + JSON.stringify({ type: 7 }) + RS);
+    await new Promise((r) => first.once('close', r));
+    const second = new WebSocket(`${b.ws}/hubs/demo?id=${id}`);
+    const got: string[] = [];
+    second.on('message', (d) => got.push(d.toString()));
+    second.on('error', () => {});
+    await new Promise((r) => second.once('open', r));
+    second.send(JSON.stringify({ type: 9, sequenceId: 1 }) + RS);
+    await until(() => (got.join('').includes('"type":7') ? true : undefined), 5000);
+    const records = got.join('').split(RS).filter(Boolean).map((r) => JSON.parse(r));
+    expect(records[0]).toEqual({ type: 9, sequenceId: 1 });
+    expect(records[1].type).toBe(7);
+    expect(records[1].allowReconnect).toBeUndefined();
+  });
+
   it('stateful reconnect through the other node after a drain: nothing missed, nothing twice', async () => {
     await Promise.all(conns.splice(0).map((c) => c.stop().catch(() => undefined)));
     const counts = async () => Promise.all(cluster.gateways.map(async (g) => (await http(`${g.url}/healthz`)).body.sessions as number));

@@ -414,6 +414,8 @@ export class SrConnection implements Connection, Carrier {
   /** the id of the client's next tracked message, and the newest one it sent (stateful reconnect) */
   private nextClientId = 1;
   private ackScheduled = false;
+  /** the newest client message id acked to it */
+  private acked = 0;
   ws: WebSocket<SocketData> | null = null;
   stream: HttpAnswer | null = null;
   /** long-polling: the held poll, and what waits for the next one */
@@ -541,6 +543,7 @@ export class SrConnection implements Connection, Carrier {
       // a stateful reconnect: no handshake, its first message is Sequence; the frame kind says the protocol
       this.protocol = hubProtocols[typeof data === 'string' ? 'json' : 'messagepack'];
       this.resuming = true;
+      if (this.refusal !== null) return this.resumeRefused();
       if (s !== null) this.resumed(s);
     }
     if (this.protocol === null) {
@@ -584,7 +587,11 @@ export class SrConnection implements Connection, Carrier {
       this.ackScheduled = true;
       queueMicrotask(() => {
         this.ackScheduled = false;
-        if (!this.closed && this.protocol !== null) this.emit(this.protocol.encode({ type: ACK, sequenceId: this.nextClientId - 1 }));
+        // only what is new, and never before the Sequence of a resumed socket
+        const id = this.nextClientId - 1;
+        if (this.closed || this.protocol === null || this.resuming || id <= this.acked) return;
+        this.acked = id;
+        this.emit(this.protocol.encode({ type: ACK, sequenceId: id }));
       });
     }
   }
@@ -742,14 +749,16 @@ export class SrConnection implements Connection, Carrier {
   end(s: PortSession, code: number, reason: string): void {
     this.session = null;
     if (this.closed) return;
-    if (this.protocol === null && this.kind === 'websocket' && code === errors.SY_ERR_REJECTED.ws) {
-      // refused before the client's handshake (skipNegotiation): the handshake's answer says why
+    if (this.protocol === null && this.kind === 'websocket' && (code === errors.SY_ERR_REJECTED.ws || this.stateful)) {
+      // refused before the client's handshake (skipNegotiation): the handshake's answer says why;
+      // a stateful resume of a connection that ended: its first message (Sequence) gets a Close
       this.refusal = reason;
       setTimeout(() => this.finish(), this.sr.o.clientTimeoutMs).unref();
       return;
     }
-    // the client closed it itself: nothing more to say
-    if (this.protocol !== null && code !== 1000) {
+    // the client closed it itself: nothing more to say (unless this socket is a resume of it, whose
+    // client waits to hear what became of its connection)
+    if (this.protocol !== null && (code !== 1000 || this.resuming)) {
       // a reconnected socket's client listens only after Sequence
       if (this.resuming) {
         this.resuming = false;
@@ -798,8 +807,24 @@ export class SrConnection implements Connection, Carrier {
 
   fail(code: ErrorCode): void {
     const s = this.session;
-    if (s !== null) this.port.fail(s, code);
-    else this.finish();
+    if (s !== null) return this.port.fail(s, code);
+    // a stateful resume the session's node refused (it no longer has it): the client must hear it,
+    // or it reconnects again and again; it listens only after a Sequence
+    if (this.stateful && this.kind === 'websocket' && !this.closed) {
+      this.refusal = errors[code].message;
+      if (this.protocol !== null) return this.resumeRefused();
+      setTimeout(() => this.finish(), this.sr.o.clientTimeoutMs).unref();
+      return;
+    }
+    this.finish();
+  }
+
+  /** Sequence (so that the client listens), then a Close it does not reconnect after */
+  private resumeRefused(): void {
+    this.resuming = false;
+    this.emit(this.protocol!.encode({ type: SEQUENCE, sequenceId: 1 }));
+    this.emit(this.protocol!.encode({ type: CLOSE, error: `Server closed the connection: ${this.refusal}` }));
+    this.finish();
   }
 
   /** The client closed (DELETE, a long-polling client gone): the session ends */
