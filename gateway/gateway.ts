@@ -25,6 +25,7 @@ import { mountNative } from '../transports/native.ts';
 import { mountSocketIo } from '../transports/socketio.ts';
 import type { Engine } from '../transports/engineio.ts';
 import { mountSignalR, type SignalR } from '../transports/signalr.ts';
+import { mountSockJs } from '../transports/sockjs.ts';
 import { mountStatic } from './static.ts';
 import { Exchange } from '../transports/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
@@ -111,6 +112,7 @@ export class Gateway implements SessionOwner, Port {
     mountNative(this);
     if (this.options.socketio !== false) this.engineio = mountSocketIo(this, this.options.socketio);
     if (this.options.signalr !== false) this.signalr = mountSignalR(this, this.options.signalr);
+    if (this.options.sockjs !== false) mountSockJs(this, this.options.sockjs);
     this.app.get('/healthz', (res) => {
       const ex = new Exchange(res, '');
       // 503 while draining: load balancers take the node out at once
@@ -201,8 +203,8 @@ export class Gateway implements SessionOwner, Port {
   // ---- sessions (Port) ---------------------------------------------------------------------------
 
   /** Creates a session and asks a worker to accept it; `conn.sendOpen` follows on accept. */
-  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed = false): Session {
-    const sid = randomBytes(12).toString('base64url');
+  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed = false, chosen?: string): Session {
+    const sid = chosen ?? randomBytes(12).toString('base64url');
     const s = this.newSession(sid, meta, transport);
     s.conn = conn;
     s.lossy = resumeFailed;
@@ -362,6 +364,20 @@ export class Gateway implements SessionOwner, Port {
       if (node !== this.nodeId) return done({ kind: 'remote', home: node, sid, token: signToken(this.options.secret, sid, node) });
       const s = this.sessions.get(sid);
       done(s !== undefined && s.state !== SessionState.Closed ? { kind: 'session', session: s } : { kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
+    });
+  }
+
+  lookup(sid: string, done: (t: Target) => void): void {
+    const here = this.sessions.get(sid);
+    if (here !== undefined && here.state !== SessionState.Closed) return done({ kind: 'session', session: here });
+    const ended = this.endedSession(sid, 0);
+    if (ended !== null) return done({ kind: 'ended', ended });
+    if (!this.clustered) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
+    this.directory.locate(sid, (node) => {
+      const s = this.sessions.get(sid);
+      if (s !== undefined && s.state !== SessionState.Closed) return done({ kind: 'session', session: s });
+      if (node === null || node === this.nodeId) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
+      done({ kind: 'remote', home: node, sid, token: signToken(this.options.secret, sid, node) });
     });
   }
 

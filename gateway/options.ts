@@ -55,6 +55,8 @@ export interface GatewayOptions {
   socketio?: SocketIoConfig | false;
   /** the SignalR dialect (@microsoft/signalr clients); false: not served @default {} (hub `demo` at /hubs/demo) */
   signalr?: SignalRConfig | false;
+  /** the SockJS dialect (sockjs-client); false: not served @default {} (at /sockjs) */
+  sockjs?: { prefix?: string } | false;
 }
 
 /** The SignalR dialect's options (see docs/signalr.md) */
@@ -90,7 +92,7 @@ export interface SocketIoConfig {
 /** what a node id may be (it is part of bus subjects and of session tokens) */
 export const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio' | 'signalr'>> & { socketio: SocketIoOptions | false; signalr: SignalROptions | false };
+export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio' | 'signalr' | 'sockjs'>> & { socketio: SocketIoOptions | false; signalr: SignalROptions | false; sockjs: { prefix: string } | false };
 
 export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   const r: ResolvedOptions = {
@@ -117,6 +119,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     ...stripUndefined(o),
     socketio: false,
     signalr: false,
+    sockjs: false,
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
@@ -131,6 +134,11 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   if (r.secret.length < 16) throw new TypeError('option secret must be at least 16 characters');
   if (o.socketio !== false) r.socketio = resolveSocketIo(o.socketio ?? {}, r);
   if (o.signalr !== false) r.signalr = resolveSignalR(o.signalr ?? {});
+  if (o.sockjs !== false) {
+    const prefix = o.sockjs?.prefix ?? '/sockjs';
+    if (!/^\/[A-Za-z0-9_/-]*[A-Za-z0-9_-]$/.test(prefix)) throw new TypeError(`option sockjs.prefix must be a path without a trailing slash, got ${prefix}`);
+    r.sockjs = { prefix };
+  }
   return r;
 }
 

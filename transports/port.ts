@@ -158,8 +158,11 @@ export interface Port {
   corsOrigin(origin: string): string;
   /** answers should close the connection (the node is draining) */
   readonly closing: boolean;
-  /** Creates a session (a worker must accept it; `sendOpen` follows then) */
-  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean): PortSession;
+  /**
+   * Creates a session (a worker must accept it; `sendOpen` follows then). `sid`: one the client
+   * chose (SockJS), which the wire made sure no node holds (see `lookup`)
+   */
+  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean, sid?: string): PortSession;
   /** The session a client names by `sid` and signed `token`; `last`: what it has seen (for an ended one) */
   find(sid: string, token: string, last: number): Target;
   /** Attaches `conn` to a live session, replacing its connection; entries after `last` follow. @returns whether nothing was lost */
@@ -199,6 +202,12 @@ export interface Port {
    * has seen (for an ended session's unread entries).
    */
   resume(key: string, last: number, done: (t: Target) => void): void;
+  /**
+   * The session `sid` names, wherever it is in the cluster, with no token (for keys the client
+   * chose, like SockJS's session ids, which are the client's secret: the wire gives its sessions
+   * sids no other dialect's can have)
+   */
+  lookup(sid: string, done: (t: Target) => void): void;
   /**
    * A wire's own messages between nodes (Engine.IO tunnels a carrier's requests to the node that
    * holds it). `handler` gets what other nodes post on `channel` to this one.

@@ -30,8 +30,8 @@ interface WsData {
   boot: Boot | null;
 }
 
-/** One WebSocket: its own carrier, carrying one session */
-class WsConnection implements Connection, Carrier {
+/** One WebSocket: its own carrier, carrying one session (a dialect whose socket is its session uses it with its own codec) */
+export class WsConnection implements Connection, Carrier {
   // getters, not fields: an idle connection costs every field it has
   get transport(): 'websocket' {
     return 'websocket';
@@ -122,6 +122,11 @@ class WsConnection implements Connection, Carrier {
   restart(): void {
     // no native close frame: to the client this is a connection drop, and it resumes elsewhere
     if (!this.closed) this.ws.end(errors.SY_ERR_SHUTTING_DOWN.ws, 'SY_ERR_SHUTTING_DOWN');
+  }
+
+  /** Ends a connection that never got a session, with a dialect's own close */
+  refuseWith(code: number, reason: string): void {
+    this.finishNow([this.codec.close(code, reason)], code, reason);
   }
 
   /** Ends a connection that never got a session */
