@@ -1,0 +1,125 @@
+/**
+ * The SockJS dialect with the real sockjs-client 1.6 in Node (websocket, xhr-streaming,
+ * eventsource, xhr-polling), and raw HTTP for the protocol's rules the client hides.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import SockJS from 'sockjs-client';
+import { io, type Socket } from 'socket.io-client';
+import { closeAll, http, startNode, until, WsClient } from './helpers.ts';
+
+const sockets: Socket[] = [];
+const clients: Array<{ close(): void }> = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const s of sockets.splice(0)) s.disconnect();
+  await closeAll();
+});
+
+type Frame = Record<string, any>;
+
+/** A sockjs-client whose messages (native frames' JSON text) are parsed */
+async function connect(url: string, transport: string): Promise<{ s: InstanceType<typeof SockJS>; frames: Frame[]; request(event: string, ...args: unknown[]): Promise<Frame> }> {
+  const s = new SockJS(url, null, { transports: [transport] });
+  clients.push(s);
+  const frames: Frame[] = [];
+  s.onmessage = (m: { data: string }) => void frames.push(JSON.parse(m.data));
+  await new Promise<void>((resolve, reject) => {
+    s.onopen = () => resolve();
+    s.onclose = (e: { code: number; reason: string }) => reject(new Error(`closed ${e.code} ${e.reason}`));
+  });
+  let ack = 0;
+  return {
+    s,
+    frames,
+    async request(event, ...args) {
+      const id = ++ack;
+      s.send(JSON.stringify({ type: 'event', event, args, ack: id }));
+      return until(() => frames.find((f) => f.type === 'reply' && f.ack === id));
+    },
+  };
+}
+
+const TRANSPORTS = ['websocket', 'xhr-streaming', 'eventsource', 'xhr-polling'];
+
+describe('sockjs-client on one node', () => {
+  for (const transport of TRANSPORTS) {
+    it(`${transport}: echo with an ack, events, and a room shared with a native and a Socket.IO client`, async () => {
+      const node = await startNode();
+      const c = await connect(`${node.url}/sockjs`, transport);
+      expect((c.s as unknown as { transport: string }).transport).toBe(transport);
+      expect((await c.request('echo', 'héllo', { a: [1] })).args).toEqual(['héllo', { a: [1] }]);
+      c.s.send(JSON.stringify({ type: 'event', event: 'echo', args: ['no ack'] }));
+      await until(() => c.frames.find((f) => f.type === 'event' && f.event === 'echo'));
+      expect((await c.request('join', 'sj')).args).toEqual([true]);
+      const native = await WsClient.open(`${node.ws}/rt/ws`);
+      await native.request('join', 'sj');
+      const sio = io(node.url, { transports: ['websocket'] });
+      sockets.push(sio);
+      const heard: string[] = [];
+      sio.on('said', (_r: string, text: string) => heard.push(text));
+      await sio.emitWithAck('join', 'sj');
+      await c.request('say', 'sj', 'from sockjs');
+      await native.request('say', 'sj', 'from native');
+      await sio.emitWithAck('say', 'sj', 'from socket.io');
+      const said = () => c.frames.filter((f) => f.event === 'said').map((f) => f.args[1]);
+      await until(() => (said().length === 3 ? true : undefined));
+      expect(said()).toEqual(['from sockjs', 'from native', 'from socket.io']);
+      await until(() => (heard.length === 3 ? true : undefined));
+      await native.next((f) => f.event === 'said' && f.args[1] === 'from socket.io');
+    });
+  }
+});
+
+describe('the SockJS protocol, raw', () => {
+  it('the greeting and /info', async () => {
+    const node = await startNode();
+    const g = await fetch(`${node.url}/sockjs`);
+    expect(await g.text()).toBe('Welcome to SockJS!\n');
+    expect(g.headers.get('content-type')).toBe('text/plain; charset=UTF-8');
+    const info = await http(`${node.url}/sockjs/info`, { headers: { origin: 'http://example.test' } });
+    expect(Object.keys(info.body).sort()).toEqual(['cookie_needed', 'entropy', 'origins', 'websocket']);
+    expect(info.body).toMatchObject({ websocket: true, cookie_needed: false, origins: ['*:*'] });
+    expect(info.headers.get('access-control-allow-origin')).toBe('http://example.test');
+  });
+
+  it('xhr: o, then messages in a[…]; xhr_send errors; a second receiver gets c[2010]; a closed session c[3000]', async () => {
+    const node = await startNode();
+    const base = `${node.url}/sockjs/000/abc123`;
+    const post = async (path: string, body?: string) => {
+      const r = await fetch(`${base}/${path}`, { method: 'POST', body });
+      return { status: r.status, text: await r.text() };
+    };
+    expect(await post('xhr')).toEqual({ status: 200, text: 'o\n' });
+    expect(await post('xhr_send', '')).toMatchObject({ status: 500, text: 'Payload expected.' });
+    expect(await post('xhr_send', '[x')).toMatchObject({ status: 500, text: 'Broken JSON encoding.' });
+    expect((await fetch(`${node.url}/sockjs/000/nosuch/xhr_send`, { method: 'POST', body: '["x"]' })).status).toBe(404);
+    expect((await post('xhr_send', JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: [1], ack: 7 })]))).status).toBe(204);
+    const answer = await post('xhr');
+    expect(answer.text.startsWith('a[')).toBe(true);
+    expect(JSON.parse(JSON.parse(answer.text.slice(1))[0])).toMatchObject({ type: 'reply', ack: 7, args: [1] });
+    const first = post('xhr');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await post('xhr')).toEqual({ status: 200, text: 'c[2010,"Another connection still open"]\n' });
+    expect((await post('xhr_send', JSON.stringify([JSON.stringify({ type: 'close' })]))).status).toBe(204);
+    expect((await first).text).toMatch(/^c\[1000,/);
+    expect(await post('xhr')).toEqual({ status: 200, text: 'c[3000,"Go away!"]\n' });
+  });
+
+  it('bad session URLs are 404', async () => {
+    const node = await startNode();
+    for (const path of ['/sockjs//abc/xhr', '/sockjs/000//xhr', '/sockjs/a.b/abc/xhr', '/sockjs/000/a.b/xhr']) {
+      expect((await fetch(`${node.url}${path}`, { method: 'POST' })).status, path).toBe(404);
+    }
+  });
+
+  it('xhr_streaming: a 2 KiB h prelude, then o and messages, one per line', async () => {
+    const node = await startNode();
+    const res = await fetch(`${node.url}/sockjs/000/stream1/xhr_streaming`, { method: 'POST' });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('o\n')) text += Buffer.from((await reader.read()).value!).toString();
+    expect(text.startsWith('h'.repeat(2048) + '\n')).toBe(true);
+    await fetch(`${node.url}/sockjs/000/stream1/xhr_send`, { method: 'POST', body: JSON.stringify(['plain text']) });
+    await reader.cancel();
+  });
+});
