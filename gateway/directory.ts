@@ -40,15 +40,15 @@ export class Directory {
     this.pending.clear();
   }
 
-  /** The node holding `sid`: this one, another one, or null when none answers in time */
-  locate(sid: string, done: (node: string | null) => void): void {
+  /** The node holding `sid`: this one, another one, or null when none answers within `waitMs` (default relayTimeoutMs) */
+  locate(sid: string, done: (node: string | null) => void, waitMs = this.gw.options.relayTimeoutMs): void {
     if (this.gw.sessions.has(sid)) return done(this.gw.nodeId);
     if (this.sub === null) return done(null);
     const qid = this.nextQid++;
     const timer = setTimeout(() => {
       this.pending.delete(qid);
       done(null);
-    }, this.gw.options.relayTimeoutMs);
+    }, waitMs);
     timer.unref();
     this.pending.set(qid, { done, timer });
     this.gw.bus.publish(subjects.directory, { t: 'r-who', sid, from: this.gw.nodeId, qid });

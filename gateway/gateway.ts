@@ -367,7 +367,7 @@ export class Gateway implements SessionOwner, Port {
     });
   }
 
-  lookup(sid: string, done: (t: Target) => void): void {
+  lookup(sid: string, done: (t: Target) => void, waitMs?: number): void {
     const here = this.sessions.get(sid);
     if (here !== undefined && here.state !== SessionState.Closed) return done({ kind: 'session', session: here });
     const ended = this.endedSession(sid, 0);
@@ -378,7 +378,7 @@ export class Gateway implements SessionOwner, Port {
       if (s !== undefined && s.state !== SessionState.Closed) return done({ kind: 'session', session: s });
       if (node === null || node === this.nodeId) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
       done({ kind: 'remote', home: node, sid, token: signToken(this.options.secret, sid, node) });
-    });
+    }, waitMs);
   }
 
   link(channel: string, handler: (from: string, message: unknown) => void): Link {

@@ -64,8 +64,10 @@ export class Relay {
     const s = new Session(sid, meta, '', conn.transport, this.gw.outboxLimits, this.gw);
     s.relay = { home, cid, token, deadline: Date.now() + o.relayTimeoutMs + (poll ? o.pollTimeoutMs : 0) };
     s.conn = conn;
-    s.outbox.reset(last);
-    s.sent = last;
+    // `last` < 0: the client has no cursor; the holder goes on after what it wrote (its entries
+    // come with their own seqs)
+    s.outbox.reset(Math.max(0, last));
+    s.sent = Math.max(0, last);
     this.shadowsByCid.set(cid, s);
     this.toNode(home, { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport: conn.transport, poll });
     return s;
@@ -263,7 +265,8 @@ export class Relay {
     rc.session = s;
     this.remotes.set(rc.key, rc);
     out({}); // attached
-    this.gw.attach(s, rc, e.last, !e.poll);
+    // a client without a cursor (e.last < 0, SockJS): written is delivered, so it goes on after `sent`
+    this.gw.attach(s, rc, e.last < 0 ? s.sent : e.last, !e.poll);
     if (e.poll && rc.session !== null) rc.hold(this.gw.options.pollTimeoutMs);
   }
 

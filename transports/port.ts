@@ -167,7 +167,11 @@ export interface Port {
   find(sid: string, token: string, last: number): Target;
   /** Attaches `conn` to a live session, replacing its connection; entries after `last` follow. @returns whether nothing was lost */
   attach(s: PortSession, conn: Connection, last: number, sendOpen: boolean): boolean;
-  /** Attaches `conn` to a session held by node `home` (a relay); the returned session stands in for it here */
+  /**
+   * Attaches `conn` to a session held by node `home` (a relay); the returned session stands in for
+   * it here. `last` < 0: the client has no cursor (written is delivered): the holder goes on after
+   * what it wrote
+   */
   attachRemote(t: Extract<Target, { kind: 'remote' }>, meta: SessionMeta, conn: Connection, last: number, poll: boolean): PortSession;
   /** The connection went away; the session waits for the next one (resume window) */
   detach(s: PortSession, conn: Connection): void;
@@ -205,9 +209,10 @@ export interface Port {
   /**
    * The session `sid` names, wherever it is in the cluster, with no token (for keys the client
    * chose, like SockJS's session ids, which are the client's secret: the wire gives its sessions
-   * sids no other dialect's can have)
+   * sids no other dialect's can have). In a cluster, nobody answering within `waitMs` (default
+   * relayTimeoutMs) means nobody holds it
    */
-  lookup(sid: string, done: (t: Target) => void): void;
+  lookup(sid: string, done: (t: Target) => void, waitMs?: number): void;
   /**
    * A wire's own messages between nodes (Engine.IO tunnels a carrier's requests to the node that
    * holds it). `handler` gets what other nodes post on `channel` to this one.

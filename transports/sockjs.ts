@@ -32,6 +32,8 @@ const SID_PREFIX = 'sj_';
 /** what a session id or server id may be (SockJS: non-empty, no dots) */
 const PART = /^[^./]{1,64}$/;
 const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
+/** how long a node waits for another to say it holds a session, before making it */
+const LOOKUP_MS = 250;
 
 /** A SockJS message: a native frame's JSON text, as a JSON string (the `a[…]` array's element) */
 class MessageCodec implements Codec {
@@ -165,7 +167,9 @@ class SockJs {
   /** The session a client's id names, here or anywhere in the cluster (null: none) */
   private session(server: string, session: string, done: (t: Target | null) => void): void {
     if (!PART.test(server) || !PART.test(session)) return done(null);
-    this.port.lookup(SID_PREFIX + session, (t) => done(t));
+    // the holder answers within milliseconds; a new session's first request cannot wait long
+    // (sockjs-client gives a transport up after about 600 ms without `o`)
+    this.port.lookup(SID_PREFIX + session, (t) => done(t), LOOKUP_MS);
   }
 
   /** A receiving request: xhr (a poll), xhr_streaming, eventsource */
@@ -192,7 +196,8 @@ class SockJs {
           return conn instanceof PollConnection ? conn.reply([messages.close(3000, 'Go away!')]) : conn.finishEnded({ ...t.ended, entries: [], code: 3000, reason: 'Go away!' });
         }
         if (t.kind === 'remote') {
-          conn.session = port.attachRemote(t, this.meta(r), conn, 0, kind === 'polling');
+          // no cursor in SockJS: the holder goes on after what it wrote
+          conn.session = port.attachRemote(t, this.meta(r), conn, -1, kind === 'polling');
           if (conn instanceof PollConnection) conn.hold(port.options.pollTimeoutMs + port.options.relayTimeoutMs);
           return;
         }
@@ -272,7 +277,7 @@ class SockJs {
           const refused = port.admit(d.meta.origin, true);
           if (refused !== null) return c.refuse(refused);
           c.session = port.open('websocket', d.meta, c, false, d.sid);
-        });
+        }, LOOKUP_MS);
       },
       message: (ws, message) => {
         const c = ws.getUserData().c;
