@@ -123,3 +123,59 @@ describe('the SockJS protocol, raw', () => {
     await reader.cancel();
   });
 });
+
+describe('the browser-only transports and the raw WebSocket, raw', () => {
+  it('jsonp: the callback gets o, then messages; jsonp_send takes a d= form or a raw body; a bad callback is refused', async () => {
+    const node = await startNode();
+    const base = `${node.url}/sockjs/000/jp1`;
+    expect(await (await fetch(`${base}/jsonp`)).text()).toBe('"callback" parameter required');
+    expect(await (await fetch(`${base}/jsonp?c=bad%3Cx`)).text()).toBe('invalid "callback" parameter');
+    expect(await (await fetch(`${base}/jsonp?c=cb`)).text()).toBe('/**/cb("o");\r\n');
+    const frame = JSON.stringify({ type: 'event', event: 'echo', args: ['jp'], ack: 3 });
+    const form = await fetch(`${base}/jsonp_send`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'd=' + encodeURIComponent(JSON.stringify([frame])) });
+    expect({ status: form.status, text: await form.text() }).toEqual({ status: 200, text: 'ok' });
+    const text = await (await fetch(`${base}/jsonp?c=cb`)).text();
+    expect(text.startsWith('/**/cb("a[')).toBe(true);
+    const inner = JSON.parse(text.slice('/**/cb('.length, -';\r\n'.length - 1)) as string;
+    expect(JSON.parse(JSON.parse(inner.slice(1))[0])).toMatchObject({ type: 'reply', ack: 3, args: ['jp'] });
+    const rawBody = await fetch(`${base}/jsonp_send`, { method: 'POST', body: JSON.stringify(['plain']) });
+    expect(await rawBody.text()).toBe('ok');
+  });
+
+  it('htmlfile: a page over 1 KiB calling the callback with each frame', async () => {
+    const node = await startNode();
+    const res = await fetch(`${node.url}/sockjs/000/hf1/htmlfile?c=parentCb`);
+    expect(res.headers.get('content-type')).toBe('text/html; charset=UTF-8');
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('p("o")')) text += Buffer.from((await reader.read()).value!).toString();
+    expect(text.indexOf('<script>\np("o")')).toBeGreaterThan(1024);
+    expect(text).toContain('parent.parentCb');
+    await reader.cancel();
+  });
+
+  it('iframe.html with an ETag (304 when unchanged), and the client library it loads', async () => {
+    const node = await startNode();
+    const page = await fetch(`${node.url}/sockjs/iframe.html`);
+    expect(page.status).toBe(200);
+    const etag = page.headers.get('etag')!;
+    expect(await page.text()).toContain('/sockjs/sockjs.min.js');
+    expect((await fetch(`${node.url}/sockjs/iframe-1.6.1.html`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    const lib = await fetch(`${node.url}/sockjs/sockjs.min.js`);
+    expect(lib.status).toBe(200);
+    expect((await lib.text()).length).toBeGreaterThan(10_000);
+  });
+
+  it('the raw WebSocket: one message is one native frame, no SockJS framing', async () => {
+    const node = await startNode();
+    const { default: WebSocket } = await import('ws');
+    const ws = new WebSocket(`${node.ws}/sockjs/websocket`);
+    const got: string[] = [];
+    ws.on('message', (d) => got.push(d.toString()));
+    await new Promise((r) => ws.once('open', r));
+    ws.send(JSON.stringify({ type: 'event', event: 'echo', args: ['raw'], ack: 1 }));
+    await until(() => (got.length > 0 ? true : undefined));
+    expect(JSON.parse(got[0]!)).toMatchObject({ type: 'reply', ack: 1, args: ['raw'] });
+    ws.close();
+  });
+});

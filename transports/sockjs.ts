@@ -9,7 +9,9 @@
  *   `sj_<session>`, looked up in the whole cluster before one is made (or it would fork).
  * @see ../docs/sockjs.md
  */
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { HttpResponse } from 'uWebSockets.js';
 import type { ClientFrame, Codec, Frame, Port, Target } from './port.ts';
 import type { Entry } from './entry.ts';
@@ -60,7 +62,24 @@ class SocketCodec extends MessageCodec {
   }
 }
 
+/** The raw WebSocket: a message is the native frame's text itself; no open, no heartbeat frames */
+class RawCodec extends MessageCodec {
+  override encode(seq: number, e: Entry): Frame {
+    return nativeCodecs.json.encode(seq, e);
+  }
+  override open(): Frame {
+    return '';
+  }
+  override ping(): Frame {
+    return '';
+  }
+  override close(): Frame {
+    return '';
+  }
+}
+
 const messages = new MessageCodec();
+const rawCodec = new RawCodec();
 const socketCodec = new SocketCodec();
 
 /** a message (a JSON string) rather than a control frame (`o`, `h`, `c[…]`) */
@@ -142,8 +161,29 @@ class SockJs {
     app.post(`${p}/:server/:session/xhr`, (res, req) => this.receive(res, req, 'polling'));
     app.post(`${p}/:server/:session/xhr_streaming`, (res, req) => this.receive(res, req, 'xhr_streaming'));
     app.get(`${p}/:server/:session/eventsource`, (res, req) => this.receive(res, req, 'eventsource'));
-    app.post(`${p}/:server/:session/xhr_send`, (res, req) => this.send(res, req));
+    app.post(`${p}/:server/:session/xhr_send`, (res, req) => this.send(res, req, 'xhr'));
+    app.get(`${p}/:server/:session/htmlfile`, (res, req) => this.receive(res, req, 'htmlfile'));
+    app.get(`${p}/:server/:session/jsonp`, (res, req) => this.receive(res, req, 'jsonp'));
+    app.post(`${p}/:server/:session/jsonp_send`, (res, req) => this.send(res, req, 'jsonp'));
+    // the page the iframe transports load: the client library, then its bootstrap
+    const page = iframePage(`${p}/sockjs.min.js`);
+    const etag = '"' + createHash('md5').update(page).digest('hex') + '"';
+    // `/iframe.html`, `/iframe-<version>.html`, … (uWS matches the static routes here first)
+    app.get(`${p}/:page`, (res, req) => {
+      const ex = this.exchange(res, '');
+      if (!/^iframe[0-9a-z._-]*\.html$/.test(req.getParameter(0) ?? '')) return ex.reply(404, 'text/plain', 'Not Found');
+      const cache = { 'Cache-Control': 'public, max-age=31536000', ETag: etag };
+      if (req.getHeader('if-none-match') === etag) return ex.reply(304, null, '', cache);
+      ex.reply(200, 'text/html; charset=UTF-8', page, cache);
+    });
+    app.get(`${p}/sockjs.min.js`, (res) => {
+      const ex = this.exchange(res, '');
+      const lib = clientLibrary();
+      if (lib === null) return ex.reply(404, 'text/plain', 'sockjs-client is not installed');
+      ex.reply(200, 'application/javascript; charset=UTF-8', lib, { 'Cache-Control': 'public, max-age=86400' });
+    });
     this.mountSocket();
+    this.mountRawSocket();
   }
 
   private exchange(res: HttpResponse, origin: string): Exchange {
@@ -173,15 +213,25 @@ class SockJs {
   }
 
   /** A receiving request: xhr (a poll), xhr_streaming, eventsource */
-  private receive(res: HttpResponse, req: { getParameter(i: number): string; getHeader(h: string): string }, kind: 'polling' | 'xhr_streaming' | 'eventsource'): void {
+  private receive(res: HttpResponse, req: { getParameter(i: number): string; getHeader(h: string): string }, kind: 'polling' | 'xhr_streaming' | 'eventsource' | 'htmlfile' | 'jsonp'): void {
     const server = req.getParameter(0) ?? '';
     const id = req.getParameter(1) ?? '';
     const r = readRequest(res, req as never, this.port.options.trustProxy);
     const ex = this.exchange(res, r.origin);
     if (!PART.test(server) || !PART.test(id)) return ex.reply(404, 'text/plain', 'Not Found');
+    // htmlfile and jsonp call back a page's function: `c=` names it
+    let callback = '';
+    if (kind === 'htmlfile' || kind === 'jsonp') {
+      callback = r.query.get('c') ?? r.query.get('callback') ?? '';
+      if (callback === '') return ex.reply(500, 'text/plain; charset=UTF-8', '"callback" parameter required');
+      if (!/^[a-zA-Z0-9_.-]+$/.test(callback)) return ex.reply(500, 'text/plain; charset=UTF-8', 'invalid "callback" parameter');
+    }
     const port = this.port;
-    const transport: TransportName = kind === 'polling' ? 'polling' : 'sse';
-    const conn = kind === 'polling' ? new PollConnection(port, ex, messages, xhrFramer) : new StreamConnection(port, ex, messages, kind === 'xhr_streaming' ? xhrStreamingFramer : eventSourceFramer, 'sse');
+    const polling = kind === 'polling' || kind === 'jsonp';
+    const transport: TransportName = polling ? 'polling' : 'sse';
+    const conn = polling
+      ? new PollConnection(port, ex, messages, kind === 'jsonp' ? jsonpFramer(callback) : xhrFramer)
+      : new StreamConnection(port, ex, messages, kind === 'xhr_streaming' ? xhrStreamingFramer : kind === 'eventsource' ? eventSourceFramer : htmlFileFramer(callback), 'sse');
     this.session(server, id, (t) => {
       if (!ex.open) return;
       try {
@@ -197,7 +247,7 @@ class SockJs {
         }
         if (t.kind === 'remote') {
           // no cursor in SockJS: the holder goes on after what it wrote
-          conn.session = port.attachRemote(t, this.meta(r), conn, -1, kind === 'polling');
+          conn.session = port.attachRemote(t, this.meta(r), conn, -1, polling);
           if (conn instanceof PollConnection) conn.hold(port.options.pollTimeoutMs + port.options.relayTimeoutMs);
           return;
         }
@@ -220,15 +270,17 @@ class SockJs {
     });
   }
 
-  /** xhr_send: a JSON array of messages for a session */
-  private send(res: HttpResponse, req: { getParameter(i: number): string; getHeader(h: string): string }): void {
+  /** xhr_send and jsonp_send: a JSON array of messages for a session (jsonp_send: also as a `d=` form field) */
+  private send(res: HttpResponse, req: { getParameter(i: number): string; getHeader(h: string): string }, kind: 'xhr' | 'jsonp'): void {
     const server = req.getParameter(0) ?? '';
     const id = req.getParameter(1) ?? '';
     const r = readRequest(res, req as never, this.port.options.trustProxy);
     const ex = this.exchange(res, r.origin);
+    const ok = () => (kind === 'xhr' ? ex.reply(204, 'text/plain; charset=UTF-8', '') : ex.reply(200, 'text/plain; charset=UTF-8', 'ok'));
     readBody(ex, this.port.options.maxPayloadBytes, (body) => {
       if (body === null) return ex.reply(413, 'text/plain', 'Payload too large', undefined, true);
-      const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString();
+      let text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString();
+      if (kind === 'jsonp' && r.contentType.startsWith('application/x-www-form-urlencoded')) text = new URLSearchParams(text).get('d') ?? '';
       if (text === '') return ex.reply(500, 'text/plain; charset=UTF-8', 'Payload expected.');
       let list: unknown;
       try {
@@ -241,10 +293,51 @@ class SockJs {
       this.session(server, id, (t) => {
         if (t === null || t.kind === 'error' || t.kind === 'ended') return ex.reply(404, 'text/plain', 'Not Found');
         const frames = (msgs as string[]).map(toFrame);
-        if (t.kind === 'remote') return this.port.send(t.sid, t.token, frames, (error) => (error === null ? ex.reply(204, 'text/plain; charset=UTF-8', '') : ex.reply(404, 'text/plain', 'Not Found')));
+        if (t.kind === 'remote') return this.port.send(t.sid, t.token, frames, (error) => (error === null ? ok() : ex.reply(404, 'text/plain', 'Not Found')));
         for (const f of frames) this.port.deliver(t.session, f);
-        ex.reply(204, 'text/plain; charset=UTF-8', '');
+        ok();
       });
+    });
+  }
+
+  /** `/<prefix>/websocket`: one WebSocket message is one SockJS message, no framing; the session is the socket */
+  private mountRawSocket(): void {
+    const port = this.port;
+    const o = port.options;
+    type Data = { c: WsConnection | null; meta: SessionMeta };
+    port.app.ws<Data>(`${this.o.prefix}/websocket`, {
+      maxPayloadLength: o.maxPayloadBytes + 1024,
+      maxBackpressure: o.wsHighWaterBytes,
+      closeOnBackpressureLimit: 0,
+      idleTimeout: Math.min(960, Math.max(8, Math.ceil((o.pingMs * 2) / 1000))),
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        const meta = this.meta({ ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent') });
+        upgrade<Data>(res, req, context, { c: null, meta });
+      },
+      open: (ws) => {
+        const d = ws.getUserData();
+        const c = new WsConnection(ws as never, rawCodec);
+        d.c = c;
+        const refused = port.admit(d.meta.origin, true);
+        if (refused !== null) return c.refuse(refused);
+        c.session = port.open('websocket', d.meta, c);
+      },
+      message: (ws, message) => {
+        const s = ws.getUserData().c?.session;
+        if (s) port.deliver(s, toFrame(Buffer.from(message).toString()));
+      },
+      drain: (ws) => {
+        ws.getUserData().c?.drained();
+      },
+      close: (ws) => {
+        const c = ws.getUserData().c;
+        if (c === null) return;
+        c.closed = true;
+        const s = c.session;
+        c.session = null;
+        if (s !== null) port.deliver(s, { type: 'close' });
+      },
     });
   }
 
@@ -309,6 +402,51 @@ class SockJs {
       },
     });
   }
+}
+
+/** jsonp: one answer is one frame, handed to the page's callback (after an empty comment: no content sniffing) */
+function jsonpFramer(callback: string): PollFramer {
+  return {
+    contentType: () => 'application/javascript; charset=UTF-8',
+    batch(frames, codec) {
+      // messages in one a[…]; an open or a close alone (the first answer, or a closed session)
+      const text = (xhrFramer.batch(frames, codec) as string).split('\n').filter(Boolean);
+      const frame = text.find((f) => f.startsWith('a[')) ?? text[0] ?? 'h';
+      return `/**/${callback}(${JSON.stringify(frame)});\r\n`;
+    },
+    conflict: xhrFramer.conflict,
+  };
+}
+
+/** htmlfile: a page (over 1 KiB, so that browsers render as it comes) calling the parent's callback per frame */
+function htmlFileFramer(callback: string): StreamFramer {
+  const head = `<!doctype html>\n<html><head><meta charset="UTF-8"></head><body><h2>SockJS htmlfile</h2>\n<script>\n  document.domain = document.domain;\n  var c = parent.${callback};\n  c.start();\n  function p(d) { c.message(d); }\n  window.onload = function () { c.stop(); };\n</script>`;
+  const call = (f: string) => `<script>\np(${JSON.stringify(f)});\n</script>\r\n`;
+  return {
+    headers: { 'Content-Type': 'text/html; charset=UTF-8' },
+    prelude: head + ' '.repeat(Math.max(0, 1025 - head.length)) + '\r\n\r\n',
+    open: () => call('o'),
+    entry: (_seq, f) => call('a[' + (f as string) + ']'),
+    control: (f) => call(f as string),
+    rotateBytes: STREAM_BYTES,
+  };
+}
+
+/** The iframe transports' page: the client library from this server, then its bootstrap */
+function iframePage(libraryUrl: string): string {
+  return `<!DOCTYPE html>\n<html>\n<head>\n  <meta http-equiv="X-UA-Compatible" content="IE=edge" />\n  <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />\n  <script src="${libraryUrl}"></script>\n  <script>\n    document.domain = document.domain;\n    SockJS.bootstrap_iframe();\n  </script>\n</head>\n<body>\n  <p>SockJS iframe transport.</p>\n</body>\n</html>`;
+}
+
+let library: Buffer | null | undefined;
+/** sockjs-client's browser bundle, from node_modules (null when it is not installed) */
+function clientLibrary(): Buffer | null {
+  if (library !== undefined) return library;
+  try {
+    library = readFileSync(createRequire(import.meta.url).resolve('sockjs-client/dist/sockjs.min.js'));
+  } catch {
+    library = null;
+  }
+  return library;
 }
 
 /** A SockJS message as a client frame: a native frame's JSON text, or anything else as event `message` */

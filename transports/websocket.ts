@@ -55,7 +55,9 @@ export class WsConnection implements Connection, Carrier {
   ) {}
 
   sendOpen(_s: PortSession, info: OpenInfo): void {
-    if (this.closing === null && !this.closed) this.ws.send(this.codec.open(info), this.codec.binary);
+    const f = this.codec.open(info);
+    // (a codec with no such frame gives '': nothing is sent)
+    if (this.closing === null && !this.closed && f !== '') this.ws.send(f, this.codec.binary);
   }
 
   flush(s: PortSession): void {
@@ -81,7 +83,8 @@ export class WsConnection implements Connection, Carrier {
   }
 
   ping(): void {
-    if (!this.closed && this.closing === null) this.ws.send(this.codec.ping(), this.codec.binary);
+    const f = this.codec.ping();
+    if (!this.closed && this.closing === null && f !== '') this.ws.send(f, this.codec.binary);
   }
 
   end(_s: PortSession, code: number, reason: string): void {
@@ -142,7 +145,7 @@ export class WsConnection implements Connection, Carrier {
   private finishNow(frames: Array<string | Uint8Array>, code: number, reason: string): void {
     this.closed = true;
     this.ws.cork(() => {
-      for (const f of frames) this.ws.send(f, this.codec.binary);
+      for (const f of frames) if (f !== '') this.ws.send(f, this.codec.binary);
       this.ws.end(code, reason);
     });
   }
