@@ -34,6 +34,8 @@ const SID_PREFIX = 'sj_';
 /** what a session id or server id may be (SockJS: non-empty, no dots) */
 const PART = /^[^./]{1,64}$/;
 const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
+/** what the reference server answers for a URL or session it does not know */
+const NOT_FOUND = '404 Error: Page not found\n';
 /** how long a node waits for another to say it holds a session, before making it */
 const LOOKUP_MS = 250;
 
@@ -171,7 +173,7 @@ class SockJs {
     // `/iframe.html`, `/iframe-<version>.html`, … (uWS matches the static routes here first)
     app.get(`${p}/:page`, (res, req) => {
       const ex = this.exchange(res, '');
-      if (!/^iframe[0-9a-z._-]*\.html$/.test(req.getParameter(0) ?? '')) return ex.reply(404, 'text/plain', 'Not Found');
+      if (!/^iframe[0-9a-z._-]*\.html$/.test(req.getParameter(0) ?? '')) return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
       const cache = { 'Cache-Control': 'public, max-age=31536000', ETag: etag };
       if (req.getHeader('if-none-match') === etag) return ex.reply(304, null, '', cache);
       ex.reply(200, 'text/html; charset=UTF-8', page, cache);
@@ -218,7 +220,7 @@ class SockJs {
     const id = req.getParameter(1) ?? '';
     const r = readRequest(res, req as never, this.port.options.trustProxy);
     const ex = this.exchange(res, r.origin);
-    if (!PART.test(server) || !PART.test(id)) return ex.reply(404, 'text/plain', 'Not Found');
+    if (!PART.test(server) || !PART.test(id)) return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
     // htmlfile and jsonp call back a page's function: `c=` names it
     let callback = '';
     if (kind === 'htmlfile' || kind === 'jsonp') {
@@ -281,19 +283,19 @@ class SockJs {
       if (body === null) return ex.reply(413, 'text/plain', 'Payload too large', undefined, true);
       let text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString();
       if (kind === 'jsonp' && r.contentType.startsWith('application/x-www-form-urlencoded')) text = new URLSearchParams(text).get('d') ?? '';
-      if (text === '') return ex.reply(500, 'text/plain; charset=UTF-8', 'Payload expected.');
+      if (text === '') return ex.reply(500, null, 'Payload expected.');
       let list: unknown;
       try {
         list = JSON.parse(text);
       } catch {
-        return ex.reply(500, 'text/plain; charset=UTF-8', 'Broken JSON encoding.');
+        return ex.reply(500, null, 'Broken JSON encoding.');
       }
       const msgs = Array.isArray(list) ? list : [list];
-      if (!msgs.every((m) => typeof m === 'string')) return ex.reply(500, 'text/plain; charset=UTF-8', 'Broken JSON encoding.');
+      if (!msgs.every((m) => typeof m === 'string')) return ex.reply(500, null, 'Broken JSON encoding.');
       this.session(server, id, (t) => {
-        if (t === null || t.kind === 'error' || t.kind === 'ended') return ex.reply(404, 'text/plain', 'Not Found');
+        if (t === null || t.kind === 'error' || t.kind === 'ended') return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
         const frames = (msgs as string[]).map(toFrame);
-        if (t.kind === 'remote') return this.port.send(t.sid, t.token, frames, (error) => (error === null ? ok() : ex.reply(404, 'text/plain', 'Not Found')));
+        if (t.kind === 'remote') return this.port.send(t.sid, t.token, frames, (error) => (error === null ? ok() : ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND)));
         for (const f of frames) this.port.deliver(t.session, f);
         ok();
       });
@@ -355,7 +357,7 @@ class SockJs {
         const server = req.getParameter(0) ?? '';
         const id = req.getParameter(1) ?? '';
         const meta = this.meta({ ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent') });
-        if (!PART.test(server) || !PART.test(id)) return this.exchange(res, meta.origin).reply(404, 'text/plain', 'Not Found', undefined, true);
+        if (!PART.test(server) || !PART.test(id)) return this.exchange(res, meta.origin).reply(404, 'text/plain; charset=UTF-8', NOT_FOUND, undefined, true);
         upgrade<Data>(res, req, context, { c: null, sid: SID_PREFIX + id, meta, bad: false });
       },
       open: (ws) => {
