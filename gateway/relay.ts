@@ -266,7 +266,8 @@ export class Relay {
     this.remotes.set(rc.key, rc);
     out({}); // attached
     // a client without a cursor (e.last < 0, SockJS): written is delivered, so it goes on after `sent`
-    this.gw.attach(s, rc, e.last < 0 ? s.sent : e.last, !e.poll);
+    // (such a client was told its session is open once: a reattach is no new open)
+    this.gw.attach(s, rc, e.last < 0 ? s.sent : e.last, !e.poll && e.last >= 0);
     if (e.poll && rc.session !== null) rc.hold(this.gw.options.pollTimeoutMs);
   }
 

@@ -82,7 +82,7 @@ describe('the SockJS protocol, raw', () => {
     expect(info.headers.get('access-control-allow-origin')).toBe('http://example.test');
   });
 
-  it('xhr: o, then messages in a[…]; xhr_send errors; a second receiver gets c[2010]; a closed session c[3000]', async () => {
+  it('xhr: o, then messages in a[…]; xhr_send errors; a second receiver gets c[2010]; a closed session its close', async () => {
     const node = await startNode();
     const base = `${node.url}/sockjs/000/abc123`;
     const post = async (path: string, body?: string) => {
@@ -102,7 +102,8 @@ describe('the SockJS protocol, raw', () => {
     expect(await post('xhr')).toEqual({ status: 200, text: 'c[2010,"Another connection still open"]\n' });
     expect((await post('xhr_send', JSON.stringify([JSON.stringify({ type: 'close' })]))).status).toBe(204);
     expect((await first).text).toMatch(/^c\[1000,/);
-    expect(await post('xhr')).toEqual({ status: 200, text: 'c[3000,"Go away!"]\n' });
+    // a closed session keeps saying so, with its own close
+    expect(await post('xhr')).toEqual({ status: 200, text: 'c[1000,"client closed"]\n' });
   });
 
   it('bad session URLs are 404', async () => {
@@ -177,5 +178,26 @@ describe('the browser-only transports and the raw WebSocket, raw', () => {
     await until(() => (got.length > 0 ? true : undefined));
     expect(JSON.parse(got[0]!)).toMatchObject({ type: 'reply', ack: 1, args: ['raw'] });
     ws.close();
+  });
+
+  it('frames escape what would break a page or an old engine: <, U+2028, U+2029', async () => {
+    const node = await startNode();
+    const base = `${node.url}/sockjs/000/esc1`;
+    await fetch(`${base}/xhr`, { method: 'POST' });
+    await fetch(`${base}/xhr_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['</script>\u2028\u2029'], ack: 1 })]) });
+    const text = await (await fetch(`${base}/xhr`, { method: 'POST' })).text();
+    expect(text).not.toMatch(/<|\u2028|\u2029/);
+    expect(text).toContain('\\u003c/script>');
+    const msg = JSON.parse(JSON.parse(text.slice(1))[0]);
+    expect(msg.args).toEqual(['</script>\u2028\u2029']);
+  });
+
+  it('a SockJS id cannot name another dialect\'s session', async () => {
+    const node = await startNode();
+    const native = await WsClient.open(`${node.ws}/rt/ws`);
+    const sid = native.open.sid as string;
+    // even a sid that happened to start like a SockJS one is out of reach: SockJS sids have a ':'
+    const r = await fetch(`${node.url}/sockjs/000/${sid}/xhr_send`, { method: 'POST', body: '["x"]' });
+    expect(r.status).toBe(404);
   });
 });

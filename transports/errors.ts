@@ -20,6 +20,7 @@ export const errors = {
     eio: { note: 'the Engine.IO connection closes (WebSocket close 1005; a POST is still answered ok, a held poll gets 1)' },
     sio: { note: 'the transport closes; the namespace sessions wait for the client to come back and recover' },
     signalr: { close: 'its error, allowReconnect: false' },
+    sockjs: { http: 500, close: [1007, 'SY_ERR_MALFORMED_FRAME'] },
   },
   SY_ERR_PAYLOAD_TOO_LARGE: {
     ws: 1009,
@@ -27,6 +28,7 @@ export const errors = {
     message: 'payload larger than maxPayloadBytes',
     eio: { http: 413, note: 'empty body, the session lives on; a WebSocket message over maxPayload closes the connection with 1009' },
     signalr: { http: 413, close: 'over WebSockets: its error, allowReconnect: false' },
+    sockjs: { http: 413 },
   },
   SY_ERR_UNKNOWN_SESSION: {
     ws: 4404,
@@ -48,7 +50,7 @@ export const errors = {
   },
   SY_ERR_SLOW_CONSUMER: { ws: 4508, http: 0, message: 'outbox full: the client did not read fast enough', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
   SY_ERR_REJECTED: { ws: 4403, http: 403, message: 'the application refused the session', sio: { connectError: "the application's message" }, signalr: { http: 401, message: "at negotiate, with the application's message; with skipNegotiation, the handshake's error" } },
-  SY_ERR_BAD_ORIGIN: { ws: 4403, http: 403, message: 'origin not allowed', eio: { http: 403, code: 4, message: 'Forbidden' }, signalr: { http: 403, message: 'at negotiate' } },
+  SY_ERR_BAD_ORIGIN: { ws: 4403, http: 403, message: 'origin not allowed', eio: { http: 403, code: 4, message: 'Forbidden' }, signalr: { http: 403, message: 'at negotiate' }, sockjs: { http: 403 } },
   SY_ERR_BAD_REQUEST: { ws: 4400, http: 400, message: 'bad request', eio: { http: 400, code: 3, message: 'Bad request' }, signalr: { http: 400 } },
   SY_ERR_NOT_FOUND: { ws: 0, http: 404, message: 'no such route' },
   SY_ERR_TOO_MANY_SESSIONS: {
@@ -58,6 +60,7 @@ export const errors = {
     eio: { http: 503, note: 'the handshake is refused (native JSON body)' },
     sio: { note: 'a CONNECT past the limit closes the transport: the client retries, with backoff' },
     signalr: { http: 503, message: 'at negotiate' },
+    sockjs: { http: 503 },
   },
   SY_ERR_SHUTTING_DOWN: {
     ws: 1012,

@@ -113,7 +113,7 @@ export class Exchange implements HttpAnswer {
     this.res.cork(() => {
       this.res.writeStatus(STATUS[status] ?? String(status));
       if (contentType) this.res.writeHeader('Content-Type', contentType);
-      this.writeCommonHeaders();
+      this.writeCommonHeaders(extra?.['Cache-Control'] !== undefined);
       if (extra) for (const k in extra) this.res.writeHeader(k, extra[k]!);
       this.res.end(body, closeConnection || this.closeAfter);
     });
@@ -162,8 +162,9 @@ export class Exchange implements HttpAnswer {
     this.res.cork(() => this.res.end(last));
   }
 
-  private writeCommonHeaders(): void {
-    this.res.writeHeader('Cache-Control', 'no-store');
+  /** `cached`: the answer says its own Cache-Control (a cacheable page) */
+  private writeCommonHeaders(cached = false): void {
+    if (!cached) this.res.writeHeader('Cache-Control', 'no-store');
     if (this.cors) {
       this.res.writeHeader('Access-Control-Allow-Origin', this.cors);
       this.res.writeHeader('Access-Control-Allow-Credentials', 'true');

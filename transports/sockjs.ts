@@ -6,7 +6,7 @@
  *   reaches the app as event `message` with the text as its one arg. What the app emits goes out as
  *   native frames' JSON text, one SockJS message each.
  * - The session id is the client's (`/<prefix>/<server>/<session>/<transport>`): the session is
- *   `sj_<session>`, looked up in the whole cluster before one is made (or it would fork).
+ *   `sj:<session>`, looked up in the whole cluster before one is made (or it would fork).
  * @see ../docs/sockjs.md
  */
 import { createHash, randomInt } from 'node:crypto';
@@ -30,7 +30,8 @@ export interface SockJsOptions {
 }
 
 const DIALECT = 'sockjs';
-const SID_PREFIX = 'sj_';
+/** `:` is not in base64url, so no other dialect's sid (random base64url) can be a SockJS one */
+const SID_PREFIX = 'sj:';
 /** what a session id or server id may be (SockJS: non-empty, no dots) */
 const PART = /^[^./]{1,64}$/;
 const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -39,12 +40,21 @@ const NOT_FOUND = '404 Error: Page not found\n';
 /** how long a node waits for another to say it holds a session, before making it */
 const LOOKUP_MS = 250;
 
+/**
+ * JSON text as SockJS sends it: the characters some JavaScript engines or proxies mangle escaped
+ * (line and paragraph separators, zero-width and specials), and `<` too, so that no frame can end
+ * an htmlfile page's script element
+ */
+function escaped(json: string): string {
+  return json.replace(/[<\u2028\u2029\u200c-\u200f\ufff0-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+}
+
 /** A SockJS message: a native frame's JSON text, as a JSON string (the `a[…]` array's element) */
 class MessageCodec implements Codec {
   readonly id = newCodecId();
   readonly binary = false;
   encode(seq: number, e: Entry): Frame {
-    return JSON.stringify(nativeCodecs.json.encode(seq, e) as string);
+    return escaped(JSON.stringify(nativeCodecs.json.encode(seq, e) as string));
   }
   open(): Frame {
     return 'o';
@@ -53,7 +63,7 @@ class MessageCodec implements Codec {
     return 'h';
   }
   close(code: number, reason: string): Frame {
-    return 'c' + JSON.stringify([code, reason]);
+    return 'c' + escaped(JSON.stringify([code, reason]));
   }
 }
 
@@ -189,8 +199,8 @@ class SockJs {
   }
 
   private exchange(res: HttpResponse, origin: string): Exchange {
-    // SockJS answers every origin, `null` included (file:// pages), with credentials
-    const ex = new Exchange(res, this.port.corsOrigin(origin) || (origin === '' ? '' : origin));
+    // the node's allowed origins (any by default, `null` included: file:// pages), with credentials
+    const ex = new Exchange(res, this.port.corsOrigin(origin));
     ex.closeAfter = this.port.closing;
     return ex;
   }
@@ -221,6 +231,8 @@ class SockJs {
     const r = readRequest(res, req as never, this.port.options.trustProxy);
     const ex = this.exchange(res, r.origin);
     if (!PART.test(server) || !PART.test(id)) return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
+    const refused = this.port.admit(r.origin, false);
+    if (refused !== null) return ex.error(refused);
     // htmlfile and jsonp call back a page's function: `c=` names it
     let callback = '';
     if (kind === 'htmlfile' || kind === 'jsonp') {
@@ -244,8 +256,9 @@ class SockJs {
           return;
         }
         if (t.kind === 'ended') {
-          // a closed session keeps saying so
-          return conn instanceof PollConnection ? conn.reply([messages.close(3000, 'Go away!')]) : conn.finishEnded({ ...t.ended, entries: [], code: 3000, reason: 'Go away!' });
+          // a closed session keeps saying so, with its own close (what it did not write is gone)
+          const { code, reason } = t.ended;
+          return conn instanceof PollConnection ? conn.reply([messages.close(code, reason)]) : conn.finishEnded({ ...t.ended, entries: [] });
         }
         if (t.kind === 'remote') {
           // no cursor in SockJS: the holder goes on after what it wrote
@@ -367,8 +380,10 @@ class SockJs {
         // the session is the connection (no resume over a WebSocket): a new one, unless the id is taken
         port.lookup(d.sid, (t) => {
           if (c.closed) return;
-          if (t.kind === 'session' || t.kind === 'remote') return c.refuseWith(2010, 'Another connection still open');
-          if (t.kind === 'ended') return c.refuseWith(3000, 'Go away!');
+          // the SockJS close frame says why; the socket itself closes normally (2010 and 3000 are not
+          // WebSocket close codes)
+          if (t.kind === 'session' || t.kind === 'remote') return c.refuseWith(2010, 'Another connection still open', 1000);
+          if (t.kind === 'ended') return c.refuseWith(t.ended.code, t.ended.reason, 1000);
           const refused = port.admit(d.meta.origin, true);
           if (refused !== null) return c.refuse(refused);
           c.session = port.open('websocket', d.meta, c, false, d.sid);
@@ -414,7 +429,7 @@ function jsonpFramer(callback: string): PollFramer {
       // messages in one a[…]; an open or a close alone (the first answer, or a closed session)
       const text = (xhrFramer.batch(frames, codec) as string).split('\n').filter(Boolean);
       const frame = text.find((f) => f.startsWith('a[')) ?? text[0] ?? 'h';
-      return `/**/${callback}(${JSON.stringify(frame)});\r\n`;
+      return `/**/${callback}(${escaped(JSON.stringify(frame))});\r\n`;
     },
     conflict: xhrFramer.conflict,
   };
@@ -423,9 +438,9 @@ function jsonpFramer(callback: string): PollFramer {
 /** htmlfile: a page (over 1 KiB, so that browsers render as it comes) calling the parent's callback per frame */
 function htmlFileFramer(callback: string): StreamFramer {
   const head = `<!doctype html>\n<html><head><meta charset="UTF-8"></head><body><h2>SockJS htmlfile</h2>\n<script>\n  document.domain = document.domain;\n  var c = parent.${callback};\n  c.start();\n  function p(d) { c.message(d); }\n  window.onload = function () { c.stop(); };\n</script>`;
-  const call = (f: string) => `<script>\np(${JSON.stringify(f)});\n</script>\r\n`;
+  const call = (f: string) => `<script>\np(${escaped(JSON.stringify(f))});\n</script>\r\n`;
   return {
-    headers: { 'Content-Type': 'text/html; charset=UTF-8' },
+    headers: { 'Content-Type': 'text/html; charset=UTF-8', 'X-Content-Type-Options': 'nosniff' },
     prelude: head + ' '.repeat(Math.max(0, 1025 - head.length)) + '\r\n\r\n',
     open: () => call('o'),
     entry: (_seq, f) => call('a[' + (f as string) + ']'),

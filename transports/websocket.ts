@@ -128,8 +128,8 @@ export class WsConnection implements Connection, Carrier {
   }
 
   /** Ends a connection that never got a session, with a dialect's own close */
-  refuseWith(code: number, reason: string): void {
-    this.finishNow([this.codec.close(code, reason)], code, reason);
+  refuseWith(code: number, reason: string, wsCode = code): void {
+    this.finishNow([this.codec.close(code, reason)], wsCode, reason);
   }
 
   /** Ends a connection that never got a session */
