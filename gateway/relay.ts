@@ -20,6 +20,7 @@ import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import { Entry, type WireEntry } from '../transports/entry.ts';
 import type { Carrier, ClientFrame, Connection, OpenInfo, PortSession } from '../transports/port.ts';
 import { validateClientFrame } from '../transports/native-codec.ts';
+import { PollConnection } from '../transports/poll.ts';
 
 type Out = Extract<RelayEnvelope, { t: 'r-out' }>;
 
@@ -258,7 +259,9 @@ export class Relay {
       return out({ end: { code: errors[code].ws, reason: code } });
     }
     const s = t.session as Session;
-    if (e.poll && s.conn instanceof RemoteConnection && s.conn.poll && s.conn.session !== null) return out({ error: 'SY_ERR_POLL_CONFLICT' });
+    // a second poll while one is held (here or relayed): refused, the first stays (every dialect's rule but SignalR's, whose polls are tunneled instead)
+    const held = s.conn;
+    if (e.poll && ((held instanceof RemoteConnection && held.poll && held.session !== null) || (held instanceof PollConnection && held.active))) return out({ error: 'SY_ERR_POLL_CONFLICT' });
     // a draining node gives the session away instead of relaying to it
     if (this.gw.isDraining) return this.gw.beginHandOver(s, e.from, e.cid);
     const rc = new RemoteConnection(this, e.from, e.cid, e.transport, e.poll);

@@ -53,4 +53,18 @@ describe('sockjs-client behind HAProxy round-robin, no stickiness', () => {
       s.close();
     });
   }
+
+  it('a second receiver on the other node is told c[2010]; the first stays', async () => {
+    const [a, b] = cluster.gateways;
+    const post = async (base: string, path: string, body?: string) => {
+      const r = await fetch(`${base}/sockjs/000/dup1/${path}`, { method: 'POST', body });
+      return r.text();
+    };
+    expect(await post(a!.url, 'xhr')).toBe('o\n');
+    const held = post(a!.url, 'xhr');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await post(b!.url, 'xhr')).toBe('c[2010,"Another connection still open"]\n');
+    await post(b!.url, 'xhr_send', JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['still'] })]));
+    expect(await held).toContain('still');
+  });
 });

@@ -19,6 +19,8 @@ export interface PollFramer {
    * dialect says; @returns whether `incoming` goes on to attach (replacing `held`)
    */
   conflict(held: PollConnection, incoming: PollConnection, port: Port): boolean;
+  /** How a refused poll is answered in the dialect's own terms (frames), when not with the HTTP error */
+  refused?(code: ErrorCode, codec: Codec): Frame[] | null;
 }
 
 export class PollConnection implements Connection, Carrier {
@@ -104,7 +106,9 @@ export class PollConnection implements Connection, Carrier {
   fail(code: ErrorCode): void {
     this.stopTimer();
     this.session = null;
-    this.ex.error(code);
+    const frames = this.framer.refused?.(code, this.codec) ?? null;
+    if (frames !== null) this.reply(frames);
+    else this.ex.error(code);
   }
 
   restart(): void {

@@ -126,6 +126,8 @@ const xhrFramer: PollFramer = {
     incoming.reply([messages.close(2010, 'Another connection still open')]);
     return false;
   },
+  // the same when the session's node refuses a relayed second receiver
+  refused: (code) => (code === 'SY_ERR_POLL_CONFLICT' ? [messages.close(2010, 'Another connection still open')] : null),
 };
 
 /** Streams rotate after this many bytes (the client reconnects: proxies buffer nothing forever) */
@@ -432,6 +434,7 @@ function jsonpFramer(callback: string): PollFramer {
       return `/**/${callback}(${escaped(JSON.stringify(frame))});\r\n`;
     },
     conflict: xhrFramer.conflict,
+    refused: xhrFramer.refused,
   };
 }
 
