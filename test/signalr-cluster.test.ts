@@ -195,8 +195,11 @@ describe('SignalR across nodes', () => {
     await until(() => heard.length === 5 || undefined, 10_000);
     holder.proc.kill('SIGTERM');
     await say(10);
-    await until(() => heard.length === 15 || undefined, 15_000);
-    expect(await c.invoke('echo', 'after the drain')).toBe('after the drain');
+    await until(() => heard.length === 15 || undefined, 15_000).catch((err: Error) => {
+      throw new Error(`${err.message}: heard ${JSON.stringify(heard)}, client ${c.state}\n${holder.log()}\n${other.log()}`);
+    });
+    const echo = await Promise.race([c.invoke('echo', 'after the drain'), new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer after the drain: client ${c.state}\n${other.log()}`)), 5000))]);
+    expect(echo).toBe('after the drain');
     await say(5);
     await until(() => heard.length === 20 || undefined, 10_000);
     expect(heard).toEqual(Array.from({ length: 20 }, (_, k) => String(k + 1)));

@@ -284,6 +284,10 @@ export class SignalR {
         c.sid = k.sid;
         c.stateful = k.stateful;
         const t = port.find(k.sid, k.token, 0);
+        // a stateful reconnect that reached a draining node (a balancer's kept-alive connection to
+        // it): closed at once, so that the client reconnects again, elsewhere, where the session
+        // is handed over
+        if (t.kind === 'session' && k.stateful && port.closing) return c.closeSocket();
         if (t.kind === 'session') return c.attach(t.session);
         if (t.kind === 'remote') {
           c.session = port.attachRemote(t, d.meta ?? this.meta(hub, { ip: '', origin: '', userAgent: '', authorization: '', query: new URLSearchParams() }), c, 0, false);
