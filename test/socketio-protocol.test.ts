@@ -7,7 +7,7 @@
  * connect). Engine.IO's own `message` cases carry Socket.IO packets here: our Engine.IO always has
  * Socket.IO above it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { closeAll, startNode, until } from './helpers.ts';
 import { RawEio, type RawSocket } from './eio-raw.ts';
 import type { App } from '../cluster/app.ts';
@@ -23,17 +23,47 @@ const suiteApp: App = {
   },
 };
 
+/**
+ * The endpoint the tests talk to. Two nodes: the suites' 300 ms ping interval and 200 ms timeout
+ * for the heartbeat cases (`fast`), and pings far apart for the others (`relaxed`), whose exact
+ * bodies a ping must not slip into (on a loaded machine a sequence can take longer than 300 ms)
+ */
 let eio: RawEio;
+let relaxed: RawEio;
+let fast: RawEio;
 
 beforeAll(async () => {
-  const node = await startNode({
-    app: suiteApp,
-    maxPayloadBytes: 1_000_000,
-    socketio: { pingIntervalMs: 300, pingTimeoutMs: 200, connectTimeoutMs: 1000, namespaces: ['/', '/custom'], recovery: false },
-  });
-  eio = new RawEio(`${node.url}/socket.io/`);
+  const start = async (pingIntervalMs: number, pingTimeoutMs: number) => {
+    const node = await startNode({
+      app: suiteApp,
+      maxPayloadBytes: 1_000_000,
+      socketio: { pingIntervalMs, pingTimeoutMs, connectTimeoutMs: 1000, namespaces: ['/', '/custom'], recovery: false },
+    });
+    return new RawEio(`${node.url}/socket.io/`);
+  };
+  fast = await start(300, 200);
+  relaxed = await start(20_000, 20_000);
+  eio = relaxed;
 });
 afterAll(closeAll);
+
+/** This one test runs against the node with the suites' fast heartbeat */
+function useFastHeartbeat(): void {
+  eio = fast;
+  onTestFinished(() => {
+    eio = relaxed;
+  });
+}
+
+/** The describe block's tests run against the node with the suites' fast heartbeat */
+function withFastHeartbeat(): void {
+  beforeAll(() => {
+    eio = fast;
+  });
+  afterAll(() => {
+    eio = relaxed;
+  });
+}
 
 const P = 'EIO=4&transport=polling';
 const W = 'EIO=4&transport=websocket';
@@ -80,7 +110,7 @@ describe('engine.io-protocol suite: handshake', () => {
     expect(a.body[0]).toBe('0');
     const open = JSON.parse(a.body.slice(1));
     expect(Object.keys(open)).toEqual(['sid', 'upgrades', 'pingInterval', 'pingTimeout', 'maxPayload']);
-    expect(open).toMatchObject({ upgrades: ['websocket'], pingInterval: 300, pingTimeout: 200, maxPayload: 1_000_000 });
+    expect(open).toMatchObject({ upgrades: ['websocket'], pingInterval: 20_000, pingTimeout: 20_000, maxPayload: 1_000_000 });
     expect(typeof open.sid).toBe('string');
   });
 
@@ -105,7 +135,7 @@ describe('engine.io-protocol suite: handshake', () => {
   it('WebSocket: successfully opens a session', async () => {
     const { open } = await wsSession();
     expect(Object.keys(open)).toEqual(['sid', 'upgrades', 'pingInterval', 'pingTimeout', 'maxPayload']);
-    expect(open).toMatchObject({ upgrades: [], pingInterval: 300, pingTimeout: 200, maxPayload: 1_000_000 });
+    expect(open).toMatchObject({ upgrades: [], pingInterval: 20_000, pingTimeout: 20_000, maxPayload: 1_000_000 });
   });
 
   it("WebSocket: fails with an invalid 'EIO' or 'transport' query parameter", async () => {
@@ -163,6 +193,8 @@ describe('engine.io-protocol suite: message', () => {
 });
 
 describe('engine.io-protocol suite: heartbeat', () => {
+  withFastHeartbeat();
+
   it('HTTP long-polling: sends ping/pong packets', async () => {
     const { sid } = await eio.handshake();
     for (let i = 0; i < 3; i++) {
@@ -214,6 +246,8 @@ describe('engine.io-protocol suite: heartbeat', () => {
 });
 
 describe('engine.io-protocol suite: close', () => {
+  withFastHeartbeat();
+
   it('HTTP long-polling: forcefully closes the session', async () => {
     const { sid } = await eio.handshake();
     const [held, posted] = await Promise.all([eio.poll(sid), sleep(20).then(() => eio.send(sid, '1'))]);
@@ -327,6 +361,7 @@ describe('socket.io-protocol suite: connect', () => {
   });
 
   it('closes the connection if no handshake is received (connectTimeout), even while it answers pings', async () => {
+    useFastHeartbeat();
     const { s } = await wsSession();
     s.autoPong = true;
     const t = Date.now();
@@ -347,6 +382,7 @@ describe('socket.io-protocol suite: connect', () => {
   });
 
   it('polling: the connectTimeout releases the held poll with a close packet', async () => {
+    useFastHeartbeat();
     const { sid } = await eio.handshake();
     const t = Date.now();
     const bodies: string[] = [];
@@ -363,6 +399,8 @@ describe('socket.io-protocol suite: connect', () => {
 });
 
 describe('socket.io-protocol suite: disconnect', () => {
+  withFastHeartbeat();
+
   it('disconnects from the main namespace: the next frame is a ping', async () => {
     const s = await sioSession();
     s.autoPong = false;
@@ -506,6 +544,7 @@ describe('hostile and edge cases', () => {
   });
 
   it('a poll while a probe socket is open but has not sent 2probe is held, not released with a noop', async () => {
+    useFastHeartbeat();
     const sid = await pollingSession();
     const s = eio.socket(`${W}&sid=${sid}`);
     opened.push(s);
