@@ -1,5 +1,10 @@
-/** The demo page and the browser client (every module of client/), read once at start-up. */
+/**
+ * The demo page, the browser client (every module of client/), and the browser bundles of the
+ * third-party clients the demo page can use (from node_modules), read once at start-up.
+ */
 import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Gateway } from './gateway.ts';
 import { Exchange } from '../transports/http.ts';
@@ -25,6 +30,26 @@ function modules(): string[] {
   }
 }
 
+/**
+ * The third-party clients' browser bundles, as their packages ship them (no build step, no network
+ * at run time). sockjs-client's bundle is served by the SockJS dialect itself at `<prefix>/sockjs.min.js`.
+ */
+const VENDOR: Record<string, string> = {
+  'socket.io.min.js': 'socket.io-client/dist/socket.io.min.js',
+  'signalr.min.js': '@microsoft/signalr/dist/browser/signalr.min.js',
+  'signalr-protocol-msgpack.min.js': '@microsoft/signalr-protocol-msgpack/dist/browser/signalr-protocol-msgpack.min.js',
+};
+
+/** a file of an installed package, also one its `exports` do not list (found on Node's module paths) */
+function vendor(file: string): string | null {
+  for (const dir of createRequire(import.meta.url).resolve.paths(file) ?? []) {
+    try {
+      return readFileSync(join(dir, file), 'utf8');
+    } catch {}
+  }
+  return null;
+}
+
 export function mountStatic(gw: Gateway): void {
   const files: Array<[string, string, string]> = [
     ['/', 'text/html; charset=utf-8', read('demo.html')],
@@ -34,5 +59,10 @@ export function mountStatic(gw: Gateway): void {
   ];
   for (const [route, type, body] of files) {
     gw.app.get(route, (res) => new Exchange(res, '').reply(200, type, body));
+  }
+  for (const [name, file] of Object.entries(VENDOR)) {
+    const body = vendor(file);
+    const [status, text] = body === null ? [404, `// ${file} is not installed: run npm ci\n`] : [200, body];
+    gw.app.get(`/vendor/${name}`, (res) => new Exchange(res, '').reply(status, JS, text));
   }
 }

@@ -1,22 +1,19 @@
 /**
- * The demo page in a real headless Chromium (Debian's, driven by playwright-core): each
- * transport connects, and chat messages cross between pages on different transports.
+ * The demo page in a real headless Chromium (Debian's, driven by playwright-core), on one node:
+ * every client kind the gateway serves, each the real library the page loads from the gateway,
+ * chatting in one room; sockjs-client's browser-only transports; a dropped connection that
+ * resumes. Screenshots go to test-artifacts/browser/.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { closeAll, startNode } from './helpers.ts';
+import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts } from './browser-kit.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 let browser: Browser;
 let node: Awaited<ReturnType<typeof startNode>>;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test's pretest installs it (apt-get install -y chromium)`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchBrowser();
   node = await startNode();
 });
 afterAll(async () => {
@@ -24,54 +21,100 @@ afterAll(async () => {
   await closeAll();
 });
 
-async function openPage(transport: string): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${node.url}/?transport=${transport}&room=lobby`);
-  await page.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
-  expect(await page.textContent('#current-transport')).toBe(transport);
-  await page.click('#join');
-  await page.waitForSelector('#rooms li[data-room="lobby"]');
-  return { page, errors };
-}
-
 describe('demo page in Chromium', () => {
-  it('WebSocket, SSE and long-polling pages chat in one room', async () => {
-    const pages = await Promise.all(['websocket', 'sse', 'polling'].map(openPage));
-    for (const [i, { page }] of pages.entries()) {
-      await page.fill('#text', `hello from page ${i}`);
-      await page.click('#send');
+  it('serves the client libraries it loads, from node_modules', async () => {
+    for (const path of ['/vendor/socket.io.min.js', '/vendor/signalr.min.js', '/vendor/signalr-protocol-msgpack.min.js', '/sockjs/sockjs.min.js', '/client.js']) {
+      const r = await fetch(`${node.url}${path}`);
+      expect(r.status, path).toBe(200);
+      expect(r.headers.get('content-type'), path).toMatch(/javascript/);
+      expect((await r.text()).length, path).toBeGreaterThan(path === '/client.js' ? 10 : 10_000);
     }
+  });
+
+  it('native WebSocket, SSE and long-polling pages chat in one room', async () => {
+    const pages = await Promise.all(['websocket', 'sse', 'polling'].map((transport) => openDemo(browser, node.url, { transport })));
+    for (const [i, { page }] of pages.entries()) {
+      expect(await currentTransport(page)).toBe(['websocket', 'sse', 'polling'][i]);
+      await say(page, `hello from page ${i}`);
+    }
+    const texts = ['hello from page 0', 'hello from page 1', 'hello from page 2'];
     for (const { page } of pages) {
-      for (let i = 0; i < 3; i++) await page.waitForSelector(`#log li.msg[data-text="hello from page ${i}"]`, { timeout: 10_000 });
-      const texts = await page.$$eval('#log li.msg', (lis) => lis.map((li) => (li as HTMLElement).dataset.text));
-      expect(texts.sort()).toEqual(['hello from page 0', 'hello from page 1', 'hello from page 2']);
+      await waitForTexts(page, texts);
+      expect((await saidOn(page)).map((m) => m.text).sort()).toEqual(texts);
     }
     // whoami answers with the page's own transport and session
     const { page } = pages[1]!;
     await page.click('#whoami');
     await page.waitForFunction(() => document.querySelector('#whoami-out')?.textContent?.includes('"sse"'));
     const who = JSON.parse((await page.textContent('#whoami-out'))!);
-    expect(who).toMatchObject({ transport: 'sse', ip: '127.0.0.1' });
+    expect(who).toMatchObject({ client: 'native', transport: 'sse', ip: '127.0.0.1' });
     expect(who.sid).toBe(await page.textContent('#sid'));
     for (const p of pages) {
-      expect(p.errors).toEqual([]);
+      expectNoPageErrors(p);
       await p.page.close();
     }
   });
 
-  it('a page whose connection drops resumes and misses nothing', async () => {
-    const { page: rx } = await openPage('websocket');
-    const { page: tx } = await openPage('polling');
-    await rx.click('#drop');
-    for (let i = 0; i < 20; i++) {
-      await tx.fill('#text', `m${i}`);
-      await tx.click('#send');
+  it('four pages, one per client kind (native, socket.io-client, @microsoft/signalr, sockjs-client), chat in one room', async () => {
+    const kinds = [
+      { client: 'native', app: 'native', transport: 'websocket' },
+      { client: 'socket.io', app: 'socket.io', transport: 'websocket' }, // auto: polling, then the upgrade
+      { client: 'signalr', app: 'signalr', transport: 'WebSockets' }, // auto: negotiate picks WebSockets
+      { client: 'sockjs', app: 'sockjs', transport: 'websocket' }, // auto: sockjs-client picks websocket
+    ];
+    const pages = [];
+    for (const k of kinds) pages.push(await openDemo(browser, node.url, { client: k.client, room: 'four' }));
+    for (const [i, k] of kinds.entries()) {
+      const { page } = pages[i]!;
+      expect(await page.textContent('#current-client')).toBe(k.client);
+      // socket.io-client starts with polling and upgrades
+      await page.waitForFunction((t) => document.querySelector('#current-transport')?.textContent === t, k.transport, { timeout: 10_000 });
     }
-    await rx.waitForSelector('#log li.msg[data-text="m19"]', { timeout: 15_000 });
-    const texts = await rx.$$eval('#log li.msg', (lis) => lis.map((li) => (li as HTMLElement).dataset.text));
-    expect(texts).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    for (const [i, k] of kinds.entries()) await say(pages[i]!.page, `hi from ${k.client}`);
+    const texts = kinds.map((k) => `hi from ${k.client}`);
+    for (const [i, { page }] of pages.entries()) {
+      await waitForTexts(page, texts);
+      const got = await saidOn(page);
+      expect(got.map((m) => m.text).sort()).toEqual([...texts].sort());
+      // each message says who sent it: client kind and transport
+      for (const [j, k] of kinds.entries()) {
+        const m = got.find((x) => x.text === `hi from ${k.client}`)!;
+        expect(m.fromClient).toBe(k.app);
+        expect(m.fromTransport).toBe(k.transport);
+        if (i === j) expect(m.from).toBe(await page.textContent('#sid'));
+      }
+      await screenshot(page, `four-kinds-${kinds[i]!.client.replace('.', '')}`);
+      expectNoPageErrors(pages[i]!);
+    }
+    for (const p of pages) await p.page.close();
+  });
+
+  it("sockjs-client's browser-only transports (htmlfile, jsonp-polling, iframe-*) chat with a native page", async () => {
+    const native = await openDemo(browser, node.url, { room: 'old-browsers' });
+    const transports = ['htmlfile', 'jsonp-polling', 'iframe-eventsource', 'iframe-htmlfile', 'iframe-xhr-polling'];
+    for (const transport of transports) {
+      const p = await openDemo(browser, node.url, { client: 'sockjs', transport, room: 'old-browsers' });
+      expect(await currentTransport(p.page)).toBe(transport);
+      await say(p.page, `over ${transport}`);
+      await say(native.page, `to ${transport}`);
+      await waitForTexts(p.page, [`over ${transport}`, `to ${transport}`]);
+      await waitForTexts(native.page, [`over ${transport}`]);
+      const m = (await saidOn(native.page)).find((x) => x.text === `over ${transport}`)!;
+      expect(m).toMatchObject({ fromClient: 'sockjs', fromTransport: transport });
+      await screenshot(p.page, `sockjs-${transport}`);
+      expectNoPageErrors(p);
+      await p.page.close();
+    }
+    await native.page.close();
+  });
+
+  it('a page whose connection drops resumes and misses nothing', async () => {
+    const { page: rx } = await openDemo(browser, node.url, { transport: 'websocket', room: 'drops' });
+    const { page: tx } = await openDemo(browser, node.url, { transport: 'polling', room: 'drops' });
+    await rx.click('#drop');
+    for (let i = 0; i < 20; i++) await say(tx, `m${i}`);
+    await waitForTexts(rx, ['m19']);
+    expect((await saidOn(rx)).map((m) => m.text)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
     await rx.close();
     await tx.close();
   });

@@ -40,9 +40,9 @@ describe('rooms across transports', () => {
     await send(node.url, pollOpen.sid, pollOpen.token, [{ type: 'event', event: 'say', args: ['mixed', 'from poll'] }]);
 
     const expected = [
-      ['mixed', 'from ws', ws.open.sid],
-      ['mixed', 'from sse', sseOpen.sid],
-      ['mixed', 'from poll', pollOpen.sid],
+      ['mixed', 'from ws', ws.open.sid, { client: 'native', transport: 'websocket' }],
+      ['mixed', 'from sse', sseOpen.sid, { client: 'native', transport: 'sse' }],
+      ['mixed', 'from poll', pollOpen.sid, { client: 'native', transport: 'polling' }],
     ];
     await vi.waitFor(() => expect(ws.events('said').map((f) => f.args)).toEqual(expected));
     await vi.waitFor(() => expect(sseFrames.filter((f) => f.event === 'said').map((f) => f.args)).toEqual(expected));

@@ -1,0 +1,101 @@
+/**
+ * Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) for the browser tests:
+ * launching it, opening the demo page with a client kind and transport, chatting, screenshots.
+ * Screenshots are kept as test artifacts in test-artifacts/browser/ (not in git).
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+export const CHROMIUM = '/usr/bin/chromium';
+export const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts', 'browser');
+
+export async function launchBrowser(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test's pretest installs it (apt-get install -y chromium)`);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+export interface DemoPage {
+  page: Page;
+  /** uncaught errors in the page */
+  errors: string[];
+}
+
+/**
+ * Opens the demo page at `base` with client kind `client` and `transport`, waits until it is open
+ * and, unless `join` is false, has joined `room`.
+ */
+export async function openDemo(
+  browser: Browser,
+  base: string,
+  o: { client?: string; transport?: string; room?: string; join?: boolean; timeout?: number } = {},
+): Promise<DemoPage> {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const room = o.room ?? 'lobby';
+  const timeout = o.timeout ?? 15_000;
+  await page.goto(`${base}/?client=${encodeURIComponent(o.client ?? 'native')}&transport=${encodeURIComponent(o.transport ?? 'auto')}&room=${encodeURIComponent(room)}`);
+  await page.waitForSelector('#status[data-state="open"]', { timeout });
+  // the session's sid as the app sees it is shown once the page knows it
+  await page.waitForFunction(() => document.querySelector('#sid')?.textContent !== '–', undefined, { timeout });
+  if (o.join !== false) {
+    await page.click('#join');
+    await page.waitForSelector(`#rooms li[data-room="${room}"]`, { timeout });
+  }
+  return { page, errors };
+}
+
+export async function say(page: Page, text: string): Promise<void> {
+  await page.fill('#text', text);
+  await page.click('#send');
+}
+
+export interface Said {
+  text: string;
+  from: string;
+  fromClient: string;
+  fromTransport: string;
+}
+
+/** the page's chat log */
+export function saidOn(page: Page): Promise<Said[]> {
+  return page.$$eval('#log li.msg', (lis) =>
+    lis.map((li) => {
+      const d = (li as HTMLElement).dataset;
+      return { text: d.text!, from: d.from!, fromClient: d.fromClient!, fromTransport: d.fromTransport! };
+    }),
+  );
+}
+
+/** waits until the page's log has a message with each of `texts` */
+export async function waitForTexts(page: Page, texts: string[], timeout = 15_000): Promise<void> {
+  await page.waitForFunction(
+    (want) => {
+      const have = new Set(Array.from(document.querySelectorAll("#log li.msg"), (li) => (li as HTMLElement).dataset.text));
+      return want.every((t) => have.has(t));
+    },
+    texts,
+    { timeout },
+  );
+}
+
+export async function currentTransport(page: Page): Promise<string> {
+  return (await page.textContent('#current-transport')) ?? '';
+}
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+/** the page threw nothing */
+export function expectNoPageErrors(p: DemoPage): void {
+  expect(p.errors).toEqual([]);
+}
