@@ -37,6 +37,7 @@ options:
   --socketio-path P (default /socket.io/), --socketio-namespaces /,/chat (default /),
   --socketio-parser default|msgpack, --socketio-ping-timeout-ms N, --socketio-connect-timeout-ms N,
   --socketio-no-recovery (no pid, no offsets), --no-socketio (Socket.IO clients are not served)
+  --sockjs-jsessionid (SockJS: set a JSESSIONID cookie, cookie_needed: true; for cookie-sticky balancers)
 
 environment:
   SWITCHYARD_SECRET   token secret; every gateway of a cluster needs the same one`;
@@ -73,6 +74,7 @@ export async function main(argv: string[]): Promise<void> {
       'socketio-connect-timeout-ms': { type: 'string' },
       'no-socketio': { type: 'boolean' },
       'socketio-no-recovery': { type: 'boolean' },
+      'sockjs-jsessionid': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -106,6 +108,7 @@ export async function main(argv: string[]): Promise<void> {
           connectTimeoutMs: int(values['socketio-connect-timeout-ms'], 'socketio-connect-timeout-ms'),
           recovery: values['socketio-no-recovery'] ? false : undefined,
         },
+    sockjs: values['sockjs-jsessionid'] ? { jsessionid: true } : undefined,
   };
   let close: () => Promise<void>;
   let terminate: (() => Promise<void>) | null = null;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
 import type { SocketIoOptions } from '../transports/socketio.ts';
 import type { SignalROptions } from '../transports/signalr.ts';
+import type { SockJsOptions } from '../transports/sockjs.ts';
 
 /** Options of one gateway node. Every field is optional; the default is in its doc. */
 export interface GatewayOptions {
@@ -55,8 +56,12 @@ export interface GatewayOptions {
   socketio?: SocketIoConfig | false;
   /** the SignalR dialect (@microsoft/signalr clients); false: not served @default {} (hub `demo` at /hubs/demo) */
   signalr?: SignalRConfig | false;
-  /** the SockJS dialect (sockjs-client); false: not served @default {} (at /sockjs) */
-  sockjs?: { prefix?: string } | false;
+  /**
+   * the SockJS dialect (sockjs-client); false: not served @default {} (at /sockjs). `jsessionid`:
+   * set a JSESSIONID cookie on session requests and answer `cookie_needed: true`, for balancers that
+   * stick by that cookie (see docs/sockjs.md) @default false
+   */
+  sockjs?: { prefix?: string; jsessionid?: boolean } | false;
 }
 
 /** The SignalR dialect's options (see docs/signalr.md) */
@@ -92,7 +97,7 @@ export interface SocketIoConfig {
 /** what a node id may be (it is part of bus subjects and of session tokens) */
 export const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio' | 'signalr' | 'sockjs'>> & { socketio: SocketIoOptions | false; signalr: SignalROptions | false; sockjs: { prefix: string } | false };
+export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio' | 'signalr' | 'sockjs'>> & { socketio: SocketIoOptions | false; signalr: SignalROptions | false; sockjs: SockJsOptions | false };
 
 export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   const r: ResolvedOptions = {
@@ -137,7 +142,9 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   if (o.sockjs !== false) {
     const prefix = o.sockjs?.prefix ?? '/sockjs';
     if (!/^\/[A-Za-z0-9_/-]*[A-Za-z0-9_-]$/.test(prefix)) throw new TypeError(`option sockjs.prefix must be a path without a trailing slash, got ${prefix}`);
-    r.sockjs = { prefix };
+    const jsessionid = o.sockjs?.jsessionid ?? false;
+    if (typeof jsessionid !== 'boolean') throw new TypeError(`option sockjs.jsessionid must be a boolean, got ${String(jsessionid)}`);
+    r.sockjs = { prefix, jsessionid };
   }
   return r;
 }

@@ -1,18 +1,20 @@
 /**
- * The SockJS dialect (protocol 0.3, for `sockjs-client` 1.x), first part: the greeting, `/info`,
- * and the `websocket`, `xhr`, `xhr_send`, `xhr_streaming` and `eventsource` transports.
+ * The SockJS dialect (protocol 0.3, for `sockjs-client` 1.x): the greeting, `/info`, `iframe.html`,
+ * and the `websocket`, `xhr`, `xhr_send`, `xhr_streaming`, `eventsource`, `htmlfile`, `jsonp`,
+ * `jsonp_send` and raw `websocket` transports, with sockjs-protocol 0.3.3's headers and bytes.
  *
  * - A SockJS message carries one native client frame as its JSON text; a message that is not one
  *   reaches the app as event `message` with the text as its one arg. What the app emits goes out as
  *   native frames' JSON text, one SockJS message each.
  * - The session id is the client's (`/<prefix>/<server>/<session>/<transport>`): the session is
- *   `sj:<session>`, looked up in the whole cluster before one is made (or it would fork).
+ *   `sj:<session>`, looked up in the whole cluster before one is made (or it would fork). A
+ *   WebSocket is a session of its own (the session is the connection; its URL's id may be reused).
  * @see ../docs/sockjs.md
  */
 import { createHash, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { HttpResponse } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { ClientFrame, Codec, Frame, Port, Target } from './port.ts';
 import type { Entry } from './entry.ts';
 import { newCodecId } from './entry.ts';
@@ -27,6 +29,12 @@ import { warnOnce } from './log.ts';
 export interface SockJsOptions {
   /** @default '/sockjs' */
   prefix: string;
+  /**
+   * Set a `JSESSIONID` cookie on every session request (the client's own value, else `dummy`) and
+   * answer `cookie_needed: true` in `/info`, for balancers that stick by that cookie (the reference
+   * server's `jsessionid` option). Switchyard itself needs no stickiness. @default false
+   */
+  jsessionid: boolean;
 }
 
 const DIALECT = 'sockjs';
@@ -39,14 +47,62 @@ const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string
 const NOT_FOUND = '404 Error: Page not found\n';
 /** how long a node waits for another to say it holds a session, before making it */
 const LOOKUP_MS = 250;
+/** what SockJS answers that must not be cached carry (sockjs-protocol 0.3.3's exact value; iOS 6 caches POSTs) */
+const NO_CACHE = 'no-store, no-cache, must-revalidate, max-age=0';
+/** a year: iframe pages and CORS preflights are cached that long */
+const YEAR_S = 31_536_000;
+/** a cookie value we echo back (RFC 6265 cookie-octets), else `dummy` */
+const COOKIE_VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{1,256}$/;
+
+/** the headers of a strongly cacheable answer */
+function cacheFor(): Record<string, string> {
+  return { 'Cache-Control': `public, max-age=${YEAR_S}`, Expires: new Date(Date.now() + YEAR_S * 1000).toUTCString() };
+}
 
 /**
- * JSON text as SockJS sends it: the characters some JavaScript engines or proxies mangle escaped
- * (line and paragraph separators, zero-width and specials), and `<` too, so that no frame can end
- * an htmlfile page's script element
+ * An exchange with SockJS's own headers on every answer: its no-cache rule (unless the answer says
+ * its own Cache-Control), the client's Access-Control-Request-Headers echoed, the JSESSIONID
+ * cookie when configured; a stream's prelude goes in its own chunk (as the protocol's tests read it)
+ */
+class SockJsExchange extends Exchange {
+  constructor(
+    res: HttpResponse,
+    cors: string,
+    private readonly headers: Record<string, string>,
+    private readonly prelude = 0,
+  ) {
+    super(res, cors);
+  }
+
+  override reply(status: number, contentType: string | null, body: string | Uint8Array = '', extra?: Record<string, string>, closeConnection = false): void {
+    super.reply(status, contentType, body, { 'Cache-Control': NO_CACHE, ...this.headers, ...extra }, closeConnection);
+  }
+
+  override begin(status: number, headers: Record<string, string>, first: string): void {
+    if (!this.open) return;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(status === 200 ? '200 OK' : String(status));
+      const all: Record<string, string> = { 'Cache-Control': NO_CACHE, ...this.headers, ...headers };
+      if (this.cors) Object.assign(all, { 'Access-Control-Allow-Origin': this.cors, 'Access-Control-Allow-Credentials': 'true', Vary: 'Origin' });
+      for (const k in all) res.writeHeader(k, all[k]!);
+      const n = this.prelude;
+      if (n > 0 && first.length > n) {
+        res.write(first.slice(0, n));
+        res.write(first.slice(n));
+      } else res.write(first);
+    });
+  }
+}
+
+/**
+ * JSON text as SockJS sends it: the characters some JavaScript engines, browsers or proxies mangle
+ * escaped (sockjs-protocol 0.3.3's `escapable_by_server` above U+00FF: zero-width and direction
+ * marks, line and paragraph separators, invisible operators, specials; JSON.stringify already
+ * escapes the controls), and `<` too, so that no frame can end an htmlfile page's script element
  */
 function escaped(json: string): string {
-  return json.replace(/[<\u2028\u2029\u200c-\u200f\ufff0-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+  return json.replace(/[<\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }
 
 /** A SockJS message: a native frame's JSON text, as a JSON string (the `a[…]` array's element) */
@@ -163,15 +219,15 @@ class SockJs {
   ) {
     const app = port.app;
     const p = o.prefix;
-    const greeting = (res: HttpResponse, req: { getHeader(h: string): string }) => this.exchange(res, req.getHeader('origin')).reply(200, 'text/plain; charset=UTF-8', 'Welcome to SockJS!\n');
+    const greeting = (res: HttpResponse, req: HttpRequest) => this.exchange(res, req).reply(200, 'text/plain; charset=UTF-8', 'Welcome to SockJS!\n');
     app.get(p, greeting);
     app.get(p + '/', greeting);
     app.get(`${p}/info`, (res, req) => {
-      const ex = this.exchange(res, req.getHeader('origin'));
-      ex.reply(200, 'application/json; charset=UTF-8', JSON.stringify({ websocket: true, cookie_needed: false, origins: ['*:*'], entropy: randomInt(2 ** 31) }));
+      const ex = this.exchange(res, req);
+      ex.reply(200, 'application/json; charset=UTF-8', JSON.stringify({ websocket: true, cookie_needed: o.jsessionid, origins: ['*:*'], entropy: randomInt(2 ** 31) }));
     });
-    app.options(`${p}/info`, (res, req) => this.preflight(res, req.getHeader('origin'), req.getHeader('access-control-request-headers'), 'OPTIONS, GET'));
-    for (const t of ['xhr', 'xhr_send', 'xhr_streaming']) app.options(`${p}/:server/:session/${t}`, (res, req) => this.preflight(res, req.getHeader('origin'), req.getHeader('access-control-request-headers'), 'OPTIONS, POST'));
+    app.options(`${p}/info`, (res, req) => this.preflight(res, req, 'OPTIONS, GET'));
+    for (const t of ['xhr', 'xhr_send', 'xhr_streaming']) app.options(`${p}/:server/:session/${t}`, (res, req) => this.preflight(res, req, 'OPTIONS, POST'));
     app.post(`${p}/:server/:session/xhr`, (res, req) => this.receive(res, req, 'polling'));
     app.post(`${p}/:server/:session/xhr_streaming`, (res, req) => this.receive(res, req, 'xhr_streaming'));
     app.get(`${p}/:server/:session/eventsource`, (res, req) => this.receive(res, req, 'eventsource'));
@@ -184,34 +240,57 @@ class SockJs {
     const etag = '"' + createHash('md5').update(page).digest('hex') + '"';
     // `/iframe.html`, `/iframe-<version>.html`, … (uWS matches the static routes here first)
     app.get(`${p}/:page`, (res, req) => {
-      const ex = this.exchange(res, '');
+      const ex = this.exchange(res, req, false);
       if (!/^iframe[0-9a-z._-]*\.html$/.test(req.getParameter(0) ?? '')) return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
-      const cache = { 'Cache-Control': 'public, max-age=31536000', ETag: etag };
+      const cache = { ...cacheFor(), ETag: etag };
       if (req.getHeader('if-none-match') === etag) return ex.reply(304, null, '', cache);
       ex.reply(200, 'text/html; charset=UTF-8', page, cache);
     });
-    app.get(`${p}/sockjs.min.js`, (res) => {
-      const ex = this.exchange(res, '');
+    app.get(`${p}/sockjs.min.js`, (res, req) => {
+      const ex = this.exchange(res, req, false);
       const lib = clientLibrary();
       if (lib === null) return ex.reply(404, 'text/plain', 'sockjs-client is not installed');
       ex.reply(200, 'application/javascript; charset=UTF-8', lib, { 'Cache-Control': 'public, max-age=86400' });
     });
     this.mountSocket();
     this.mountRawSocket();
+    // a WebSocket URL asked without a WebSocket handshake (uWS passes those on to these routes)
+    for (const path of [`${p}/:server/:session/websocket`, `${p}/websocket`]) {
+      app.get(path, (res, req) => {
+        const ex = this.exchange(res, req, false);
+        if (req.getHeader('upgrade').toLowerCase() !== 'websocket') return ex.reply(400, 'text/plain; charset=UTF-8', 'Can "Upgrade" only to "WebSocket".');
+        if (!/(^|[\s,])upgrade($|[\s,])/i.test(req.getHeader('connection'))) return ex.reply(400, 'text/plain; charset=UTF-8', '"Connection" must be "Upgrade".');
+        ex.reply(400, 'text/plain; charset=UTF-8', 'Not a valid websocket request');
+      });
+      // only GET: 405, no body, no content type (the request body is not read: close after)
+      const notAllowed = (res: HttpResponse, req: HttpRequest) => this.exchange(res, req, false).reply(405, null, '', { Allow: 'GET' }, true);
+      app.post(path, notAllowed);
+      app.put(path, notAllowed);
+      app.del(path, notAllowed);
+      app.patch(path, notAllowed);
+    }
   }
 
-  private exchange(res: HttpResponse, origin: string): Exchange {
-    // the node's allowed origins (any by default, `null` included: file:// pages), with credentials
-    const ex = new Exchange(res, this.port.corsOrigin(origin));
+  /**
+   * An exchange with SockJS's CORS (the asking origin when allowed; `*` when there is none or it is
+   * `null`, as from file:// pages: a browser takes an echoed `null` as a refusal) and, on session
+   * requests (`session`), the JSESSIONID cookie when configured
+   */
+  private exchange(res: HttpResponse, req: HttpRequest, session = false, prelude = 0): SockJsExchange {
+    const origin = req.getHeader('origin');
+    const allowed = origin === '' ? '*' : this.port.corsOrigin(origin);
+    const headers: Record<string, string> = {};
+    const asked = req.getHeader('access-control-request-headers');
+    if (asked !== '') headers['Access-Control-Allow-Headers'] = asked;
+    if (session && this.o.jsessionid) headers['Set-Cookie'] = `JSESSIONID=${jsessionid(req.getHeader('cookie'))}; path=/`;
+    const ex = new SockJsExchange(res, allowed === 'null' ? '*' : allowed, headers, prelude);
     ex.closeAfter = this.port.closing;
     return ex;
   }
 
-  private preflight(res: HttpResponse, origin: string, headers: string, methods: string): void {
-    const ex = this.exchange(res, origin);
-    const extra: Record<string, string> = { 'Access-Control-Allow-Methods': methods, 'Access-Control-Max-Age': '31536000' };
-    if (headers) extra['Access-Control-Allow-Headers'] = headers;
-    ex.reply(204, null, '', extra);
+  private preflight(res: HttpResponse, req: HttpRequest, methods: string): void {
+    // cacheable for a year (sockjs-protocol's verify_options); a session URL's sets the cookie too
+    this.exchange(res, req, true).reply(204, null, '', { ...cacheFor(), 'Access-Control-Allow-Methods': methods, 'Access-Control-Max-Age': String(YEAR_S) });
   }
 
   private meta(r: { ip: string; origin: string; userAgent: string }): SessionMeta {
@@ -226,28 +305,31 @@ class SockJs {
     this.port.lookup(SID_PREFIX + session, (t) => done(t), LOOKUP_MS);
   }
 
-  /** A receiving request: xhr (a poll), xhr_streaming, eventsource */
-  private receive(res: HttpResponse, req: { getParameter(i: number): string; getHeader(h: string): string }, kind: 'polling' | 'xhr_streaming' | 'eventsource' | 'htmlfile' | 'jsonp'): void {
+  /** A receiving request: xhr (a poll), xhr_streaming, eventsource, htmlfile, jsonp */
+  private receive(res: HttpResponse, req: HttpRequest, kind: 'polling' | 'xhr_streaming' | 'eventsource' | 'htmlfile' | 'jsonp'): void {
     const server = req.getParameter(0) ?? '';
     const id = req.getParameter(1) ?? '';
-    const r = readRequest(res, req as never, this.port.options.trustProxy);
-    const ex = this.exchange(res, r.origin);
+    const r = readRequest(res, req, this.port.options.trustProxy);
+    // htmlfile and jsonp call back a page's function: `c=` names it (at most 32 characters, as the reference server)
+    let callback = '';
+    let bad = '';
+    if (kind === 'htmlfile' || kind === 'jsonp') {
+      callback = r.query.get('c') ?? r.query.get('callback') ?? '';
+      if (callback === '') bad = '"callback" parameter required';
+      else if (!/^[a-zA-Z0-9_.-]{1,32}$/.test(callback)) bad = 'invalid "callback" parameter';
+    }
+    const framer = kind === 'xhr_streaming' ? xhrStreamingFramer : kind === 'eventsource' ? eventSourceFramer : kind === 'htmlfile' && bad === '' ? htmlFileFramer(callback) : null;
+    const ex = this.exchange(res, req, true, framer?.prelude.length ?? 0);
     if (!PART.test(server) || !PART.test(id)) return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
     const refused = this.port.admit(r.origin, false);
     if (refused !== null) return ex.error(refused);
-    // htmlfile and jsonp call back a page's function: `c=` names it
-    let callback = '';
-    if (kind === 'htmlfile' || kind === 'jsonp') {
-      callback = r.query.get('c') ?? r.query.get('callback') ?? '';
-      if (callback === '') return ex.reply(500, 'text/plain; charset=UTF-8', '"callback" parameter required');
-      if (!/^[a-zA-Z0-9_.-]+$/.test(callback)) return ex.reply(500, 'text/plain; charset=UTF-8', 'invalid "callback" parameter');
-    }
+    if (bad !== '') return ex.reply(500, 'text/plain; charset=UTF-8', bad);
     const port = this.port;
     const polling = kind === 'polling' || kind === 'jsonp';
     const transport: TransportName = polling ? 'polling' : 'sse';
     const conn = polling
       ? new PollConnection(port, ex, messages, kind === 'jsonp' ? jsonpFramer(callback) : xhrFramer)
-      : new StreamConnection(port, ex, messages, kind === 'xhr_streaming' ? xhrStreamingFramer : kind === 'eventsource' ? eventSourceFramer : htmlFileFramer(callback), 'sse');
+      : new StreamConnection(port, ex, messages, framer!, 'sse');
     this.session(server, id, (t) => {
       if (!ex.open) return;
       try {
@@ -288,11 +370,11 @@ class SockJs {
   }
 
   /** xhr_send and jsonp_send: a JSON array of messages for a session (jsonp_send: also as a `d=` form field) */
-  private send(res: HttpResponse, req: { getParameter(i: number): string; getHeader(h: string): string }, kind: 'xhr' | 'jsonp'): void {
+  private send(res: HttpResponse, req: HttpRequest, kind: 'xhr' | 'jsonp'): void {
     const server = req.getParameter(0) ?? '';
     const id = req.getParameter(1) ?? '';
-    const r = readRequest(res, req as never, this.port.options.trustProxy);
-    const ex = this.exchange(res, r.origin);
+    const r = readRequest(res, req, this.port.options.trustProxy);
+    const ex = this.exchange(res, req, true);
     const ok = () => (kind === 'xhr' ? ex.reply(204, 'text/plain; charset=UTF-8', '') : ex.reply(200, 'text/plain; charset=UTF-8', 'ok'));
     readBody(ex, this.port.options.maxPayloadBytes, (body) => {
       if (body === null) return ex.reply(413, 'text/plain', 'Payload too large', undefined, true);
@@ -361,7 +443,7 @@ class SockJs {
   private mountSocket(): void {
     const port = this.port;
     const o = port.options;
-    type Data = { c: WsConnection | null; sid: string; meta: SessionMeta; bad: boolean };
+    type Data = { c: WsConnection | null; meta: SessionMeta };
     port.app.ws<Data>(`${this.o.prefix}/:server/:session/websocket`, {
       maxPayloadLength: o.maxPayloadBytes + 1024,
       maxBackpressure: o.wsHighWaterBytes,
@@ -372,24 +454,19 @@ class SockJs {
         const server = req.getParameter(0) ?? '';
         const id = req.getParameter(1) ?? '';
         const meta = this.meta({ ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent') });
-        if (!PART.test(server) || !PART.test(id)) return this.exchange(res, meta.origin).reply(404, 'text/plain; charset=UTF-8', NOT_FOUND, undefined, true);
-        upgrade<Data>(res, req, context, { c: null, sid: SID_PREFIX + id, meta, bad: false });
+        if (!PART.test(server) || !PART.test(id)) return this.exchange(res, req).reply(404, 'text/plain; charset=UTF-8', NOT_FOUND, undefined, true);
+        upgrade<Data>(res, req, context, { c: null, meta });
       },
       open: (ws) => {
         const d = ws.getUserData();
         const c = new WsConnection(ws as never, socketCodec);
         d.c = c;
-        // the session is the connection (no resume over a WebSocket): a new one, unless the id is taken
-        port.lookup(d.sid, (t) => {
-          if (c.closed) return;
-          // the SockJS close frame says why; the socket itself closes normally (2010 and 3000 are not
-          // WebSocket close codes)
-          if (t.kind === 'session' || t.kind === 'remote') return c.refuseWith(2010, 'Another connection still open', 1000);
-          if (t.kind === 'ended') return c.refuseWith(t.ended.code, t.ended.reason, 1000);
-          const refused = port.admit(d.meta.origin, true);
-          if (refused !== null) return c.refuse(refused);
-          c.session = port.open('websocket', d.meta, c, false, d.sid);
-        }, LOOKUP_MS);
+        // the session is the connection (no resume over a WebSocket): always a new one, of its own
+        // sid, which no SockJS URL can name; the id in the URL may be reused, even by two
+        // connections at once (sockjs-protocol's test_reuseSessionId; the reference server does so)
+        const refused = port.admit(d.meta.origin, true);
+        if (refused !== null) return c.refuse(refused);
+        c.session = port.open('websocket', d.meta, c);
       },
       message: (ws, message) => {
         const c = ws.getUserData().c;
@@ -438,9 +515,9 @@ function jsonpFramer(callback: string): PollFramer {
   };
 }
 
-/** htmlfile: a page (over 1 KiB, so that browsers render as it comes) calling the parent's callback per frame */
+/** htmlfile: a page (over 1 KiB, so that browsers render as it comes) calling the parent's callback per frame (sockjs-protocol 0.3.3's page, byte for byte) */
 function htmlFileFramer(callback: string): StreamFramer {
-  const head = `<!doctype html>\n<html><head><meta charset="UTF-8"></head><body><h2>SockJS htmlfile</h2>\n<script>\n  document.domain = document.domain;\n  var c = parent.${callback};\n  c.start();\n  function p(d) { c.message(d); }\n  window.onload = function () { c.stop(); };\n</script>`;
+  const head = `<!doctype html>\n<html><head>\n  <meta http-equiv="X-UA-Compatible" content="IE=edge" />\n  <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />\n</head><body><h2>Don't panic!</h2>\n  <script>\n    document.domain = document.domain;\n    var c = parent.${callback};\n    c.start();\n    function p(d) {c.message(d);};\n    window.onload = function() {c.stop();};\n  </script>`;
   const call = (f: string) => `<script>\np(${escaped(JSON.stringify(f))});\n</script>\r\n`;
   return {
     headers: { 'Content-Type': 'text/html; charset=UTF-8', 'X-Content-Type-Options': 'nosniff' },
@@ -452,9 +529,24 @@ function htmlFileFramer(callback: string): StreamFramer {
   };
 }
 
-/** The iframe transports' page: the client library from this server, then its bootstrap */
+/**
+ * The iframe transports' page (sockjs-protocol 0.3.3's, byte for byte): `_sockjs_onload` bootstraps
+ * the iframe once the client library, served by this node, has loaded
+ */
 function iframePage(libraryUrl: string): string {
-  return `<!DOCTYPE html>\n<html>\n<head>\n  <meta http-equiv="X-UA-Compatible" content="IE=edge" />\n  <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />\n  <script src="${libraryUrl}"></script>\n  <script>\n    document.domain = document.domain;\n    SockJS.bootstrap_iframe();\n  </script>\n</head>\n<body>\n  <p>SockJS iframe transport.</p>\n</body>\n</html>`;
+  return `<!DOCTYPE html>\n<html>\n<head>\n  <meta http-equiv="X-UA-Compatible" content="IE=edge" />\n  <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />\n  <script>\n    document.domain = document.domain;\n    _sockjs_onload = function(){SockJS.bootstrap_iframe();};\n  </script>\n  <script src="${libraryUrl}"></script>\n</head>\n<body>\n  <h2>Don't panic!</h2>\n  <p>This is a SockJS hidden iframe. It's used for cross domain magic.</p>\n</body>\n</html>`;
+}
+
+/** The JSESSIONID to set: the client's own (from its Cookie header), else `dummy` (as the reference server) */
+function jsessionid(cookies: string): string {
+  for (const part of cookies.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === 'JSESSIONID') {
+      const v = part.slice(eq + 1).trim();
+      return COOKIE_VALUE.test(v) ? v : 'dummy';
+    }
+  }
+  return 'dummy';
 }
 
 let library: Buffer | null | undefined;
