@@ -6,7 +6,11 @@ import type { SessionMeta, TransportName } from './types.ts';
 
 export interface AppSession {
   readonly sid: string;
-  /** transport the session opened with (informational; the app should not depend on it) */
+  /**
+   * the transport the client talks over now: the one it opened with, until an upgrade (Socket.IO),
+   * a resume over another transport, or SignalR's transport after its negotiate changes it; events
+   * after the change see the new one (informational; the app should not depend on it)
+   */
   readonly transport: TransportName;
   readonly meta: SessionMeta;
   /**

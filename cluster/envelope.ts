@@ -31,6 +31,8 @@ export type InboundEnvelope = (
   | { t: 'close'; sid: string; node: string; n: number; code: number; reason: string }
   /** the session now lives on gateway `node` (after a hand-over) */
   | { t: 'rehome'; sid: string; node: string; n: number }
+  /** the session's client now talks over `transport` (an upgrade, a resume over another transport, SignalR's transport after negotiate) */
+  | { t: 'transport'; sid: string; node: string; n: number; transport: TransportName }
   /** send outputs from `o` = `from` on again (the gateway saw a gap); not numbered (`n` = 0) */
   | { t: 'resend'; sid: string; node: string; n: 0; from: number }
 ) & { /** highest output `o` the gateway has received (cluster) */ lo?: number };

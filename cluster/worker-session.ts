@@ -36,7 +36,8 @@ export class WorkerSession implements AppSession {
     private readonly worker: Worker,
     readonly sid: string,
     public node: string,
-    readonly transport: TransportName,
+    /** the transport the client talks over now (the gateway says when it changes) */
+    public transport: TransportName,
     readonly meta: SessionMeta,
     /** partition */
     readonly p: number,

@@ -344,6 +344,10 @@ export class Worker implements AppContext {
       }
       return;
     }
+    if (e.t === 'transport') {
+      s.transport = e.transport;
+      return this.done(s, e.n);
+    }
     if (e.t !== 'event' || s.closed) return;
     const ack = e.ack;
     const n = e.n;

@@ -263,10 +263,22 @@ export class Gateway implements SessionOwner, Port {
   private bind(s: Session, conn: Connection): void {
     const old = s.conn;
     s.conn = conn;
-    s.transport = conn.transport;
+    this.setTransport(s, conn.transport);
     s.detachedAt = 0;
     this.detached.delete(s);
     if (old !== null && old !== conn) old.drop();
+  }
+
+  transportChanged(ps: PortSession): void {
+    const s = ps as Session;
+    if (s.conn !== null) this.setTransport(s, s.conn.transport);
+  }
+
+  /** The session's client talks over `t` now: the worker hears of it, in order with its events (the holder's, for a relayed one) */
+  private setTransport(s: Session, t: TransportName): void {
+    if (s.transport === t) return;
+    s.transport = t;
+    if (s.relay === null && s.state !== SessionState.Closed) this.delivery.toWorker(s, { t: 'transport', sid: s.sid, node: this.nodeId, n: ++s.inSeq, transport: t });
   }
 
   detach(ps: PortSession, conn: Connection): void {

@@ -99,7 +99,7 @@ describe('socket.io-client on one node', () => {
     s.emit('echo', 'a', { b: [1, null, true] });
     await until(() => echoed.args.length === 1 || undefined);
     expect(echoed.args[0]).toEqual(['a', { b: [1, null, true] }]);
-    expect(await s.emitWithAck('meta')).toMatchObject({ namespace: '/', dialect: 'socket.io', transport: 'polling' });
+    expect(await s.emitWithAck('meta')).toMatchObject({ namespace: '/', dialect: 'socket.io', transport: 'websocket' }); // the transport it talks over now, after the upgrade
   });
 
   for (const transport of ['websocket', 'polling'] as const) {

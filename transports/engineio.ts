@@ -362,7 +362,11 @@ export abstract class EioCarrier implements Carrier {
       for (const p of out) this.send(p);
       this.onWritable();
     });
+    this.onUpgraded();
   }
+
+  /** The carrier goes over its WebSocket now */
+  protected onUpgraded(): void {}
 
   /** The socket's buffer drained */
   drained(): void {

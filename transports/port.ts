@@ -175,6 +175,8 @@ export interface Port {
   attachRemote(t: Extract<Target, { kind: 'remote' }>, meta: SessionMeta, conn: Connection, last: number, poll: boolean): PortSession;
   /** The connection went away; the session waits for the next one (resume window) */
   detach(s: PortSession, conn: Connection): void;
+  /** The session's connection now goes over another transport (its carrier upgraded): the app hears of it */
+  transportChanged(s: PortSession): void;
   /** A decoded client frame */
   deliver(s: PortSession, f: ClientFrame): void;
   /** An upstream batch for a session named by key (relayed when held elsewhere); `done` gets null or the error */

@@ -101,6 +101,10 @@ class SioClient extends EioCarrier {
     else if (this.others?.get(c.nsp) === c) this.others.delete(c.nsp);
   }
 
+  protected override onUpgraded(): void {
+    for (const c of this.conns()) if (c.session !== null) this.port.transportChanged(c.session);
+  }
+
   private conns(): SioConnection[] {
     const all: SioConnection[] = this.main === null ? [] : [this.main];
     if (this.others !== null) all.push(...this.others.values());
