@@ -1,0 +1,99 @@
+/**
+ * The demo page in headless Chromium behind hostile proxies (test/hostile-proxy.ts, real sockets):
+ * one that refuses WebSocket upgrades, and one that also buffers whole responses (so no stream
+ * gets through). Each kind of client falls back by itself and chats with a page that reaches the
+ * gateway directly. Screenshots go to test-artifacts/browser/.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { closeAll, startNode } from './helpers.ts';
+import { closeHostileProxies, startHostileProxy, type HostileProxy } from './hostile-proxy.ts';
+import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, type DemoPage } from './browser-kit.ts';
+
+let browser: Browser;
+let node: Awaited<ReturnType<typeof startNode>>;
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+  node = await startNode();
+});
+afterAll(async () => {
+  await browser?.close();
+  await closeHostileProxies();
+  await closeAll();
+});
+
+/** `p` and a page on the gateway directly hear each other in `room` */
+async function chatsWithDirect(p: DemoPage, room: string, label: string): Promise<void> {
+  const direct = await openDemo(browser, node.url, { room });
+  await say(p.page, `from behind: ${label}`);
+  await say(direct.page, `to behind: ${label}`);
+  await waitForTexts(p.page, [`from behind: ${label}`, `to behind: ${label}`]);
+  await waitForTexts(direct.page, [`from behind: ${label}`]);
+  expect((await saidOn(p.page)).map((m) => m.text)).toEqual([`from behind: ${label}`, `to behind: ${label}`]);
+  await direct.page.close();
+}
+
+describe('demo page in Chromium behind a proxy that refuses WebSocket upgrades', () => {
+  let proxy: HostileProxy;
+  beforeAll(async () => {
+    proxy = await startHostileProxy(node.url, { upgrade: 'refuse' });
+  });
+
+  const cases = [
+    { client: 'native', fallback: 'sse' },
+    { client: 'socket.io', fallback: 'polling' }, // the upgrade probe is refused: it stays on polling
+    { client: 'signalr', fallback: 'ServerSentEvents' },
+    { client: 'sockjs', fallback: 'xhr-streaming' },
+  ];
+  for (const c of cases) {
+    it(`${c.client} (transport auto) falls back to ${c.fallback} and chats`, async () => {
+      const upgrades = proxy.counts.upgrades;
+      const p = await openDemo(browser, proxy.url, { client: c.client, room: `refused-${c.client}` });
+      // it did try a WebSocket (socket.io-client: its upgrade, after the open)
+      await vi.waitFor(() => expect(proxy.counts.upgrades).toBeGreaterThan(upgrades), { timeout: 10_000 });
+      expect(await currentTransport(p.page)).toBe(c.fallback);
+      await chatsWithDirect(p, `refused-${c.client}`, c.client);
+      await screenshot(p.page, `proxy-refuses-upgrade-${c.client.replace('.', '')}`);
+      expectNoPageErrors(p);
+      await p.page.close();
+    }, 60_000);
+  }
+
+  it('the native client remembers what worked: a reload starts with SSE, no WebSocket attempt', async () => {
+    const first = await openDemo(browser, proxy.url, { room: 'remember' });
+    expect(await currentTransport(first.page)).toBe('sse');
+    const upgrades = proxy.counts.upgrades;
+    await first.page.reload();
+    await first.page.waitForSelector('#status[data-state="open"]');
+    expect(await currentTransport(first.page)).toBe('sse');
+    expect(proxy.counts.upgrades).toBe(upgrades);
+    expectNoPageErrors(first);
+    await first.page.close();
+  }, 60_000);
+});
+
+describe('demo page in Chromium behind a proxy that refuses upgrades and buffers whole responses', () => {
+  let proxy: HostileProxy;
+  beforeAll(async () => {
+    proxy = await startHostileProxy(node.url, { upgrade: 'refuse', bufferResponses: true });
+  });
+
+  const cases = [
+    { client: 'native', fallback: 'polling' }, // SSE's open never arrives: long-polling
+    { client: 'socket.io', fallback: 'polling' },
+    { client: 'sockjs', fallback: 'xhr-polling' }, // xhr-streaming and eventsource never open
+    // (not @microsoft/signalr: its SSE transport waits for the stream's open with no deadline, so
+    // behind such a proxy it never gets to long-polling; docs/signalr.md says so)
+  ];
+  for (const c of cases) {
+    it(`${c.client} (transport auto) falls back to ${c.fallback} and chats`, async () => {
+      const p = await openDemo(browser, proxy.url, { client: c.client, room: `buffered-${c.client}`, timeout: 25_000 });
+      expect(await currentTransport(p.page)).toBe(c.fallback);
+      await chatsWithDirect(p, `buffered-${c.client}`, c.client);
+      await screenshot(p.page, `proxy-buffers-${c.client.replace('.', '')}`);
+      expectNoPageErrors(p);
+      await p.page.close();
+    }, 60_000);
+  }
+});
