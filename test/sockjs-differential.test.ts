@@ -9,6 +9,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sockjs from 'sockjs';
 import { closeAll, startNode } from './helpers.ts';
+import demo from '../demo/app.ts';
+import type { App, AppHandlers } from '../cluster/app.ts';
 
 let ref: string;
 let ours: string;
@@ -16,12 +18,23 @@ let httpServer: Server;
 
 beforeAll(async () => {
   const echo = sockjs.createServer({ log: () => {} });
-  echo.on('connection', (conn) => conn.on('data', (d) => conn.write(d)));
+  // an echo, that closes the session with 3000 "Go away!" when told `close-me`
+  echo.on('connection', (conn) => conn.on('data', (d) => (d === 'close-me' ? conn.close(3000, 'Go away!') : conn.write(d))));
   httpServer = createServer();
   echo.installHandlers(httpServer, { prefix: '/sockjs' });
   await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', () => r()));
   ref = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}/sockjs`;
-  ours = `${(await startNode()).url}/sockjs`;
+  // the demo app, which closes the session as the reference does when told `close-me`
+  const app: App = (ctx) => {
+    const inner = (demo as (c: typeof ctx) => AppHandlers)(ctx);
+    return {
+      event(session, event, args, reply) {
+        if (event === 'message' && args[0] === 'close-me') return session.disconnect(3000, 'Go away!');
+        return inner.event(session, event, args, reply);
+      },
+    };
+  };
+  ours = `${(await startNode({ app })).url}/sockjs`;
 });
 
 afterAll(async () => {
@@ -80,6 +93,18 @@ describe('the same SockJS requests to sockjs 0.3.24 and to the gateway', () => {
       // release the held one
       void req(b, `/000/${s}/xhr_send`, { method: 'POST', body: echo });
       await held;
+      return out.map((x) => (x.status === 204 ? { ...x, body: '' } : x));
+    });
+  });
+
+  it('a session the app closes: the receiver gets the close, and so does every later one', async () => {
+    await same(async (b, s) => {
+      const out: Seen[] = [];
+      out.push(await req(b, `/000/${s}/xhr`, { method: 'POST' }));
+      out.push(await req(b, `/000/${s}/xhr_send`, { method: 'POST', body: '["close-me"]' }));
+      out.push(await req(b, `/000/${s}/xhr`, { method: 'POST' }));
+      out.push(await req(b, `/000/${s}/xhr`, { method: 'POST' }));
+      out.push(await req(b, `/000/${s}/xhr_send`, { method: 'POST', body: '["x"]' }));
       return out.map((x) => (x.status === 204 ? { ...x, body: '' } : x));
     });
   });

@@ -390,7 +390,9 @@ class SockJs {
       const msgs = Array.isArray(list) ? list : [list];
       if (!msgs.every((m) => typeof m === 'string')) return ex.reply(500, null, 'Broken JSON encoding.');
       this.session(server, id, (t) => {
-        if (t === null || t.kind === 'error' || t.kind === 'ended') return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
+        if (t === null || t.kind === 'error') return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
+        // a session that ended a moment ago: what it is sent is dropped, as the reference server does
+        if (t.kind === 'ended') return ok();
         const frames = (msgs as string[]).map(toFrame);
         if (t.kind === 'remote') return this.port.send(t.sid, t.token, frames, (error) => (error === null ? ok() : ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND)));
         for (const f of frames) this.port.deliver(t.session, f);
