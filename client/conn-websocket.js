@@ -40,6 +40,8 @@ export class WsConn extends Conn {
     this.error = undefined;
     /** flush() waits for another connection's POST /rt/send */
     this.waiting = false;
+    /** given up on after the upgrade: close politely (see giveUp) */
+    this.abandoned = false;
   }
 
   /** @override @protected */
@@ -82,6 +84,24 @@ export class WsConn extends Conn {
   }
 
   /**
+   * No `open` frame within the deadline. If the upgrade went through, the gateway has most likely
+   * opened a session for this socket (its `open` is slow, or a proxy eats the frames): ask it to end
+   * that session (`{"type":"close"}`, then a close handshake), so that it does not wait out its
+   * resume window should the frame get through. The socket is cut a second later regardless.
+   * Not when resuming: the session behind the socket is then the client's own, which the next
+   * transport resumes.
+   * @override
+   * @param {string} reason
+   */
+  giveUp(reason) {
+    const ws = this.ws;
+    if (ws && ws.readyState === 1 && !this.opened && !this.dead && !this.resuming) {
+      try { ws.send(encode(this.c._codec, { type: 'close' })); this.abandoned = true; } catch { /* closing already */ }
+    }
+    this.kill(reason);
+  }
+
+  /**
    * A clean stop closes with 1000 (the session stays on the server); a failure terminates.
    * @override @protected
    * @param {boolean} abrupt
@@ -92,8 +112,13 @@ export class WsConn extends Conn {
     if (!ws) return;
     ws.onmessage = ws.onclose = ws.onerror = noop;
     try {
-      if (!abrupt) ws.close(1000, 'client');
-      else if (typeof ws.terminate === 'function') ws.terminate();
+      if (!abrupt || this.abandoned) {
+        ws.close(1000, 'client');
+        if (this.abandoned && typeof ws.terminate === 'function') {
+          const t = /** @type {any} */ (setTimeout(() => { try { ws.terminate(); } catch { /* gone */ } }, 1000));
+          if (t && typeof t.unref === 'function') t.unref();
+        }
+      } else if (typeof ws.terminate === 'function') ws.terminate();
       else if (ws.readyState < 2) ws.close();
     } catch { /* already closed */ }
   }

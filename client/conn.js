@@ -91,6 +91,15 @@ export class Conn {
   }
 
   /**
+   * The connect deadline passed before `open`: drop the attempt (reported like kill). The gateway
+   * may have opened a session for it that the client never heard of; see WsConn.
+   * @param {string} reason
+   */
+  giveUp(reason) {
+    this.kill(reason);
+  }
+
+  /**
    * The transport ended or failed: tear down, and tell the client (once).
    * @protected
    * @param {DownInfo} info

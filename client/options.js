@@ -1,5 +1,6 @@
 // @ts-check
 /** The client's options: defaults, checks, and what they resolve to (routes URL, codec, transports). */
+import { Remembered } from './remember.js';
 /** @import { ClientOptions, Codec, FetchFunction, TransportName } from './types.js' */
 
 const TRANSPORTS = /** @type {const} */ (['websocket', 'sse', 'polling']);
@@ -10,13 +11,15 @@ const DEFAULTS = {
   minDelayMs: 250,
   maxDelayMs: 10000,
   maxAttempts: Infinity,
-  connectTimeoutMs: 10000,
+  connectTimeoutMs: 5000,
   ackTimeoutMs: 10000,
   pollTimeoutMs: 25000,
   maxQueue: 1000,
   maxBatch: 100,
   maxBatchBytes: 32768,
   path: '/rt',
+  rememberTransport: /** @type {boolean | string} */ (true),
+  rememberForMs: 4 * 3600 * 1000,
   format: /** @type {'json' | 'msgpack'} */ ('json'),
 };
 
@@ -56,11 +59,14 @@ export function configure(url, options) {
   if (transports.length === 0) {
     throw new TypeError(`none of the transports [${o.transports.join(', ')}] is usable here: pass WebSocket / EventSource / fetch in the options`);
   }
+  const http = base.origin + base.pathname.replace(/\/+$/, '') + (prefix === '/' ? '' : prefix);
   return {
     /** the options, with defaults */
     o,
     /** where the routes are: `http(s)://host[/path prefix]/rt` */
-    http: base.origin + base.pathname.replace(/\/+$/, '') + (prefix === '/' ? '' : prefix),
+    http,
+    /** the remembered fallback (null: rememberTransport false) */
+    remembered: o.rememberTransport === false ? null : new Remembered(typeof o.rememberTransport === 'string' && o.rememberTransport ? o.rememberTransport : `switchyard.transport ${http}`),
     /** the gateway URL's query, sent on every connect @type {Record<string, string>} */
     baseQuery: Object.fromEntries(base.searchParams),
     /** msgpack codec, or null for JSON @type {Codec | null} */

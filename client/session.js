@@ -32,6 +32,7 @@ export class ClientSession extends Emitter {
     this._fetch = cfg.fetch;
     /** @private */ this._http = cfg.http;
     /** @private */ this._baseQuery = cfg.baseQuery;
+    /** @private the remembered fallback, shared with later clients (null: not remembered) */ this._remembered = cfg.remembered;
     /** Transports this client will try, in order (requested ones that have an implementation). */
     this.transports = cfg.transports;
 
@@ -63,8 +64,12 @@ export class ClientSession extends Emitter {
     /** @protected */ this._resumable = false;
     /** @protected */ this._openedOnce = false;
     /** @private @type {TransportName} */ this._preferred = this.transports[0];
+    /** @private  when the transports before `_preferred` failed (0: it is not a fallback, or was first) */ this._preferredAt = 0;
     /** @private @type {TransportName[]} */ this._round = [];
     /** @private */ this._tryIdx = 0;
+    /** @private  transports that failed to reach `open` in this round @type {TransportName[]} */ this._failed = [];
+    /** @private  an attempt of this round ran out of time */ this._timedOut = false;
+    /** @private  the connect deadline is connectTimeoutMs × 2^_slow: rounds that timed out since the last open (up to 2) */ this._slow = 0;
     /** @protected @type {OpenInfo | null} */ this._openInfo = null;
   }
 
@@ -150,10 +155,39 @@ export class ClientSession extends Emitter {
     this._timer = null;
   }
 
+  /*
+   * Which transport a round starts with (docs/client.md, "Fallback"):
+   * - The one that last reached `open` (`_preferred`); the others follow in the order of `transports`.
+   * - A new session (open(), connect()) starts with the remembered fallback, when there is one for
+   *   this gateway: a transport that worked after the ones before it in `transports` failed.
+   * - A fallback is trusted for `rememberForMs` from the time the better transports failed (never
+   *   renewed by merely working again). After that a round starts from the top of `transports`,
+   *   and the fallback is remembered again only if the better transports fail again.
+   * - A fallback that fails to reach `open` is forgotten (by this client, and the stored record):
+   *   the next round starts from the top. When the first transport works, the record is removed.
+   */
+
   /** @protected  start a round: try every transport once, the last one that worked first */
   _start() {
+    const now = Date.now();
+    const maxAge = this._o.rememberForMs;
+    const fresh = (/** @type {number} */ at) => now - at < maxAge;
+    if (!this._openedOnce && this._remembered) {
+      const r = this._remembered.read();
+      if (r && !fresh(r.at)) this._remembered.forget();
+      else if (r && this.transports.includes(r.transport)) {
+        this._preferred = r.transport;
+        this._preferredAt = r.at;
+      }
+    }
+    if (this._preferredAt && !fresh(this._preferredAt)) {
+      this._preferred = this.transports[0];
+      this._preferredAt = 0;
+    }
     this._round = [this._preferred, ...this.transports.filter((t) => t !== this._preferred)];
     this._tryIdx = 0;
+    this._failed = [];
+    this._timedOut = false;
     this.state = this._openedOnce ? 'reconnecting' : 'connecting';
     this._tryNext({});
   }
@@ -165,13 +199,20 @@ export class ClientSession extends Emitter {
   _tryNext(info) {
     if (this.state === 'closed') return;
     if (this._tryIdx >= this._round.length) {
+      // every transport failed; if one ran out of time, the network may just be slow: give the next
+      // rounds more time (2×, then 4× connectTimeoutMs, until an open)
+      if (this._timedOut) this._slow = Math.min(2, this._slow + 1);
       this._scheduleReconnect({ code: info.code, reason: info.reason || 'no transport could connect' });
       return;
     }
     const conn = new CONNS[this._round[this._tryIdx]](this);
     conn.resuming = this._resumable;
     this._conn = conn;
-    this._connectTimer = setTimeout(() => conn.kill(`connect timeout (${this._o.connectTimeoutMs} ms)`), this._o.connectTimeoutMs);
+    const ms = this._o.connectTimeoutMs * 2 ** this._slow;
+    this._connectTimer = setTimeout(() => {
+      this._timedOut = true;
+      conn.giveUp(`connect timeout (${ms} ms)`);
+    }, ms);
     conn.start();
   }
 
@@ -279,7 +320,8 @@ export class ClientSession extends Emitter {
     this._connectTimer = null;
     this.state = 'open';
     this._attempt = 0;
-    this._preferred = conn.name;
+    this._slow = 0;
+    this._learn(conn.name);
     if (!recovered) this._failSentRequests();
     const first = !this._openedOnce;
     this._openedOnce = true;
@@ -292,6 +334,25 @@ export class ClientSession extends Emitter {
     conn.flush(); // frames queued while disconnected go first
     if (changed) this._fire('transport', conn.name);
     if (conn === this._conn) this._fire('open', info);
+  }
+
+  /**
+   * A transport reached `open`: reconnects start with it, and if it is a fallback (a better one
+   * failed in this round) it is remembered for the next clients.
+   * @private
+   * @param {TransportName} name
+   */
+  _learn(name) {
+    const rank = this.transports.indexOf(name);
+    this._preferred = name;
+    if (rank === 0) {
+      this._preferredAt = 0;
+      if (this._remembered && this._remembered.read()) this._remembered.forget();
+    } else if (this._failed.some((t) => this.transports.indexOf(t) < rank)) {
+      this._preferredAt = Date.now();
+      this._remembered?.write(name, this._preferredAt);
+    }
+    // else: the fallback it started with worked again; it stays trusted until it expires
   }
 
   /** @private  requests whose frame already went out on a lost session can never be answered */
@@ -445,7 +506,20 @@ export class ClientSession extends Emitter {
     }
     if (!conn.opened) {
       const why = info.reason || (info.error ? errText(info.error) : '') || (info.code ? `code ${info.code}` : 'failed');
+      // A WebSocket the gateway itself closed with a close code (draining, overloaded) got through:
+      // the next transport is tried, but that says nothing against the network path.
+      const answered = conn.name === 'websocket' && typeof info.code === 'number' && info.code !== 1005 && info.code !== 1006 && info.code !== 1015;
+      if (!answered) {
+        this._failed.push(conn.name);
+        // a fallback that fails is forgotten, here and for the next clients: the next round starts from the top
+        if (conn.name === this._preferred) {
+          this._preferred = this.transports[0];
+          this._preferredAt = 0;
+        }
+        if (this._remembered && this._remembered.read()?.transport === conn.name) this._remembered.forget();
+      }
       this._fire('error', new SwitchyardError('SY_CLIENT_TRANSPORT', `${conn.name}: ${why}`, { transport: conn.name, status: info.status, cause: info.error }));
+      if (/** @type {string} */ (this.state) === 'closed' || this._conn) return; // a listener called close() or reconnect()
       this._tryIdx++;
       this._tryNext(info);
       return;

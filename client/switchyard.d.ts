@@ -32,7 +32,11 @@ export type EventSourceConstructor = new (url: string, init?: any) => object;
 export type FetchFunction = (input: string, init?: any) => Promise<any>;
 
 export interface ClientOptions {
-  /** Transports to try, in order: if one can not connect the next one is tried. @default ['websocket', 'sse', 'polling'] */
+  /**
+   * Transports to try, in order: if one can not connect the next one is tried. A round starts with
+   * the one that last worked, or a remembered fallback (docs/client.md, "Fallback").
+   * @default ['websocket', 'sse', 'polling']
+   */
   transports?: TransportName[];
   /** Reconnect (and resume the session) after a drop. @default true */
   reconnect?: boolean;
@@ -42,7 +46,12 @@ export interface ClientOptions {
   maxDelayMs?: number;
   /** Reconnect attempts (without an open in between) before giving up with 'close'. @default Infinity */
   maxAttempts?: number;
-  /** How long one transport may take to reach `open` before the next is tried. @default 10000 */
+  /**
+   * How long one transport may take to reach `open` before the next is tried. Doubled (then 4×)
+   * for the rounds after a round in which every transport failed and one ran out of time; back to
+   * this after an open. Also how long a POST /rt/send may stay out after its connection ended.
+   * @default 5000
+   */
   connectTimeoutMs?: number;
   /** Default timeout of request(). @default 10000 */
   ackTimeoutMs?: number;
@@ -58,6 +67,19 @@ export interface ClientOptions {
   query?: Record<string, unknown> | (() => Record<string, unknown>);
   /** Route prefix of the gateway. @default '/rt' */
   path?: string;
+  /**
+   * Remember a fallback (a transport that worked after the ones before it in `transports` failed)
+   * so that the next client for this gateway starts with it: in localStorage when there is one,
+   * else in memory (the page or process). `false`: never read or write it; a string: the storage
+   * key. @default true (key `switchyard.transport <http(s)://host[/prefix]/rt>`)
+   */
+  rememberTransport?: boolean | string;
+  /**
+   * How long a fallback is trusted, from the time the better transports failed (working again
+   * does not renew it). After that the first transport is tried again, by new clients and by this
+   * client's next reconnect. @default 14400000 (4 hours)
+   */
+  rememberForMs?: number;
   /** Wire format for WebSocket and long-polling (SSE is always JSON). @default 'json' */
   format?: 'json' | 'msgpack';
   /** Required for format 'msgpack'. */

@@ -28,7 +28,8 @@
  *
  * Modules: client.js (SwitchyardClient's methods) on session.js (connecting, resuming, frames
  * from the server), with emitter.js, options.js, requests.js, errors.js; the connections
- * conn-websocket.js, conn-sse.js, conn-polling.js share conn.js; upstream.js batches POST /rt/send.
+ * conn-websocket.js, conn-sse.js, conn-polling.js share conn.js; upstream.js batches POST /rt/send;
+ * remember.js keeps the remembered fallback transport (docs/client.md, "Fallback").
  */
 import { SwitchyardClient } from './client.js';
 /** @import { ClientOptions } from './types.js' */

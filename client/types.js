@@ -18,7 +18,7 @@
  * @property {number} [minDelayMs]           backoff base, default 250
  * @property {number} [maxDelayMs]           backoff cap, default 10000
  * @property {number} [maxAttempts]          reconnect attempts before giving up, default Infinity
- * @property {number} [connectTimeoutMs]     per transport attempt, default 10000
+ * @property {number} [connectTimeoutMs]     per transport attempt, default 5000 (doubled, up to 4x, after rounds that timed out)
  * @property {number} [ackTimeoutMs]         request() timeout, default 10000
  * @property {number} [pollTimeoutMs]        the server's long-poll hold time, default 25000
  * @property {number} [maxQueue]             outbound frames held while disconnected/busy, default 1000
@@ -26,6 +26,8 @@
  * @property {number} [maxBatchBytes]        JSON characters per POST /rt/send (soft), default 32768
  * @property {Record<string, unknown> | (() => Record<string, unknown>)} [query]  extra query parameters
  * @property {string} [path]                 route prefix, default '/rt'
+ * @property {boolean | string} [rememberTransport]  remember a fallback for the next client, default true; a string names the storage key
+ * @property {number} [rememberForMs]        how long a fallback is remembered after the better transports failed, default 4 h
  * @property {'json' | 'msgpack'} [format]   default 'json'; 'msgpack' needs `msgpack`
  * @property {Codec} [msgpack]               e.g. { encode: pack, decode: unpack } from msgpackr
  * @property {any} [WebSocket]               WebSocket implementation (default: globalThis.WebSocket)
