@@ -97,3 +97,41 @@ describe('demo page in Chromium behind a proxy that refuses upgrades and buffers
     }, 60_000);
   }
 });
+
+describe('sockjs-client in Chromium whose receiving connection is cut', () => {
+  let proxy: HostileProxy;
+  beforeAll(async () => {
+    proxy = await startHostileProxy(node.url, { upgrade: 'refuse' });
+  });
+
+  // (xhr-polling: Chromium sends the held poll again on a new connection, as no byte of its answer
+  // had come; eventsource: sockjs-client takes the error as a network one and opens the next)
+  for (const transport of ['eventsource', 'xhr-polling']) {
+    it(`${transport}: the receiver comes back, and what was said meanwhile arrives once, in order`, async () => {
+      const room = `cut-${transport}`;
+      const p = await openDemo(browser, proxy.url, { client: 'sockjs', transport, room });
+      const sid = await p.page.textContent('#sid');
+      const direct = await openDemo(browser, node.url, { room });
+      proxy.dropAll();
+      const want = Array.from({ length: 10 }, (_, i) => `${transport} ${i}`);
+      for (const t of want) await say(direct.page, t);
+      await waitForTexts(p.page, want, 20_000);
+      expect((await saidOn(p.page)).map((m) => m.text)).toEqual(want);
+      // the same session all along
+      expect(await p.page.textContent('#sid')).toBe(sid);
+      expect(await p.page.getAttribute('#status', 'data-state')).toBe('open');
+      expectNoPageErrors(p);
+      await p.page.close();
+      await direct.page.close();
+    }, 60_000);
+  }
+
+  it('xhr-streaming: sockjs-client ends the session itself (a cut XHR has status 0, which it takes as permanent)', async () => {
+    const p = await openDemo(browser, proxy.url, { client: 'sockjs', transport: 'xhr-streaming', room: 'cut-stream' });
+    proxy.dropAll();
+    await p.page.waitForSelector('#status[data-state="closed"]', { timeout: 20_000 });
+    expect(await p.page.textContent('#log')).toContain('closed: 1006 permanent');
+    expectNoPageErrors(p);
+    await p.page.close();
+  }, 60_000);
+});
