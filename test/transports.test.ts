@@ -45,7 +45,7 @@ describe('WebSocket /rt/ws', () => {
   it('tells the app who the client is, without the transport leaking into the model', async () => {
     const c = await WsClient.open(`${node.ws}/rt/ws?room=x`);
     const r = await c.request('whoami');
-    expect(r.args[0]).toEqual({ sid: c.open.sid, transport: 'websocket', ip: '127.0.0.1' });
+    expect(r.args[0]).toEqual({ sid: c.open.sid, client: 'native', transport: 'websocket', ip: '127.0.0.1' });
     c.sock.close();
   });
 });
