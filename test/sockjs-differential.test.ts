@@ -19,7 +19,7 @@ let httpServer: Server;
 beforeAll(async () => {
   const echo = sockjs.createServer({ log: () => {} });
   // an echo, that closes the session with 3000 "Go away!" when told `close-me`
-  echo.on('connection', (conn) => conn.on('data', (d) => (d === 'close-me' ? conn.close(3000, 'Go away!') : conn.write(d))));
+  echo.on('connection', (conn) => conn.on('data', (d) => (d === 'close-me' ? conn.close(3000 as unknown as string, 'Go away!') /* its types say string; the frame needs the number */ : conn.write(d))));
   httpServer = createServer();
   echo.installHandlers(httpServer, { prefix: '/sockjs' });
   await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', () => r()));
