@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import SockJS from 'sockjs-client';
 import { io, type Socket } from 'socket.io-client';
 import { closeAll, http, startNode, until, WsClient } from './helpers.ts';
+import type { App } from '../cluster/app.ts';
 
 const sockets: Socket[] = [];
 const clients: Array<{ close(): void }> = [];
@@ -104,6 +105,26 @@ describe('the SockJS protocol, raw', () => {
     expect((await first).text).toMatch(/^c\[1000,/);
     // a closed session keeps saying so, with its own close
     expect(await post('xhr')).toEqual({ status: 200, text: 'c[1000,"client closed"]\n' });
+  });
+
+  it('a session that timed out answers c[3000,"Go away!"] (the errors table\'s SockJS close), not 4510', async () => {
+    const node = await startNode({ resumeWindowMs: 200 });
+    const base = `${node.url}/sockjs/000/expire1`;
+    expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('o\n');
+    // no receiver: the session ends once the resume window is over
+    await until(() => (node.gateway.sessions.has('sj:expire1') ? undefined : true));
+    expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('c[3000,"Go away!"]\n');
+    // every receiver gets the same close, a stream too
+    expect(await (await fetch(`${base}/xhr_streaming`, { method: 'POST' })).text()).toBe('h'.repeat(2048) + '\nc[3000,"Go away!"]\n');
+  });
+
+  it('an app\'s own close code and reason reach the client as they are', async () => {
+    const app: App = { open(session) { setImmediate(() => session.disconnect(4001, 'SY_ERR_SESSION_TIMEOUT')); }, event() {} };
+    const node = await startNode({ app });
+    const base = `${node.url}/sockjs/000/appclose1`;
+    expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('o\n');
+    await until(() => (node.gateway.sessions.has('sj:appclose1') ? undefined : true));
+    expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('c[4001,"SY_ERR_SESSION_TIMEOUT"]\n');
   });
 
   it('bad session URLs are 404', async () => {

@@ -25,6 +25,7 @@ import { StreamConnection, type StreamFramer } from './stream.ts';
 import { PollConnection, type PollFramer } from './poll.ts';
 import { WsConnection } from './websocket.ts';
 import { warnOnce } from './log.ts';
+import { errors, type ErrorCode, type ErrorSpec } from './errors.ts';
 
 export interface SockJsOptions {
   /** @default '/sockjs' */
@@ -119,8 +120,19 @@ class MessageCodec implements Codec {
     return 'h';
   }
   close(code: number, reason: string): Frame {
-    return 'c' + escaped(JSON.stringify([code, reason]));
+    return 'c' + escaped(JSON.stringify(sockJsClose(code, reason)));
   }
+}
+
+/**
+ * The close a SockJS client gets: a gateway error (its code and name, as the core ends a session
+ * with them) becomes the errors table's SockJS close when it has one (a timed-out session:
+ * `3000 "Go away!"`); any other close (the app's own code and reason) goes as it is
+ */
+function sockJsClose(code: number, reason: string): [number, string] {
+  const e = Object.hasOwn(errors, reason) ? (errors[reason as ErrorCode] as ErrorSpec) : undefined;
+  if (e !== undefined && e.ws === code && e.sockjs?.close !== undefined) return [e.sockjs.close[0], e.sockjs.close[1]];
+  return [code, reason];
 }
 
 /** Over a WebSocket: each message its own `a[…]` frame */
