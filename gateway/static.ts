@@ -50,9 +50,23 @@ function vendor(file: string): string | null {
   return null;
 }
 
+/** The demo page, told where this node serves each dialect (its `switchyard-paths` meta tag) */
+function demoPage(gw: Gateway): string {
+  const o = gw.options;
+  const paths = {
+    socketio: o.socketio === false ? null : o.socketio.path,
+    signalr: o.signalr === false || o.signalr.hubs.length === 0 ? null : `/hubs/${o.signalr.hubs[0]}`,
+    sockjs: o.sockjs === false ? null : o.sockjs.prefix,
+  };
+  const attr = JSON.stringify(paths).replace(/&/g, '&amp;').replace(/'/g, '&#39;').replace(/</g, '&lt;');
+  return read('demo.html')
+    .replace(/<meta name="switchyard-paths" content='[^']*'>/, `<meta name="switchyard-paths" content='${attr}'>`)
+    .replace('<script src="/sockjs/sockjs.min.js" id="sockjs-library"></script>', paths.sockjs === null ? '' : `<script src="${paths.sockjs}/sockjs.min.js" id="sockjs-library"></script>`);
+}
+
 export function mountStatic(gw: Gateway): void {
   const files: Array<[string, string, string]> = [
-    ['/', 'text/html; charset=utf-8', read('demo.html')],
+    ['/', 'text/html; charset=utf-8', demoPage(gw)],
     // the public entry at its historical URL; relative, so it also works behind a path prefix
     ['/client.js', JS, "export * from './client/switchyard.js';\n"],
     ...modules().map((f): [string, string, string] => [`/client/${f}`, JS, read(f)]),

@@ -8,11 +8,19 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
-export const CHROMIUM = '/usr/bin/chromium';
+/** Debian's Chromium: $CHROMIUM, else the `chromium` on the PATH (what npm test's pretest installs), else /usr/bin/chromium */
+export const CHROMIUM = process.env.CHROMIUM || findOnPath('chromium') || '/usr/bin/chromium';
+
+function findOnPath(bin: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir !== '' && existsSync(join(dir, bin))) return join(dir, bin);
+  }
+  return null;
+}
 export const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts', 'browser');
 
 export async function launchBrowser(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test's pretest installs it (apt-get install -y chromium)`);
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test's pretest installs it (apt-get install -y chromium), or set CHROMIUM to a Chromium binary`);
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -98,4 +106,9 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 /** the page threw nothing */
 export function expectNoPageErrors(p: DemoPage): void {
   expect(p.errors).toEqual([]);
+}
+
+/** what the app says of the page's session (the demo app's whoami: `session.transport` etc.) */
+export async function whoami(page: Page): Promise<{ sid: string; client: string; transport: string; ip: string }> {
+  return page.evaluate(() => (window as any).syDemo.conn.whoami());
 }

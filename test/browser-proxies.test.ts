@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { closeAll, startNode } from './helpers.ts';
 import { closeHostileProxies, startHostileProxy, type HostileProxy } from './hostile-proxy.ts';
-import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, type DemoPage } from './browser-kit.ts';
+import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, whoami, type DemoPage } from './browser-kit.ts';
 
 let browser: Browser;
 let node: Awaited<ReturnType<typeof startNode>>;
@@ -41,10 +41,10 @@ describe('demo page in Chromium behind a proxy that refuses WebSocket upgrades',
   });
 
   const cases = [
-    { client: 'native', fallback: 'sse' },
-    { client: 'socket.io', fallback: 'polling' }, // the upgrade probe is refused: it stays on polling
-    { client: 'signalr', fallback: 'ServerSentEvents' },
-    { client: 'sockjs', fallback: 'xhr-streaming' },
+    { client: 'native', fallback: 'sse', server: 'sse' },
+    { client: 'socket.io', fallback: 'polling', server: 'polling' }, // the upgrade probe is refused: it stays on polling
+    { client: 'signalr', fallback: 'ServerSentEvents', server: 'sse' },
+    { client: 'sockjs', fallback: 'xhr-streaming', server: 'sse' },
   ];
   for (const c of cases) {
     it(`${c.client} (transport auto) falls back to ${c.fallback} and chats`, async () => {
@@ -53,6 +53,8 @@ describe('demo page in Chromium behind a proxy that refuses WebSocket upgrades',
       // it did try a WebSocket (socket.io-client: its upgrade, after the open)
       await vi.waitFor(() => expect(proxy.counts.upgrades).toBeGreaterThan(upgrades), { timeout: 10_000 });
       expect(await currentTransport(p.page)).toBe(c.fallback);
+      // the app sees the same
+      expect(await whoami(p.page)).toMatchObject({ client: c.client, transport: c.server });
       await chatsWithDirect(p, `refused-${c.client}`, c.client);
       await screenshot(p.page, `proxy-refuses-upgrade-${c.client.replace('.', '')}`);
       expectNoPageErrors(p);
@@ -90,6 +92,7 @@ describe('demo page in Chromium behind a proxy that refuses upgrades and buffers
     it(`${c.client} (transport auto) falls back to ${c.fallback} and chats`, async () => {
       const p = await openDemo(browser, proxy.url, { client: c.client, room: `buffered-${c.client}`, timeout: 25_000 });
       expect(await currentTransport(p.page)).toBe(c.fallback);
+      expect(await whoami(p.page)).toMatchObject({ client: c.client, transport: 'polling' });
       await chatsWithDirect(p, `buffered-${c.client}`, c.client);
       await screenshot(p.page, `proxy-buffers-${c.client.replace('.', '')}`);
       expectNoPageErrors(p);

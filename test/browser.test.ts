@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { closeAll, startNode } from './helpers.ts';
-import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts } from './browser-kit.ts';
+import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, whoami } from './browser-kit.ts';
 
 let browser: Browser;
 let node: Awaited<ReturnType<typeof startNode>>;
@@ -57,10 +57,10 @@ describe('demo page in Chromium', () => {
 
   it('four pages, one per client kind (native, socket.io-client, @microsoft/signalr, sockjs-client), chat in one room', async () => {
     const kinds = [
-      { client: 'native', app: 'native', transport: 'websocket' },
-      { client: 'socket.io', app: 'socket.io', transport: 'websocket' }, // auto: polling, then the upgrade
-      { client: 'signalr', app: 'signalr', transport: 'WebSockets' }, // auto: negotiate picks WebSockets
-      { client: 'sockjs', app: 'sockjs', transport: 'websocket' }, // auto: sockjs-client picks websocket
+      { client: 'native', app: 'native', transport: 'websocket', server: 'websocket' },
+      { client: 'socket.io', app: 'socket.io', transport: 'websocket', server: 'websocket' }, // auto: polling, then the upgrade
+      { client: 'signalr', app: 'signalr', transport: 'WebSockets', server: 'websocket' }, // auto: negotiate picks WebSockets
+      { client: 'sockjs', app: 'sockjs', transport: 'websocket', server: 'websocket' }, // auto: sockjs-client picks websocket
     ];
     const pages = [];
     for (const k of kinds) pages.push(await openDemo(browser, node.url, { client: k.client, room: 'four' }));
@@ -69,6 +69,8 @@ describe('demo page in Chromium', () => {
       expect(await page.textContent('#current-client')).toBe(k.client);
       // socket.io-client starts with polling and upgrades
       await page.waitForFunction((t) => document.querySelector('#current-transport')?.textContent === t, k.transport, { timeout: 10_000 });
+      // and the app sees the same (session.transport follows the upgrade)
+      expect(await whoami(page)).toMatchObject({ client: k.app, transport: k.server, sid: await page.textContent('#sid') });
     }
     for (const [i, k] of kinds.entries()) await say(pages[i]!.page, `hi from ${k.client}`);
     const texts = kinds.map((k) => `hi from ${k.client}`);
@@ -91,10 +93,12 @@ describe('demo page in Chromium', () => {
 
   it("sockjs-client's browser-only transports (htmlfile, jsonp-polling, iframe-*) chat with a native page", async () => {
     const native = await openDemo(browser, node.url, { room: 'old-browsers' });
-    const transports = ['htmlfile', 'jsonp-polling', 'iframe-eventsource', 'iframe-htmlfile', 'iframe-xhr-polling'];
-    for (const transport of transports) {
+    // sockjs-client's transport → the kind of request the gateway serves it with
+    const transports = { htmlfile: 'sse', 'jsonp-polling': 'polling', 'iframe-eventsource': 'sse', 'iframe-htmlfile': 'sse', 'iframe-xhr-polling': 'polling' };
+    for (const [transport, server] of Object.entries(transports)) {
       const p = await openDemo(browser, node.url, { client: 'sockjs', transport, room: 'old-browsers' });
       expect(await currentTransport(p.page)).toBe(transport);
+      expect(await whoami(p.page)).toMatchObject({ client: 'sockjs', transport: server });
       await say(p.page, `over ${transport}`);
       await say(native.page, `to ${transport}`);
       await waitForTexts(p.page, [`over ${transport}`, `to ${transport}`]);
@@ -111,11 +115,34 @@ describe('demo page in Chromium', () => {
   it('a page whose connection drops resumes and misses nothing', async () => {
     const { page: rx } = await openDemo(browser, node.url, { transport: 'websocket', room: 'drops' });
     const { page: tx } = await openDemo(browser, node.url, { transport: 'polling', room: 'drops' });
+    const sid = await rx.textContent('#sid');
+    const sessions = node.gateway.sessions.size;
     await rx.click('#drop');
     for (let i = 0; i < 20; i++) await say(tx, `m${i}`);
     await waitForTexts(rx, ['m19']);
     expect((await saidOn(rx)).map((m) => m.text)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    // it did drop, and came back to the same session, which missed nothing
+    await rx.waitForSelector('#log li.sys:has-text("resumed session")');
+    expect(await rx.textContent('#log li.sys:has-text("resumed session")')).toContain(`resumed session ${sid} over websocket: nothing missed`);
+    expect(await rx.textContent('#sid')).toBe(sid);
+    expect(node.gateway.sessions.size).toBe(sessions);
     await rx.close();
     await tx.close();
+  });
+
+  it("follows the node's paths for each dialect (socketio.path, signalr.hubs, sockjs.prefix), and offers no dialect the node does not serve", async () => {
+    const custom = await startNode({ socketio: { path: '/live/' }, signalr: { hubs: ['chat'] }, sockjs: { prefix: '/sj' } });
+    for (const client of ['socket.io', 'signalr', 'sockjs']) {
+      const p = await openDemo(browser, custom.url, { client, room: 'paths' });
+      expect(await whoami(p.page)).toMatchObject({ client });
+      expectNoPageErrors(p);
+      await p.page.close();
+    }
+    const bare = await startNode({ socketio: false, signalr: false, sockjs: false });
+    const p = await openDemo(browser, bare.url, { room: 'paths' });
+    const disabled = await p.page.$$eval('#client option', (os) => os.filter((o) => (o as HTMLOptionElement).disabled).map((o) => (o as HTMLOptionElement).value));
+    expect(disabled).toEqual(['socket.io', 'signalr', 'sockjs']);
+    expectNoPageErrors(p);
+    await p.page.close();
   });
 });
