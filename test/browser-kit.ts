@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /** Debian's Chromium: $CHROMIUM, else the `chromium` on the PATH (what npm test's pretest installs), else /usr/bin/chromium */
 export const CHROMIUM = process.env.CHROMIUM || findOnPath('chromium') || '/usr/bin/chromium';
@@ -34,11 +34,12 @@ export interface DemoPage {
 }
 
 /**
- * Opens the demo page at `base` with client kind `client` and `transport`, waits until it is open
+ * Opens the demo page at `base` (in a new context, or in `browser` when it is one: tabs sharing
+ * storage) with client kind `client` and `transport`, waits until it is open
  * and, unless `join` is false, has joined `room`.
  */
 export async function openDemo(
-  browser: Browser,
+  browser: Browser | BrowserContext,
   base: string,
   o: { client?: string; transport?: string; room?: string; join?: boolean; timeout?: number } = {},
 ): Promise<DemoPage> {

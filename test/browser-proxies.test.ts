@@ -62,16 +62,26 @@ describe('demo page in Chromium behind a proxy that refuses WebSocket upgrades',
     }, 60_000);
   }
 
-  it('the native client remembers what worked: a reload starts with SSE, no WebSocket attempt', async () => {
-    const first = await openDemo(browser, proxy.url, { room: 'remember' });
+  it('the native client remembers what worked: a reload, and another tab, start with SSE, no WebSocket attempt', async () => {
+    const context = await browser.newContext();
+    const first = await openDemo(context, proxy.url, { room: 'remember' });
     expect(await currentTransport(first.page)).toBe('sse');
     const upgrades = proxy.counts.upgrades;
     await first.page.reload();
     await first.page.waitForSelector('#status[data-state="open"]');
     expect(await currentTransport(first.page)).toBe('sse');
     expect(proxy.counts.upgrades).toBe(upgrades);
-    expectNoPageErrors(first);
-    await first.page.close();
+    // another tab of the same browser profile (the same localStorage)
+    const second = await openDemo(context, proxy.url, { room: 'remember' });
+    expect(await currentTransport(second.page)).toBe('sse');
+    expect(proxy.counts.upgrades).toBe(upgrades);
+    // a new profile has nothing remembered: it tries the WebSocket first
+    const fresh = await openDemo(browser, proxy.url, { room: 'remember' });
+    expect(await currentTransport(fresh.page)).toBe('sse');
+    expect(proxy.counts.upgrades).toBeGreaterThan(upgrades);
+    for (const p of [first, second, fresh]) expectNoPageErrors(p);
+    await context.close();
+    await fresh.page.close();
   }, 60_000);
 });
 
