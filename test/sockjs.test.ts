@@ -164,6 +164,39 @@ describe('the browser-only transports and the raw WebSocket, raw', () => {
     expect(await rawBody.text()).toBe('ok');
   });
 
+  it('jsonp answers one frame each and loses none: o, then what the app emitted on open, then its close', async () => {
+    const app: App = {
+      open(session) {
+        session.emit('hello', 1);
+        session.emit('hello', 2);
+      },
+      event(session, event) {
+        if (event !== 'bye') return;
+        session.emit('going', 1);
+        session.disconnect(4001, 'bye');
+      },
+    };
+    const node = await startNode({ app });
+    const base = `${node.url}/sockjs/000/jpopen1`;
+    const frame = async () => {
+      const text = await (await fetch(`${base}/jsonp?c=cb`)).text();
+      expect(text).toMatch(/^\/\*\*\/cb\(".*"\);\r\n$/s);
+      return JSON.parse(text.slice('/**/cb('.length, -');\r\n'.length)) as string;
+    };
+    expect(await frame()).toBe('o');
+    const messages = await frame();
+    expect(messages.startsWith('a[')).toBe(true);
+    expect((JSON.parse(messages.slice(1)) as string[]).map((m) => JSON.parse(m))).toMatchObject([{ event: 'hello', args: [1] }, { event: 'hello', args: [2] }]);
+    // messages and a close of the same moment: the messages, then the close on the next poll
+    const held = frame();
+    await until(() => (node.gateway.sessions.get('sj:jpopen1')?.conn ? true : undefined));
+    expect((await fetch(`${base}/jsonp_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'bye', args: [] })]) })).status).toBe(200);
+    const last = await held;
+    expect(last).toMatch(/^a\[/);
+    expect(JSON.parse(JSON.parse(last.slice(1))[0])).toMatchObject({ type: 'event', event: 'going', args: [1] });
+    expect(await frame()).toBe('c[4001,"bye"]');
+  });
+
   it('htmlfile: a page over 1 KiB calling the callback with each frame', async () => {
     const node = await startNode();
     const res = await fetch(`${node.url}/sockjs/000/hf1/htmlfile?c=parentCb`);

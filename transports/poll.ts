@@ -21,6 +21,12 @@ export interface PollFramer {
   conflict(held: PollConnection, incoming: PollConnection, port: Port): boolean;
   /** How a refused poll is answered in the dialect's own terms (frames), when not with the HTTP error */
   refused?(code: ErrorCode, codec: Codec): Frame[] | null;
+  /**
+   * An answer carries one frame of the dialect (SockJS jsonp: one callback call): the open alone,
+   * else the pending entries (one frame of messages), else the close; what does not fit stays in
+   * the session for the next poll (a close left out: the ended session says it to the next poll)
+   */
+  readonly oneFrame?: boolean;
 }
 
 export class PollConnection implements Connection, Carrier {
@@ -70,7 +76,8 @@ export class PollConnection implements Connection, Carrier {
     this.session = null;
     const frames: Frame[] = [];
     if (this.open !== null) frames.push(this.open);
-    if (s !== null) {
+    const one = this.framer.oneFrame === true;
+    if (s !== null && !(one && frames.length > 0)) {
       const box = s.outbox;
       for (let seq = s.sent + 1; seq <= box.last; seq++) {
         const e = box.get(seq);
@@ -78,7 +85,7 @@ export class PollConnection implements Connection, Carrier {
       }
       s.sent = box.last;
     }
-    if (close !== null) frames.push(close);
+    if (close !== null && !(one && frames.length > 0)) frames.push(close);
     this.reply(frames);
     if (s !== null) this.port.detach(s, this);
   }

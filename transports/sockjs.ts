@@ -514,18 +514,22 @@ class SockJs {
   }
 }
 
-/** jsonp: one answer is one frame, handed to the page's callback (after an empty comment: no content sniffing) */
+/**
+ * jsonp: one answer is one frame, handed to the page's callback (after an empty comment: no content
+ * sniffing). The poll takes one frame's worth (`oneFrame`): the open alone, else the messages (one
+ * a[…]), else the close; the rest waits in the session for the next poll
+ */
 function jsonpFramer(callback: string): PollFramer {
   return {
     contentType: () => 'application/javascript; charset=UTF-8',
     batch(frames, codec) {
-      // messages in one a[…]; an open or a close alone (the first answer, or a closed session)
-      const text = (xhrFramer.batch(frames, codec) as string).split('\n').filter(Boolean);
-      const frame = text.find((f) => f.startsWith('a[')) ?? text[0] ?? 'h';
+      // one frame (xhr's batch of a one-frame answer has one line; nothing: a heartbeat)
+      const frame = (xhrFramer.batch(frames, codec) as string).slice(0, -1);
       return `/**/${callback}(${escaped(JSON.stringify(frame))});\r\n`;
     },
     conflict: xhrFramer.conflict,
     refused: xhrFramer.refused,
+    oneFrame: true,
   };
 }
 
