@@ -3,7 +3,7 @@
  * NATS: the client chooses the session id, so each node looks the session up in the cluster
  * before making one; receives and sends land on either node and are relayed to the one holding it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import SockJS from 'sockjs-client';
 import { TestCluster } from './cluster-harness.ts';
@@ -25,6 +25,11 @@ afterAll(async () => {
   haproxy?.kill('SIGKILL');
   await cluster?.stop();
 });
+
+/** relayed requests node `url` took in so far */
+async function relayedInto(url: string): Promise<number> {
+  return (await http(`${url}/healthz`)).body.relay.in;
+}
 
 async function relayedIn(): Promise<number> {
   let n = 0;
@@ -54,17 +59,45 @@ describe('sockjs-client behind HAProxy round-robin, no stickiness', () => {
     });
   }
 
-  it('a second receiver on the other node is told c[2010]; the first stays', async () => {
+  it('a second poll, on either node, is told c[2010] while one is held through the other; the first stays', async () => {
     const [a, b] = cluster.gateways;
     const post = async (base: string, path: string, body?: string) => {
-      const r = await fetch(`${base}/sockjs/000/dup1/${path}`, { method: 'POST', body });
+      const r = await fetch(`${base}/sockjs/000/dup1/${path}`, { method: 'POST', body, signal: AbortSignal.timeout(10_000) });
       return r.text();
     };
     expect(await post(a!.url, 'xhr')).toBe('o\n');
-    const held = post(a!.url, 'xhr');
-    await new Promise((r) => setTimeout(r, 100));
+    // a poll held through node b: node a holds the session, and counts the relayed receiver once it is bound
+    const before = await relayedInto(a!.url);
+    const held = post(b!.url, 'xhr');
+    await vi.waitFor(async () => expect(await relayedInto(a!.url)).toBeGreaterThan(before), { timeout: 5000, interval: 20 });
+    expect(await post(a!.url, 'xhr')).toBe('c[2010,"Another connection still open"]\n');
     expect(await post(b!.url, 'xhr')).toBe('c[2010,"Another connection still open"]\n');
-    await post(b!.url, 'xhr_send', JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['still'] })]));
+    await post(a!.url, 'xhr_send', JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['still'] })]));
     expect(await held).toContain('still');
   });
+
+  for (const [kind, method, wrap] of [
+    ['xhr_streaming', 'POST', (f: string) => f + '\n'],
+    ['eventsource', 'GET', (f: string) => `data: ${f}\r\n\r\n`],
+  ] as const) {
+    it(`${kind}: a second stream sent to the other node is told c[2010]; the first stays and gets what follows`, async () => {
+      const [a, b] = cluster.gateways;
+      const id = `dup-${kind}`;
+      const url = (base: string, path: string) => `${base}/sockjs/000/${id}/${path}`;
+      // the first stream makes the session on node a: once its open is read, it is the session's receiver
+      const first = await fetch(url(a!.url, kind), { method });
+      const reader = first.body!.getReader();
+      let text = '';
+      const read = async (until: string) => {
+        while (!text.includes(until)) text += Buffer.from((await reader.read()).value!).toString();
+      };
+      await read(wrap('o'));
+      const second = await fetch(url(b!.url, kind), { method, signal: AbortSignal.timeout(10_000) });
+      expect(second.status).toBe(200);
+      expect((await second.text()).endsWith(wrap('c[2010,"Another connection still open"]'))).toBe(true);
+      await fetch(url(b!.url, 'xhr_send'), { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['to the first'] })]) });
+      await read('to the first');
+      await reader.cancel();
+    });
+  }
 });

@@ -99,7 +99,7 @@ describe('the SockJS protocol, raw', () => {
     expect(answer.text.startsWith('a[')).toBe(true);
     expect(JSON.parse(JSON.parse(answer.text.slice(1))[0])).toMatchObject({ type: 'reply', ack: 7, args: [1] });
     const first = post('xhr');
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => (node.gateway.sessions.get('sj:abc123')?.conn ? true : undefined));
     expect(await post('xhr')).toEqual({ status: 200, text: 'c[2010,"Another connection still open"]\n' });
     expect((await post('xhr_send', JSON.stringify([JSON.stringify({ type: 'close' })]))).status).toBe(204);
     expect((await first).text).toMatch(/^c\[1000,/);
@@ -125,6 +125,30 @@ describe('the SockJS protocol, raw', () => {
     expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('o\n');
     await until(() => (node.gateway.sessions.has('sj:appclose1') ? undefined : true));
     expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('c[4001,"SY_ERR_SESSION_TIMEOUT"]\n');
+  });
+
+  it('a poll while a stream is the receiver (and a stream while a poll is) gets c[2010]; the first stays', async () => {
+    const node = await startNode();
+    const base = `${node.url}/sockjs/000/mixed1`;
+    const stream = await fetch(`${base}/xhr_streaming`, { method: 'POST' });
+    const reader = stream.body!.getReader();
+    let text = '';
+    const read = async (until: string) => {
+      while (!text.includes(until)) text += Buffer.from((await reader.read()).value!).toString();
+    };
+    await read('o\n');
+    expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('c[2010,"Another connection still open"]\n');
+    expect(await (await fetch(`${base}/jsonp?c=cb`)).text()).toBe('/**/cb("c[2010,\\"Another connection still open\\"]");\r\n');
+    await fetch(`${base}/xhr_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['still here'] })]) });
+    await read('still here');
+    await reader.cancel();
+    // the stream is gone: a poll is the receiver now, and a stream gets c[2010]
+    await until(() => (node.gateway.sessions.get('sj:mixed1')?.conn ? undefined : true));
+    const held = fetch(`${base}/xhr`, { method: 'POST' }).then((r) => r.text());
+    await until(() => (node.gateway.sessions.get('sj:mixed1')?.conn ? true : undefined));
+    expect(await (await fetch(`${base}/eventsource`)).text()).toBe('\r\ndata: c[2010,"Another connection still open"]\r\n\r\n');
+    await fetch(`${base}/xhr_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['to the poll'] })]) });
+    expect(await held).toContain('to the poll');
   });
 
   it('bad session URLs are 404', async () => {

@@ -195,8 +195,13 @@ const xhrFramer: PollFramer = {
     return false;
   },
   // the same when the session's node refuses a relayed second receiver
-  refused: (code) => (code === 'SY_ERR_POLL_CONFLICT' ? [messages.close(2010, 'Another connection still open')] : null),
+  refused: secondReceiver,
 };
+
+/** A second receiver (poll or stream), refused by the session's node: `c[2010,"Another connection still open"]` */
+function secondReceiver(code: ErrorCode): Frame[] | null {
+  return code === 'SY_ERR_POLL_CONFLICT' ? [messages.close(2010, 'Another connection still open')] : null;
+}
 
 /** Streams rotate after this many bytes (the client reconnects: proxies buffer nothing forever) */
 const STREAM_BYTES = 128 * 1024;
@@ -209,6 +214,7 @@ const xhrStreamingFramer: StreamFramer = {
   entry: (_seq, f) => 'a[' + (f as string) + ']\n',
   control: (f) => (f as string) + '\n',
   rotateBytes: STREAM_BYTES,
+  refused: secondReceiver,
 };
 
 const eventSourceFramer: StreamFramer = {
@@ -218,6 +224,7 @@ const eventSourceFramer: StreamFramer = {
   entry: (_seq, f) => 'data: a[' + (f as string) + ']\r\n\r\n',
   control: (f) => 'data: ' + (f as string) + '\r\n\r\n',
   rotateBytes: STREAM_BYTES,
+  refused: secondReceiver,
 };
 
 export function mountSockJs(port: Port, o: SockJsOptions): void {
@@ -363,15 +370,17 @@ class SockJs {
           return;
         }
         const s = t.session;
+        // a second receiver (poll or stream) while the session has one (here, or relayed from
+        // another node): refused with c[2010], the first stays (a held poll whose client is gone gives way)
+        const held = s.conn;
+        if (held !== null && !(held instanceof PollConnection && !held.active)) return conn.fail('SY_ERR_POLL_CONFLICT');
         if (conn instanceof PollConnection) {
-          if (s.conn instanceof PollConnection && !xhrFramer.conflict(s.conn, conn, port)) return;
           conn.session = s;
           // written is delivered: SockJS receivers have no cursor
           port.attach(s, conn, s.sent, false);
           if (conn.session !== null) conn.hold(port.options.pollTimeoutMs);
           return;
         }
-        if (s.conn !== null && s.conn !== undefined) return (conn as StreamConnection).finishEnded({ first: 1, entries: [], code: 2010, reason: 'Another connection still open' });
         conn.session = s;
         port.attach(s, conn, s.sent, false);
       } catch (err) {
@@ -544,6 +553,7 @@ function htmlFileFramer(callback: string): StreamFramer {
     entry: (_seq, f) => call('a[' + (f as string) + ']'),
     control: (f) => call(f as string),
     rotateBytes: STREAM_BYTES,
+    refused: secondReceiver,
   };
 }
 

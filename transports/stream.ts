@@ -21,6 +21,8 @@ export interface StreamFramer {
   control(frame: Frame): string;
   /** after this many bytes the response ends and the client reconnects (Infinity: never) */
   readonly rotateBytes: number;
+  /** How a refused stream is answered in the dialect's own terms (frames, each written as `control`), when not with the HTTP error */
+  refused?(code: ErrorCode, codec: Codec): Frame[] | null;
 }
 
 /** Frames larger than this are written in several chunks so one replay does not build a huge string */
@@ -124,7 +126,9 @@ export class StreamConnection implements Connection, Carrier {
   }
 
   fail(code: ErrorCode): void {
-    if (this.started) this.drop();
+    if (this.started) return this.drop();
+    const frames = this.framer.refused?.(code, this.codec) ?? null;
+    if (frames !== null) this.finish(frames.map((f) => this.framer.control(f)).join(''));
     else this.ex.error(code);
   }
 
