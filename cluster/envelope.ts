@@ -86,6 +86,8 @@ export type RelayEnvelope =
   | { t: 'r-in'; sid: string; from: string; cid: number; frames: unknown[] }
   /** B → A: the client of connection `cid` acknowledged the session's entries up to `seq` (a dialect with its own acks) */
   | { t: 'r-ack'; sid: string; from: string; cid: number; seq: number }
+  /** B → A: connection `cid` goes over another transport now (its carrier upgraded on B): the holder's worker hears of it */
+  | { t: 'r-transport'; sid: string; from: string; cid: number; transport: TransportName }
   /** B → A: connection `cid` went away; with `code`: the session must end (the client broke the protocol) */
   | { t: 'r-detach'; sid: string; from: string; cid: number; code?: number; reason?: string }
   /** B → A: an upstream POST; A answers r-done */

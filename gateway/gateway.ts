@@ -274,11 +274,16 @@ export class Gateway implements SessionOwner, Port {
     if (s.conn !== null) this.setTransport(s, s.conn.transport);
   }
 
-  /** The session's client talks over `t` now: the worker hears of it, in order with its events (the holder's, for a relayed one) */
+  /**
+   * The session's client talks over `t` now: the worker hears of it, in order with its events. A
+   * relayed connection's change (its carrier upgraded here) goes to the holder, whose worker hears it.
+   */
   private setTransport(s: Session, t: TransportName): void {
     if (s.transport === t) return;
     s.transport = t;
-    if (s.relay === null && s.state !== SessionState.Closed) this.delivery.toWorker(s, { t: 'transport', sid: s.sid, node: this.nodeId, n: ++s.inSeq, transport: t });
+    if (s.state === SessionState.Closed) return;
+    if (s.relay !== null) return this.relay.transportChanged(s);
+    this.delivery.toWorker(s, { t: 'transport', sid: s.sid, node: this.nodeId, n: ++s.inSeq, transport: t });
   }
 
   detach(ps: PortSession, conn: Connection): void {

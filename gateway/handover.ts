@@ -135,9 +135,13 @@ export class Handover {
     const gw = this.gw;
     const shadow = gw.relay.take(cid);
     if (shadow === null) return; // the connection went away meanwhile; the session is lost with the old node
+    // what the client said since it came here (held back: the old node keeps no connection for it)
+    const early = gw.relay.takeEarly(cid);
     const sid = st.sid;
-    // a new token names this node (openFrame signs it): the client's next request comes here directly
-    const s = gw.newSession(sid, st.meta, shadow.transport);
+    // a new token names this node (openFrame signs it): the client's next request comes here directly.
+    // The transport is the one the worker knows (the old node's): when the client came back over
+    // another one, attaching its connection below tells the worker, after the rehome, in order
+    const s = gw.newSession(sid, st.meta, st.transport);
     s.state = st.open ? SessionState.Open : SessionState.Opening;
     s.outbox.reset(st.first - 1);
     for (const e of st.entries) s.outbox.push(Entry.from(e));
@@ -173,6 +177,8 @@ export class Handover {
     conn.session = s;
     // `open` tells the client the new token (a poll answer carries it first, too)
     gw.attach(s, conn, shadow.sent, true);
+    // then what the client said meanwhile, after the rehome (and a transport change), in order
+    for (const f of early) gw.deliver(s, f);
   }
 
   /** (B) The old node forwarded everything it got: what came directly may be applied now */

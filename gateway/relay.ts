@@ -21,6 +21,7 @@ import { Entry, type WireEntry } from '../transports/entry.ts';
 import type { Carrier, ClientFrame, Connection, OpenInfo, PortSession } from '../transports/port.ts';
 import { validateClientFrame } from '../transports/native-codec.ts';
 import { PollConnection } from '../transports/poll.ts';
+import { MAX_UNACKED } from './delivery.ts';
 
 type Out = Extract<RelayEnvelope, { t: 'r-out' }>;
 
@@ -32,6 +33,12 @@ export class Relay {
   private nextCid = Math.floor(Math.random() * 2 ** 40);
   /** B side: our connections to sessions held elsewhere */
   private readonly shadowsByCid = new Map<number, Session>();
+  /**
+   * B side: client frames of connections whose holder has not answered yet. A draining holder
+   * hands the session over instead of relaying (it keeps no connection for `cid` then, and would
+   * drop frames sent to it): they wait here for its first answer, or go with the adopted session.
+   */
+  private readonly early = new Map<number, ClientFrame[]>();
   /** B side: POSTs waiting for the holder's answer */
   private readonly sends = new Map<number, { done: (error: ErrorCode | null) => void; deadline: number }>();
   /** A side: connections on other nodes to our sessions, by `${node}/${cid}` */
@@ -91,14 +98,46 @@ export class Relay {
     this.acks.clear();
   };
 
-  /** A client frame on a shadow's connection: to the holder */
+  /** A client frame on a shadow's connection: to the holder (held back until the holder answered: see `early`) */
   forward(s: Session, f: ClientFrame): void {
-    this.toNode(s.relay!.home, { t: 'r-in', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid, frames: [f] });
+    const r = s.relay!;
+    if (r.deadline !== 0) {
+      let q = this.early.get(r.cid);
+      if (q === undefined) this.early.set(r.cid, (q = []));
+      // as many as a session may have unacknowledged: a client that sends more must wait for its open
+      if (q.length >= MAX_UNACKED) return this.gw.fail(s, 'SY_ERR_BACKLOG_FULL');
+      q.push(f);
+      return;
+    }
+    this.toNode(r.home, { t: 'r-in', sid: s.sid, from: this.gw.nodeId, cid: r.cid, frames: [f] });
+  }
+
+  /** The frames held back for connection `cid`, now sent to the holder (or dropped: the session ended) */
+  private releaseEarly(s: Session, send: boolean): void {
+    const q = this.early.get(s.relay!.cid);
+    if (q === undefined) return;
+    this.early.delete(s.relay!.cid);
+    if (send) this.toNode(s.relay!.home, { t: 'r-in', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid, frames: q });
+  }
+
+  /** (B side) The frames held back for connection `cid`, for the session a hand-over installs here */
+  takeEarly(cid: number): ClientFrame[] {
+    const q = this.early.get(cid) ?? [];
+    this.early.delete(cid);
+    return q;
+  }
+
+  /** The shadow's connection goes over another transport now (its carrier upgraded here): the holder's worker hears of it */
+  transportChanged(s: Session): void {
+    const r = s.relay!;
+    if (this.shadowsByCid.has(r.cid)) this.toNode(r.home, { t: 'r-transport', sid: s.sid, from: this.gw.nodeId, cid: r.cid, transport: s.transport });
   }
 
   /** The shadow's connection went away */
   detached(s: Session): void {
     if (!this.shadowsByCid.delete(s.relay!.cid)) return;
+    // what its client said before it went still reaches the session (the holder takes it from a connection it no longer has)
+    this.releaseEarly(s, true);
     this.gone(s);
     this.toNode(s.relay!.home, { t: 'r-detach', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid });
   }
@@ -107,6 +146,7 @@ export class Relay {
   closed(s: Session, code: number, reason: string): void {
     const conn = s.conn;
     s.conn = null;
+    this.early.delete(s.relay!.cid);
     this.gw.shadowGone(s);
     if (this.shadowsByCid.delete(s.relay!.cid)) this.toNode(s.relay!.home, { t: 'r-detach', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid, code, reason });
     conn?.end(s, code, reason);
@@ -122,6 +162,7 @@ export class Relay {
 
   /** The shadow is done here: no more frames go to or come from its holder for it */
   private gone(s: Session): void {
+    this.early.delete(s.relay!.cid);
     this.gw.shadowGone(s);
     s.state = SessionState.Closed;
     s.conn = null;
@@ -131,7 +172,12 @@ export class Relay {
     const s = this.shadowsByCid.get(e.cid);
     if (s === undefined || s.conn === null) return;
     const conn = s.conn;
-    s.relay!.deadline = 0; // the holder answered: no timeout any more
+    // the holder answered (it relays): no timeout any more, and what the client said meanwhile goes
+    // to it now, first (unless the session is refused or ended)
+    if (s.relay!.deadline !== 0) {
+      s.relay!.deadline = 0;
+      this.releaseEarly(s, e.error === undefined && e.end === undefined);
+    }
     if (e.error !== undefined) {
       // refused without ending the session (a second poll): the request fails, nothing else
       this.shadowsByCid.delete(e.cid);
@@ -207,9 +253,21 @@ export class Relay {
       case 'r-attach':
         return this.onAttach(e);
       case 'r-in': {
-        const s = this.remotes.get(e.from + '/' + e.cid)?.session;
-        if (s == null) return;
+        const rc = this.remotes.get(e.from + '/' + e.cid);
+        // frames of a connection this node let go (it drained, was replaced, a poll was answered)
+        // that were on their way: still the client's, for the session if it is still here
+        // (the other node may have acknowledged them to its client already)
+        const s = rc !== undefined ? rc.session : this.gw.sessions.get(e.sid);
+        if (s == null || (s as Session).state === SessionState.Closed) return;
         this.deliverAll(s, e.frames);
+        return;
+      }
+      case 'r-transport': {
+        const rc = this.remotes.get(e.from + '/' + e.cid);
+        if (rc === undefined) return;
+        rc.transport = e.transport;
+        const s = rc.session;
+        if (s !== null && s.conn === rc) this.gw.transportChanged(s);
         return;
       }
       case 'r-ack': {
@@ -317,7 +375,8 @@ class RemoteConnection implements Connection, Carrier {
     private readonly relay: Relay,
     readonly node: string,
     readonly cid: number,
-    readonly transport: TransportName,
+    /** the other node's connection's (it says when its carrier upgrades: r-transport) */
+    public transport: TransportName,
     /** a long-poll: answered once, with everything pending */
     readonly poll: boolean,
   ) {
