@@ -151,6 +151,74 @@ describe('the SockJS protocol, raw', () => {
     expect(await held).toContain('to the poll');
   });
 
+  it('o goes out when the session is made, before the app\'s open is done (xhr, jsonp, xhr_streaming, eventsource, websocket); what open emitted follows', async () => {
+    let pending = 0;
+    const app: App = {
+      async open(session) {
+        pending++;
+        await new Promise((r) => setTimeout(r, 1000));
+        session.emit('opened', 1);
+        pending--;
+      },
+      event() {},
+    };
+    const node = await startNode({ app });
+    const base = (id: string) => `${node.url}/sockjs/000/${id}`;
+    const t0 = Date.now();
+    // xhr: the first poll is answered o at once; the next one gets what open emitted
+    expect(await (await fetch(`${base('slow1')}/xhr`, { method: 'POST' })).text()).toBe('o\n');
+    expect(pending).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(900);
+    expect(await (await fetch(`${base('slow1')}/xhr`, { method: 'POST' })).text()).toMatch(/^a\[.*opened/);
+    expect(await (await fetch(`${base('slow2')}/jsonp?c=cb`)).text()).toBe('/**/cb("o");\r\n');
+    expect(pending).toBe(1);
+    expect(await (await fetch(`${base('slow2')}/jsonp?c=cb`)).text()).toMatch(/^\/\*\*\/cb\("a\[.*opened/);
+    // streams: o, then (a second later) the messages, on the same response
+    for (const [kind, method, o] of [
+      ['xhr_streaming', 'POST', 'h'.repeat(2048) + '\no\n'],
+      ['eventsource', 'GET', '\r\ndata: o\r\n\r\n'],
+    ] as const) {
+      const t1 = Date.now();
+      const res = await fetch(`${base('slow-' + kind)}/${kind}`, { method });
+      const reader = res.body!.getReader();
+      let text = '';
+      while (text.length < o.length) text += Buffer.from((await reader.read()).value!).toString();
+      expect(text).toBe(o);
+      expect(pending).toBe(1);
+      expect(Date.now() - t1).toBeLessThan(900);
+      while (!text.includes('opened')) text += Buffer.from((await reader.read()).value!).toString();
+      await reader.cancel();
+    }
+    const { default: WebSocket } = await import('ws');
+    const ws = new WebSocket(`${node.ws}/sockjs/000/slow3/websocket`);
+    const got: string[] = [];
+    ws.on('message', (d) => got.push(d.toString()));
+    await until(() => got[0]);
+    expect(got[0]).toBe('o');
+    expect(pending).toBe(1);
+    await until(() => (got.some((m) => m.includes('opened')) ? true : undefined));
+    ws.close();
+  });
+
+  it('a session the app refuses: o, then its close', async () => {
+    const app: App = {
+      open() {
+        throw new Error('not you');
+      },
+      event() {},
+    };
+    const node = await startNode({ app });
+    const base = `${node.url}/sockjs/000/refused1`;
+    // (in one process the worker refuses at once: the close may come in the same answer)
+    let all = await (await fetch(`${base}/xhr`, { method: 'POST' })).text();
+    expect(all.startsWith('o\n')).toBe(true);
+    if (all === 'o\n') all += await (await fetch(`${base}/xhr`, { method: 'POST' })).text();
+    expect(all).toBe('o\nc[4403,"not you"]\n');
+    // jsonp: one frame an answer
+    expect(await (await fetch(`${node.url}/sockjs/000/refused2/jsonp?c=cb`)).text()).toBe('/**/cb("o");\r\n');
+    expect(await (await fetch(`${node.url}/sockjs/000/refused2/jsonp?c=cb`)).text()).toBe('/**/cb("c[4403,\\"not you\\"]");\r\n');
+  });
+
   it('bad session URLs are 404', async () => {
     const node = await startNode();
     for (const path of ['/sockjs//abc/xhr', '/sockjs/000//xhr', '/sockjs/a.b/abc/xhr', '/sockjs/000/a.b/xhr']) {

@@ -55,7 +55,16 @@ export class PollConnection implements Connection, Carrier {
   }
 
   sendOpen(_s: PortSession, info: OpenInfo): void {
-    this.open = this.codec.open(info);
+    const f = this.codec.open(info);
+    // (a codec with no such frame gives '': nothing to say, the poll waits for entries)
+    if (f === '') return;
+    this.open = f;
+    this.schedule();
+  }
+
+  /** The wire says the session is open itself, before its worker accepted it (SockJS's `o`, as the session is made): this poll answers with it */
+  openNow(frame: Frame): void {
+    this.open = frame;
     this.schedule();
   }
 

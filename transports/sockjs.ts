@@ -113,8 +113,9 @@ class MessageCodec implements Codec {
   encode(seq: number, e: Entry): Frame {
     return escaped(JSON.stringify(nativeCodecs.json.encode(seq, e) as string));
   }
+  /** nothing: the wire sends `o` itself as it makes the session (OPEN), not when the worker accepted it */
   open(): Frame {
-    return 'o';
+    return '';
   }
   ping(): Frame {
     return 'h';
@@ -157,6 +158,13 @@ class RawCodec extends MessageCodec {
     return '';
   }
 }
+
+/**
+ * SockJS's open frame, sent by the wire as it makes a session, before the worker accepted it (it
+ * carries no session data; sockjs-client gives a transport up after about 600 ms without it). A
+ * session the app refuses then says `o`, then its close, which SockJS allows
+ */
+const OPEN = 'o';
 
 const messages = new MessageCodec();
 const rawCodec = new RawCodec();
@@ -355,6 +363,8 @@ class SockJs {
         if (t === null || t.kind === 'error') {
           const refused = port.admit(r.origin, true);
           if (refused !== null) return ex.error(refused);
+          // `o` now, before anything the session may write (a worker in this process accepts within port.open)
+          conn.openNow(OPEN);
           conn.session = port.open(transport, this.meta(r), conn, false, SID_PREFIX + id);
           return;
         }
@@ -489,6 +499,8 @@ class SockJs {
         // connections at once (sockjs-protocol's test_reuseSessionId; the reference server does so)
         const refused = port.admit(d.meta.origin, true);
         if (refused !== null) return c.refuse(refused);
+        // `o` now, not when the worker accepted the session (see OPEN)
+        ws.send(OPEN);
         c.session = port.open('websocket', d.meta, c);
       },
       message: (ws, message) => {

@@ -65,7 +65,14 @@ export class StreamConnection implements Connection, Carrier {
   }
 
   sendOpen(_s: PortSession, info: OpenInfo): void {
-    this.write(this.framer.open(this.codec.open(info)));
+    const f = this.codec.open(info);
+    // (a codec with no such frame gives '': nothing is written)
+    if (f !== '') this.write(this.framer.open(f));
+  }
+
+  /** The wire says the session is open itself, before its worker accepted it (SockJS's `o`, as the session is made) */
+  openNow(frame: Frame): void {
+    this.write(this.framer.open(frame));
   }
 
   flush(s: PortSession): void {
