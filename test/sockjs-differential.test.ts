@@ -5,16 +5,17 @@
  * own answers are compared.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sockjs from 'sockjs';
-import { closeAll, startNode } from './helpers.ts';
+import { closeAll, startNode, until } from './helpers.ts';
 import demo from '../demo/app.ts';
 import type { App, AppHandlers } from '../cluster/app.ts';
 
 let ref: string;
 let ours: string;
 let httpServer: Server;
+let oursNode: Awaited<ReturnType<typeof startNode>>;
 
 beforeAll(async () => {
   const echo = sockjs.createServer({ log: () => {} });
@@ -34,13 +35,31 @@ beforeAll(async () => {
       },
     };
   };
-  ours = `${(await startNode({ app })).url}/sockjs`;
+  oursNode = await startNode({ app });
+  ours = `${oursNode.url}/sockjs`;
 });
 
 afterAll(async () => {
   httpServer?.close();
   await closeAll();
 });
+
+/**
+ * Resolves once the receiver `session`'s next request makes is held: the reference server's has
+ * arrived (its handlers register a receiver as the request comes in, before later `request`
+ * listeners run); the gateway's session has it as its connection
+ */
+function held(base: string, session: string): Promise<void> {
+  if (base === ours) return until(() => (oursNode.gateway.sessions.get('sj:' + session)?.conn ? true : undefined)).then(() => undefined);
+  return new Promise((resolve) => {
+    const seen = (r: IncomingMessage) => {
+      if (r.url !== `/sockjs/000/${session}/xhr`) return;
+      httpServer.off('request', seen);
+      resolve();
+    };
+    httpServer.on('request', seen);
+  });
+}
 
 interface Seen {
   status: number;
@@ -87,12 +106,13 @@ describe('the same SockJS requests to sockjs 0.3.24 and to the gateway', () => {
       out.push(await req(b, `/000/unknown${s}/xhr_send`, { method: 'POST', body: '["x"]' }));
       // a receiver is held (ours has a message waiting: take it first, then hold one)
       await req(b, `/000/${s}/xhr`, { method: 'POST' });
-      const held = req(b, `/000/${s}/xhr`, { method: 'POST' });
-      await new Promise((r) => setTimeout(r, 50));
+      const attached = held(b, s);
+      const first = req(b, `/000/${s}/xhr`, { method: 'POST' });
+      await attached;
       out.push(await req(b, `/000/${s}/xhr`, { method: 'POST' }));
       // release the held one
       void req(b, `/000/${s}/xhr_send`, { method: 'POST', body: echo });
-      await held;
+      await first;
       return out.map((x) => (x.status === 204 ? { ...x, body: '' } : x));
     });
   });

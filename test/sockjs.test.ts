@@ -347,3 +347,58 @@ describe('the browser-only transports and the raw WebSocket, raw', () => {
     expect(r.status).toBe(404);
   });
 });
+
+describe('heartbeats', () => {
+  /** reads a streaming response until `done` says its text so far is enough */
+  async function readUntil(res: Response, done: (text: string) => boolean): Promise<string> {
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!done(text)) text += Buffer.from((await reader.read()).value!).toString();
+    await reader.cancel();
+    return text;
+  }
+  const count = (text: string, what: string) => text.split(what).length - 1;
+
+  for (const [kind, method, o, h] of [
+    ['xhr_streaming', 'POST', 'o\n', 'h\n'],
+    ['eventsource', 'GET', 'data: o\r\n\r\n', 'data: h\r\n\r\n'],
+    ['htmlfile?c=cb', 'GET', '<script>\np("o");\n</script>\r\n', '<script>\np("h");\n</script>\r\n'],
+  ] as const) {
+    it(`${kind.split('?')[0]}: ${JSON.stringify(h)} every pingMs`, async () => {
+      const node = await startNode({ pingMs: 150 });
+      const t0 = Date.now();
+      const res = await fetch(`${node.url}/sockjs/000/hb-${kind.split('?')[0]}/${kind}`, { method });
+      // three heartbeats after the open: 150 ms apart, so not before 300 ms
+      const text = await readUntil(res, (t) => t.includes(o) && count(t.slice(t.indexOf(o)), h) >= 3);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+      expect(text.slice(text.indexOf(o) + o.length)).toBe(h.repeat(3));
+    });
+  }
+
+  it('websocket: h every pingMs', async () => {
+    const node = await startNode({ pingMs: 150 });
+    const { default: WebSocket } = await import('ws');
+    const ws = new WebSocket(`${node.ws}/sockjs/000/hb-ws/websocket`);
+    const got: string[] = [];
+    ws.on('message', (d) => got.push(d.toString()));
+    const t0 = Date.now();
+    await until(() => (got.length >= 4 ? true : undefined));
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(got.slice(0, 4)).toEqual(['o', 'h', 'h', 'h']);
+    ws.close();
+  });
+
+  it('xhr and jsonp: a poll with nothing to say is answered h at the poll timeout', async () => {
+    const node = await startNode({ pollTimeoutMs: 300 });
+    const base = `${node.url}/sockjs/000/hb-poll`;
+    expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('o\n');
+    let t0 = Date.now();
+    expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('h\n');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    const jsonp = `${node.url}/sockjs/000/hb-jsonp/jsonp?c=cb`;
+    expect(await (await fetch(jsonp)).text()).toBe('/**/cb("o");\r\n');
+    t0 = Date.now();
+    expect(await (await fetch(jsonp)).text()).toBe('/**/cb("h");\r\n');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+  });
+});
