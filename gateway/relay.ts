@@ -320,6 +320,8 @@ export class Relay {
     // a second poll while one is held (here or relayed): refused, the first stays (every dialect's rule but SignalR's, whose polls are tunneled instead)
     const held = s.conn;
     if (e.poll && ((held instanceof RemoteConnection && held.poll && held.session !== null) || (held instanceof PollConnection && held.active))) return out({ error: 'SY_ERR_POLL_CONFLICT' });
+    // a receiver without a cursor (e.last < 0: SockJS, whose streams too are refused) while the session has one: the same
+    if (e.last < 0 && held !== null && (held instanceof RemoteConnection ? held.session !== null : !(held instanceof PollConnection) || held.active)) return out({ error: 'SY_ERR_POLL_CONFLICT' });
     // a draining node gives the session away instead of relaying to it
     if (this.gw.isDraining) return this.gw.beginHandOver(s, e.from, e.cid);
     const rc = new RemoteConnection(this, e.from, e.cid, e.transport, e.poll);
