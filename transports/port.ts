@@ -129,6 +129,14 @@ export function endedFrames(codec: Codec, ended: Ended): Frame[] {
 }
 
 /** A session named by a client */
+/**
+ * What becomes of a connection whose session, opened with a sid the client chose, turns out to be
+ * another node's (`remote`) or to have ended a moment ago (`ended`): the session's worker decides,
+ * so two nodes never make two sessions of one sid. The session made for it is dropped unopened
+ * (nothing was written to `conn`); the wire routes the connection again with `t`.
+ */
+export type Claim = (t: Extract<Target, { kind: 'remote' | 'ended' }>) => void;
+
 export type Target =
   | { kind: 'session'; session: PortSession }
   /** the session ended recently */
@@ -160,9 +168,10 @@ export interface Port {
   readonly closing: boolean;
   /**
    * Creates a session (a worker must accept it; `sendOpen` follows then). `sid`: one the client
-   * chose (SockJS), which the wire made sure no node holds (see `lookup`)
+   * chose (SockJS), which the wire looked up first (see `lookup`); `claim`: what to do when, in a
+   * cluster, the sid's worker says another node has it or it ended (see Claim)
    */
-  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean, sid?: string): PortSession;
+  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean, sid?: string, claim?: Claim): PortSession;
   /** The session a client names by `sid` and signed `token`; `last`: what it has seen (for an ended one) */
   find(sid: string, token: string, last: number): Target;
   /** Attaches `conn` to a live session, replacing its connection; entries after `last` follow. @returns whether nothing was lost */
