@@ -19,7 +19,11 @@ import type { OpenInfo } from '../transports/port.ts';
 /** gateway → worker, on `sy.in.<partition>` */
 export type InboundEnvelope = (
   /** `moved`: a re-open on a new owner after a move; `n` is then the last acknowledged n */
-  | { t: 'open'; sid: string; node: string; n: number; transport: TransportName; meta: SessionMeta; moved?: boolean }
+  /**
+   * `claim`: the sid is one the client chose (SockJS): when the worker has it from another node, or
+   * it ended a moment ago, the worker says so (`taken`, `gone`) instead of opening a second one
+   */
+  | { t: 'open'; sid: string; node: string; n: number; transport: TransportName; meta: SessionMeta; moved?: boolean; claim?: boolean }
   /**
    * `raw`: the JSON text of `args` as the client sent it (see ClientFrame). In one process both
    * come; over a network bus only `raw` when there is one (the worker parses it: cheaper than
@@ -59,7 +63,13 @@ export type NodeEnvelope =
   /** a worker got an event for a session it does not know (it owns the partition now): re-open it */
   | { t: 'who'; sid: string }
   /** sent to the old node when the worker switched a session to its new node (see rehome) */
-  | { t: 'rehomed'; sid: string };
+  | { t: 'rehomed'; sid: string }
+  /** a claimed sid (see `open`) is the claiming node's: sent before the app's `open` runs */
+  | { t: 'claimed'; sid: string }
+  /** a claimed sid (see `open`) is node `node`'s session: the claiming node sends its client there */
+  | { t: 'taken'; sid: string; node: string }
+  /** a claimed sid ended a moment ago (with this close): it stays ended */
+  | { t: 'gone'; sid: string; code: number; reason: string };
 
 /** worker → every node with members, on `sy.room.<room>` */
 export type RoomEnvelope = { t: 'broadcast'; room: string; event: string; args: unknown[]; except?: string[]; id?: string };

@@ -27,6 +27,8 @@ export class WorkerSession implements AppSession {
   /** envelopes held while an async handler of this session runs; null when none runs */
   waiting: InboundEnvelope[] | null = null;
   closed = false;
+  /** its sid is one the client chose (SockJS): remembered a while after it ends */
+  claimed = false;
   nodeSubject: string;
   /** requests to the client waiting for its answer, by id; null until the first */
   private requests: Map<number, { resolve: (args: unknown[]) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }> | null = null;

@@ -32,6 +32,9 @@ export interface WorkerOptions {
 }
 
 const CODE_REJECTED = 4403;
+/** how long, and how many, ended client-chosen sids a worker remembers (see `gone`) */
+const GONE_MS = 120_000;
+const GONE_MAX = 100_000;
 /** outputs kept per session for resending (cluster) */
 export const KEEP_OUTPUTS = 256;
 
@@ -39,6 +42,8 @@ export class Worker implements AppContext {
   readonly handlers: AppHandlers;
   private readonly bus: Bus;
   private readonly sessions = new Map<string, WorkerSession>();
+  /** client-chosen sids that ended a moment ago, oldest first */
+  private readonly gone = new Map<string, { code: number; reason: string; at: number }>();
   private readonly subs = new Map<number, Subscription>();
   private readonly onInbound = (e: unknown) => this.handle(e as InboundEnvelope);
   private readonly partitionCount: number;
@@ -212,6 +217,19 @@ export class Worker implements AppContext {
     if (s.kept !== null) for (const e of s.kept) if (e.o! >= from) this.bus.publish(s.nodeSubject, e);
   }
 
+  /** A client-chosen sid stays ended for a while: a node asked to open it again is told (`gone`) */
+  private ended(s: WorkerSession, code: number, reason: string): void {
+    if (!s.claimed) return;
+    const gone = this.gone;
+    gone.delete(s.sid);
+    gone.set(s.sid, { code, reason, at: Date.now() });
+    // oldest first (insertion order): drop the expired, and the oldest past the cap
+    for (const [sid, g] of gone) {
+      if (gone.size <= GONE_MAX && Date.now() - g.at < GONE_MS) break;
+      gone.delete(sid);
+    }
+  }
+
   /** Stops serving; in a cluster, says goodbye so the partitions move at once */
   stop(): void {
     if (this.settleTimer !== null) clearTimeout(this.settleTimer);
@@ -227,8 +245,19 @@ export class Worker implements AppContext {
     if (this.membership !== null && this.membership.checkStall(Date.now())) return;
     let s = this.sessions.get(e.sid);
     if (e.t === 'open') {
-      if (s !== undefined) return; // a retried open: already handled
+      if (s !== undefined) {
+        // a client-chosen sid another node holds: the client goes there (never a second session)
+        if (e.claim === true && e.moved !== true && s.node !== e.node) this.bus.publish(nodeSubject(e.node), { t: 'taken', sid: e.sid, node: s.node });
+        return; // else a retried open: already handled
+      }
+      if (e.claim === true && e.moved !== true) {
+        const ended = this.gone.get(e.sid);
+        if (ended !== undefined && Date.now() - ended.at < GONE_MS) return this.bus.publish(nodeSubject(e.node), { t: 'gone', sid: e.sid, code: ended.code, reason: ended.reason });
+      }
       s = new WorkerSession(this, e.sid, e.node, e.transport, e.meta, partitionOf(e.sid, this.partitionCount), e.moved === true);
+      s.claimed = e.claim === true;
+      // the claiming node may say the session is open now, before the app's open has run
+      if (s.claimed) this.bus.publish(nodeSubject(e.node), { t: 'claimed', sid: e.sid });
       s.lastIn = e.n;
       s.current = e.n;
       // a re-open continues the output numbering where the gateway is
@@ -312,6 +341,7 @@ export class Worker implements AppContext {
 
   private reject(s: WorkerSession, err: unknown): void {
     this.sessions.delete(s.sid);
+    this.ended(s, CODE_REJECTED, errorMessage(err) || 'rejected');
     s.ended();
     this.send(s, { t: 'disconnect', sid: s.sid, code: CODE_REJECTED, reason: errorMessage(err) || 'rejected', n: s.current });
   }
@@ -336,6 +366,7 @@ export class Worker implements AppContext {
     s.current = e.n;
     if (e.t === 'close') {
       this.sessions.delete(s.sid);
+      this.ended(s, e.code, e.reason);
       s.ended();
       try {
         this.handlers.close?.(s, { code: e.code, reason: e.reason });

@@ -38,6 +38,7 @@ options:
   --socketio-parser default|msgpack, --socketio-ping-timeout-ms N, --socketio-connect-timeout-ms N,
   --socketio-no-recovery (no pid, no offsets), --no-socketio (Socket.IO clients are not served)
   --sockjs-jsessionid (SockJS: set a JSESSIONID cookie, cookie_needed: true; for cookie-sticky balancers)
+  --sockjs-lookup-ms N (SockJS: how long to wait for another node to claim a session id; default 100)
 
 environment:
   SWITCHYARD_SECRET   token secret; every gateway of a cluster needs the same one`;
@@ -75,6 +76,7 @@ export async function main(argv: string[]): Promise<void> {
       'no-socketio': { type: 'boolean' },
       'socketio-no-recovery': { type: 'boolean' },
       'sockjs-jsessionid': { type: 'boolean' },
+      'sockjs-lookup-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -108,7 +110,7 @@ export async function main(argv: string[]): Promise<void> {
           connectTimeoutMs: int(values['socketio-connect-timeout-ms'], 'socketio-connect-timeout-ms'),
           recovery: values['socketio-no-recovery'] ? false : undefined,
         },
-    sockjs: values['sockjs-jsessionid'] ? { jsessionid: true } : undefined,
+    sockjs: { jsessionid: values['sockjs-jsessionid'] || undefined, lookupMs: int(values['sockjs-lookup-ms'], 'sockjs-lookup-ms') },
   };
   let close: () => Promise<void>;
   let terminate: (() => Promise<void>) | null = null;

@@ -20,7 +20,7 @@ import { Handover, HANDOVER_GRACE_MS } from './handover.ts';
 import { WorkerOutput } from './worker-output.ts';
 import { partitionOf } from '../cluster/partition.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import type { ClientFrame, Connection, Ended, Link, OpenInfo, Port, PortSession, Target } from '../transports/port.ts';
+import type { Claim, ClientFrame, Connection, Ended, Link, OpenInfo, Port, PortSession, Target } from '../transports/port.ts';
 import { mountNative } from '../transports/native.ts';
 import { mountSocketIo } from '../transports/socketio.ts';
 import type { Engine } from '../transports/engineio.ts';
@@ -203,13 +203,18 @@ export class Gateway implements SessionOwner, Port {
   // ---- sessions (Port) ---------------------------------------------------------------------------
 
   /** Creates a session and asks a worker to accept it; `conn.sendOpen` follows on accept. */
-  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed = false, chosen?: string): Session {
+  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed = false, chosen?: string, claim?: Claim): Session {
     const sid = chosen ?? randomBytes(12).toString('base64url');
     const s = this.newSession(sid, meta, transport);
     s.conn = conn;
     s.lossy = resumeFailed;
     this.sessions.set(sid, s);
-    this.delivery.toWorker(s, { t: 'open', sid, node: this.nodeId, n: ++s.inSeq, transport, meta });
+    if (claim !== undefined && !this.clustered) claim(null); // one node: its own table said the sid is free
+    if (chosen !== undefined && claim !== undefined && this.clustered) {
+      // the worker decides whether the client's sid is still free (see Claim)
+      s.ext.claim = claim;
+      this.delivery.toWorker(s, { t: 'open', sid, node: this.nodeId, n: ++s.inSeq, transport, meta, claim: true });
+    } else this.delivery.toWorker(s, { t: 'open', sid, node: this.nodeId, n: ++s.inSeq, transport, meta });
     // in one process the worker usually answered already (MemoryBus is synchronous)
     if (s.state === SessionState.Opening) this.opening.set(s, Date.now() + this.options.workerTimeoutMs);
     return s;
@@ -442,9 +447,32 @@ export class Gateway implements SessionOwner, Port {
     return this.partitionSubjects[partitionOf(sid, this.options.partitionCount)]!;
   }
 
+  /**
+   * @internal The worker's answer to a claimed sid: ours (the wire may say the session is open), or
+   * another node's session, or ended a moment ago: then the session made for it is dropped
+   * unopened (the worker has no session of ours to close) and its connection routed again
+   */
+  claimAnswered(s: Session, w: Extract<NodeEnvelope, { t: 'claimed' | 'taken' | 'gone' }>): void {
+    const x = s.extIfAny;
+    const claim = x?.claim ?? null;
+    if (claim === null || s.state !== SessionState.Opening || (w.t === 'taken' && w.node === this.nodeId)) return;
+    x!.claim = null;
+    if (w.t === 'claimed') return claim(null);
+    s.state = SessionState.Closed;
+    this.forget(s);
+    s.conn = null;
+    claim(w.t === 'taken' ? { kind: 'remote', home: w.node, sid: s.sid, token: signToken(this.options.secret, s.sid, w.node) } : { kind: 'ended', ended: { first: 1, entries: [], code: w.code, reason: w.reason } });
+  }
+
   /** @internal A session accepted by its worker (or resumed) */
   opened(s: Session): void {
     this.opening.delete(s);
+    // accepted: the claim was confirmed (should its answer have come late, say it now)
+    const claim = s.extIfAny?.claim ?? null;
+    if (claim !== null) {
+      s.extIfAny!.claim = null;
+      claim(null);
+    }
     if (s.conn !== null) {
       s.conn.sendOpen(s, this.openInfo(s, s.lossy ? false : undefined));
       s.conn.flush(s);

@@ -59,9 +59,11 @@ export interface GatewayOptions {
   /**
    * the SockJS dialect (sockjs-client); false: not served @default {} (at /sockjs). `jsessionid`:
    * set a JSESSIONID cookie on session requests and answer `cookie_needed: true`, for balancers that
-   * stick by that cookie (see docs/sockjs.md) @default false
+   * stick by that cookie (see docs/sockjs.md) @default false. `lookupMs`: how long a node waits
+   * for another to say it holds a client's session id before it claims the id itself (the sid's
+   * worker then has the last word) @default 100
    */
-  sockjs?: { prefix?: string; jsessionid?: boolean } | false;
+  sockjs?: { prefix?: string; jsessionid?: boolean; lookupMs?: number } | false;
 }
 
 /** The SignalR dialect's options (see docs/signalr.md) */
@@ -144,7 +146,9 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     if (!/^\/[A-Za-z0-9_/-]*[A-Za-z0-9_-]$/.test(prefix)) throw new TypeError(`option sockjs.prefix must be a path without a trailing slash, got ${prefix}`);
     const jsessionid = o.sockjs?.jsessionid ?? false;
     if (typeof jsessionid !== 'boolean') throw new TypeError(`option sockjs.jsessionid must be a boolean, got ${String(jsessionid)}`);
-    r.sockjs = { prefix, jsessionid };
+    const lookupMs = o.sockjs?.lookupMs ?? 100;
+    if (!Number.isInteger(lookupMs) || lookupMs < 0) throw new TypeError(`option sockjs.lookupMs must be an integer >= 0, got ${String(lookupMs)}`);
+    r.sockjs = { prefix, jsessionid, lookupMs };
   }
   return r;
 }

@@ -7,7 +7,7 @@
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import type { InboundEnvelope, NodeEnvelope, RoomEnvelope } from '../cluster/envelope.ts';
 import type { Entry } from '../transports/entry.ts';
-import type { Connection, PortSession } from '../transports/port.ts';
+import type { Claim, Connection, PortSession } from '../transports/port.ts';
 import { Outbox, type OutboxLimits } from './outbox.ts';
 
 /** The node that holds the session (one object for all sessions, instead of a closure each) */
@@ -138,4 +138,6 @@ export class SessionExt {
   /** (on the new node) worker output that came directly, held until the old node forwarded what it got first */
   held: NodeEnvelope[] | null = null;
   heldUntil = 0;
+  /** a sid the client chose, until its worker accepts it (see Port's Claim) */
+  claim: Claim | null = null;
 }

@@ -17,6 +17,11 @@ export class WorkerOutput {
   receive(w: NodeEnvelope): void {
     const gw = this.gw;
     const s = gw.sessions.get(w.sid);
+    // the answer to a claim (not numbered): only for a session still waiting for it
+    if (w.t === 'claimed' || w.t === 'taken' || w.t === 'gone') {
+      if (s !== undefined) gw.claimAnswered(s, w);
+      return;
+    }
     if (s === undefined) {
       // a session we handed over: its new node gets what still comes here, in order
       gw.handover.forward(w);
@@ -75,6 +80,10 @@ export class WorkerOutput {
         return;
       case 'rehomed':
         return; // only meaningful as a forward (see Handover)
+      case 'claimed':
+      case 'taken':
+      case 'gone':
+        return; // handled in receive
     }
   };
 }

@@ -755,8 +755,8 @@ describe('JsessionidCookie', () => {
 
 describe('JsessionidCookie: the option', () => {
   it('is off by default, a boolean, and the CLI turns it on with --sockjs-jsessionid', async () => {
-    expect(resolveOptions({}).sockjs).toEqual({ prefix: '/sockjs', jsessionid: false });
-    expect(resolveOptions({ sockjs: { jsessionid: true } }).sockjs).toEqual({ prefix: '/sockjs', jsessionid: true });
+    expect(resolveOptions({}).sockjs).toEqual({ prefix: '/sockjs', jsessionid: false, lookupMs: 100 });
+    expect(resolveOptions({ sockjs: { jsessionid: true } }).sockjs).toEqual({ prefix: '/sockjs', jsessionid: true, lookupMs: 100 });
     expect(() => resolveOptions({ sockjs: { jsessionid: 'yes' as never } })).toThrow(/sockjs\.jsessionid/);
     const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'switchyard.mjs'), 'start', '--port', '0', '--host', '127.0.0.1', '--sockjs-jsessionid'], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {

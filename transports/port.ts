@@ -129,6 +129,16 @@ export function endedFrames(codec: Codec, ended: Ended): Frame[] {
 }
 
 /** A session named by a client */
+/**
+ * The answer to a session opened with a sid the client chose (SockJS). The session's worker
+ * decides, so two nodes never make two sessions of one sid:
+ * - `null`: the sid is this session's (at once on one node; in a cluster as soon as the worker
+ *   confirms, before the app's `open` runs): the wire may say the session is open;
+ * - `remote`: another node holds it, or `ended`: it ended a moment ago. The session made for it
+ *   is dropped unopened (nothing was written to `conn`), and the wire routes the connection again.
+ */
+export type Claim = (t: Extract<Target, { kind: 'remote' | 'ended' }> | null) => void;
+
 export type Target =
   | { kind: 'session'; session: PortSession }
   /** the session ended recently */
@@ -160,9 +170,10 @@ export interface Port {
   readonly closing: boolean;
   /**
    * Creates a session (a worker must accept it; `sendOpen` follows then). `sid`: one the client
-   * chose (SockJS), which the wire made sure no node holds (see `lookup`)
+   * chose (SockJS), which the wire looked up first (see `lookup`); `claim`: what to do when, in a
+   * cluster, the sid's worker says another node has it or it ended (see Claim)
    */
-  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean, sid?: string): PortSession;
+  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean, sid?: string, claim?: Claim): PortSession;
   /** The session a client names by `sid` and signed `token`; `last`: what it has seen (for an ended one) */
   find(sid: string, token: string, last: number): Target;
   /** Attaches `conn` to a live session, replacing its connection; entries after `last` follow. @returns whether nothing was lost */

@@ -36,6 +36,8 @@ export interface SockJsOptions {
    * server's `jsessionid` option). Switchyard itself needs no stickiness. @default false
    */
   jsessionid: boolean;
+  /** how long a node waits for another to say it holds a session id before claiming it (the sid's worker has the last word) @default 100 */
+  lookupMs: number;
 }
 
 const DIALECT = 'sockjs';
@@ -44,10 +46,10 @@ const SID_PREFIX = 'sj:';
 /** what a session id or server id may be (SockJS: non-empty, no dots) */
 const PART = /^[^./]{1,64}$/;
 const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
+/** how long a send waits for the node holding its session to say so (a receive waits `lookupMs`, then claims) */
+const SEND_LOOKUP_MS = 1000;
 /** what the reference server answers for a URL or session it does not know */
 const NOT_FOUND = '404 Error: Page not found\n';
-/** how long a node waits for another to say it holds a session, before making it */
-const LOOKUP_MS = 250;
 /** what SockJS answers that must not be cached carry (sockjs-protocol 0.3.3's exact value; iOS 6 caches POSTs) */
 const NO_CACHE = 'no-store, no-cache, must-revalidate, max-age=0';
 /** a year: iframe pages and CORS preflights are cached that long */
@@ -325,11 +327,12 @@ class SockJs {
   }
 
   /** The session a client's id names, here or anywhere in the cluster (null: none) */
-  private session(server: string, session: string, done: (t: Target | null) => void): void {
+  private session(server: string, session: string, done: (t: Target | null) => void, waitMs = this.o.lookupMs): void {
     if (!PART.test(server) || !PART.test(session)) return done(null);
     // the holder answers within milliseconds; a new session's first request cannot wait long
-    // (sockjs-client gives a transport up after about 600 ms without `o`)
-    this.port.lookup(SID_PREFIX + session, (t) => done(t), LOOKUP_MS);
+    // (sockjs-client gives a transport up after about 600 ms without `o`): a receive that finds
+    // nothing claims the id (see receive); a send, which makes no session, waits longer
+    this.port.lookup(SID_PREFIX + session, (t) => done(t), waitMs);
   }
 
   /** A receiving request: xhr (a poll), xhr_streaming, eventsource, htmlfile, jsonp */
@@ -357,15 +360,21 @@ class SockJs {
     const conn = polling
       ? new PollConnection(port, ex, messages, kind === 'jsonp' ? jsonpFramer(callback) : xhrFramer)
       : new StreamConnection(port, ex, messages, framer!, 'sse');
-    this.session(server, id, (t) => {
+    const route = (t: Target | null): void => {
       if (!ex.open) return;
       try {
         if (t === null || t.kind === 'error') {
           const refused = port.admit(r.origin, true);
           if (refused !== null) return ex.error(refused);
-          // `o` now, before anything the session may write (a worker in this process accepts within port.open)
-          conn.openNow(OPEN);
-          conn.session = port.open(transport, this.meta(r), conn, false, SID_PREFIX + id);
+          // `o` as soon as the id is this session's: at once on one node; in a cluster when the
+          // sid's worker confirms the claim (before the app's open runs). The worker may say instead
+          // that another node holds it (its holder was slow to answer the lookup) or that it ended
+          // a moment ago: nothing was written, and the request is routed again
+          conn.session = port.open(transport, this.meta(r), conn, false, SID_PREFIX + id, (again) => {
+            if (again === null) return conn.openNow(OPEN);
+            conn.session = null;
+            route(again);
+          });
           return;
         }
         if (t.kind === 'ended') {
@@ -397,7 +406,8 @@ class SockJs {
         warnOnce('sockjs receive', err);
         ex.error('SY_ERR_INTERNAL');
       }
-    });
+    };
+    this.session(server, id, route);
   }
 
   /** xhr_send and jsonp_send: a JSON array of messages for a session (jsonp_send: also as a `d=` form field) */
@@ -428,7 +438,7 @@ class SockJs {
         if (t.kind === 'remote') return this.port.send(t.sid, t.token, frames, (error) => (error === null ? ok() : ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND)));
         for (const f of frames) this.port.deliver(t.session, f);
         ok();
-      });
+      }, SEND_LOOKUP_MS);
     });
   }
 
