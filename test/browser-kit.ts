@@ -49,7 +49,11 @@ export async function openDemo(
   const room = o.room ?? 'lobby';
   const timeout = o.timeout ?? 15_000;
   await page.goto(`${base}/?client=${encodeURIComponent(o.client ?? 'native')}&transport=${encodeURIComponent(o.transport ?? 'auto')}&room=${encodeURIComponent(room)}`);
-  await page.waitForSelector('#status[data-state="open"]', { timeout });
+  await page.waitForSelector('#status[data-state="open"]', { timeout }).catch(async (e: Error) => {
+    // say what the page saw (its log, its state), not only that it never opened
+    const log = await page.$$eval('#log li', (lis) => lis.map((li) => li.textContent)).catch(() => []);
+    throw new Error(`${o.client ?? 'native'}/${o.transport ?? 'auto'} page never opened (${e.message.split('\n')[0]}); page errors: ${JSON.stringify(errors)}; its log: ${JSON.stringify(log)}`);
+  });
   // the session's sid as the app sees it is shown once the page knows it
   await page.waitForFunction(() => document.querySelector('#sid')?.textContent !== '–', undefined, { timeout });
   if (o.join !== false) {
