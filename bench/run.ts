@@ -1,58 +1,91 @@
 /**
  * Switchyard benchmark harness: `npm run bench [-- options]`.
  *
- * For each server (bare uWebSockets.js echo, the Switchyard gateway, the gateway's Socket.IO
- * dialect, plain Socket.IO) it measures
- *   1. throughput with many messages in flight per connection,
- *   2. round-trip latency with one message in flight per connection,
- *   3. resident memory per idle WebSocket session,
- * prints a table with ratios against bare uWS and the targets, and writes
- * bench/results/latest.json. Servers run pinned to CPU 0 and the native load generator
- * (bench/loadgen.c) to CPU 1, one measurement at a time. See bench/README.md.
+ * Every transport and dialect of the gateway against its reference server, in one interleaved run:
+ * for each repetition, each server in turn is started fresh, all its cells run (echo at 1, 16 and
+ * 64 in flight, open rate, fan-out), and it is stopped; then each idle-memory cell runs on a fresh
+ * process. Repetitions go round-robin over the servers (A B C A B C …), so drift on a shared
+ * machine lands in the spread of every row, not in the ratios. Servers run pinned to CPU 0, the
+ * native load generator (bench/loadgen.c) to CPU 1.
+ *
+ * Writes bench/results/<ISO time>.json and latest.json (every raw repetition), bench/results/latest.md,
+ * the chart bench/results/latest.svg, and with --write-readme (automatic for a full run) the
+ * README's performance section, docs/bench.svg and docs/capacity.md. See bench/README.md.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { collectGarbage, inspectorUrls, type HeapNumbers } from './lib/inspector.ts';
-import { BENCH_DIR, ensureLoadgen, holdIdle, runEcho, type LoadgenResult } from './lib/loadgen.ts';
-import { installCleanup, killAllChildren, perCpuTicks, treeCpuTicks, treeRssBytes } from './lib/processes.ts';
-import { placementReport, printPlacement } from './placement.ts';
-import { SERVER_IDS, SERVER_LABELS, serverSpecs, startServer, type RunningServer, type ServerId, type ServerSpec } from './lib/servers.ts';
+import * as loadgen from './lib/loadgen.ts';
+import { installCleanup, killAllChildren, perCpuTicks, processTree, rssBytes, treeCpuByPid, treeCpuTicks, cpuByKindDelta } from './lib/processes.ts';
+import { CONFIGS, SERVER_IDS, SERVER_LABELS, configById, fetchJson, serverSpecs, startServer, type Config, type ConfigId, type RunningServer, type ServerId } from './lib/servers.ts';
+import { capacityMarkdown, markdownReport, readmeSection, summarize, svgChart, targets, type Cell, type Run, type Sample } from './lib/report.ts';
 
+const { BENCH_DIR, ensureLoadgen, holdIdle } = loadgen;
 const ROOT = join(BENCH_DIR, '..');
+
+// ------------------------------------------------------------------ the generator's API
+
+/** The generator's result with the fields of its current API (older builds leave them out). */
+export type GenResult = Omit<loadgen.LoadgenResult, 'acks' | 'bad_payload' | 'hist'> & {
+  acks?: boolean;
+  bad_payload?: number;
+  hist?: [number, number][];
+  opens?: number;
+  opens_per_s?: number;
+  broadcasts?: number;
+  deliveries?: number;
+  deliveries_per_s?: number;
+};
+type Hook = () => void;
+interface GenApi {
+  runEcho(o: object, onMeasure?: Hook, onDone?: Hook): Promise<GenResult>;
+  runOpen?(o: object, onMeasure?: Hook, onDone?: Hook): Promise<GenResult>;
+  runFanout?(o: object, onMeasure?: Hook, onDone?: Hook): Promise<GenResult>;
+}
+const gen = loadgen as unknown as GenApi;
 
 // ------------------------------------------------------------------ options
 
-interface Options {
-  only: ServerId[];
+export interface Options {
+  only: ConfigId[];
   conns: number;
-  inflight: number;
-  latConns: number;
+  inflights: number[];
   payload: number;
   duration: number;
   warmup: number;
+  openDuration: number;
   idle: number;
   idleWarm: number;
-  settle: number;
+  steady: number;
+  members: number;
   repeat: number;
+  memRepeat: number;
+  noise: number;
   pin: boolean;
   nice: boolean;
   quick: boolean;
+  writeReadme: boolean;
 }
 
 const HELP = `usage: npm run bench -- [options]      (each option also as env BENCH_<NAME>, e.g. BENCH_QUICK=1)
-  --quick            short run: 1 s windows, 1000 idle sessions
-  --only=LIST        comma-separated subset of: ${SERVER_IDS.join(',')}
-  --conns=N          connections for the throughput test (50)
-  --inflight=K       messages in flight per connection for the throughput test (16)
-  --lat-conns=N      connections for the latency test, 1 in flight each (1: an unloaded
-                     round trip; --lat-conns=50 shows latency near saturation instead)
+  --quick            short run (< 2 min): 1 repetition, 2 s windows, echo at 16 in flight for every
+                     row plus 1 and 64 for bare uWS and the gateway, 2,000 idle sessions on three rows
+  --only=LIST        comma-separated rows (${CONFIGS.map((c) => c.id).join(',')})
+                     or server names (${SERVER_IDS.join(',')})
+  --repeat=N         repetitions, round-robin over the servers (3; quick 1)
+  --mem-repeat=N     repetitions of the idle-memory cells (1)
+  --noise=PCT        a row whose repetitions spread (max-min)/median more than this is noisy (15)
+  --conns=N          connections for echo (100)
+  --inflight=LIST    messages in flight per connection (1,16,64)
   --payload=B        payload string length in bytes (32)
-  --duration=S       measured seconds per test (5; quick 1)
-  --warmup=S         unmeasured seconds before each test (1; quick 0.5)
-  --idle=N           idle sessions for the memory test (5000; quick 1000)
-  --repeat=N         run throughput and latency N times, keep the median run (1)
+  --duration=S       measured seconds per echo cell (3; quick 2)
+  --warmup=S         unmeasured seconds before each (1)
+  --idle=N           idle sessions for the memory cells (10000; quick 2000)
+  --steady=S         seconds idle before the steady-state memory sample (8; quick 3)
+  --members=N        room members for fan-out (1000)
+  --write-readme     write the README performance section, docs/bench.svg and docs/capacity.md
+                     (automatic for a full run of every row)
   --no-pin           do not pin servers/generator to CPUs with taskset
   --no-nice          do not raise their priority (nice -10, when allowed)
   BENCH_GATEWAY_CMD  command that starts the gateway, {port} = its port
@@ -61,7 +94,7 @@ const HELP = `usage: npm run bench -- [options]      (each option also as env BE
 function parseOptions(argv: string[]): Options {
   const raw = new Map<string, string>();
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('BENCH_') && k !== 'BENCH_GATEWAY_CMD' && v !== undefined) raw.set(k.slice(6).toLowerCase().replaceAll('_', '-'), v);
+    if (k.startsWith('BENCH_') && k !== 'BENCH_GATEWAY_CMD' && k !== 'BENCH_CLUSTER_NODE_FLAGS' && v !== undefined) raw.set(k.slice(6).toLowerCase().replaceAll('_', '-'), v);
   }
   for (const arg of argv) {
     if (arg === '--help' || arg === '-h') {
@@ -72,6 +105,8 @@ function parseOptions(argv: string[]): Options {
     if (!m) throw new Error(`unknown argument ${arg}\n${HELP}`);
     raw.set(m[1]!, m[2] ?? 'true');
   }
+  const known = new Set(['quick', 'only', 'repeat', 'mem-repeat', 'noise', 'conns', 'inflight', 'payload', 'duration', 'warmup', 'idle', 'steady', 'members', 'write-readme', 'no-pin', 'no-nice']);
+  for (const k of raw.keys()) if (!known.has(k)) throw new Error(`unknown option --${k}\n${HELP}`);
   const flag = (name: string) => ['1', 'true', 'yes'].includes(raw.get(name) ?? '');
   const num = (name: string, def: number) => {
     const v = raw.get(name);
@@ -81,27 +116,51 @@ function parseOptions(argv: string[]): Options {
     return n;
   };
   const quick = flag('quick');
-  const only = (raw.get('only') ?? SERVER_IDS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
-  for (const id of only) if (!SERVER_IDS.includes(id as ServerId)) throw new Error(`--only: unknown server "${id}" (${SERVER_IDS.join(', ')})`);
-  const known = new Set(['quick', 'only', 'conns', 'inflight', 'lat-conns', 'payload', 'duration', 'warmup', 'idle', 'repeat', 'no-pin', 'no-nice']);
-  for (const k of raw.keys()) if (!known.has(k)) throw new Error(`unknown option --${k}\n${HELP}`);
-  const conns = Math.max(1, Math.round(num('conns', 50)));
+  const only = new Set<ConfigId>();
+  for (const name of (raw.get('only') ?? CONFIGS.map((c) => c.id).join(',')).split(',').map((s) => s.trim()).filter(Boolean)) {
+    const byServer = CONFIGS.filter((c) => c.server === name);
+    if (byServer.length && !CONFIGS.some((c) => c.id === name)) for (const c of byServer) only.add(c.id);
+    else if (CONFIGS.some((c) => c.id === name)) only.add(name as ConfigId);
+    else throw new Error(`--only: unknown row or server "${name}"`);
+  }
+  const inflights = (raw.get('inflight') ?? '1,16,64').split(',').map((s) => Math.max(1, Math.round(Number(s)))).filter(Number.isFinite);
   return {
-    only: SERVER_IDS.filter((id) => only.includes(id)),
-    conns,
-    inflight: Math.max(1, Math.round(num('inflight', 16))),
-    latConns: Math.max(1, Math.round(num('lat-conns', 1))),
+    only: CONFIGS.map((c) => c.id).filter((id) => only.has(id)),
+    conns: Math.max(1, Math.round(num('conns', 100))),
+    inflights,
     payload: Math.round(num('payload', 32)),
-    duration: num('duration', quick ? 1 : 5),
-    warmup: num('warmup', quick ? 0.5 : 1),
-    idle: Math.max(1, Math.round(num('idle', quick ? 1000 : 5000))),
+    duration: num('duration', quick ? 2 : 3),
+    warmup: num('warmup', 1),
+    openDuration: quick ? 1.5 : 2,
+    idle: Math.max(1, Math.round(num('idle', quick ? 2000 : 10000))),
     idleWarm: quick ? 200 : 500,
-    settle: quick ? 0.75 : 1.5,
-    repeat: Math.max(1, Math.round(num('repeat', 1))),
+    steady: num('steady', quick ? 3 : 8),
+    members: Math.max(2, Math.round(num('members', 1000))),
+    repeat: Math.max(1, Math.round(num('repeat', quick ? 1 : 3))),
+    memRepeat: Math.max(0, Math.round(num('mem-repeat', 1))),
+    noise: num('noise', 15) / 100,
     pin: !flag('no-pin'),
     nice: !flag('no-nice'),
     quick,
+    writeReadme: flag('write-readme'),
   };
+}
+
+/** The cells of one row, in the order they run on the row's server. */
+function cellsFor(c: Config, o: Options): Cell[] {
+  const cells: Cell[] = [];
+  // quick: 16 in flight everywhere; 1 and 64 only where a target needs them
+  const inflights = o.quick ? o.inflights.filter((k) => k === 16 || ['bare', 'gw'].includes(c.id)) : o.inflights;
+  for (const k of inflights) cells.push({ key: `echo:${c.id}:${k}`, kind: 'echo', config: c.id, inflight: k, samples: [], errors: [] });
+  if (c.perTransport && (!o.quick || ['bare', 'gw', 'gw-sio', 'socketio'].includes(c.id))) cells.push({ key: `open:${c.id}`, kind: 'open', config: c.id, samples: [], errors: [] });
+  if (c.id === 'bare' || c.id === 'gw') cells.push({ key: `fanout:${c.id}`, kind: 'fanout', config: c.id, samples: [], errors: [] });
+  return cells;
+}
+
+function memoryCellFor(c: Config, o: Options): Cell | undefined {
+  if (!c.perTransport || o.memRepeat === 0) return undefined;
+  if (o.quick && !['bare', 'gw', 'gw-sio'].includes(c.id)) return undefined;
+  return { key: `memory:${c.id}`, kind: 'memory', config: c.id, samples: [], errors: [] };
 }
 
 // ------------------------------------------------------------------ measurements
@@ -116,18 +175,29 @@ const CLK_TCK = (() => {
 
 const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+const fmtInt = (n: number) => (Math.round(n) || 0).toLocaleString('en-US');
+
+/** names a process of the cluster shape (or any server tree) from its command line */
+function processKind(cmd: string): string | undefined {
+  if (/nats-server/.test(cmd)) return 'nats-server';
+  if (/switchyard\.mjs (worker)\b/.test(cmd)) return 'worker';
+  if (/switchyard\.mjs (gateway|start)\b/.test(cmd)) return 'gateway';
+  if (/esbuild/.test(cmd)) return undefined;
+  return 'other';
+}
 
 interface CpuSnapshot {
   at: bigint;
   server: number;
+  byPid: ReturnType<typeof treeCpuByPid>;
   cpus: { busy: number; total: number }[];
 }
 
 function cpuSnapshot(serverPid: number): CpuSnapshot {
-  return { at: process.hrtime.bigint(), server: treeCpuTicks(serverPid), cpus: perCpuTicks() };
+  return { at: process.hrtime.bigint(), server: treeCpuTicks(serverPid), byPid: treeCpuByPid(serverPid, processKind), cpus: perCpuTicks() };
 }
 
-/** Server CPU % over the window, and how busy each of the two pinned CPUs was. */
+/** Server CPU over the window (total and per process kind), and how busy each pinned CPU was. */
 function cpuWindow(a: CpuSnapshot, b: CpuSnapshot) {
   const wall = Number(b.at - a.at) / 1e9;
   const busy = (i: number) => {
@@ -135,144 +205,132 @@ function cpuWindow(a: CpuSnapshot, b: CpuSnapshot) {
     if (!x || !y || y.total === x.total) return undefined;
     return round((100 * (y.busy - x.busy)) / (y.total - x.total));
   };
-  return { server_cpu_pct: round((100 * (b.server - a.server)) / CLK_TCK / wall), cpu0_busy_pct: busy(0), cpu1_busy_pct: busy(1) };
+  const byKind = cpuByKindDelta(a.byPid, b.byPid);
+  const cpu_s_by_kind: Record<string, number> = {};
+  for (const [k, t] of Object.entries(byKind)) cpu_s_by_kind[k] = t / CLK_TCK;
+  return { window_s: round(wall, 3), server_cpu_pct: round((100 * (b.server - a.server)) / CLK_TCK / wall), cpu_s_by_kind, cpu0_busy_pct: busy(0), cpu1_busy_pct: busy(1) };
 }
 
-interface EchoMeasurement {
-  conns: number;
-  inflight: number;
-  msgs_per_s: number;
-  p50_us: number;
-  p99_us: number;
-  p999_us: number;
-  gen_cpu_pct: number;
-  /** With --repeat: the key number (msgs/s or p99) of every run; the fields are the median run's. */
-  repeats?: number[];
-  server_cpu_pct?: number;
-  cpu0_busy_pct?: number;
-  cpu1_busy_pct?: number;
-  generator: LoadgenResult;
-}
-
-async function measureEcho(server: RunningServer, opts: Options, pin: string[], conns: number, inflight: number): Promise<EchoMeasurement> {
+/**
+ * Runs one generator job, sampling the server's CPU exactly between the generator's onMeasure
+ * (the window opens) and onDone (it closes, before the generator tears its connections down).
+ */
+async function sampled(server: RunningServer, job: (onMeasure: Hook, onDone: Hook) => Promise<GenResult>) {
   let start: CpuSnapshot | undefined;
-  const result = await runEcho(
-    {
-      port: server.port,
-      proto: server.spec.proto,
-      path: server.spec.path,
-      conns,
-      inflight,
-      payload: opts.payload,
-      duration: opts.duration,
-      warmup: opts.warmup,
-      pin,
-    },
+  let end: CpuSnapshot | undefined;
+  const result = await job(
     () => (start = cpuSnapshot(server.proc.pid)),
+    () => (end ??= cpuSnapshot(server.proc.pid)),
   );
-  const cpu = start ? cpuWindow(start, cpuSnapshot(server.proc.pid)) : {};
-  if (!result.msgs) {
-    throw new Error(
-      `no echoes received (status ${result.status}, ready ${result.ready}/${result.conns}, other frames ${result.other_frames}) — ` +
-        'does the server answer an "echo" event with an "echo" event?',
-    );
-  }
-  return {
-    conns,
-    inflight,
-    msgs_per_s: Math.round(result.msgs_per_s ?? 0),
-    p50_us: result.lat_us?.p50 ?? 0,
-    p99_us: result.lat_us?.p99 ?? 0,
-    p999_us: result.lat_us?.p999 ?? 0,
+  // a generator without onDone: the window ends when it exits (teardown included; noted)
+  const doneHook = end !== undefined;
+  end ??= cpuSnapshot(server.proc.pid);
+  return { result, cpu: start ? { ...cpuWindow(start, end), window_ends_at_done: doneHook } : undefined };
+}
+
+function echoSample(rep: number, result: GenResult, cpu: ReturnType<typeof cpuWindow> | undefined, perUnit: number | undefined): Sample {
+  const s: Sample = {
+    rep,
+    value: result.msgs_per_s ?? 0,
+    p50_us: result.lat_us?.p50,
+    p99_us: result.lat_us?.p99,
+    p999_us: result.lat_us?.p999,
     gen_cpu_pct: result.cpu_pct,
     ...cpu,
     generator: result,
   };
-}
-
-/**
- * Runs a measurement `times` times and keeps the run with the median `key`, so one disturbed run
- * on a shared machine does not decide the result; all keys are kept for the record.
- */
-async function repeated(times: number, run: () => Promise<EchoMeasurement>, key: (m: EchoMeasurement) => number): Promise<EchoMeasurement> {
-  const runs: EchoMeasurement[] = [];
-  for (let i = 0; i < times; i++) {
-    runs.push(await run());
-    if (times > 1) process.stdout.write(`   (run ${i + 1}/${times}: ${fmtInt(key(runs.at(-1)!))})\n`);
+  if (cpu && perUnit) {
+    s.cpu_us_per_unit = {};
+    for (const [k, sec] of Object.entries(cpu.cpu_s_by_kind)) s.cpu_us_per_unit[k] = round((sec * 1e6) / perUnit, 2);
   }
-  const sorted = [...runs].sort((a, b) => key(a) - key(b));
-  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-  return times > 1 ? { ...median, repeats: runs.map(key) } : median;
+  return s;
 }
 
-interface MemoryMeasurement {
-  sessions: number;
-  warm_sessions: number;
-  connect_s: number;
-  gc: 'forced' | 'unavailable';
-  rss_base: number;
-  rss_samples: number[];
-  bytes_per_session: number;
-  heap_bytes_per_session?: number;
-  external_bytes_per_session?: number;
-  dropped_while_idle: number;
+async function runEchoCell(server: RunningServer, c: Config, cell: Cell, o: Options, genPin: string[], rep: number): Promise<Sample> {
+  const { result, cpu } = await sampled(server, (m, d) =>
+    gen.runEcho({ port: server.port, proto: c.proto, path: c.path, acks: c.acks, conns: o.conns, inflight: cell.inflight!, payload: o.payload, duration: o.duration, warmup: o.warmup, pin: genPin }, m, d));
+  if (!result.msgs) {
+    throw new Error(`no echoes received (status ${result.status}, ready ${result.ready}/${result.conns}, other frames ${result.other_frames}, bad payload ${result.bad_payload ?? '?'})`);
+  }
+  return echoSample(rep, result, cpu, result.msgs);
+}
+
+async function runOpenCell(server: RunningServer, c: Config, o: Options, genPin: string[], rep: number): Promise<Sample> {
+  if (!gen.runOpen) throw new Error('the load generator has no open-rate mode yet (runOpen)');
+  const { result, cpu } = await sampled(server, (m, d) =>
+    gen.runOpen!({ port: server.port, proto: c.proto, path: c.path, conns: 50, duration: o.openDuration, warmup: 0.5, pin: genPin }, m, d));
+  if (!result.opens) throw new Error(`no sessions opened (status ${result.status}, failed ${result.failed})`);
+  const s = echoSample(rep, result, cpu, result.opens);
+  s.value = result.opens_per_s ?? 0;
+  return s;
+}
+
+async function runFanoutCell(server: RunningServer, c: Config, o: Options, genPin: string[], rep: number): Promise<Sample> {
+  if (!gen.runFanout) throw new Error('the load generator has no fan-out mode yet (runFanout)');
+  const { result, cpu } = await sampled(server, (m, d) =>
+    gen.runFanout!({ port: server.port, proto: c.proto, path: c.path, conns: o.members, inflight: 4, payload: o.payload, duration: o.duration, warmup: o.warmup, pin: genPin }, m, d));
+  if (!result.deliveries) throw new Error(`no deliveries (status ${result.status}, ready ${result.ready}/${result.conns})`);
+  const s = echoSample(rep, result, cpu, result.deliveries);
+  s.value = result.deliveries_per_s ?? 0;
+  return s;
+}
+
+/** memory from the process itself: RSS of its tree from /proc, V8 heap from /healthz when it reports one */
+async function memoryNow(server: RunningServer): Promise<{ rss: number; heap?: number }> {
+  const rss = processTree(server.proc.pid).reduce((sum, pid) => sum + rssBytes(pid), 0);
+  let heap: number | undefined;
+  if (server.spec.health) {
+    try {
+      const h = (await fetchJson(`http://127.0.0.1:${server.port}/healthz`, 2000)) as { memory?: { heapUsed?: number } };
+      heap = h.memory?.heapUsed;
+    } catch {
+      // no heap figure
+    }
+  }
+  return { rss, heap };
 }
 
 /**
- * Marginal memory per idle session on a fresh server process: hold a small warm-up batch (so
- * one-time costs such as code compiled on the first connection land in the baseline), take the
- * baseline, open `opts.idle` more sessions, and divide the growth by their number.
+ * Idle memory per session on a fresh server: hold a warm-up batch (one-time costs such as code
+ * compiled on the first connection land in the baseline), sample, open `o.idle` more sessions
+ * (each has had its first server frame), sample at once ("after opens"), sit idle `o.steady`
+ * seconds, sample again ("steady"). No GC is forced: the young generation a burst of opens leaves
+ * behind is part of what a server holds.
  */
-async function measureMemory(spec: ServerSpec, opts: Options, serverPin: string[], genPin: string[]): Promise<MemoryMeasurement> {
-  const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0`.trim() };
-  const server = await startServer(spec, { root: ROOT, pin: serverPin, env });
+async function runMemoryCell(c: Config, o: Options, serverPin: string[], genPin: string[], rep: number): Promise<{ sample: Sample; engine?: string }> {
+  const server = await startServer(serverSpecs(ROOT)[c.server], { root: ROOT, pin: serverPin });
   const holds: Awaited<ReturnType<typeof holdIdle>>[] = [];
+  const target = { port: server.port, proto: c.proto as loadgen.LoadProto, path: c.path, pin: genPin };
   try {
-    const gen = { port: server.port, proto: spec.proto, path: spec.path, pin: genPin };
-    const warm = await holdIdle({ ...gen, conns: opts.idleWarm });
+    const warm = await holdIdle({ ...target, conns: o.idleWarm });
     holds.push(warm);
-    await sleep(opts.settle);
-
-    const urls = inspectorUrls(server.proc.stderrLines);
-    const settled = async (): Promise<{ rss: number; heap?: HeapNumbers }> => {
-      let heap: HeapNumbers | undefined;
-      if (urls.length) {
-        try {
-          heap = await collectGarbage(urls);
-        } catch (err) {
-          process.stderr.write(`  (could not force GC: ${(err as Error).message})\n`);
-        }
-      }
-      await sleep(0.2);
-      return { rss: treeRssBytes(server.proc.pid), heap };
-    };
-
-    const base = await settled();
-    const hold = await holdIdle({ ...gen, conns: opts.idle });
+    await sleep(1);
+    const base = await memoryNow(server);
+    const hold = await holdIdle({ ...target, conns: o.idle }, 90);
     holds.push(hold);
-    if (hold.opened < opts.idle) process.stderr.write(`  only ${hold.opened} of ${opts.idle} idle sessions opened\n`);
-    await sleep(opts.settle);
-    const first = await settled();
-    await sleep(opts.settle);
-    const second = await settled();
-
+    const after = await memoryNow(server);
+    await sleep(o.steady);
+    const steady = await memoryNow(server);
     let dropped = 0;
     for (const h of holds.splice(0)) dropped += (await h.release()).closed;
     const n = hold.opened;
-    const per = (after: number | undefined, before: number | undefined) =>
-      after === undefined || before === undefined ? undefined : Math.round((after - before) / n);
+    if (!n) throw new Error(`no idle session opened (failed ${hold.failed})`);
+    const per = (x?: number, y?: number) => (x === undefined || y === undefined ? undefined : Math.round((x - y) / n));
     return {
-      sessions: n,
-      warm_sessions: warm.opened,
-      connect_s: hold.connectS,
-      gc: urls.length && second.heap ? 'forced' : 'unavailable',
-      rss_base: base.rss,
-      rss_samples: [first.rss, second.rss],
-      // The later sample: by then lazily committed memory has been touched and freed pages returned.
-      bytes_per_session: Math.round((second.rss - base.rss) / n),
-      heap_bytes_per_session: per(second.heap?.heapUsed, base.heap?.heapUsed),
-      external_bytes_per_session: per(second.heap?.external, base.heap?.external),
-      dropped_while_idle: dropped,
+      engine: server.engine,
+      sample: {
+        rep,
+        value: per(steady.rss, base.rss)!,
+        after_opens_bytes: per(after.rss, base.rss),
+        steady_bytes: per(steady.rss, base.rss),
+        heap_after_opens_bytes: per(after.heap, base.heap),
+        heap_steady_bytes: per(steady.heap, base.heap),
+        sessions: n,
+        failed: hold.failed,
+        connect_s: hold.connectS,
+        rss_base: base.rss,
+        dropped_while_idle: dropped,
+      },
     };
   } finally {
     for (const h of holds) await h.release().catch(() => undefined);
@@ -280,276 +338,193 @@ async function measureMemory(spec: ServerSpec, opts: Options, serverPin: string[
   }
 }
 
-interface ServerResult {
-  id: ServerId;
-  label: string;
-  engine?: string;
-  skipped?: string;
-  errors: string[];
-  warnings: string[];
-  throughput?: EchoMeasurement;
-  latency?: EchoMeasurement;
-  memory?: MemoryMeasurement;
-}
-
-async function benchServer(spec: ServerSpec, opts: Options, serverPin: string[], genPin: string[]): Promise<ServerResult> {
-  const out: ServerResult = { id: spec.id, label: SERVER_LABELS[spec.id], errors: [], warnings: [] };
-  if (!spec.command) {
-    out.skipped = spec.unavailable;
-    console.log(`\n== ${out.label}: skipped (${spec.unavailable})`);
-    return out;
-  }
-  console.log(`\n== ${out.label}`);
-  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T | undefined> => {
-    try {
-      return await fn();
-    } catch (err) {
-      const msg = `${name}: ${(err as Error).message}`;
-      out.errors.push(msg);
-      console.log(`   ${name}: FAILED — ${msg.split('\n')[0]}`);
-      if (msg.includes('\n')) console.log(msg.split('\n').slice(1).join('\n'));
-      return undefined;
-    }
-  };
-
-  const server = await step('start', () => startServer(spec, { root: ROOT, pin: serverPin }));
-  if (server) {
-    out.engine = server.engine;
-    console.log(`   engine: ${server.engine ?? 'n/a'}   (port ${server.port}, pid ${server.proc.pid})`);
-    out.throughput = await step('throughput', () =>
-      repeated(opts.repeat, () => measureEcho(server, opts, genPin, opts.conns, opts.inflight), (m) => m.msgs_per_s));
-    if (out.throughput) {
-      const t = out.throughput;
-      console.log(`   throughput  ${t.conns}×${t.inflight} in flight: ${fmtInt(t.msgs_per_s)} msgs/s   p50 ${t.p50_us} µs  p99 ${t.p99_us} µs   server CPU ${t.server_cpu_pct}%  generator CPU ${t.gen_cpu_pct}%`);
-    }
-    if (server.proc.alive) {
-      out.latency = await step('latency', () =>
-        repeated(opts.repeat, () => measureEcho(server, opts, genPin, opts.latConns, 1), (m) => m.p99_us));
-      if (out.latency) {
-        const l = out.latency;
-        console.log(`   latency     ${l.conns}×1 in flight:  p50 ${l.p50_us} µs  p99 ${l.p99_us} µs  p99.9 ${l.p999_us} µs   (${fmtInt(l.msgs_per_s)} msgs/s, server CPU ${l.server_cpu_pct}%, generator CPU ${l.gen_cpu_pct}%)`);
-      }
-    }
-    await server.proc.stop();
-  }
-  out.memory = await step('memory', () => measureMemory(spec, opts, serverPin, genPin));
-  if (out.memory) {
-    const m = out.memory;
-    const heap = m.heap_bytes_per_session !== undefined ? `, V8 heap ${fmtInt(m.heap_bytes_per_session)} B` : '';
-    console.log(`   memory      ${fmtInt(m.sessions)} idle sessions: ${fmtInt(m.bytes_per_session)} B/session RSS${heap}   (GC ${m.gc}, opened in ${m.connect_s.toFixed(2)} s)`);
-  }
-  for (const [name, w] of [['throughput', out.throughput], ['latency', out.latency]] as const) {
-    if (!w) continue;
-    // Anything else busy on the pinned CPUs makes the numbers meaningless; say so.
-    if (w.cpu0_busy_pct !== undefined && w.server_cpu_pct !== undefined && w.cpu0_busy_pct - w.server_cpu_pct > 15) {
-      const msg = `during ${name}, CPU 0 was ${w.cpu0_busy_pct}% busy but the server used ${w.server_cpu_pct}%: other work was competing for the server's CPU`;
-      out.warnings.push(msg);
-      console.log(`   warning: ${msg}`);
-    }
-    if (w.cpu1_busy_pct !== undefined && w.cpu1_busy_pct - w.gen_cpu_pct > 25) {
-      const msg = `during ${name}, CPU 1 was ${w.cpu1_busy_pct}% busy but the generator used ${w.gen_cpu_pct}%: other work was competing for the generator's CPU`;
-      out.warnings.push(msg);
-      console.log(`   warning: ${msg}`);
-    }
-    if (w.gen_cpu_pct > 90) {
-      const msg = `during ${name}, the generator used ${w.gen_cpu_pct}% of its CPU: it may be the bottleneck`;
-      out.warnings.push(msg);
-      console.log(`   warning: ${msg}`);
-    }
-    if (w.generator.status !== 'ok') {
-      const msg = `during ${name}, the generator reported "${w.generator.status}" (ready ${w.generator.ready}/${w.generator.conns}, closed ${w.generator.closed})`;
-      out.warnings.push(msg);
-      console.log(`   warning: ${msg}`);
-    }
-  }
-  if (out.memory) {
-    const [a, b] = out.memory.rss_samples;
-    const drift = Math.round(Math.abs((b ?? 0) - (a ?? 0)) / out.memory.sessions);
-    if (drift > 100) {
-      const msg = `RSS still moved by ${drift} B/session between the two memory samples: the memory number is uncertain`;
-      out.warnings.push(msg);
-      console.log(`   warning: ${msg}`);
-    }
-  }
-  if (out.memory?.dropped_while_idle) {
-    const msg = `the server closed ${out.memory.dropped_while_idle} idle sessions during the memory test`;
-    out.warnings.push(msg);
-    console.log(`   warning: ${msg}`);
-  }
-  return out;
-}
-
-// ------------------------------------------------------------------ report
-
-const fmtInt = (n: number) => (Math.round(n) || 0).toLocaleString('en-US'); // `|| 0`: no "-0"
-
-function pad(s: string, n: number, right = false): string {
-  return right ? s.padStart(n) : s.padEnd(n);
-}
-
-interface Target {
-  name: string;
-  value?: number;
-  display: string;
-  goal: string;
-  pass?: boolean;
-}
-
-function targets(results: ServerResult[]): Target[] {
-  const by = (id: ServerId) => results.find((r) => r.id === id);
-  const bare = by('bare'), gw = by('gateway'), cl = by('cluster');
-  const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefined);
-  // Three decimals so that a value just on the wrong side of a limit never prints as the limit.
-  const x = (v: number) => `${v.toFixed(3)}×`;
-  const tput = ratio(gw?.throughput?.msgs_per_s, bare?.throughput?.msgs_per_s);
-  const p99 = ratio(gw?.latency?.p99_us, bare?.latency?.p99_us);
-  const mem = gw?.memory?.bytes_per_session;
-  const ctput = ratio(cl?.throughput?.msgs_per_s, bare?.throughput?.msgs_per_s);
-  const srj = by('gateway-signalr-json'), srm = by('gateway-signalr-msgpack');
-  const srjRatio = ratio(srj?.throughput?.msgs_per_s, gw?.throughput?.msgs_per_s);
-  const srmRatio = ratio(srm?.throughput?.msgs_per_s, gw?.throughput?.msgs_per_s);
-  const srMem = Math.max(srj?.memory?.bytes_per_session ?? -Infinity, srm?.memory?.bytes_per_session ?? -Infinity);
-  const sio = by('gateway-sio'), ref = by('socketio');
-  const sioTput = ratio(sio?.throughput?.msgs_per_s, ref?.throughput?.msgs_per_s);
-  const sioMem = sio?.memory?.bytes_per_session;
-  return [
-    { name: 'SignalR JSON vs native gateway', value: srjRatio, display: srjRatio === undefined ? 'n/a' : x(srjRatio), goal: '≥ 0.7×', pass: srjRatio === undefined ? undefined : srjRatio >= 0.7 },
-    { name: 'SignalR MsgPack vs native gateway', value: srmRatio, display: srmRatio === undefined ? 'n/a' : x(srmRatio), goal: '≥ 0.7×', pass: srmRatio === undefined ? undefined : srmRatio >= 0.7 },
-    { name: 'SignalR idle memory per session', value: Number.isFinite(srMem) ? srMem : undefined, display: Number.isFinite(srMem) ? `${fmtInt(srMem)} B` : 'n/a', goal: '≤ 2,048 B', pass: Number.isFinite(srMem) ? srMem <= 2048 : undefined },
-    { name: 'Socket.IO dialect vs socket.io', value: sioTput, display: sioTput === undefined ? 'n/a' : x(sioTput), goal: '≥ 4×', pass: sioTput === undefined ? undefined : sioTput >= 4 },
-    { name: 'Socket.IO idle memory per session', value: sioMem, display: sioMem === undefined ? 'n/a' : `${fmtInt(sioMem)} B`, goal: '≤ 2,048 B', pass: sioMem === undefined ? undefined : sioMem <= 2048 },
-    { name: 'cluster throughput vs bare', value: ctput, display: ctput === undefined ? 'n/a' : x(ctput), goal: '≥ 0.16×', pass: ctput === undefined ? undefined : ctput >= 0.16 },
-    { name: 'gateway throughput vs bare', value: tput, display: tput === undefined ? 'n/a' : x(tput), goal: '≥ 0.5×', pass: tput === undefined ? undefined : tput >= 0.5 },
-    { name: 'gateway p99 @1 in flight vs bare', value: p99, display: p99 === undefined ? 'n/a' : x(p99), goal: '≤ 1.5×', pass: p99 === undefined ? undefined : p99 <= 1.5 },
-    { name: 'gateway idle memory per session', value: mem, display: mem === undefined ? 'n/a' : `${fmtInt(mem)} B`, goal: '≤ 1,536 B', pass: mem === undefined ? undefined : mem <= 1536 },
-  ];
-}
-
-function printReport(results: ServerResult[], opts: Options): void {
-  const cols = [
-    ['server', 20, false],
-    ['engine', 9, false],
-    [`msgs/s @${opts.inflight}`, 12, true],
-    ['srv CPU', 8, true],
-    ['gen CPU', 8, true],
-    ['p50 @1', 9, true],
-    ['p99 @1', 9, true],
-    ['gen CPU', 8, true],
-    ['B/session', 10, true],
-    ['heap B/s', 9, true],
-  ] as const;
-  const line = (cells: string[]) => cols.map(([, w, right], i) => pad(cells[i] ?? '', w, right)).join(' ');
-  const pct = (n?: number) => (n === undefined ? '' : `${Math.round(n)}%`);
-  const us = (n?: number) => (n === undefined ? '' : `${n.toFixed(1)}µs`);
-  const conns = (n: number) => `${n} connection${n === 1 ? '' : 's'}`;
-  console.log(`\nResults (throughput: ${conns(opts.conns)} × ${opts.inflight} in flight; latency: ${conns(opts.latConns)} × 1 in flight; ` +
-    `${opts.payload}-byte payload; ${opts.duration} s after ${opts.warmup} s warm-up; memory: ${opts.idle} idle sessions)\n`);
-  console.log(line(cols.map(([h]) => h)));
-  console.log('-'.repeat(line(cols.map(([h]) => h)).length));
-  for (const r of results) {
-    if (r.skipped) {
-      console.log(line([r.label, 'skipped']));
-      continue;
-    }
-    console.log(line([
-      r.label,
-      r.engine ?? '',
-      r.throughput ? fmtInt(r.throughput.msgs_per_s) : 'failed',
-      pct(r.throughput?.server_cpu_pct),
-      pct(r.throughput?.gen_cpu_pct),
-      r.latency ? us(r.latency.p50_us) : 'failed',
-      us(r.latency?.p99_us),
-      pct(r.latency?.gen_cpu_pct),
-      r.memory ? fmtInt(r.memory.bytes_per_session) : 'failed',
-      r.memory?.heap_bytes_per_session !== undefined ? fmtInt(r.memory.heap_bytes_per_session) : '',
-    ]));
-  }
-
-  const bare = results.find((r) => r.id === 'bare');
-  const others = results.filter((r) => r.id !== 'bare' && !r.skipped);
-  if ((bare?.throughput || bare?.latency || bare?.memory) && others.length) {
-    console.log('\nRelative to bare uWS:');
-    for (const r of others) {
-      const parts: string[] = [];
-      if (r.throughput && bare.throughput) parts.push(`throughput ${(r.throughput.msgs_per_s / bare.throughput.msgs_per_s).toFixed(2)}×`);
-      if (r.latency && bare.latency) parts.push(`p50 ${(r.latency.p50_us / bare.latency.p50_us).toFixed(2)}×`, `p99 ${(r.latency.p99_us / bare.latency.p99_us).toFixed(2)}×`);
-      if (r.memory && bare.memory && bare.memory.bytes_per_session > 0) parts.push(`memory/session ${(r.memory.bytes_per_session / bare.memory.bytes_per_session).toFixed(2)}×`);
-      console.log(`  ${pad(r.label, 20)} ${parts.join('   ') || 'n/a'}`);
-    }
-  }
-
-  console.log('\nTargets:');
-  for (const t of targets(results)) {
-    const mark = t.pass === undefined ? 'n/a ' : t.pass ? 'PASS' : 'MISS';
-    console.log(`  ${mark}  ${pad(t.name, 34)} ${pad(t.display, 10, true)}   (target ${t.goal})`);
-  }
-  const errors = results.flatMap((r) => r.errors.map((e) => `${r.label}: ${e.split('\n')[0]}`));
-  if (errors.length) {
-    console.log('\nErrors:');
-    for (const e of errors) console.log(`  ${e}`);
-  }
-}
-
 // ------------------------------------------------------------------ main
+
+function git(args: string[]): string | undefined {
+  try {
+    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function pkgVersion(name: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+function progressLine(cell: Cell, c: Config, s: Sample): string {
+  const gb = s.gen_cpu_pct !== undefined && s.gen_cpu_pct >= 90 ? '  [generator-bound]' : '';
+  const srv = s.server_cpu_pct !== undefined ? `  srv ${Math.round(s.server_cpu_pct)}%` : '';
+  const g = s.gen_cpu_pct !== undefined ? ` gen ${Math.round(s.gen_cpu_pct)}%` : '';
+  const bad = s.generator?.bad_payload ? `  BAD PAYLOAD ${s.generator.bad_payload}` : '';
+  switch (cell.kind) {
+    case 'echo':
+      return `   ${c.label.padEnd(28)} echo @${String(cell.inflight).padEnd(3)} ${fmtInt(s.value).padStart(9)} msgs/s  p50 ${s.p50_us ?? '?'}  p99 ${s.p99_us ?? '?'}  p99.9 ${s.p999_us ?? '?'} µs${srv}${g}${bad}${gb}`;
+    case 'open':
+      return `   ${c.label.padEnd(28)} open rate  ${fmtInt(s.value).padStart(9)} opens/s${srv}${g}${gb}`;
+    case 'fanout':
+      return `   ${c.label.padEnd(28)} fan-out    ${fmtInt(s.value).padStart(9)} deliveries/s  (${o_members} members)  last-member p99 ${s.p99_us ?? '?'} µs${srv}${g}${gb}`;
+    case 'memory':
+      return `   ${c.label.padEnd(28)} memory     ${fmtInt(s.after_opens_bytes ?? 0)} B/session after opens, ${fmtInt(s.steady_bytes ?? 0)} B steady  (${fmtInt(s.sessions ?? 0)} sessions, opened in ${(s.connect_s ?? 0).toFixed(2)} s${s.dropped_while_idle ? `, ${s.dropped_while_idle} dropped` : ''})`;
+  }
+}
+let o_members = 0;
 
 async function main(): Promise<void> {
   installCleanup();
   const opts = parseOptions(process.argv.slice(2));
+  o_members = opts.members;
   ensureLoadgen();
+  const t0 = Date.now();
 
   const cpus = os.availableParallelism();
   const haveTaskset = spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
   const pinning = opts.pin && haveTaskset && cpus >= 2;
-  // Raised priority (needs root or CAP_SYS_NICE) so that a build or test run elsewhere on the
-  // machine takes less from the measured processes; it still shows up in the warnings.
-  // (`nice` runs the command even when it may not lower the niceness, so ask what it got.)
+  // Raised priority (needs root or CAP_SYS_NICE) so that other work on the machine takes less
+  // from the measured processes. (`nice` runs the command even when it may not lower the
+  // niceness, so ask what it got.)
   const niceness = opts.nice ? spawnSync('nice', ['-n', '-10', 'nice'], { encoding: 'utf8' }).stdout?.trim() : undefined;
   const boost = niceness === '-10' ? ['nice', '-n', '-10'] : [];
   const serverPin = [...boost, ...(pinning ? ['taskset', '-c', '0'] : [])];
   const genPin = [...boost, ...(pinning ? ['taskset', '-c', '1'] : [])];
-  if (pinning) {
-    // The harness mostly sleeps, but keep even its wake-ups off the server's CPU.
-    spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
-  }
+  if (pinning) spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const load = os.loadavg()[0]!;
-  console.log(`Switchyard bench — node ${process.version}, ${cpus} CPUs (${os.cpus()[0]?.model ?? '?'}), ` +
+  const cpuModel = os.cpus()[0]?.model ?? '?';
+  console.log(`Switchyard bench — node ${process.version}, ${cpus} CPUs (${cpuModel}), ` +
     (pinning ? 'servers on CPU 0, generator on CPU 1' : `not pinned (${!opts.pin ? '--no-pin' : !haveTaskset ? 'no taskset' : 'one CPU'})`) +
     (boost.length ? ', at nice -10' : '') + `, load average ${load.toFixed(2)}`);
-  if (load > 0.7) console.log('warning: the machine is already busy; numbers will be noisy');
+  console.log(`${opts.repeat} repetition(s) round-robin over the servers; echo ${opts.conns} connections × ${opts.inflights.join('/')} in flight, ` +
+    `${opts.duration} s after ${opts.warmup} s warm-up; memory ${fmtInt(opts.idle)} idle sessions; noise bound ${Math.round(opts.noise * 100)}%`);
+  if (load > 1) console.log('warning: the machine is already busy; numbers will be noisy');
 
+  const configs = CONFIGS.filter((c) => opts.only.includes(c.id));
+  const cells = new Map<string, Cell>();
+  for (const c of configs) for (const cell of cellsFor(c, opts)) cells.set(cell.key, cell);
+  for (const c of configs) {
+    const m = memoryCellFor(c, opts);
+    if (m) cells.set(m.key, m);
+  }
+  const engines: Record<string, string | undefined> = {};
+  const serverErrors: string[] = [];
   const specs = serverSpecs(ROOT);
-  const results: ServerResult[] = [];
-  for (const id of opts.only) results.push(await benchServer(specs[id], opts, serverPin, genPin));
+  const servers = SERVER_IDS.filter((id) => configs.some((c) => c.server === id));
 
-  printReport(results, opts);
-  const placement = placementReport();
-  printPlacement(placement);
+  for (let rep = 1; rep <= opts.repeat; rep++) {
+    for (const sid of servers) {
+      const rows = configs.filter((c) => c.server === sid);
+      console.log(`\n== rep ${rep}/${opts.repeat}: ${SERVER_LABELS[sid]}  (${Math.round((Date.now() - t0) / 1000)} s)`);
+      if (!specs[sid].command) {
+        console.log(`   skipped: ${specs[sid].unavailable}`);
+        continue;
+      }
+      let server: RunningServer;
+      try {
+        server = await startServer(specs[sid], { root: ROOT, pin: serverPin });
+      } catch (err) {
+        const msg = `${SERVER_LABELS[sid]}: start failed: ${(err as Error).message.split('\n')[0]}`;
+        serverErrors.push(msg);
+        console.log(`   ${msg}`);
+        continue;
+      }
+      engines[sid] = server.engine;
+      if (rep === 1) console.log(`   engine: ${server.engine ?? 'n/a'}`);
+      try {
+        for (const c of rows) {
+          for (const cell of cellsFor(c, opts)) {
+            const target = cells.get(cell.key)!;
+            if (!server.proc.alive) {
+              target.errors.push(`rep ${rep}: server died before this cell`);
+              continue;
+            }
+            try {
+              const s = cell.kind === 'echo' ? await runEchoCell(server, c, cell, opts, genPin, rep)
+                : cell.kind === 'open' ? await runOpenCell(server, c, opts, genPin, rep)
+                : await runFanoutCell(server, c, opts, genPin, rep);
+              target.samples.push(s);
+              console.log(progressLine(cell, c, s));
+            } catch (err) {
+              const msg = (err as Error).message.split('\n')[0]!;
+              target.errors.push(`rep ${rep}: ${msg}`);
+              console.log(`   ${c.label.padEnd(28)} ${cell.kind}${cell.inflight ? ` @${cell.inflight}` : ''}: FAILED — ${msg}`);
+            }
+          }
+        }
+      } finally {
+        await server.proc.stop();
+      }
+    }
+    if (rep <= opts.memRepeat) {
+      for (const c of configs) {
+        const cell = cells.get(`memory:${c.id}`);
+        if (!cell) continue;
+        console.log(`\n== rep ${rep}: idle memory, ${c.label}  (${Math.round((Date.now() - t0) / 1000)} s)`);
+        try {
+          const { sample, engine } = await runMemoryCell(c, opts, serverPin, genPin, rep);
+          engines[c.server] ??= engine;
+          cell.samples.push(sample);
+          console.log(progressLine(cell, c, sample));
+        } catch (err) {
+          const msg = (err as Error).message.split('\n')[0]!;
+          cell.errors.push(`rep ${rep}: ${msg}`);
+          console.log(`   memory: FAILED — ${msg}`);
+        }
+      }
+    }
+  }
+
+  const durationS = Math.round((Date.now() - t0) / 1000);
+  const started = new Date(t0);
+  const run: Run = {
+    date: started.toISOString(),
+    duration_s: durationS,
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    dirty: (git(['status', '--porcelain', '--untracked-files=no']) ?? '') !== '',
+    machine: { hostname: os.hostname(), cpus, cpu_model: cpuModel, kernel: os.release(), memory_gb: round(os.totalmem() / 2 ** 30) },
+    node: process.version,
+    uws: pkgVersion('uWebSockets.js'),
+    versions: { ws: pkgVersion('ws'), 'socket.io': pkgVersion('socket.io'), sockjs: pkgVersion('sockjs'), 'hdr-histogram-js': pkgVersion('hdr-histogram-js') },
+    engines,
+    pinned: pinning,
+    niced: boost.length > 0,
+    load_average_at_start: load,
+    options: opts,
+    cells: [...cells.values()],
+    errors: serverErrors,
+  };
+  summarize(run);
+  const md = markdownReport(run);
+  console.log(`\n${md}`);
 
   const dir = join(BENCH_DIR, 'results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'latest.json');
-  writeFileSync(
-    file,
-    JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        node: process.version,
-        cpus,
-        cpu_model: os.cpus()[0]?.model,
-        kernel: os.release(),
-        pinned: pinning,
-        niced: boost.length > 0,
-        load_average_at_start: load,
-        options: opts,
-        results,
-        placement,
-        targets: targets(results),
-      },
-      null,
-      2,
-    ) + '\n',
-  );
-  console.log(`\nwrote ${file}`);
+  const json = JSON.stringify({ ...run, targets: targets(run) }, null, 2) + '\n';
+  const stamp = run.date.replaceAll(':', '-');
+  writeFileSync(join(dir, `${stamp}.json`), json);
+  writeFileSync(join(dir, 'latest.json'), json);
+  writeFileSync(join(dir, 'latest.md'), md);
+  const svg = svgChart(run);
+  writeFileSync(join(dir, 'latest.svg'), svg);
+  console.log(`wrote bench/results/${stamp}.json, latest.json, latest.md, latest.svg  (run took ${Math.floor(durationS / 60)} min ${durationS % 60} s)`);
+
+  const full = !opts.quick && opts.only.length === CONFIGS.length;
+  if (opts.writeReadme || full) {
+    writeFileSync(join(ROOT, 'docs', 'bench.svg'), svg);
+    const readmePath = join(ROOT, 'README.md');
+    const readme = readFileSync(readmePath, 'utf8');
+    const START = '<!-- bench:start -->', END = '<!-- bench:end -->';
+    const i = readme.indexOf(START), j = readme.indexOf(END);
+    if (i < 0 || j < i) console.log(`README.md has no ${START} … ${END} markers: section not written`);
+    else writeFileSync(readmePath, readme.slice(0, i + START.length) + '\n' + readmeSection(run) + readme.slice(j));
+    writeFileSync(join(ROOT, 'docs', 'capacity.md'), capacityMarkdown(run));
+    console.log('wrote the README.md performance section, docs/bench.svg and docs/capacity.md from this run');
+  }
+  void copyFileSync;
+  void existsSync;
+  void configById;
 }
 
 main()
@@ -558,7 +533,7 @@ main()
     process.exit(0);
   })
   .catch((err: Error) => {
-    console.error(`bench: ${err.message}`);
+    console.error(`bench: ${err.stack ?? err.message}`);
     killAllChildren();
     process.exit(1);
   });

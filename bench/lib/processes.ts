@@ -245,3 +245,39 @@ export function perCpuTicks(): { busy: number; total: number }[] {
   }
   return out;
 }
+
+/** The command line of a process, arguments joined by spaces ('' if it is gone). */
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * CPU ticks (user + system) per kind of process in `root`'s tree, from each process's own
+ * /proc/<pid>/stat; `kind` names a process from its command line (undefined: not counted).
+ * Counters are per pid, so a caller diffs two snapshots pid by pid (a process that started or
+ * ended between them counts only for the part both saw).
+ */
+export function treeCpuByPid(root: number, kind: (cmd: string) => string | undefined): Map<number, { kind: string; ticks: number }> {
+  const out = new Map<number, { kind: string; ticks: number }>();
+  for (const pid of processTree(root)) {
+    const k = kind(cmdline(pid));
+    const st = k === undefined ? undefined : readStat(pid);
+    if (k !== undefined && st) out.set(pid, { kind: k, ticks: st.ticks });
+  }
+  return out;
+}
+
+/** Per-kind tick growth between two treeCpuByPid snapshots. */
+export function cpuByKindDelta(a: Map<number, { kind: string; ticks: number }>, b: Map<number, { kind: string; ticks: number }>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [pid, y] of b) {
+    const x = a.get(pid);
+    if (!x) continue;
+    out[y.kind] = (out[y.kind] ?? 0) + (y.ticks - x.ticks);
+  }
+  return out;
+}

@@ -1,5 +1,12 @@
 /**
- * The servers under test and how to start each one and tell that it is ready.
+ * The servers under test, the configurations (rows) each one is measured in, and how to start a
+ * server and tell that it is ready.
+ *
+ * A server is one process tree started fresh for each repetition (bare uWS, ws, socket.io, sockjs,
+ * the Switchyard gateway, the Switchyard cluster shape). A configuration is a way of speaking to
+ * it: a load-generator protocol, a path and acks on or off. Several configurations share one
+ * gateway process (native WebSocket, SSE + POST, long-polling, the Socket.IO, SignalR and SockJS
+ * dialects), each with its own client protocol on the wire.
  */
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -7,35 +14,76 @@ import { join } from 'node:path';
 import { ManagedProcess } from './processes.ts';
 import type { LoadProto } from './loadgen.ts';
 
-export type ServerId = 'bare' | 'gateway' | 'cluster' | 'gateway-sio' | 'socketio' | 'gateway-signalr-json' | 'gateway-signalr-msgpack';
-export const SERVER_IDS: ServerId[] = ['bare', 'gateway', 'cluster', 'gateway-sio', 'socketio', 'gateway-signalr-json', 'gateway-signalr-msgpack'];
+/** the generator's protocols (the last three from its newer API) */
+export type Proto = LoadProto | 'sockjs' | 'native-sse' | 'native-poll';
+
+export type ServerId = 'bare' | 'ws' | 'socketio' | 'sockjs' | 'gateway' | 'cluster';
+export const SERVER_IDS: ServerId[] = ['bare', 'ws', 'socketio', 'sockjs', 'gateway', 'cluster'];
 
 export const SERVER_LABELS: Record<ServerId, string> = {
   bare: 'bare uWS',
+  ws: 'ws',
+  socketio: 'socket.io',
+  sockjs: 'sockjs',
   gateway: 'Switchyard gateway',
   cluster: 'Switchyard cluster',
-  'gateway-sio': 'Switchyard Socket.IO',
-  socketio: 'Socket.IO 4',
-  'gateway-signalr-json': 'Switchyard SignalR JSON',
-  'gateway-signalr-msgpack': 'Switchyard SignalR MsgPack',
 };
+
+export type ConfigId =
+  | 'bare' | 'ws' | 'socketio-ack' | 'socketio' | 'sockjs'
+  | 'gw' | 'gw-noack' | 'gw-sse' | 'gw-poll' | 'gw-sio-ack' | 'gw-sio'
+  | 'gw-signalr-json' | 'gw-signalr-msgpack' | 'gw-sockjs' | 'cluster';
+
+export interface Config {
+  id: ConfigId;
+  server: ServerId;
+  label: string;
+  proto: Proto;
+  /** path for the load generator (its default for the protocol when unset) */
+  path?: string;
+  /** native acks / Socket.IO acks: the echo is the reply to the request */
+  acks?: boolean;
+  /** the reference server's configuration on the same wire, for the "× ref" ratio */
+  ref?: ConfigId;
+  /** measured for idle memory and open rate (one configuration per transport/dialect) */
+  perTransport?: boolean;
+}
+
+export const CONFIGS: Config[] = [
+  { id: 'bare', server: 'bare', label: 'bare uWS', proto: 'native', path: '/rt/ws', perTransport: true },
+  { id: 'ws', server: 'ws', label: 'ws', proto: 'native', path: '/rt/ws', perTransport: true },
+  { id: 'socketio-ack', server: 'socketio', label: 'socket.io, acks', proto: 'socketio', acks: true },
+  { id: 'socketio', server: 'socketio', label: 'socket.io', proto: 'socketio', acks: false, perTransport: true },
+  { id: 'sockjs', server: 'sockjs', label: 'sockjs', proto: 'sockjs', path: '/sockjs', perTransport: true },
+  { id: 'gw', server: 'gateway', label: 'Switchyard WS, acks', proto: 'native', path: '/rt/ws', acks: true, ref: 'ws', perTransport: true },
+  { id: 'gw-noack', server: 'gateway', label: 'Switchyard WS', proto: 'native', path: '/rt/ws', acks: false, ref: 'ws' },
+  { id: 'gw-sse', server: 'gateway', label: 'Switchyard SSE+POST', proto: 'native-sse', acks: true, ref: 'gw', perTransport: true },
+  { id: 'gw-poll', server: 'gateway', label: 'Switchyard long-poll', proto: 'native-poll', acks: true, ref: 'gw', perTransport: true },
+  { id: 'gw-sio-ack', server: 'gateway', label: 'Switchyard Socket.IO, acks', proto: 'socketio', acks: true, ref: 'socketio-ack' },
+  { id: 'gw-sio', server: 'gateway', label: 'Switchyard Socket.IO', proto: 'socketio', acks: false, ref: 'socketio', perTransport: true },
+  { id: 'gw-signalr-json', server: 'gateway', label: 'Switchyard SignalR JSON', proto: 'signalr-json', path: '/hubs/demo', ref: 'gw', perTransport: true },
+  { id: 'gw-signalr-msgpack', server: 'gateway', label: 'Switchyard SignalR MsgPack', proto: 'signalr-msgpack', path: '/hubs/demo', ref: 'gw', perTransport: true },
+  { id: 'gw-sockjs', server: 'gateway', label: 'Switchyard SockJS', proto: 'sockjs', path: '/sockjs', ref: 'sockjs', perTransport: true },
+  { id: 'cluster', server: 'cluster', label: 'Switchyard cluster, acks', proto: 'native', path: '/rt/ws', acks: true },
+];
+export const CONFIG_IDS = CONFIGS.map((c) => c.id);
+export const configById = (id: ConfigId): Config => CONFIGS.find((c) => c.id === id)!;
 
 export interface ServerSpec {
   id: ServerId;
-  proto: LoadProto;
-  /** WebSocket path for the load generator (its default for the protocol when unset). */
-  path?: string;
   /** argv, with `{port}` standing for the port; undefined when the server cannot run here. */
   command?: string[];
   /** Why it cannot run, when `command` is undefined. */
   unavailable?: string;
+  /** ready when /healthz answers (else: when it prints its {"listening":…} line) */
+  health?: boolean;
 }
 
 export interface RunningServer {
   spec: ServerSpec;
   proc: ManagedProcess;
   port: number;
-  /** "native" / "fallback" for uWS-based servers, as the server reports it. */
+  /** the engine the server reports: "native" / "fallback" for uWS-based servers, else its package */
   engine?: string;
 }
 
@@ -49,24 +97,18 @@ export function serverSpecs(root: string): Record<ServerId, ServerSpec> {
   const gatewayOverride = process.env.BENCH_GATEWAY_CMD;
   const gatewayBin = join(root, 'bin', 'switchyard.mjs');
   let gateway: ServerSpec;
-  if (gatewayOverride) {
-    gateway = { id: 'gateway', proto: 'native', path: '/rt/ws', command: words(gatewayOverride) };
-  } else if (existsSync(gatewayBin)) {
-    gateway = { id: 'gateway', proto: 'native', path: '/rt/ws', command: [process.execPath, gatewayBin, 'start', '--port', '{port}'] };
-  } else {
-    gateway = { id: 'gateway', proto: 'native', unavailable: `${gatewayBin} does not exist yet` };
-  }
+  if (gatewayOverride) gateway = { id: 'gateway', command: words(gatewayOverride), health: true };
+  else if (existsSync(gatewayBin)) gateway = { id: 'gateway', command: [process.execPath, gatewayBin, 'start', '--port', '{port}'], health: true };
+  else gateway = { id: 'gateway', unavailable: `${gatewayBin} does not exist yet` };
+  const script = (name: string) => [...tsNode, join(root, 'bench', name), '{port}'];
   return {
-    bare: { id: 'bare', proto: 'native', path: '/rt/ws', command: [...tsNode, join(root, 'bench', 'bare-uws.ts'), '{port}'] },
+    bare: { id: 'bare', command: script('bare-uws.ts') },
+    ws: { id: 'ws', command: script('ws-server.ts') },
+    socketio: { id: 'socketio', command: script('socketio-server.ts') },
+    sockjs: { id: 'sockjs', command: script('sockjs-server.ts') },
     gateway,
     // nats-server + worker process + gateway process: the echo crosses the bus twice
-    cluster: { id: 'cluster', proto: 'native', path: '/rt/ws', command: [...tsNode, join(root, 'bench', 'cluster-shape.ts'), '{port}'] },
-    // the same gateway, spoken to as a Socket.IO server (Engine.IO v4 over WebSocket)
-    'gateway-sio': { ...gateway, id: 'gateway-sio', proto: 'socketio', path: undefined },
-    socketio: { id: 'socketio', proto: 'socketio', command: [...tsNode, join(root, 'bench', 'socketio-server.ts'), '{port}'] },
-    // the same gateway, spoken to as a SignalR hub over WebSockets (skipNegotiation), invoke('echo')
-    'gateway-signalr-json': { ...gateway, id: 'gateway-signalr-json', proto: 'signalr-json', path: '/hubs/demo' },
-    'gateway-signalr-msgpack': { ...gateway, id: 'gateway-signalr-msgpack', proto: 'signalr-msgpack', path: '/hubs/demo' },
+    cluster: { id: 'cluster', command: script('cluster-shape.ts'), health: true },
   };
 }
 
@@ -84,7 +126,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
+export async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return res.json();
@@ -92,7 +134,7 @@ async function fetchJson(url: string, timeoutMs: number): Promise<unknown> {
 
 /**
  * Starts a server pinned with `pin`, waits until it serves, and learns its engine.
- * Bare uWS and Socket.IO print a JSON line when listening; the gateway is polled on /healthz.
+ * Bare uWS, ws, socket.io and sockjs print a JSON line when listening; the gateway is polled on /healthz.
  */
 export async function startServer(
   spec: ServerSpec,
@@ -104,15 +146,15 @@ export async function startServer(
   const proc = new ManagedProcess(spec.id, argv[0]!, argv.slice(1), { cwd: opts.root, env: opts.env });
   const timeoutMs = opts.timeoutMs ?? 60000;
   try {
-    if (spec.id === 'gateway' || spec.id === 'cluster' || spec.id.startsWith('gateway-')) {
+    if (spec.health) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        if (!proc.alive) throw new Error(`gateway exited (${proc.exitCode}) during start-up\n${proc.tail()}`);
+        if (!proc.alive) throw new Error(`${spec.id} exited (${proc.exitCode}) during start-up\n${proc.tail()}`);
         try {
           const health = (await fetchJson(`http://127.0.0.1:${port}/healthz`, 1000)) as { engine?: string };
           return { spec, proc, port, engine: health.engine ?? 'unknown (no "engine" in /healthz)' };
         } catch (err) {
-          if (Date.now() > deadline) throw new Error(`gateway: /healthz not answering after ${timeoutMs} ms: ${(err as Error).message}\n${proc.tail()}`);
+          if (Date.now() > deadline) throw new Error(`${spec.id}: /healthz not answering after ${timeoutMs} ms: ${(err as Error).message}\n${proc.tail()}`);
           await new Promise((r) => setTimeout(r, 200));
         }
       }
