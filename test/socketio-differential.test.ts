@@ -12,8 +12,11 @@ import { closeAll, startNode } from './helpers.ts';
 import { RawEio, type Answer } from './eio-raw.ts';
 import type { App } from '../cluster/app.ts';
 
-/** pings 2 s apart: a sequence on a loaded machine must not see one slip in at a different point on each server */
-const CONFIG = { pingInterval: 2000, pingTimeout: 2000, connectTimeout: 1000 };
+/**
+ * pings 3 s apart: a sequence on a loaded machine must not see one slip in at a different point on
+ * each server; and timeouts far longer than any sequence (the raw client never answers pings)
+ */
+const CONFIG = { pingInterval: 3000, pingTimeout: 10_000, connectTimeout: 5000 };
 
 const suiteApp: App = {
   open(session) {
@@ -96,7 +99,7 @@ describe('the same requests to socket.io 4.8 and to the Socket.IO dialect', () =
       log(await eio.get(`${P}&sid=nope`));
       log(await eio.post(`${P}&sid=nope`, '40'));
     });
-    expect(seenBoth[0]).toBe('200 text/plain; charset=UTF-8 0{"sid":"<sid>","upgrades":["websocket"],"pingInterval":2000,"pingTimeout":2000,"maxPayload":1000000}');
+    expect(seenBoth[0]).toBe('200 text/plain; charset=UTF-8 0{"sid":"<sid>","upgrades":["websocket"],"pingInterval":3000,"pingTimeout":10000,"maxPayload":1000000}');
   });
 
   it('connect, events, acks, binary, several packets per payload, an unknown namespace', async () => {
