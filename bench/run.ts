@@ -13,12 +13,12 @@
  * README's performance section, docs/bench.svg and docs/capacity.md. See bench/README.md.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import * as loadgen from './lib/loadgen.ts';
 import { installCleanup, killAllChildren, perCpuTicks, processTree, rssBytes, treeCpuByPid, treeCpuTicks, cpuByKindDelta } from './lib/processes.ts';
-import { CONFIGS, SERVER_IDS, SERVER_LABELS, configById, fetchJson, serverSpecs, startServer, type Config, type ConfigId, type RunningServer, type ServerId } from './lib/servers.ts';
+import { CONFIGS, SERVER_IDS, SERVER_LABELS, fetchJson, serverSpecs, startServer, type Config, type ConfigId, type RunningServer, type ServerId } from './lib/servers.ts';
 import { capacityMarkdown, markdownReport, readmeSection, summarize, svgChart, targets, type Cell, type Run, type Sample } from './lib/report.ts';
 
 const { BENCH_DIR, ensureLoadgen, holdIdle } = loadgen;
@@ -70,7 +70,8 @@ export interface Options {
 
 const HELP = `usage: npm run bench -- [options]      (each option also as env BENCH_<NAME>, e.g. BENCH_QUICK=1)
   --quick            short run (< 2 min): 1 repetition, 2 s windows, echo at 16 in flight for every
-                     row plus 1 and 64 for bare uWS and the gateway, 2,000 idle sessions on three rows
+                     row plus 1 and 64 for bare uWS and the gateway, open rate, memory (2,000 idle sessions) and fan-out
+                     for bare uWS and the gateway's native WebSocket only
   --only=LIST        comma-separated rows (${CONFIGS.map((c) => c.id).join(',')})
                      or server names (${SERVER_IDS.join(',')})
   --repeat=N         repetitions, round-robin over the servers (3; quick 1)
@@ -152,14 +153,14 @@ function cellsFor(c: Config, o: Options): Cell[] {
   // quick: 16 in flight everywhere; 1 and 64 only where a target needs them
   const inflights = o.quick ? o.inflights.filter((k) => k === 16 || ['bare', 'gw'].includes(c.id)) : o.inflights;
   for (const k of inflights) cells.push({ key: `echo:${c.id}:${k}`, kind: 'echo', config: c.id, inflight: k, samples: [], errors: [] });
-  if (c.perTransport && (!o.quick || ['bare', 'gw', 'gw-sio', 'socketio'].includes(c.id))) cells.push({ key: `open:${c.id}`, kind: 'open', config: c.id, samples: [], errors: [] });
+  if (c.perTransport && (!o.quick || ['bare', 'gw'].includes(c.id))) cells.push({ key: `open:${c.id}`, kind: 'open', config: c.id, samples: [], errors: [] });
   if (c.id === 'bare' || c.id === 'gw') cells.push({ key: `fanout:${c.id}`, kind: 'fanout', config: c.id, samples: [], errors: [] });
   return cells;
 }
 
 function memoryCellFor(c: Config, o: Options): Cell | undefined {
   if (!c.perTransport || o.memRepeat === 0) return undefined;
-  if (o.quick && !['bare', 'gw', 'gw-sio'].includes(c.id)) return undefined;
+  if (o.quick && !['bare', 'gw'].includes(c.id)) return undefined;
   return { key: `memory:${c.id}`, kind: 'memory', config: c.id, samples: [], errors: [] };
 }
 
@@ -348,6 +349,16 @@ function git(args: string[]): string | undefined {
   }
 }
 
+/** this process's open-file limit (children inherit it), from /proc/self/limits */
+function fdLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function pkgVersion(name: string): string | undefined {
   try {
     return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
@@ -483,7 +494,7 @@ async function main(): Promise<void> {
     duration_s: durationS,
     commit: git(['rev-parse', '--short', 'HEAD']),
     dirty: (git(['status', '--porcelain', '--untracked-files=no']) ?? '') !== '',
-    machine: { hostname: os.hostname(), cpus, cpu_model: cpuModel, kernel: os.release(), memory_gb: round(os.totalmem() / 2 ** 30) },
+    machine: { hostname: os.hostname(), cpus, cpu_model: cpuModel, kernel: os.release(), memory_gb: round(os.totalmem() / 2 ** 30), fd_limit: fdLimit() },
     node: process.version,
     uws: pkgVersion('uWebSockets.js'),
     versions: { ws: pkgVersion('ws'), 'socket.io': pkgVersion('socket.io'), sockjs: pkgVersion('sockjs'), 'hdr-histogram-js': pkgVersion('hdr-histogram-js') },
@@ -522,9 +533,6 @@ async function main(): Promise<void> {
     writeFileSync(join(ROOT, 'docs', 'capacity.md'), capacityMarkdown(run));
     console.log('wrote the README.md performance section, docs/bench.svg and docs/capacity.md from this run');
   }
-  void copyFileSync;
-  void existsSync;
-  void configById;
 }
 
 main()

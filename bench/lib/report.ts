@@ -79,7 +79,7 @@ export interface Run {
   duration_s: number;
   commit?: string;
   dirty: boolean;
-  machine: { hostname: string; cpus: number; cpu_model: string; kernel: string; memory_gb: number };
+  machine: { hostname: string; cpus: number; cpu_model: string; kernel: string; memory_gb: number; fd_limit?: number };
   node: string;
   uws?: string;
   versions: Record<string, string | undefined>;
@@ -375,13 +375,13 @@ export function svgChart(run: Run): string {
   const rowsFor = (kind: Cell['kind'], k?: number) =>
     CONFIGS.map((cfg) => ({ cfg, c: cellOf(run, kind, cfg.id, k) }))
       .filter(({ c }) => c)
-      .map(({ cfg, c }) => ({ label: cfg.label, value: c!.summary?.value, p99: c!.summary?.p99_us, note: c!.summary ? flags(c!.summary, k === 1) : 'failed' }));
+      .map(({ cfg, c }) => ({ label: cfg.label, value: c!.summary?.value, p99: c!.summary?.p99_us, note: c!.summary ? [c!.summary.noisy ? 'noisy' : '', c!.summary.gen_bound ? 'generator-bound' : ''].filter(Boolean).join(', ') : 'failed' }));
   for (const k of inflights) panels.push({ title: `echo, ${run.options.conns} connections × ${k} in flight`, unit: 'msgs/s', rows: rowsFor('echo', k) });
   if (run.cells.some((c) => c.kind === 'open')) panels.push({ title: 'session open rate', unit: 'opens/s', rows: rowsFor('open') });
   if (run.cells.some((c) => c.kind === 'fanout')) panels.push({ title: `fan-out, ${run.options.members} members`, unit: 'deliveries/s', rows: rowsFor('fanout') });
 
-  const W = 960, labelW = 210, barW = 420, rowH = 22, panelGap = 34;
-  let y = 46;
+  const W = 1080, labelW = 210, barW = 420, rowH = 22, panelGap = 34;
+  let y = 70;
   const parts: string[] = [];
   for (const p of panels) {
     const maxV = Math.max(1, ...p.rows.map((r) => r.value ?? 0));
@@ -429,7 +429,7 @@ export function capacityMarkdown(run: Run, load = { connections: 1_000_000, msgs
     `An echo is one client event in, one app call in the worker, one reply out: it crosses the bus twice (gateway → worker → gateway).`);
   L.push('', '| process | CPU µs per echo |', '|---|---:|');
   L.push(`| gateway | ${gwEcho?.toFixed(1) ?? 'n/a'} |`, `| worker | ${wk?.toFixed(1) ?? 'n/a'} |`, `| nats-server | ${nats?.toFixed(1) ?? 'n/a'} |`);
-  L.push('', `- **Cost per fan-out delivery on one gateway** (${run.options.members} members in one room, embedded bus): ${perDelivery?.toFixed(2) ?? 'n/a'} CPU µs per delivered message, ${fanGw ? fmtInt(fanGw.value) : 'n/a'} deliveries/s on one core.`);
+  L.push('', `- **Cost per fan-out delivery on one gateway** (${run.options.members} members in one room, one node with the embedded bus, so the app's share is in it too): ${perDelivery?.toFixed(2) ?? 'n/a'} CPU µs per delivered message, ${fanGw ? fmtInt(fanGw.value) : 'n/a'} deliveries/s on one core. Used as the gateway's cost of each delivery beyond the first (an upper bound: it includes the broadcasts' own cost).`);
   const mem = CONFIGS.filter((c) => cellOf(run, 'memory', c.id)?.summary).map((c) => [c, cellOf(run, 'memory', c.id)!.summary!] as const);
   if (mem.length) {
     L.push(`- **Idle memory per session** (${fmtInt(run.options.idle)} sessions, RSS growth, no forced GC):`, '', '| transport / dialect | B/session after opens | B/session steady | RSS for ' + fmtInt(load.connections) + ' sessions (steady) |', '|---|---:|---:|---:|');
@@ -444,7 +444,7 @@ export function capacityMarkdown(run: Run, load = { connections: 1_000_000, msgs
   L.push('- nats-server cost = messages in × its cost per echo (two bus crossings; a broadcast crosses once to each gateway holding members, assumed no more than that);');
   L.push(`- cores run at ${Math.round(load.utilization * 100)}% at most (headroom for bursts, heartbeats and GC); idle connections' heartbeats cost CPU too and are not in these figures;`);
   L.push('- costs scale linearly with rate (measured on one loaded core of this machine; another CPU scales them by its single-core speed);');
-  L.push('- memory = connections × steady bytes per native WebSocket session, plus a gateway process\'s base RSS per process; the fd limit per process (here 20,000) caps connections per gateway process.');
+  L.push(`- memory = connections × steady bytes per native WebSocket session, plus a gateway process's base RSS per process; the fd limit per process (here ${fmtInt(run.machine.fd_limit ?? NaN)}) caps connections per gateway process.`);
   const cores = (us_?: number) => (us_ === undefined ? undefined : (load.msgsIn * us_) / 1e6 / load.utilization);
   const gwCost = gwEcho !== undefined && perDelivery !== undefined ? gwEcho + (load.fanout - 1) * perDelivery : undefined;
   const rows: [string, number | undefined, string][] = [
@@ -456,12 +456,12 @@ export function capacityMarkdown(run: Run, load = { connections: 1_000_000, msgs
   for (const [k, c, how] of rows) L.push(`| ${k} | ${how} | ${c === undefined ? 'n/a' : `${c.toFixed(2)} → ${Math.ceil(c)}`} |`);
   const native = cellOf(run, 'memory', 'gw')?.summary;
   if (native?.steady_bytes !== undefined) {
-    const perProc = 20_000;
+    const perProc = run.machine.fd_limit ?? 20_000;
     const procs = Math.ceil(load.connections / perProc);
     L.push('', `Memory: ${fmtInt(load.connections)} native WebSocket sessions × ${fmtInt(native.steady_bytes)} B (steady; ${fmtInt(native.after_opens_bytes ?? NaN)} B right after a burst of opens) = ` +
       `${(native.steady_bytes * load.connections / 2 ** 30).toFixed(2)} GiB (${((native.after_opens_bytes ?? native.steady_bytes) * load.connections / 2 ** 30).toFixed(2)} GiB after a burst), ` +
-      `plus the base RSS of each gateway process; at ${fmtInt(perProc)} connections per process (this machine's fd limit) that is at least ${procs} gateway processes, whose connection handling alone ` +
-      `is far more than the cores the message rate needs: at this size the connection count, not the message rate, sets the number of gateway processes.`);
+      `plus the base RSS of each gateway process. At ${fmtInt(perProc)} connections per process (this machine's fd limit; raise it with \`ulimit -n\`) ` +
+      `that is at least ${procs} gateway processes, so the connection count, not only the message rate, sets how many gateway processes a deployment runs.`);
   }
   L.push('', 'Not in the model: fan-out across several gateways (each holding part of a room) was not measured; SSE, long-polling and the dialects cost more per message than the native WebSocket (see the echo table in the README) and would scale the gateway figure by their ratio.', '');
   return L.join('\n');
