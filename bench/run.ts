@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import * as loadgen from './lib/loadgen.ts';
 import { installCleanup, killAllChildren, perCpuTicks, processTree, rssBytes, treeCpuByPid, treeCpuTicks, cpuByKindDelta } from './lib/processes.ts';
 import { CONFIGS, SERVER_IDS, SERVER_LABELS, fetchJson, serverSpecs, startServer, type Config, type ConfigId, type RunningServer, type ServerId } from './lib/servers.ts';
+import { placementReport, printPlacement } from './placement.ts';
 import { capacityMarkdown, markdownReport, readmeSection, summarize, svgChart, targets, type Cell, type Run, type Sample } from './lib/report.ts';
 
 const { BENCH_DIR, ensureLoadgen, holdIdle } = loadgen;
@@ -509,10 +510,12 @@ async function main(): Promise<void> {
   summarize(run);
   const md = markdownReport(run);
   console.log(`\n${md}`);
+  const placement = placementReport();
+  printPlacement(placement);
 
   const dir = join(BENCH_DIR, 'results');
   mkdirSync(dir, { recursive: true });
-  const json = JSON.stringify({ ...run, targets: targets(run) }, null, 2) + '\n';
+  const json = JSON.stringify({ ...run, targets: targets(run), placement }, null, 2) + '\n';
   const stamp = run.date.replaceAll(':', '-');
   writeFileSync(join(dir, `${stamp}.json`), json);
   writeFileSync(join(dir, 'latest.json'), json);
