@@ -62,6 +62,8 @@ export interface Summary {
   heap_steady_bytes?: number;
   sessions?: number;
   bad_payload: number;
+  /** repetitions during which other work took CPU 0 (> 15 points beyond the server) or CPU 1 (> 25 beyond the generator) */
+  disturbed: number;
 }
 
 export interface Cell {
@@ -163,6 +165,9 @@ export function summarize(run: Run): void {
       heap_steady_bytes: medianOf(ss.map((s) => s.heap_steady_bytes)),
       sessions: medianOf(ss.map((s) => s.sessions)),
       bad_payload: ss.reduce((a, s) => a + (s.generator?.bad_payload ?? 0), 0),
+      disturbed: ss.filter((s) =>
+        (s.cpu0_busy_pct !== undefined && s.server_cpu_pct !== undefined && s.cpu0_busy_pct - s.server_cpu_pct > 15) ||
+        (s.cpu1_busy_pct !== undefined && s.gen_cpu_pct !== undefined && s.cpu1_busy_pct - s.gen_cpu_pct > 25)).length,
     };
   }
 }
@@ -179,6 +184,8 @@ export interface Target {
   goal: string;
   /** PASS / MISS, or why there is no verdict */
   verdict: 'PASS' | 'MISS' | 'noisy: no verdict' | 'generator-bound: no verdict' | 'n/a';
+  /** set when a row it uses has one repetition: its noise is not known */
+  note?: string;
 }
 
 export function targets(run: Run): Target[] {
@@ -190,7 +197,8 @@ export function targets(run: Run): Target[] {
     else if (cells.some((c) => c!.summary!.noisy || (p99 && c!.summary!.p99_noisy))) verdict = 'noisy: no verdict';
     else if (cells.some((c) => c!.summary!.gen_bound)) verdict = 'generator-bound: no verdict';
     else verdict = ok(value) ? 'PASS' : 'MISS';
-    out.push({ metric, value, display: value === undefined || !Number.isFinite(value) ? 'n/a' : display(value), goal, verdict });
+    const note = (verdict === 'PASS' || verdict === 'MISS') && cells.some((c) => c!.summary!.n < 2) ? 'one repetition: noise not known' : undefined;
+    out.push({ metric, value, display: value === undefined || !Number.isFinite(value) ? 'n/a' : display(value), goal, verdict, note });
   };
   const ratio = (a?: Cell, b?: Cell, f: (s: Summary) => number | undefined = (s) => s.value) => {
     const va = a?.summary && f(a.summary), vb = b?.summary && f(b.summary);
@@ -258,6 +266,7 @@ function flags(s: Summary | undefined, p99 = false): string {
   if (p99 && s.p99_noisy) f.push(`p99 noisy (${Math.round((s.p99_spread ?? 0) * 100)}%)`);
   if (s.gen_bound) f.push('generator-bound');
   if (s.bad_payload) f.push(`${s.bad_payload} bad payloads`);
+  if (s.disturbed) f.push(`other work on the pinned CPUs in ${s.disturbed}/${s.n}`);
   return f.join(', ');
 }
 
@@ -284,7 +293,7 @@ export function markdownReport(run: Run): string {
   const L: string[] = [];
   L.push(runHeader(run), '');
   L.push(`#### Targets`, '', '| metric | measured | target | verdict |', '|---|---:|---|---|');
-  for (const t of targets(run)) L.push(`| ${t.metric} | ${t.display} | ${t.goal} | ${t.verdict} |`);
+  for (const t of targets(run)) L.push(`| ${t.metric} | ${t.display} | ${t.goal} | ${t.verdict}${t.note ? ` (${t.note})` : ''} |`);
 
   L.push('', `#### Echo (${o.conns} connections, ${o.payload}-byte payload, ${o.duration} s windows after ${o.warmup} s warm-up)`, '');
   L.push('| row | in flight | msgs/s | spread | p50 µs | p99 µs | p99.9 µs | server CPU | gen CPU | × bare uWS | × ref (ref) | notes |');
