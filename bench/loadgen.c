@@ -241,6 +241,7 @@ enum conn_state {
     ST_UPGRADING,    /* HTTP upgrade request (or the SSE / poll GET) sent, waiting for the answer */
     ST_WAIT_OPEN,    /* upgraded, waiting for the server's first frame */
     ST_WAIT_SIO,     /* socket.io: sent "40", waiting for the namespace connect ack */
+    ST_CLOSING,      /* open mode: said goodbye, waiting for the server to close */
     ST_READY,
     ST_JOINING,      /* fanout: sent join with an ack, waiting for the reply */
     ST_JOINED,
@@ -283,7 +284,7 @@ struct conn {
     struct slot *sent;
     unsigned ring_mask, head, count;
     uint32_t next_id;
-    uint64_t t_start;    /* open mode: when connect() was called */
+    uint64_t t_start;    /* open mode: when connect() was called, then when the goodbye went out */
     /* native over HTTP */
     char sid[128], token[256];
     unsigned long long last_seq;
@@ -381,6 +382,7 @@ static void sock_close(struct sock *s, int rst) {
 }
 
 static void conn_reset(struct conn *c, int rst) {
+    c->gen++;  /* whatever is still on the stack for the old connection sees that it is gone */
     sock_close(&c->s[0], rst);
     sock_close(&c->s[1], rst);
     c->frag.len = 0;
@@ -394,6 +396,20 @@ static void conn_reset(struct conn *c, int rst) {
 
 static void conn_kill(struct conn *c, const char *why) {
     if (c->state == ST_DEAD || c->state == ST_IDLE) return;
+    if (opt.mode == MODE_OPEN) {
+        /* the server closed after our goodbye (the normal end), or an attempt failed: either way
+         * the slot starts again after this wake-up (not from here: a connect() that fails at
+         * once would recurse) */
+        if (c->state != ST_CLOSING) {
+            if (n_failed < 5) fprintf(stderr, "loadgen: connection %d: %s\n", (int)(c - conns), why);
+            n_failed++;
+            n_pending--;
+        }
+        conn_reset(c, 1);
+        c->state = ST_IDLE;
+        retry_list[n_retry++] = (int)(c - conns);
+        return;
+    }
     int was_ready = c->state >= ST_READY;
     if (n_failed + n_closed < 5) fprintf(stderr, "loadgen: connection %d: %s\n", (int)(c - conns), why);
     if (was_ready) {
@@ -403,14 +419,6 @@ static void conn_kill(struct conn *c, const char *why) {
     } else {
         n_failed++;
         n_pending--;
-    }
-    if (opt.mode == MODE_OPEN) {
-        /* an attempt that failed: try again after this wake-up (not from here: a connect() that
-         * fails at once would recurse) */
-        conn_reset(c, 1);
-        c->state = ST_IDLE;
-        retry_list[n_retry++] = (int)(c - conns);
-        return;
     }
     c->state = ST_DEAD;
     conn_reset(c, 0);
@@ -695,6 +703,11 @@ static void on_said(const unsigned char *p, size_t n, uint64_t t) {
 
 /* one native frame's text, from any transport */
 static void on_native(struct conn *c, const unsigned char *p, size_t n, uint64_t t) {
+    if (c->state == ST_CLOSING) {
+        if (has(p, n, "\"type\":\"close\"")) conn_kill(c, "closed");
+        else n_other_frames++;
+        return;
+    }
     if (c->state == ST_WAIT_OPEN) {
         if (IS_HTTP) {
             /* the open frame names the session the POSTs address */
@@ -1185,6 +1198,11 @@ static void http_readable(struct conn *c, int which, uint64_t t) {
             continue;
         }
         int r = http_read(s, &c->body);
+        if (c->state == ST_CLOSING) {
+            /* open mode: the answer to the goodbye POST */
+            if (r != 0) conn_kill(c, "closed");
+            return;
+        }
         if (r < 0) {
             n_protocol_errors++;
             conn_kill(c, "bad HTTP response");
@@ -1342,15 +1360,32 @@ static void became_ready(struct conn *c, uint64_t t) {
             opens_measured++;
             hist_add(t - c->t_start);
         }
-        /* a native session is ended by its client (otherwise it would wait out its resume window) */
-        if (opt.proto == PROTO_NATIVE || opt.proto == PROTO_SOCKJS) {
-            send_native_str(c, "{\"type\":\"close\"}");
-            sock_flush(c, 0);
-        }
+        /* Say goodbye and let the server close: a native session ends only on its client's
+         * `close` frame (a dropped connection would wait out its resume window, and sessions
+         * would pile up over the run), and the side that closes first keeps the TIME_WAIT entry,
+         * here the server. SSE has no upstream on its socket: its sessions are dropped (RST) and
+         * expire on their own. */
         n_pending--;
-        conn_reset(c, 1);
-        c->state = ST_IDLE;
-        if (phase != PH_DONE) conn_start(c);
+        c->t_start = t;
+        if (opt.proto == PROTO_SSE) {
+            c->state = ST_CLOSING;
+            conn_kill(c, "done");
+            return;
+        }
+        if (opt.proto == PROTO_POLL) {
+            char req[768];
+            int n = snprintf(req, sizeof req,
+                             "POST /rt/send?sid=%s&token=%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 18\r\nConnection: close\r\n\r\n[{\"type\":\"close\"}]",
+                             c->sid, c->token, opt.host, opt.port);
+            buf_append(&c->s[0].wbuf, req, (size_t)n);
+        } else {
+            if (opt.proto == PROTO_NATIVE || opt.proto == PROTO_SOCKJS) send_native_str(c, "{\"type\":\"close\"}");
+            static const unsigned char normal[] = {0x03, 0xe8};  /* close code 1000 */
+            queue_frame(c, 0x8, normal, sizeof normal);
+        }
+        c->state = ST_CLOSING;
+        sock_flush(c, 0);
         return;
     }
     c->state = ST_READY;
@@ -1708,6 +1743,13 @@ int main(int argc, char **argv) {
             int retry = n_retry;
             n_retry = 0;
             for (int i = 0; i < retry && phase != PH_DONE; i++) conn_start(&conns[retry_list[i]]);
+            static uint64_t t_scan;
+            if (t - t_scan > 100000000ull) {
+                /* a server that never closes after the goodbye gets an RST after a second */
+                t_scan = t;
+                for (int i = 0; i < opt.conns; i++)
+                    if (conns[i].state == ST_CLOSING && t - conns[i].t_start > 1000000000ull) conn_kill(&conns[i], "no close");
+            }
             if (phase == PH_WARMUP && t >= t_warm_end) {
                 phase = PH_MEASURE;
                 t_phase = t;
