@@ -56,6 +56,7 @@ export interface Options {
   duration: number;
   warmup: number;
   openDuration: number;
+  serverWarmup: number;
   idle: number;
   idleWarm: number;
   steady: number;
@@ -134,6 +135,7 @@ function parseOptions(argv: string[]): Options {
     duration: num('duration', quick ? 2 : 3),
     warmup: num('warmup', 1),
     openDuration: quick ? 1.5 : 2,
+    serverWarmup: quick ? 1 : 2,
     idle: Math.max(1, Math.round(num('idle', quick ? 2000 : 10000))),
     idleWarm: quick ? 200 : 500,
     steady: num('steady', quick ? 3 : 8),
@@ -303,12 +305,16 @@ async function runMemoryCell(c: Config, o: Options, serverPin: string[], genPin:
   const server = await startServer(serverSpecs(ROOT)[c.server], { root: ROOT, pin: serverPin });
   const holds: Awaited<ReturnType<typeof holdIdle>>[] = [];
   const target = { port: server.port, proto: c.proto as loadgen.LoadProto, path: c.path, pin: genPin };
+  // SSE and long-polling sessions take two sockets each in the generator (the stream and the
+  // POSTs): half as many fit under the same per-process fd limit
+  const asked = c.proto === 'native-sse' || c.proto === 'native-poll' ? Math.floor(o.idle / 2) : o.idle;
   try {
     const warm = await holdIdle({ ...target, conns: o.idleWarm });
     holds.push(warm);
-    await sleep(1);
+    // the baseline at the same kind of steady state as the last sample: idle as long
+    await sleep(o.steady);
     const base = await memoryNow(server);
-    const hold = await holdIdle({ ...target, conns: o.idle }, 90);
+    const hold = await holdIdle({ ...target, conns: asked }, 90);
     holds.push(hold);
     const after = await memoryNow(server);
     await sleep(o.steady);
@@ -328,6 +334,7 @@ async function runMemoryCell(c: Config, o: Options, serverPin: string[], genPin:
         heap_after_opens_bytes: per(after.heap, base.heap),
         heap_steady_bytes: per(steady.heap, base.heap),
         sessions: n,
+        sessions_asked: asked,
         failed: hold.failed,
         connect_s: hold.connectS,
         rss_base: base.rss,
@@ -381,7 +388,7 @@ function progressLine(cell: Cell, c: Config, s: Sample): string {
     case 'fanout':
       return `   ${c.label.padEnd(28)} fan-out    ${fmtInt(s.value).padStart(9)} deliveries/s  (${o_members} members)  last-member p99 ${s.p99_us ?? '?'} µs${srv}${g}${gb}`;
     case 'memory':
-      return `   ${c.label.padEnd(28)} memory     ${fmtInt(s.after_opens_bytes ?? 0)} B/session after opens, ${fmtInt(s.steady_bytes ?? 0)} B steady  (${fmtInt(s.sessions ?? 0)} sessions, opened in ${(s.connect_s ?? 0).toFixed(2)} s${s.dropped_while_idle ? `, ${s.dropped_while_idle} dropped` : ''})`;
+      return `   ${c.label.padEnd(28)} memory     ${fmtInt(s.after_opens_bytes ?? 0)} B/session after opens, ${fmtInt(s.steady_bytes ?? 0)} B steady  (${fmtInt(s.sessions ?? 0)} sessions${s.failed ? `, ${fmtInt(s.failed)} failed to open` : ''}, opened in ${(s.connect_s ?? 0).toFixed(2)} s${s.dropped_while_idle ? `, ${s.dropped_while_idle} dropped` : ''})`;
   }
 }
 let o_members = 0;
@@ -445,6 +452,10 @@ async function main(): Promise<void> {
       engines[sid] = server.engine;
       if (rep === 1) console.log(`   engine: ${server.engine ?? 'n/a'}`);
       try {
+        // a fresh process's first seconds are JIT warm-up: an unrecorded echo run before the first cell
+        const first = rows[0]!;
+        await gen.runEcho({ port: server.port, proto: first.proto, path: first.path, acks: first.acks, conns: opts.conns, inflight: 16, payload: opts.payload, duration: opts.serverWarmup, warmup: 0, pin: genPin })
+          .catch(() => undefined);
         for (const c of rows) {
           for (const cell of cellsFor(c, opts)) {
             const target = cells.get(cell.key)!;
@@ -453,9 +464,17 @@ async function main(): Promise<void> {
               continue;
             }
             try {
-              const s = cell.kind === 'echo' ? await runEchoCell(server, c, cell, opts, genPin, rep)
-                : cell.kind === 'open' ? await runOpenCell(server, c, opts, genPin, rep)
-                : await runFanoutCell(server, c, opts, genPin, rep);
+              const once = () => cell.kind === 'echo' ? runEchoCell(server, c, cell, opts, genPin, rep)
+                : cell.kind === 'open' ? runOpenCell(server, c, opts, genPin, rep)
+                : runFanoutCell(server, c, opts, genPin, rep);
+              // a generator that could not start at all (no result line: e.g. its binary was being
+              // rebuilt) is tried once more; a generator that ran and failed is not
+              const s = await once().catch(async (err: Error) => {
+                if (!/no result line/.test(err.message) || !server.proc.alive) throw err;
+                console.log(`   (${err.message.split('\n')[0]}: trying once more)`);
+                await sleep(2);
+                return once();
+              });
               target.samples.push(s);
               console.log(progressLine(cell, c, s));
             } catch (err) {

@@ -31,6 +31,7 @@ export interface Sample {
   heap_after_opens_bytes?: number;
   heap_steady_bytes?: number;
   sessions?: number;
+  sessions_asked?: number;
   failed?: number;
   connect_s?: number;
   rss_base?: number;
@@ -89,7 +90,7 @@ export interface Run {
   pinned: boolean;
   niced: boolean;
   load_average_at_start: number;
-  options: { noise: number; conns: number; payload: number; duration: number; warmup: number; idle: number; steady: number; members: number; repeat: number; quick: boolean };
+  options: { noise: number; conns: number; payload: number; duration: number; warmup: number; idle: number; steady: number; members: number; repeat: number; quick: boolean; idleWarm?: number };
   cells: Cell[];
   errors: string[];
 }
@@ -325,11 +326,17 @@ export function markdownReport(run: Run): string {
 
   const mems = CONFIGS.map((cfg) => [cfg, cellOf(run, 'memory', cfg.id)] as const).filter(([, c]) => c);
   if (mems.length) {
-    L.push('', `#### Idle memory per session (RSS of the server's processes from /proc, no forced GC; ${fmtInt(o.idle)} sessions; steady = after ${o.steady} s idle)`, '');
-    L.push('| row | sessions | B/session after opens | B/session steady | V8 heap B/session (steady) | notes |', '|---|---:|---:|---:|---:|---|');
+    L.push('', `#### Idle memory per session (RSS growth of the server's processes from /proc over a baseline taken after ${o.steady} s idle with ${run.options.idleWarm ?? 500} warm-up sessions; no forced GC; ${fmtInt(o.idle)} sessions; steady = after ${o.steady} s idle)`, '');
+    const heapCol = mems.some(([, c]) => c!.summary?.heap_steady_bytes !== undefined);
+    L.push(`| row | sessions | B/session after opens | B/session steady |${heapCol ? ' V8 heap B/session (steady) |' : ''} notes |`, `|---|---:|---:|---:|${heapCol ? '---:|' : ''}---|`);
     for (const [cfg, c] of mems) {
       const s = c!.summary;
-      L.push(`| ${cfg.label} | ${s ? fmtInt(s.sessions ?? 0) : '—'} | ${s ? fmtInt(s.after_opens_bytes ?? NaN) : ''} | ${s ? fmtInt(s.steady_bytes ?? NaN) : ''} | ${s?.heap_steady_bytes !== undefined ? fmtInt(s.heap_steady_bytes) : ''} | ${failedNote(c)} |`);
+      const failed = c!.samples.reduce((a, x) => a + (x.failed ?? 0), 0);
+      const dropped = c!.samples.reduce((a, x) => a + (x.dropped_while_idle ?? 0), 0);
+      const asked = c!.samples[0]?.sessions_asked ?? o.idle;
+      const short = s?.sessions !== undefined && s.sessions < asked;
+      const notes = [short || failed ? `only ${fmtInt(s?.sessions ?? 0)} of ${fmtInt(asked)} open when the generator said ready${failed ? ` (${fmtInt(failed)} failed)` : ''}: figure unreliable` : '', dropped ? `${fmtInt(dropped)} dropped while idle` : '', failedNote(c)].filter(Boolean).join('; ');
+      L.push(`| ${cfg.label} | ${s ? fmtInt(s.sessions ?? 0) : '—'} | ${s ? fmtInt(s.after_opens_bytes ?? NaN) : ''} | ${s ? fmtInt(s.steady_bytes ?? NaN) : ''} |${heapCol ? ` ${s?.heap_steady_bytes !== undefined ? fmtInt(s.heap_steady_bytes) : ''} |` : ''} ${notes} |`);
     }
   }
 
@@ -442,7 +449,7 @@ export function capacityMarkdown(run: Run, load = { connections: 1_000_000, msgs
   const mem = CONFIGS.filter((c) => cellOf(run, 'memory', c.id)?.summary).map((c) => [c, cellOf(run, 'memory', c.id)!.summary!] as const);
   if (mem.length) {
     L.push(`- **Idle memory per session** (${fmtInt(run.options.idle)} sessions, RSS growth, no forced GC):`, '', '| transport / dialect | B/session after opens | B/session steady | RSS for ' + fmtInt(load.connections) + ' sessions (steady) |', '|---|---:|---:|---:|');
-    for (const [c, s] of mem) L.push(`| ${c.label} | ${fmtInt(s.after_opens_bytes ?? NaN)} | ${fmtInt(s.steady_bytes ?? NaN)} | ${s.steady_bytes !== undefined ? `${(s.steady_bytes * load.connections / 2 ** 30).toFixed(2)} GiB` : 'n/a'} |`);
+    for (const [c, s] of mem) L.push(`| ${c.label}${s.sessions !== undefined && s.sessions < (cellOf(run, 'memory', c.id)!.samples[0]?.sessions_asked ?? run.options.idle) ? ` (only ${fmtInt(s.sessions)} sessions opened: unreliable)` : ''} | ${fmtInt(s.after_opens_bytes ?? NaN)} | ${fmtInt(s.steady_bytes ?? NaN)} | ${s.steady_bytes !== undefined ? `${(s.steady_bytes * load.connections / 2 ** 30).toFixed(2)} GiB` : 'n/a'} |`);
   }
 
   L.push('', `## The model, for ${fmtInt(load.connections)} connections, ${fmtInt(load.msgsIn)} messages/s in, fan-out ${load.fanout}`, '');
