@@ -1172,8 +1172,8 @@ static void poll_consume(struct conn *c, uint64_t t) {
         if (c->state == ST_DEAD || c->gen != gen) return;
     }
     b->len = 0;
-    /* the next poll, unless open mode just finished this connection */
-    poll_request(c);
+    /* the next poll, unless open mode is saying goodbye on this socket */
+    if (c->state != ST_CLOSING) poll_request(c);
 }
 
 static void http_readable(struct conn *c, int which, uint64_t t) {
