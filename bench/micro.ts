@@ -20,6 +20,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Packr, Unpackr, isNativeAccelerationEnabled } from 'msgpackr';
@@ -66,6 +69,13 @@ const filters = (opt('filter') ?? '').toLowerCase().split(',').filter((f) => f !
 const listOnly = argv.includes('--list');
 if (!(maxTime > 0)) throw new Error(`--max-time must be a positive number of seconds`);
 
+/**
+ * A full GC before each case: a case's figure should not depend on the garbage the cases before it
+ * left in the heap (measured: one 4 KB encoder read 1.7× slower after any other case without it)
+ */
+setFlagsFromString('--expose-gc');
+const fullGc = runInNewContext('gc') as () => void;
+
 // ------------------------------------------------------------------ payloads
 
 /** the typical small event: one 32-byte string */
@@ -94,6 +104,16 @@ function entryOf(event: string, args: unknown[], raw?: string): Entry {
   const e = Entry.event(event, raw === undefined ? args : undefined, raw);
   if (e === null) throw new Error('Entry.event refused the benchmark payload');
   return e;
+}
+
+/**
+ * A decoded event: its name, args and ack; `raw`, when the decoder kept it, must be the args' JSON
+ * text (decoders may or may not keep it, depending on the path taken)
+ */
+function checkEvent(f: unknown, event: string, args: unknown[], ack?: number): void {
+  const { raw, ...rest } = f as ClientFrame & { raw?: string };
+  assert.deepEqual(rest, ack === undefined ? { type: 'event', event, args } : { type: 'event', event, args, ack });
+  if (raw !== undefined) assert.deepEqual(JSON.parse(raw), args);
 }
 
 // ------------------------------------------------------------------ cases
@@ -130,7 +150,7 @@ function nativeCases(): void {
       name: `decode JSON ${size}`,
       measures: 'native-codec decodeClientFrame(text) (fast path: args parsed from their own text)',
       fn: () => decodeClientFrame(jsonBytes, false),
-      check: (f) => assert.deepEqual(f, { type: 'event', event: 'echo', args: [arg], raw: JSON.stringify([arg]) }),
+      check: (f) => checkEvent(f, 'echo', [arg]),
     });
     const packed = arrayBufferOf(clientPackr.pack(frame));
     add({
@@ -158,15 +178,21 @@ function nativeCases(): void {
       check: (out) => assert.deepEqual(clientUnpackr.unpack(out as Uint8Array), { type: 'event', seq: mseq, event: 'echo', args: [arg] }),
     });
   }
-  // the general JSON path: an event with an ack is not the fast path's shape
-  const withAck = arrayBufferOf(utf8(JSON.stringify({ type: 'event', event: 'echo', args: [SMALL], ack: 1 })));
-  add({
-    suite: 'native',
-    name: 'decode JSON small with ack (general path)',
-    measures: 'native-codec decodeClientFrame(text): JSON.parse of the whole frame + validateClientFrame',
-    fn: () => decodeClientFrame(withAck, false),
-    check: (f) => assert.deepEqual(f, { type: 'event', event: 'echo', args: [SMALL], ack: 1 }),
-  });
+  // an event with an ack, as the bundled client writes it (`…,"args":[…],"ack":1}`), and the same
+  // keys in another order, which only the general path (JSON.parse of the whole frame) reads
+  for (const [name, text, how] of [
+    ['decode JSON small with ack', `{"type":"event","event":"echo","args":${JSON.stringify([SMALL])},"ack":1}`, 'the fast path when it reads acks, else the general one'],
+    ['decode JSON small, other key order (general path)', `{"type":"event","ack":1,"event":"echo","args":${JSON.stringify([SMALL])}}`, 'JSON.parse of the whole frame + validateClientFrame'],
+  ] as const) {
+    const bytes = arrayBufferOf(utf8(text));
+    add({
+      suite: 'native',
+      name,
+      measures: `native-codec decodeClientFrame(text): ${how}`,
+      fn: () => decodeClientFrame(bytes, false),
+      check: (f) => checkEvent(f, 'echo', [SMALL], 1),
+    });
+  }
   // an echo: the entry keeps the client's args text, which goes out unchanged
   const raw = entryOf('echo', [], JSON.stringify([SMALL]));
   let rseq = 0;
@@ -230,7 +256,7 @@ function socketIoCases(textClient: SioEncoder, msgpackClient: SioEncoder): void 
         const text = Buffer.from(msg).toString();
         return text.charCodeAt(0) === 52 ? fastEvent(text.slice(1)) : null;
       },
-      check: (f) => assert.deepEqual(f, { type: 'event', event: 'echo', args: [arg], raw: JSON.stringify([arg]) }),
+      check: (f) => checkEvent(f, 'echo', [arg]),
     });
     // a binary event: `451-["echo",{"_placeholder":true,"num":0}]`, then the bytes as a binary message
     const bin = randomBytes(size === 'small' ? 32 : 4096);
@@ -734,7 +760,21 @@ function machine(): Record<string, unknown> {
   } catch {
     // not Linux
   }
+  // the production code measured: its commit, and its files changed since (a working tree)
+  let commit = '';
+  let changed: string[] = [];
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    changed = execFileSync('git', ['status', '--porcelain', '--', 'transports', 'cluster', 'gateway'], { cwd: ROOT, encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => l.slice(3));
+  } catch {
+    // not a git checkout
+  }
   return {
+    commit,
+    production_files_changed: changed,
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cpus: os.cpus().length,
     cpus_allowed: affinity,
@@ -792,6 +832,7 @@ function fmtHz(hz: number): string {
 function markdown(started: string, m: Record<string, unknown>, results: Result[]): string {
   const lines = [
     `Micro-benchmarks, ${started}: ${m.cpu} (CPUs allowed: ${m.cpus_allowed || '?'}), Node ${m.node}, uWS ${m.uws}, msgpackr ${m.msgpackr} (native ${m.msgpackr_native}); maxTime ${maxTime} s per case${quick ? ' (quick)' : ''}.`,
+    `Code: ${m.commit || '?'}${(m.production_files_changed as string[]).length > 0 ? ` with uncommitted changes to ${(m.production_files_changed as string[]).join(', ')}` : ''}.`,
     `small = a ${SMALL.length}-byte string, 4KB = an object of ${LARGE_JSON_BYTES} B as JSON.`,
     '',
     '| suite | case | ops/s | ± rme | samples | ns/op | other work on the CPU |',
@@ -834,6 +875,7 @@ async function main(): Promise<void> {
   const m = machine();
   console.log(`micro-benchmarks: ${selected.length} cases, maxTime ${maxTime} s each${quick ? ' (quick)' : ''}; outputs checked`);
   console.log(`${m.cpu} ×${m.cpus} (allowed: ${m.cpus_allowed || '?'}), Node ${m.node}, uWS ${m.uws}, msgpackr ${m.msgpackr} (native ${m.msgpackr_native})`);
+  if (m.commit !== '') console.log(`code: ${m.commit}${(m.production_files_changed as string[]).length > 0 ? ` + uncommitted changes to ${(m.production_files_changed as string[]).join(', ')}` : ''}`);
   console.log(`payloads: small = ${SMALL.length}-byte string, 4KB = object of ${LARGE_JSON_BYTES} B as JSON`);
 
   const results: Result[] = [];
@@ -851,7 +893,7 @@ async function main(): Promise<void> {
       const fn = c.fn;
       suite.add(c.name, () => {
         sink = fn();
-      }, { maxTime, minTime, minSamples: 5 });
+      }, { maxTime, minTime, minSamples: 5, onStart: fullGc });
     }
     suite.on('cycle', (ev: Benchmark.Event) => {
       const b = ev.target as unknown as Benchmark & { name: string; error?: Error };
@@ -860,7 +902,7 @@ async function main(): Promise<void> {
       done++;
       const s = b.stats;
       results.push({ suite: suiteName, name: c.name, measures: c.measures, hz: b.hz, rme_pct: s.rme, samples: s.sample.length, mean_ns: s.mean * 1e9, deviation_ns: s.deviation * 1e9, other_cpu_pct: null });
-      console.log(`  [${String(done).padStart(2)}/${selected.length}] ${c.name.padEnd(46)} ${fmtHz(b.hz).padStart(13)} ops/s ±${s.rme.toFixed(2).padStart(5)}%  ${String(s.sample.length).padStart(3)} samples  ${(s.mean * 1e9).toFixed(0).padStart(7)} ns/op`);
+      console.log(`  [${String(done).padStart(2)}/${selected.length}] ${c.name.padEnd(52)} ${fmtHz(b.hz).padStart(13)} ops/s ±${s.rme.toFixed(2).padStart(5)}%  ${String(s.sample.length).padStart(3)} samples  ${(s.mean * 1e9).toFixed(0).padStart(7)} ns/op`);
     });
     suite.run({ async: false });
     const o = other();
