@@ -772,7 +772,8 @@ static void on_sockjs(struct conn *c, const unsigned char *p, size_t n, uint64_t
         n_pings++;
         return;
     case 'c':
-        n_protocol_errors++;
+        /* in open mode, the answer to our goodbye */
+        if (c->state != ST_CLOSING) n_protocol_errors++;
         conn_kill(c, "sockjs close frame");
         return;
     case 'a':
