@@ -750,6 +750,10 @@ interface Result {
   deviation_ns: number;
   /** other work on this run's CPU(s) during the case's suite, % (see otherWork) */
   other_cpu_pct: number | null;
+  /** how busy the CPUs the run may not use were during the suite, % (see otherCpusBusy) */
+  other_cpus_busy_pct: number | null;
+  /** the reference loop's speed around the suite against the run's start (1 = as fast; see referenceNs) */
+  machine_speed: number;
 }
 
 function machine(): Record<string, unknown> {
@@ -824,6 +828,53 @@ function otherWork(cpus: number[] | null): () => number | null {
   };
 }
 
+/**
+ * How busy the CPUs this run may not use were (%, /proc/stat): on a VM two vCPUs can be one
+ * core's two hyperthreads, and then a busy neighbour slows this run without taking its CPU
+ */
+function otherCpusBusy(cpus: number[] | null): () => number | null {
+  if (cpus === null) return () => null;
+  const read = () => {
+    const t = perCpuTicks();
+    let busy = 0;
+    let total = 0;
+    t.forEach((c, i) => {
+      if (c !== undefined && !cpus.includes(i)) {
+        busy += c.busy;
+        total += c.total;
+      }
+    });
+    return { busy, total };
+  };
+  const a = read();
+  return () => {
+    const b = read();
+    return b.total > a.total ? (100 * (b.busy - a.busy)) / (b.total - a.total) : null;
+  };
+}
+
+/**
+ * The machine's speed now: ns for a fixed pure-JS loop (best of 7 runs of ~5 ms). The VM reports
+ * no steal time, and a host busy with other guests slows every figure alike (seen: 1.5–2× in
+ * the middle of a run with nothing else on this guest): comparing this before and after each
+ * suite shows it.
+ */
+function referenceNs(): number {
+  let best = Infinity;
+  let h = 0;
+  for (let r = 0; r < 7; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < 200_000; i++) {
+      h ^= i;
+      h = Math.imul(h, 0x01000193);
+      h ^= h >>> 13;
+    }
+    best = Math.min(best, Number(process.hrtime.bigint() - t0));
+  }
+  if (h === 0.5) console.log(h); // keep h alive
+  return best;
+}
+
 function fmtHz(hz: number): string {
   return Math.round(hz).toLocaleString('en-US');
 }
@@ -835,10 +886,10 @@ function markdown(started: string, m: Record<string, unknown>, results: Result[]
     `Code: ${m.commit || '?'}${(m.production_files_changed as string[]).length > 0 ? ` with uncommitted changes to ${(m.production_files_changed as string[]).join(', ')}` : ''}.`,
     `small = a ${SMALL.length}-byte string, 4KB = an object of ${LARGE_JSON_BYTES} B as JSON.`,
     '',
-    '| suite | case | ops/s | ± rme | samples | ns/op | other work on the CPU |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| suite | case | ops/s | ± rme | samples | ns/op | other work on the CPU | other CPUs busy | machine speed |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const r of results) lines.push(`| ${r.suite} | ${r.name} | ${fmtHz(r.hz)} | ${r.rme_pct.toFixed(1)}% | ${r.samples} | ${r.mean_ns.toFixed(0)} | ${r.other_cpu_pct === null ? '?' : r.other_cpu_pct + '%'} |`);
+  for (const r of results) lines.push(`| ${r.suite} | ${r.name} | ${fmtHz(r.hz)} | ${r.rme_pct.toFixed(1)}% | ${r.samples} | ${r.mean_ns.toFixed(0)} | ${r.other_cpu_pct === null ? '?' : r.other_cpu_pct + '%'} | ${r.other_cpus_busy_pct === null ? '?' : r.other_cpus_busy_pct + '%'} | ${r.machine_speed.toFixed(2)} |`);
   return lines.join('\n') + '\n';
 }
 
@@ -881,6 +932,8 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   const cpus = allowedCpus(String(m.cpus_allowed));
   const noisy: string[] = [];
+  const drift: string[] = [];
+  const reference0 = referenceNs();
   const suites = [...new Set(selected.map((c) => c.suite))];
   let done = 0;
   for (const suiteName of suites) {
@@ -888,7 +941,9 @@ async function main(): Promise<void> {
     console.log(`\n${suiteName}`);
     const suite = new Benchmark.Suite(suiteName);
     const first = results.length;
+    const refBefore = referenceNs();
     const other = otherWork(cpus);
+    const neighbours = otherCpusBusy(cpus);
     for (const c of mine) {
       const fn = c.fn;
       suite.add(c.name, () => {
@@ -901,23 +956,35 @@ async function main(): Promise<void> {
       if (b.error) throw new Error(`${suiteName} / ${b.name}: ${String(b.error)}`);
       done++;
       const s = b.stats;
-      results.push({ suite: suiteName, name: c.name, measures: c.measures, hz: b.hz, rme_pct: s.rme, samples: s.sample.length, mean_ns: s.mean * 1e9, deviation_ns: s.deviation * 1e9, other_cpu_pct: null });
+      results.push({ suite: suiteName, name: c.name, measures: c.measures, hz: b.hz, rme_pct: s.rme, samples: s.sample.length, mean_ns: s.mean * 1e9, deviation_ns: s.deviation * 1e9, other_cpu_pct: null, other_cpus_busy_pct: null, machine_speed: 1 });
       console.log(`  [${String(done).padStart(2)}/${selected.length}] ${c.name.padEnd(52)} ${fmtHz(b.hz).padStart(13)} ops/s ±${s.rme.toFixed(2).padStart(5)}%  ${String(s.sample.length).padStart(3)} samples  ${(s.mean * 1e9).toFixed(0).padStart(7)} ns/op`);
     });
     suite.run({ async: false });
     const o = other();
-    for (let i = first; i < results.length; i++) results[i]!.other_cpu_pct = o === null ? null : Math.round(o * 10) / 10;
+    const nb = neighbours();
+    const refAfter = referenceNs();
+    // speed against the run's first reading: below 1, the machine was slower than at the start
+    const speed = Math.min(refBefore, refAfter) > 0 ? reference0 / Math.max(refBefore, refAfter) : 1;
+    if (speed < 0.85) drift.push(suiteName);
+    for (let i = first; i < results.length; i++) {
+      results[i]!.other_cpu_pct = o === null ? null : Math.round(o * 10) / 10;
+      results[i]!.other_cpus_busy_pct = nb === null ? null : Math.round(nb * 10) / 10;
+      results[i]!.machine_speed = Math.round(speed * 100) / 100;
+    }
     if (o !== null) {
       if (o > 5) noisy.push(suiteName);
-      console.log(`  other work on CPU ${m.cpus_allowed}: ${o.toFixed(1)}% of the suite's time${o > 5 ? '  ← NOISY: something else ran on this CPU; rerun' : ''}`);
+      const nbText = nb === null ? '' : `; the other CPUs ${nb.toFixed(0)}% busy`;
+      console.log(`  other work on CPU ${m.cpus_allowed}: ${o.toFixed(1)}% of the suite's time${nbText}${o > 5 ? '  ← NOISY: something else ran on this CPU; rerun' : ''}`);
     }
+    console.log(`  machine speed against the run's start: ${speed.toFixed(2)} (reference loop ${(refBefore / 1e6).toFixed(2)} → ${(refAfter / 1e6).toFixed(2)} ms)${speed < 0.85 ? '  ← SLOWER: the host was busier; figures of this suite are low' : ''}`);
   }
   if (cpus === null || cpus.length > 1) console.log('\n(not pinned to one CPU: run it as `taskset -c 1 npm run bench:micro` for steadier figures)');
   if (noisy.length > 0) console.log(`\nNOISY suites (other work over 5% of their time on this CPU): ${noisy.join(', ')}`);
+  if (drift.length > 0) console.log(`\nSLOWER suites (the reference loop over 15% slower than at the start): ${drift.join(', ')}`);
   // keep the sink observable
   if (sink === Symbol.for('never')) console.log('');
 
-  const out = { kind: 'micro', started: new Date(started).toISOString(), duration_s: (Date.now() - started) / 1000, machine: m, config: { quick, max_time_s: maxTime, min_time_s: minTime, filter: filters, argv }, noisy_suites: noisy, payloads: { small_string_bytes: SMALL.length, large_object_json_bytes: LARGE_JSON_BYTES }, results };
+  const out = { kind: 'micro', started: new Date(started).toISOString(), duration_s: (Date.now() - started) / 1000, machine: m, config: { quick, max_time_s: maxTime, min_time_s: minTime, filter: filters, argv }, noisy_suites: noisy, slower_suites: drift, reference_loop_ns: reference0, payloads: { small_string_bytes: SMALL.length, large_object_json_bytes: LARGE_JSON_BYTES }, results };
   const dir = join(HERE, 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = out.started.replace(/[:.]/g, '-');
