@@ -11,26 +11,38 @@ import type { Bus, BusHandler, Envelope, Subscription } from './bus.ts';
  */
 export class MemoryBus implements Bus {
   private readonly subs = new Map<string, BusHandler[]>();
-  private readonly queue: Array<[string, Envelope]> = [];
+  /**
+   * Messages published from inside a handler, waiting their turn: `queuedCount` subjects and
+   * envelopes side by side (no pair per message). The arrays are kept between rounds (emptied
+   * slot by slot, not reallocated for every message), unless a burst made them large.
+   */
+  private readonly queuedSubjects: string[] = [];
+  private readonly queued: Array<Envelope | undefined> = [];
+  private queuedCount = 0;
   private delivering = false;
   private closed = false;
 
   publish(subject: string, envelope: Envelope): void {
     if (this.closed) return;
     if (this.delivering) {
-      this.queue.push([subject, envelope]);
+      const i = this.queuedCount++;
+      this.queuedSubjects[i] = subject;
+      this.queued[i] = envelope;
       return;
     }
     this.delivering = true;
     try {
       this.deliver(subject, envelope);
       // index walk, not shift(): a long burst of nested publishes stays O(n)
-      for (let i = 0; i < this.queue.length; i++) {
-        const [s, e] = this.queue[i]!;
-        this.deliver(s, e);
+      const subjects = this.queuedSubjects;
+      const queued = this.queued;
+      for (let i = 0; i < this.queuedCount; i++) {
+        const e = queued[i]!;
+        queued[i] = undefined;
+        this.deliver(subjects[i]!, e);
       }
     } finally {
-      this.queue.length = 0;
+      this.clearQueue();
       this.delivering = false;
     }
   }
@@ -74,7 +86,17 @@ export class MemoryBus implements Bus {
   async close(): Promise<void> {
     this.closed = true;
     this.subs.clear();
-    this.queue.length = 0;
+    this.queued.fill(undefined);
+    this.clearQueue();
+  }
+
+  /** (each envelope's slot was emptied as it was delivered, or by close) */
+  private clearQueue(): void {
+    if (this.queuedCount > 1024) {
+      this.queuedSubjects.length = 0;
+      this.queued.length = 0;
+    }
+    this.queuedCount = 0;
   }
 }
 

@@ -322,11 +322,17 @@ export class Gateway implements SessionOwner, Port {
     switch (f.type) {
       case 'event': {
         const n = ++s.inSeq;
-        if (f.ack !== undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, args: f.args, ack: f.ack });
-        else if (f.raw === undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, args: f.args });
+        const { ack, raw } = f;
+        if (raw === undefined) {
+          if (ack === undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, args: f.args });
+          else this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, args: f.args, ack });
+        }
         // over the network the args go as the client's JSON text only (see InboundEnvelope)
-        else if (this.clustered) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, raw: f.raw });
-        else this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, args: f.args, raw: f.raw });
+        else if (this.clustered) {
+          if (ack === undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, raw });
+          else this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, raw, ack });
+        } else if (ack === undefined) this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, args: f.args, raw });
+        else this.delivery.toWorker(s, { t: 'event', sid: s.sid, node: this.nodeId, n, event: f.event, args: f.args, raw, ack });
         return;
       }
       case 'reply':

@@ -5,15 +5,22 @@ export interface OutboxLimits {
   readonly maxBytes: number;
 }
 
+/** slots of a session's first ring (it doubles as entries pile up, up to the entry limit) */
+const FIRST_RING = 8;
+
 /**
  * A session's outbox: the newest neutral entries for the client, for writing and for replay on a
  * resume, bounded in entries (`maxEntries`) and in bytes (`maxBytes`, from Entry.size). seq runs
  * 1, 2, 3…; the outbox holds seqs `first`…`last`. Storage grows with use (an idle session holds
- * no array at all). Who decides what may be dropped is the session (see Session.enqueue).
+ * no array at all). Who decides what may be dropped is the session (see Session.push).
+ *
+ * The entries sit in a ring whose length is a power of two, entry `seq` in slot `seq & mask`: a
+ * full outbox that drops its oldest entry for each new one (a live WebSocket, whose client never
+ * acknowledges) writes one slot and allocates nothing, so the garbage collector never has to copy
+ * a fresh array of a thousand entries.
  */
 export class Outbox {
-  private buf: Entry[] | null = null;
-  private start = 0;
+  private buf: Array<Entry | undefined> | null = null;
   /** seq of the oldest entry held (first > last when empty) */
   first = 1;
   /** seq of the newest entry */
@@ -36,7 +43,6 @@ export class Outbox {
   /** Empties the outbox so that the next entry pushed gets seq `after + 1` (shadow sessions) */
   reset(after: number): void {
     this.buf = null;
-    this.start = 0;
     this.first = after + 1;
     this.last = after;
     this.bytes = 0;
@@ -44,26 +50,33 @@ export class Outbox {
 
   /** Appends the entry for seq `last + 1` */
   push(e: Entry): void {
-    (this.buf ??= []).push(e);
-    this.last++;
+    let buf = this.buf;
+    const seq = this.last + 1;
+    if (buf === null) this.buf = buf = new Array<Entry | undefined>(FIRST_RING);
+    else if (seq - this.first >= buf.length) buf = this.grow(buf);
+    buf[seq & (buf.length - 1)] = e;
+    this.last = seq;
     this.bytes += e.size;
+  }
+
+  /** A ring twice as long, with the entries held at their slots in it */
+  private grow(old: Array<Entry | undefined>): Array<Entry | undefined> {
+    const buf = new Array<Entry | undefined>(old.length * 2);
+    const from = old.length - 1;
+    const to = buf.length - 1;
+    for (let seq = this.first; seq <= this.last; seq++) buf[seq & to] = old[seq & from];
+    return (this.buf = buf);
   }
 
   /** Drops the oldest entry */
   shift(): void {
     const buf = this.buf;
     if (buf === null || this.size === 0) return;
-    this.bytes -= buf[this.start]!.size;
-    buf[this.start++] = undefined as unknown as Entry;
+    const slot = this.first & (buf.length - 1);
+    this.bytes -= buf[slot]!.size;
+    buf[slot] = undefined;
     this.first++;
-    if (this.size === 0) {
-      this.buf = null;
-      this.start = 0;
-    } else if (this.start >= 64 && this.start * 2 >= buf.length) {
-      // compact now and then: amortized O(1) and at most ~2× the entries held
-      this.buf = buf.slice(this.start);
-      this.start = 0;
-    }
+    if (this.size === 0) this.buf = null;
   }
 
   /** Drops every entry up to `seq` (the client has them) */
@@ -77,14 +90,18 @@ export class Outbox {
 
   /** the entry for `seq`, if still held */
   get(seq: number): Entry | undefined {
-    if (seq < this.first || seq > this.last || this.buf === null) return undefined;
-    return this.buf[this.start + (seq - this.first)];
+    const buf = this.buf;
+    if (seq < this.first || seq > this.last || buf === null) return undefined;
+    return buf[seq & (buf.length - 1)];
   }
 
   /** entries with seq in (after, last] that are still held */
   since(after: number): Entry[] {
-    if (this.buf === null || after >= this.last) return [];
-    const from = Math.max(after + 1, this.first);
-    return this.buf.slice(this.start + (from - this.first), this.start + (this.last - this.first + 1));
+    const buf = this.buf;
+    if (buf === null || after >= this.last) return [];
+    const mask = buf.length - 1;
+    const out: Entry[] = [];
+    for (let seq = Math.max(after + 1, this.first); seq <= this.last; seq++) out.push(buf[seq & mask]!);
+    return out;
   }
 }

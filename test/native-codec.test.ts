@@ -15,8 +15,18 @@ describe('client frame decoding', () => {
     });
   });
 
+  it('takes an integer ack on the fast path (a request), keeping the raw args text', () => {
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":3}'), false)).toEqual({ type: 'event', event: 'x', args: [1], raw: '[1]', ack: 3 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":["a"],"ack":0}'), false)).toEqual({ type: 'event', event: 'x', args: ['a'], raw: '["a"]', ack: 0 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[],"ack":123456789012345}'), false)).toEqual({ type: 'event', event: 'x', args: [], raw: '[]', ack: 123456789012345 });
+  });
+
   it('falls back to a full parse for other shapes, and still validates', () => {
-    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":3}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: 3 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":"k"}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: 'k' });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":-3}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: -3 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":1.5}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: 1.5 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":12345678901234567}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: 12345678901234567 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"cseq":2,"ack":3}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: 3, cseq: 2 });
     expect(decodeClientFrame(enc('{"event":"x","type":"event"}'), false)).toEqual({ type: 'event', event: 'x', args: [] });
     expect(decodeClientFrame(enc('{"type":"event","event":"a\\"b","args":[]}'), false)).toEqual({ type: 'event', event: 'a"b', args: [] });
   });
@@ -33,7 +43,9 @@ describe('client frame decoding', () => {
 
   it('takes a trailing cseq on the fast path, and validates it everywhere', () => {
     expect(decodeClientFrame(enc('{"type":"event","event":"echo","args":[1],"cseq":7}'), false)).toEqual({ type: 'event', event: 'echo', args: [1], raw: '[1]', cseq: 7 });
-    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":3,"cseq":8}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: 3, cseq: 8 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":3,"cseq":8}'), false)).toEqual({ type: 'event', event: 'x', args: [1], raw: '[1]', ack: 3, cseq: 8 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":03,"cseq":8}'), false)).toBeNull();
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"cseq":1234567890123456789}'), false)).toBeNull();
     expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[],"cseq":0}'), false)).toBeNull();
     expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[],"cseq":"1"}'), false)).toBeNull();
     expect(decodeClientFrame(enc('{"type":"reply","ack":4,"args":[true],"cseq":9}'), false)).toEqual({ type: 'reply', ack: 4, args: [true], cseq: 9 });

@@ -42,15 +42,17 @@ const PREFIX = utf8(EVENT_PREFIX);
 /** what follows the event name: its closing quote, then the args' key and opening bracket */
 const ARGS = utf8('","args":[');
 const CSEQ_BYTES = utf8(CSEQ);
+const ACK_BYTES = utf8(',"ack":');
 
 /**
  * The common frame `{"type":"event","event":"<name>","args":[…]}` (optionally ending in
- * `,"cseq":N`), exactly so, read from its bytes: only the args are decoded and go through
- * JSON.parse (about half the cost of parsing the whole on small frames), and their text is a
- * string of its own, not a slice keeping the whole frame alive (outbox entries keep it). Anything
- * else (other key order, an `ack`, a name with escapes, control or non-ASCII characters) returns
- * null and takes the general path. Safe: when prefix, name and suffix match and the middle parses
- * as an array, the whole text is exactly that object, as JSON.parse would read it.
+ * `,"ack":A` and then `,"cseq":N`, integers, as the bundled client sends them), exactly so, read
+ * from its bytes: only the args are decoded and go through JSON.parse (about half the cost of
+ * parsing the whole on small frames), and their text is a string of its own, not a slice keeping
+ * the whole frame alive (outbox entries keep it). Anything else (other key order, a string `ack`,
+ * a name with escapes, control or non-ASCII characters) returns null and takes the general path.
+ * Safe: when prefix, name and suffix match and the middle parses as an array, the whole text is
+ * exactly that object, as JSON.parse would read it.
  */
 function fastEvent(b: Uint8Array): ClientFrame | null {
   const n = b.length;
@@ -66,20 +68,22 @@ function fastEvent(b: Uint8Array): ClientFrame | null {
   }
   if (q === p || b[q] !== 0x22) return null;
   for (let i = 1; i < ARGS.length; i++) if (b[q + i] !== ARGS[i]) return null;
-  // the args run from their `[` to the `]` before `}`, or before `,"cseq":N}`
+  // the args run from their `[` to the `]` before `}`, or before `,"ack":A}`, `,"cseq":N}` or both
   let end = n - 1;
   let cseq: number | undefined;
-  if (b[end - 1] !== 0x5d /* ] */) {
-    let d = end - 1;
-    while (d > end - 17 && b[d]! >= 0x30 && b[d]! <= 0x39) d--;
-    if (d === end - 1 || b[d + 1] === 0x30 /* 0 */) return null;
-    const at = d + 1 - CSEQ_BYTES.length;
-    for (let i = 0; i < CSEQ_BYTES.length; i++) if (b[at + i] !== CSEQ_BYTES[i]) return null;
-    if (b[at - 1] !== 0x5d) return null;
-    cseq = 0;
-    for (let i = d + 1; i < end; i++) cseq = cseq * 10 + b[i]! - 0x30;
-    end = at;
+  let ack: number | undefined;
+  let d = digitsBefore(b, end);
+  if (d >= 0 && keyBefore(b, d, CSEQ_BYTES)) {
+    cseq = intAt(b, d, end);
+    if (cseq === 0) return null;
+    end = d - CSEQ_BYTES.length;
+    d = digitsBefore(b, end);
   }
+  if (d >= 0 && keyBefore(b, d, ACK_BYTES)) {
+    ack = intAt(b, d, end);
+    end = d - ACK_BYTES.length;
+  }
+  if (b[end - 1] !== 0x5d /* ] */) return null;
   const start = q + ARGS.length - 1;
   if (end <= start) return null;
   const raw = looseDecoder.decode(b.subarray(start, end));
@@ -92,7 +96,34 @@ function fastEvent(b: Uint8Array): ClientFrame | null {
   // nesting past MAX_DEPTH needs two characters a level: a shorter text cannot have it
   if (!Array.isArray(args) || (raw.length >= 2 * MAX_DEPTH && !acceptable(args))) return null;
   const event = eventName(b, p, q);
-  return cseq === undefined ? { type: 'event', event, args, raw } : { type: 'event', event, args, raw, cseq };
+  if (ack === undefined) return cseq === undefined ? { type: 'event', event, args, raw } : { type: 'event', event, args, raw, cseq };
+  return cseq === undefined ? { type: 'event', event, args, raw, ack } : { type: 'event', event, args, raw, ack, cseq };
+}
+
+/**
+ * Where the decimal integer that ends at `end` (exclusive) starts: at most 15 digits (always a
+ * safe integer), no leading zero; -1 when there is none
+ */
+function digitsBefore(b: Uint8Array, end: number): number {
+  let d = end - 1;
+  while (d >= end - 15 && d > 0 && b[d]! >= 0x30 && b[d]! <= 0x39) d--;
+  const s = d + 1;
+  if (s === end || (b[s] === 0x30 /* 0 */ && end - s > 1)) return -1;
+  return s;
+}
+
+/** whether `key` ends right before `at` */
+function keyBefore(b: Uint8Array, at: number, key: Uint8Array): boolean {
+  const k = at - key.length;
+  if (k < 0) return false;
+  for (let i = 0; i < key.length; i++) if (b[k + i] !== key[i]) return false;
+  return true;
+}
+
+function intAt(b: Uint8Array, s: number, e: number): number {
+  let v = 0;
+  for (let i = s; i < e; i++) v = v * 10 + b[i]! - 0x30;
+  return v;
 }
 
 /** The last event name read, and its bytes: a client sends the same few names over and over */
