@@ -854,10 +854,9 @@ function otherCpusBusy(cpus: number[] | null): () => number | null {
 }
 
 /**
- * The machine's speed now: ns for a fixed pure-JS loop (best of 7 runs of ~5 ms). The VM reports
- * no steal time, and a host busy with other guests slows every figure alike (seen: 1.5–2× in
- * the middle of a run with nothing else on this guest): comparing this before and after each
- * suite shows it.
+ * The machine's speed now: ns for a fixed pure-JS loop (best of 7 short runs). The VM reports
+ * no steal time, and one run's second half read 1.5–2× slower with no other work seen on its CPU:
+ * comparing this before and after each suite with the run's start shows such a slowdown.
  */
 function referenceNs(): number {
   let best = Infinity;
