@@ -1,14 +1,17 @@
 /**
  * The cluster shape for the benchmark, as one foreground process: a nats-server, a worker process
  * and a gateway process on the given port, all on this machine (and, under the harness's
- * taskset, on the same CPU). Stopping this process stops all three.
- *   node --import tsx bench/cluster-shape.ts <port>
+ * taskset, on the same CPU). Stopping this process stops all three. With a second port, a second
+ * gateway process listens on it (nats-server, one worker, two gateways): a room whose members are
+ * on both gateways gets each broadcast from the worker over the bus on both.
+ *   node --import tsx bench/cluster-shape.ts <port> [<port2>]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { startNatsServer } from '../test/nats-server.ts';
 
 const port = Number(process.argv[2]);
+const port2 = process.argv[3] ? Number(process.argv[3]) : undefined;
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'switchyard.mjs');
 const nats = await startNatsServer();
@@ -43,3 +46,4 @@ process.on('SIGINT', () => void stop(0));
 
 run(['worker', '--nats', nats.url, '--worker-id', 'bench-w1']);
 run(['gateway', '--nats', nats.url, '--port', String(port), '--host', '127.0.0.1', '--node-id', 'bench-g1']);
+if (port2) run(['gateway', '--nats', nats.url, '--port', String(port2), '--host', '127.0.0.1', '--node-id', 'bench-g2']);

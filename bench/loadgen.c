@@ -18,6 +18,8 @@
  *           connect → first-frame time.
  *   fanout  --conns connections join room `bench`; connection 0 broadcasts (`say`) keeping
  *           --inflight broadcasts outstanding; a broadcast completes when every member has it.
+ *           With --ports P1,P2 the members are spread round-robin over several servers (connection
+ *           i on port i % n; connection 0, the sender, on P1): a room across two gateways.
  * Protocols:
  *   native    Switchyard frames over WebSocket (also spoken by bench/bare-uws.ts, which echoes them
  *             verbatim and implements join/say with uWS pub/sub).
@@ -294,6 +296,12 @@ struct conn {
 };
 
 static struct conn *conns;
+/* --ports: connection i talks to ports[i % n_ports] (without it, the one --port) */
+#define MAX_PORTS 16
+static int ports[MAX_PORTS];
+static int n_ports = 0;
+/* the port connection c talks to (--ports spreads the connections round-robin) */
+static int conn_port(const struct conn *c) { return ports[(c - conns) % n_ports]; }
 static int epfd;
 static int *dirty_list;
 static int n_dirty;
@@ -342,7 +350,7 @@ static size_t say_len, say_pay_off;
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
 
-static struct sockaddr_in server_addr;
+static struct sockaddr_in server_addr[MAX_PORTS];
 
 static void start_more_connections(void);
 static void conn_start(struct conn *c);
@@ -500,7 +508,7 @@ static void post_flush(struct conn *c) {
                      "Content-Type: application/json\r\n"
                      "Content-Length: %zu\r\n"
                      "\r\n[",
-                     c->sid, c->token, opt.host, opt.port, c->postq.len + 2);
+                     c->sid, c->token, opt.host, conn_port(c), c->postq.len + 2);
     struct buf *w = &c->s[1].wbuf;
     buf_append(w, head, (size_t)n);
     buf_append(w, c->postq.data, c->postq.len);
@@ -1106,9 +1114,9 @@ static void poll_request(struct conn *c) {
     int n;
     if (c->sid[0])
         n = snprintf(req, sizeof req, "GET %s?sid=%s&token=%s&last=%llu HTTP/1.1\r\nHost: %s:%d\r\n\r\n", opt.path,
-                     c->sid, c->token, c->last_seq, opt.host, opt.port);
+                     c->sid, c->token, c->last_seq, opt.host, conn_port(c));
     else
-        n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", opt.path, opt.host, opt.port);
+        n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", opt.path, opt.host, conn_port(c));
     buf_append(&c->s[0].wbuf, req, (size_t)n);
     mark_dirty(c);
 }
@@ -1270,9 +1278,9 @@ static void send_upgrade(struct conn *c) {
         /* the SSE stream or the first poll (which answers [open]) */
         if (opt.proto == PROTO_SSE)
             n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n", opt.path,
-                         opt.host, opt.port);
+                         opt.host, conn_port(c));
         else
-            n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", opt.path, opt.host, opt.port);
+            n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", opt.path, opt.host, conn_port(c));
         buf_append(&c->s[0].wbuf, req, (size_t)n);
         c->state = ST_WAIT_OPEN;
         c->s[0].resp.in_body = 0;
@@ -1313,7 +1321,7 @@ static void send_upgrade(struct conn *c) {
                  "Sec-WebSocket-Key: %s\r\n"
                  "Sec-WebSocket-Version: 13\r\n"
                  "\r\n",
-                 path, opt.host, opt.port, key);
+                 path, opt.host, conn_port(c), key);
     buf_append(&c->s[0].wbuf, req, (size_t)n);
     c->state = ST_UPGRADING;
     sock_flush(c, 0);
@@ -1332,7 +1340,8 @@ static int sock_open(struct conn *c, int which) {
     s->connected = 0;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = ev_key(c, which)};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl add");
-    if (connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr) < 0 && errno != EINPROGRESS) return -1;
+    const struct sockaddr_in *to = &server_addr[(c - conns) % n_ports];
+    if (connect(fd, (const struct sockaddr *)to, sizeof *to) < 0 && errno != EINPROGRESS) return -1;
     return 0;
 }
 
@@ -1378,7 +1387,7 @@ static void became_ready(struct conn *c, uint64_t t) {
             int n = snprintf(req, sizeof req,
                              "POST /rt/send?sid=%s&token=%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
                              "Content-Length: 18\r\nConnection: close\r\n\r\n[{\"type\":\"close\"}]",
-                             c->sid, c->token, opt.host, opt.port);
+                             c->sid, c->token, opt.host, conn_port(c));
             buf_append(&c->s[0].wbuf, req, (size_t)n);
         } else {
             if (opt.proto == PROTO_NATIVE || opt.proto == PROTO_SOCKJS) send_native_str(c, "{\"type\":\"close\"}");
@@ -1485,11 +1494,12 @@ static void print_result(const char *status, double connect_s, double wall_s, do
 
 static void usage(int status) {
     fprintf(status ? stderr : stdout,
-            "usage: loadgen --port N [--host 127.0.0.1] [--path P]\n"
+            "usage: loadgen --port N [--ports N1,N2,...] [--host 127.0.0.1] [--path P]\n"
             "               [--proto native|native-sse|native-poll|sockjs|socketio|signalr-json|signalr-msgpack]\n"
             "               [--mode echo|idle|open|fanout] [--conns C] [--inflight K] [--payload B] [--acks]\n"
             "               [--duration S] [--warmup S] [--connect-timeout S] [--hold S]\n"
-            "               [--connect-batch N] [--broadcasts B]\n");
+            "               [--connect-batch N] [--broadcasts B]\n"
+            "  --ports N1,N2,...  connection i talks to the (i %% n)th port (any mode; replaces --port)\n");
     exit(status);
 }
 
@@ -1583,13 +1593,24 @@ int main(int argc, char **argv) {
         {"duration", required_argument, 0, 'd'}, {"warmup", required_argument, 0, 'w'},
         {"connect-timeout", required_argument, 0, 't'}, {"hold", required_argument, 0, 'H'},
         {"connect-batch", required_argument, 0, 'B'}, {"acks", no_argument, 0, 'a'},
-        {"broadcasts", required_argument, 0, 'n'}, {"help", no_argument, 0, 'u'}, {0, 0, 0, 0},
+        {"broadcasts", required_argument, 0, 'n'}, {"ports", required_argument, 0, 'O'}, {"help", no_argument, 0, 'u'}, {0, 0, 0, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
         case 'h': opt.host = optarg; break;
         case 'p': opt.port = atoi(optarg); break;
+        case 'O': {
+            /* connection i goes to the (i % n)th port: e.g. a room's members over two gateways */
+            n_ports = 0;
+            for (char *tok = strtok(optarg, ","); tok; tok = strtok(NULL, ",")) {
+                if (n_ports == MAX_PORTS || atoi(tok) <= 0) usage(64);
+                ports[n_ports++] = atoi(tok);
+            }
+            if (n_ports == 0) usage(64);
+            opt.port = ports[0];
+            break;
+        }
         case 'P': opt.path = optarg; break;
         case 'r': {
             int found = 0;
@@ -1654,12 +1675,15 @@ int main(int argc, char **argv) {
     rng_state ^= now_ns() * 0x2545F4914F6CDD1Dull ^ (uint64_t)getpid();
     build_messages();
 
-    memset(&server_addr, 0, sizeof server_addr);
-    server_addr.sin_family = AF_INET;
-    server_addr.sin_port = htons((uint16_t)opt.port);
-    if (inet_pton(AF_INET, opt.host, &server_addr.sin_addr) != 1) {
-        fprintf(stderr, "loadgen: --host must be an IPv4 address\n");
-        return 64;
+    if (n_ports == 0) ports[n_ports++] = opt.port;
+    memset(server_addr, 0, sizeof server_addr);
+    for (int i = 0; i < n_ports; i++) {
+        server_addr[i].sin_family = AF_INET;
+        server_addr[i].sin_port = htons((uint16_t)ports[i]);
+        if (inet_pton(AF_INET, opt.host, &server_addr[i].sin_addr) != 1) {
+            fprintf(stderr, "loadgen: --host must be an IPv4 address\n");
+            return 64;
+        }
     }
 
     unsigned ring = 1;

@@ -73,7 +73,7 @@ export interface Options {
 const HELP = `usage: npm run bench -- [options]      (each option also as env BENCH_<NAME>, e.g. BENCH_QUICK=1)
   --quick            short run (< 2 min): 1 repetition, 2 s windows, echo at 16 in flight for every
                      row plus 1 and 64 for bare uWS and the gateway, open rate, memory (2,000 idle sessions) and fan-out
-                     for bare uWS and the gateway's native WebSocket only
+                     for bare uWS and the gateway's native WebSocket only; fan-out over two gateways (row cluster-2gw)
   --only=LIST        comma-separated rows (${CONFIGS.map((c) => c.id).join(',')})
                      or server names (${SERVER_IDS.join(',')})
   --repeat=N         repetitions, round-robin over the servers (3; quick 1)
@@ -153,6 +153,7 @@ function parseOptions(argv: string[]): Options {
 /** The cells of one row, in the order they run on the row's server. */
 function cellsFor(c: Config, o: Options): Cell[] {
   const cells: Cell[] = [];
+  if (c.fanoutOnly) return [{ key: `fanout:${c.id}`, kind: 'fanout', config: c.id, samples: [], errors: [] }];
   // quick: 16 in flight everywhere; 1 and 64 only where a target needs them
   const inflights = o.quick ? o.inflights.filter((k) => k === 16 || ['bare', 'gw'].includes(c.id)) : o.inflights;
   for (const k of inflights) cells.push({ key: `echo:${c.id}:${k}`, kind: 'echo', config: c.id, inflight: k, samples: [], errors: [] });
@@ -272,7 +273,7 @@ async function runOpenCell(server: RunningServer, c: Config, o: Options, genPin:
 async function runFanoutCell(server: RunningServer, c: Config, o: Options, genPin: string[], rep: number): Promise<Sample> {
   if (!gen.runFanout) throw new Error('the load generator has no fan-out mode yet (runFanout)');
   const { result, cpu } = await sampled(server, (m, d) =>
-    gen.runFanout!({ port: server.port, proto: c.proto, path: c.path, conns: o.members, inflight: 4, payload: o.payload, duration: o.duration, warmup: o.warmup, pin: genPin }, m, d));
+    gen.runFanout!({ port: server.port, ports: server.ports, proto: c.proto, path: c.path, conns: o.members, inflight: 4, payload: o.payload, duration: o.duration, warmup: o.warmup, pin: genPin }, m, d));
   if (!result.deliveries) throw new Error(`no deliveries (status ${result.status}, ready ${result.ready}/${result.conns})`);
   const s = echoSample(rep, result, cpu, result.deliveries);
   s.value = result.deliveries_per_s ?? 0;
@@ -454,7 +455,7 @@ async function main(): Promise<void> {
       try {
         // a fresh process's first seconds are JIT warm-up: an unrecorded echo run before the first cell
         const first = rows[0]!;
-        await gen.runEcho({ port: server.port, proto: first.proto, path: first.path, acks: first.acks, conns: opts.conns, inflight: 16, payload: opts.payload, duration: opts.serverWarmup, warmup: 0, pin: genPin })
+        await gen.runEcho({ port: server.port, ports: server.ports, proto: first.proto, path: first.path, acks: first.acks, conns: opts.conns, inflight: 16, payload: opts.payload, duration: opts.serverWarmup, warmup: 0, pin: genPin })
           .catch(() => undefined);
         for (const c of rows) {
           for (const cell of cellsFor(c, opts)) {

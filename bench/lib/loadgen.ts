@@ -88,6 +88,8 @@ export interface LoadgenResult {
 
 export interface LoadgenOptions {
   port: number;
+  /** several servers: connection i talks to ports[i % n] (fan-out over two gateways); overrides `port` */
+  ports?: number[];
   proto: LoadProto;
   path?: string;
   conns: number;
@@ -125,6 +127,7 @@ export function latencyFrom(h: hdr.Histogram): LatencyUs {
 
 function baseArgs(o: LoadgenOptions): string[] {
   const args = ['--port', String(o.port), '--proto', o.proto, '--conns', String(o.conns)];
+  if (o.ports?.length) args.push('--ports', o.ports.join(','));
   if (o.path) args.push('--path', o.path);
   if (o.acks) args.push('--acks');
   return args;

@@ -340,16 +340,19 @@ export function markdownReport(run: Run): string {
     }
   }
 
-  const fans = (['bare', 'gw'] as const).map((id) => [configById(id), cellOf(run, 'fanout', id)] as const).filter(([, c]) => c);
+  const fans = (['bare', 'gw', 'cluster-2gw'] as const).map((id) => [configById(id), cellOf(run, 'fanout', id)] as const).filter(([, c]) => c);
   if (fans.length) {
-    L.push('', `#### Fan-out (one node: ${o.members} members in one room, connection 0 broadcasts)`, '');
+    L.push('', `#### Fan-out (${o.members} members in one room, connection 0 broadcasts; one node, and over two gateways)`, '');
     L.push('| row | deliveries/s | spread | last-member p50 µs | p99 µs | server CPU | gen CPU | × bare uWS | notes |', '|---|---:|---:|---:|---:|---:|---:|---:|---|');
     const bare = cellOf(run, 'fanout', 'bare')?.summary;
     for (const [cfg, c] of fans) {
       const s = c!.summary;
       L.push(`| ${cfg.label} | ${s ? fmtInt(s.value) : '—'} | ${s && s.n > 1 ? `${Math.round(s.spread * 100)}%` : ''} | ${us(s?.p50_us)} | ${us(s?.p99_us)} | ${pct(s?.server_cpu_pct)} | ${pct(s?.gen_cpu_pct)} | ${cfg.id === 'bare' ? '' : ratioStr(s?.value, bare?.value)} | ${flags(s) || failedNote(c)} |`);
     }
-    L.push('', 'Fan-out across two gateways is not measured yet.');
+    if (fans.some(([cfg]) => cfg.id === 'cluster-2gw')) {
+      L.push('', `Two gateways: nats-server, one worker and two gateway processes, all on the servers' CPU; members alternate between the gateways ` +
+        `(the sender on the first), the worker's broadcast reaches both over the bus. Its server CPU is the whole tree's (up to 100% of the one core).`);
+    }
   }
 
   const cl = run.cells.filter((c) => c.kind === 'echo' && c.config === 'cluster' && c.summary?.cpu_us_per_unit);
@@ -446,6 +449,13 @@ export function capacityMarkdown(run: Run, load = { connections: 1_000_000, msgs
   L.push('', '| process | CPU µs per echo |', '|---|---:|');
   L.push(`| gateway | ${gwEcho?.toFixed(1) ?? 'n/a'} |`, `| worker | ${wk?.toFixed(1) ?? 'n/a'} |`, `| nats-server | ${nats?.toFixed(1) ?? 'n/a'} |`);
   L.push('', `- **Cost per fan-out delivery on one gateway** (${run.options.members} members in one room, one node with the embedded bus, so the app's share is in it too): ${perDelivery?.toFixed(2) ?? 'n/a'} CPU µs per delivered message, ${fanGw ? fmtInt(fanGw.value) : 'n/a'} deliveries/s on one core. Used as the gateway's cost of each delivery beyond the first (an upper bound: it includes the broadcasts' own cost).`);
+  const fan2 = cellOf(run, 'fanout', 'cluster-2gw')?.summary;
+  if (fan2) {
+    const u2 = fan2.cpu_us_per_unit ?? {};
+    const f = (k: string) => (u2[k] !== undefined ? `${u2[k]!.toFixed(2)} µs` : 'n/a');
+    L.push('', `- **Fan-out over two gateways** (the same room, its members alternating between two gateway processes, with nats-server and one worker, all on one core): ` +
+      `${fmtInt(fan2.value)} deliveries/s; CPU per delivered message: gateways (both) ${f('gateway')}, worker ${f('worker')}, nats-server ${f('nats-server')}. Not used in the model below.`);
+  }
   const mem = CONFIGS.filter((c) => cellOf(run, 'memory', c.id)?.summary).map((c) => [c, cellOf(run, 'memory', c.id)!.summary!] as const);
   if (mem.length) {
     L.push(`- **Idle memory per session** (${fmtInt(run.options.idle)} sessions, RSS growth, no forced GC):`, '', '| transport / dialect | B/session after opens | B/session steady | RSS for ' + fmtInt(load.connections) + ' sessions (steady) |', '|---|---:|---:|---:|');
@@ -479,6 +489,6 @@ export function capacityMarkdown(run: Run, load = { connections: 1_000_000, msgs
       `plus the base RSS of each gateway process. At ${fmtInt(perProc)} connections per process (this machine's fd limit; raise it with \`ulimit -n\`) ` +
       `that is at least ${procs} gateway processes, so the connection count, not only the message rate, sets how many gateway processes a deployment runs.`);
   }
-  L.push('', 'Not in the model: fan-out across several gateways (each holding part of a room) was not measured; SSE, long-polling and the dialects cost more per message than the native WebSocket (see the echo table in the README) and would scale the gateway figure by their ratio.', '');
+  L.push('', `Not in the model: fan-out across several gateways (each holding part of a room)${fan2 ? ' (measured above, but the model uses the one-node figure)' : ' (not measured in this run)'}; SSE, long-polling and the dialects cost more per message than the native WebSocket (see the echo table in the README) and would scale the gateway figure by their ratio.`, '');
   return L.join('\n');
 }

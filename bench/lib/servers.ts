@@ -17,8 +17,8 @@ import type { LoadProto } from './loadgen.ts';
 /** the generator's protocols (the last three from its newer API) */
 export type Proto = LoadProto | 'sockjs' | 'native-sse' | 'native-poll';
 
-export type ServerId = 'bare' | 'ws' | 'socketio' | 'sockjs' | 'gateway' | 'cluster';
-export const SERVER_IDS: ServerId[] = ['bare', 'ws', 'socketio', 'sockjs', 'gateway', 'cluster'];
+export type ServerId = 'bare' | 'ws' | 'socketio' | 'sockjs' | 'gateway' | 'cluster' | 'cluster2';
+export const SERVER_IDS: ServerId[] = ['bare', 'ws', 'socketio', 'sockjs', 'gateway', 'cluster', 'cluster2'];
 
 export const SERVER_LABELS: Record<ServerId, string> = {
   bare: 'bare uWS',
@@ -27,12 +27,13 @@ export const SERVER_LABELS: Record<ServerId, string> = {
   sockjs: 'sockjs',
   gateway: 'Switchyard gateway',
   cluster: 'Switchyard cluster',
+  cluster2: 'Switchyard cluster, two gateways',
 };
 
 export type ConfigId =
   | 'bare' | 'ws' | 'socketio-ack' | 'socketio' | 'sockjs'
   | 'gw' | 'gw-noack' | 'gw-sse' | 'gw-poll' | 'gw-sio-ack' | 'gw-sio'
-  | 'gw-signalr-json' | 'gw-signalr-msgpack' | 'gw-sockjs' | 'cluster';
+  | 'gw-signalr-json' | 'gw-signalr-msgpack' | 'gw-sockjs' | 'cluster' | 'cluster-2gw';
 
 export interface Config {
   id: ConfigId;
@@ -47,6 +48,8 @@ export interface Config {
   ref?: ConfigId;
   /** measured for idle memory and open rate (one configuration per transport/dialect) */
   perTransport?: boolean;
+  /** measured for fan-out only (no echo cells) */
+  fanoutOnly?: boolean;
 }
 
 export const CONFIGS: Config[] = [
@@ -65,6 +68,7 @@ export const CONFIGS: Config[] = [
   { id: 'gw-signalr-msgpack', server: 'gateway', label: 'Switchyard SignalR MsgPack', proto: 'signalr-msgpack', path: '/hubs/demo', ref: 'gw', perTransport: true },
   { id: 'gw-sockjs', server: 'gateway', label: 'Switchyard SockJS', proto: 'sockjs', path: '/sockjs', ref: 'sockjs', perTransport: true },
   { id: 'cluster', server: 'cluster', label: 'Switchyard cluster, acks', proto: 'native', path: '/rt/ws', acks: true },
+  { id: 'cluster-2gw', server: 'cluster2', label: 'Switchyard, two gateways', proto: 'native', path: '/rt/ws', fanoutOnly: true },
 ];
 export const CONFIG_IDS = CONFIGS.map((c) => c.id);
 export const configById = (id: ConfigId): Config => CONFIGS.find((c) => c.id === id)!;
@@ -78,11 +82,14 @@ export interface ServerSpec {
   /** ready when /healthz answers (else: when it prints its {"listening":…} line) */
   health?: boolean;
 }
+// A command may also name `{port2}`: a second free port (a second gateway), in RunningServer.ports.
 
 export interface RunningServer {
   spec: ServerSpec;
   proc: ManagedProcess;
   port: number;
+  /** every port it listens on (`port` first; two for the two-gateway cluster) */
+  ports: number[];
   /** the engine the server reports: "native" / "fallback" for uWS-based servers, else its package */
   engine?: string;
 }
@@ -109,6 +116,8 @@ export function serverSpecs(root: string): Record<ServerId, ServerSpec> {
     gateway,
     // nats-server + worker process + gateway process: the echo crosses the bus twice
     cluster: { id: 'cluster', command: script('cluster-shape.ts'), health: true },
+    // the same with a second gateway process on {port2}: a room split over two gateways
+    cluster2: { id: 'cluster2', command: [...script('cluster-shape.ts'), '{port2}'], health: true },
   };
 }
 
@@ -142,7 +151,13 @@ export async function startServer(
 ): Promise<RunningServer> {
   if (!spec.command) throw new Error(spec.unavailable ?? `${spec.id}: no command`);
   const port = await freePort();
-  const argv = [...opts.pin, ...spec.command.map((a) => a.replaceAll('{port}', String(port)))];
+  const ports = [port];
+  if (spec.command.some((a) => a.includes('{port2}'))) {
+    let p2 = await freePort();
+    while (p2 === port) p2 = await freePort();
+    ports.push(p2);
+  }
+  const argv = [...opts.pin, ...spec.command.map((a) => a.replaceAll('{port}', String(port)).replaceAll('{port2}', String(ports[1])))];
   const proc = new ManagedProcess(spec.id, argv[0]!, argv.slice(1), { cwd: opts.root, env: opts.env });
   const timeoutMs = opts.timeoutMs ?? 60000;
   try {
@@ -151,8 +166,9 @@ export async function startServer(
       for (;;) {
         if (!proc.alive) throw new Error(`${spec.id} exited (${proc.exitCode}) during start-up\n${proc.tail()}`);
         try {
-          const health = (await fetchJson(`http://127.0.0.1:${port}/healthz`, 1000)) as { engine?: string };
-          return { spec, proc, port, engine: health.engine ?? 'unknown (no "engine" in /healthz)' };
+          // every port answers (a second gateway too)
+          const answers = await Promise.all(ports.map((p) => fetchJson(`http://127.0.0.1:${p}/healthz`, 1000) as Promise<{ engine?: string }>));
+          return { spec, proc, port, ports, engine: answers[0]!.engine ?? 'unknown (no "engine" in /healthz)' };
         } catch (err) {
           if (Date.now() > deadline) throw new Error(`${spec.id}: /healthz not answering after ${timeoutMs} ms: ${(err as Error).message}\n${proc.tail()}`);
           await new Promise((r) => setTimeout(r, 200));
@@ -162,7 +178,7 @@ export async function startServer(
     const line = await proc.waitForLine((l) => l.startsWith('{"listening"'), timeoutMs);
     const info = JSON.parse(line) as { listening: number; engine?: string };
     if (info.listening !== port) throw new Error(`${spec.id} listens on ${info.listening}, expected ${port}`);
-    return { spec, proc, port, engine: info.engine };
+    return { spec, proc, port, ports, engine: info.engine };
   } catch (err) {
     await proc.stop();
     throw err;
