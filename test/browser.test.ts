@@ -4,10 +4,14 @@
  * chatting in one room; sockjs-client's browser-only transports; a dropped connection that
  * resumes. Screenshots go to test-artifacts/browser/.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { closeAll, startNode } from './helpers.ts';
 import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, whoami } from './browser-kit.ts';
+
+// a browser, pages and a few real servers on a 2-core machine that runs two test files at once:
+// a page can take seconds to load and open, so these tests get more than the suite's 30 s
+vi.setConfig({ testTimeout: 90_000, hookTimeout: 60_000 });
 
 let browser: Browser;
 let node: Awaited<ReturnType<typeof startNode>>;
@@ -94,7 +98,7 @@ describe('demo page in Chromium', () => {
   // sockjs-client's transport → the kind of request the gateway serves it with; a test each (an
   // iframe transport loads a page and sockjs-client again: slow on a busy machine)
   const oldBrowserTransports = { htmlfile: 'sse', 'jsonp-polling': 'polling', 'iframe-eventsource': 'sse', 'iframe-htmlfile': 'sse', 'iframe-xhr-polling': 'polling' };
-  it.each(Object.entries(oldBrowserTransports))("sockjs-client's browser-only transport %s chats with a native page", { timeout: 60_000 }, async (transport, server) => {
+  it.each(Object.entries(oldBrowserTransports))("sockjs-client's browser-only transport %s chats with a native page", async (transport, server) => {
     const room = `old-browsers-${transport}`;
     const native = await openDemo(browser, node.url, { room });
     const p = await openDemo(browser, node.url, { client: 'sockjs', transport, room, timeout: 30_000 });
