@@ -1,14 +1,22 @@
 #!/usr/bin/env node
-// `npm test`'s pretest: makes sure the system programs the suite needs are installed.
+// `npm test`'s pretest (and, with the argument `bench`, `npm run bench`'s prebench): makes sure the
+// system programs the suite (or the benchmarks) need are installed.
 // Installs the missing ones from Debian's packages when it can (root + apt-get); otherwise
 // says exactly what to install and fails. Tests never skip for a missing program.
 import { execFileSync, spawnSync } from 'node:child_process';
 
-const needs = [
-  { bin: 'nats-server', pkg: 'nats-server', why: 'cluster tests run real NATS servers' },
-  { bin: 'chromium', pkg: 'chromium', why: 'browser tests drive the demo page in headless Chromium' },
-  { bin: 'haproxy', pkg: 'haproxy', why: 'the deployment test puts HAProxy in front of two gateways' },
-];
+const forBench = process.argv[2] === 'bench';
+const needs = forBench
+  ? [
+      { bin: 'nats-server', pkg: 'nats-server', why: 'the cluster rows run a real NATS server' },
+      { bin: 'cc', pkg: 'gcc', why: 'the native load generator (bench/loadgen.c) is compiled on first use' },
+      { bin: 'taskset', pkg: 'util-linux', why: 'servers and the generator are pinned to their own CPUs' },
+    ]
+  : [
+      { bin: 'nats-server', pkg: 'nats-server', why: 'cluster tests run real NATS servers' },
+      { bin: 'chromium', pkg: 'chromium', why: 'browser tests drive the demo page in headless Chromium' },
+      { bin: 'haproxy', pkg: 'haproxy', why: 'the deployment test puts HAProxy in front of two gateways' },
+    ];
 
 const has = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
 const missing = needs.filter((n) => !has(n.bin));
@@ -34,7 +42,7 @@ if (has('apt-get') && (isRoot || sudo)) {
 
 const still = needs.filter((n) => !has(n.bin));
 if (still.length > 0) {
-  console.error('\nThe test suite needs programs that are not installed:');
+  console.error(`\nThe ${forBench ? 'benchmarks need' : 'test suite needs'} programs that are not installed:`);
   for (const n of still) console.error(`  ${n.bin.padEnd(12)} (${n.why})`);
   console.error(`\nInstall them, for example on Debian/Ubuntu:\n  sudo apt-get update && sudo apt-get install -y ${still.map((n) => n.pkg).join(' ')}\n`);
   process.exit(1);
