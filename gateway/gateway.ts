@@ -490,13 +490,22 @@ export class Gateway implements SessionOwner, Port {
     this.closeSession(s, errors.SY_ERR_SLOW_CONSUMER.ws, 'SY_ERR_SLOW_CONSUMER', true);
   }
 
-  /** SessionOwner: write new entries now (inside a uWS callback) or at the end of this tick */
-  wake(s: Session): void {
-    if (!this.clustered) {
+  /**
+   * SessionOwner: write new entries now (one process: inside the uWS callback that caused them) or
+   * at the end of this tick (a cluster). A room broadcast on one node is written after the uWS
+   * callback instead (setImmediate): delivered inside the sender's callback, every member would
+   * get a write of its own per broadcast; batched, a member gets one write for every broadcast
+   * of that turn of the loop, as in a cluster. Order is the outbox's either way.
+   */
+  wake(s: Session, batch: boolean): void {
+    if (!this.clustered && !batch) {
       s.conn!.flush(s);
       return;
     }
-    if (this.dirty.size === 0) queueMicrotask(this.flushDirty);
+    if (this.dirty.size === 0) {
+      if (this.clustered) queueMicrotask(this.flushDirty);
+      else setImmediate(this.flushDirty);
+    }
     this.dirty.add(s);
   }
 

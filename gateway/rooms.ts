@@ -70,7 +70,8 @@ export class Rooms {
       if (x.handing !== null && e.id !== undefined) x.handing.ids.push(e.id);
     }
     const one = entry ?? Entry.event(e.event, e.args);
-    if (one !== null) s.push(one);
+    // batched: a member's writes of several broadcasts go out together (see Gateway.wake)
+    if (one !== null) s.push(one, true);
   }
 
   /**

@@ -14,8 +14,11 @@ import { Outbox, type OutboxLimits } from './outbox.ts';
 export interface SessionOwner {
   /** the outbox is full of entries the client has not been sent */
   overflow(s: Session): void;
-  /** new entries are in the outbox: write them now, or soon (batched) */
-  wake(s: Session): void;
+  /**
+   * new entries are in the outbox: write them now, or soon (batched). `batch`: a room broadcast's
+   * entry, written with whatever else comes for this session in the same turn of the event loop
+   */
+  wake(s: Session, batch: boolean): void;
 }
 
 export enum SessionState {
@@ -77,7 +80,7 @@ export class Session implements PortSession {
    * Queues an entry. Room is made by dropping the oldest entries already written; when that is
    * not enough, the client reads too slowly (or stayed away too long): the owner ends the session.
    */
-  push(e: Entry): void {
+  push(e: Entry, batch = false): void {
     if (this.state === SessionState.Closed) return;
     const box = this.outbox;
     while (box.size > 0 && !box.fits(e.size)) {
@@ -89,7 +92,7 @@ export class Session implements PortSession {
       box.shift();
     }
     box.push(e);
-    if (this.conn !== null && this.state === SessionState.Open) this.owner.wake(this);
+    if (this.conn !== null && this.state === SessionState.Open) this.owner.wake(this, batch);
   }
 
   /**
