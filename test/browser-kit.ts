@@ -47,7 +47,7 @@ export async function openDemo(
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   const room = o.room ?? 'lobby';
-  const timeout = o.timeout ?? 15_000;
+  const timeout = o.timeout ?? 30_000; // a page through a proxy on a loaded machine can take 15 s to load its bundles and open
   await page.goto(`${base}/?client=${encodeURIComponent(o.client ?? 'native')}&transport=${encodeURIComponent(o.transport ?? 'auto')}&room=${encodeURIComponent(room)}`);
   await page.waitForSelector('#status[data-state="open"]', { timeout }).catch(async (e: Error) => {
     // say what the page saw (its log, its state), not only that it never opened
