@@ -10,11 +10,9 @@ import type { Browser } from 'playwright-core';
 import { TestCluster } from './cluster-harness.ts';
 import { startHaproxy } from './haproxy.ts';
 import { http, portBelowEphemeral } from './helpers.ts';
-import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts } from './browser-kit.ts';
+import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, useBrowserTimeouts } from './browser-kit.ts';
 
-// a browser, pages and a few real servers on a 2-core machine that runs two test files at once:
-// a page can take seconds to load and open, so these tests get more than the suite's 30 s
-vi.setConfig({ testTimeout: 90_000, hookTimeout: 60_000 });
+useBrowserTimeouts();
 
 let browser: Browser;
 let cluster: TestCluster;

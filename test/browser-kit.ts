@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /** Debian's Chromium: $CHROMIUM, else the `chromium` on the PATH (what npm test's pretest installs), else /usr/bin/chromium */
@@ -17,6 +17,14 @@ function findOnPath(bin: string): string | null {
   }
   return null;
 }
+/**
+ * A browser, pages and a few real servers on a 2-core machine that runs two test files at once: a
+ * page can take seconds to load and open, so a browser test file gets more than the suite's 30 s
+ */
+export function useBrowserTimeouts(): void {
+  vi.setConfig({ testTimeout: 90_000, hookTimeout: 60_000 });
+}
+
 export const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts', 'browser');
 
 export async function launchBrowser(): Promise<Browser> {

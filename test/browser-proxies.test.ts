@@ -8,11 +8,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { closeAll, startNode } from './helpers.ts';
 import { closeHostileProxies, startHostileProxy, type HostileProxy } from './hostile-proxy.ts';
-import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, whoami, type DemoPage } from './browser-kit.ts';
+import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, whoami, type DemoPage, useBrowserTimeouts } from './browser-kit.ts';
 
-// a browser, pages and a few real servers on a 2-core machine that runs two test files at once:
-// a page can take seconds to load and open, so these tests get more than the suite's 30 s
-vi.setConfig({ testTimeout: 90_000, hookTimeout: 60_000 });
+useBrowserTimeouts();
 
 let browser: Browser;
 let node: Awaited<ReturnType<typeof startNode>>;

@@ -4,14 +4,12 @@
  * chatting in one room; sockjs-client's browser-only transports; a dropped connection that
  * resumes. Screenshots go to test-artifacts/browser/.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { closeAll, startNode } from './helpers.ts';
-import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, whoami } from './browser-kit.ts';
+import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, whoami, useBrowserTimeouts } from './browser-kit.ts';
 
-// a browser, pages and a few real servers on a 2-core machine that runs two test files at once:
-// a page can take seconds to load and open, so these tests get more than the suite's 30 s
-vi.setConfig({ testTimeout: 90_000, hookTimeout: 60_000 });
+useBrowserTimeouts();
 
 let browser: Browser;
 let node: Awaited<ReturnType<typeof startNode>>;

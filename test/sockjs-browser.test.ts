@@ -4,15 +4,13 @@
  * that emits in its `open`, so that the session's first answer has `o` and messages waiting (each
  * jsonp answer carries one frame: `o` first, the messages on the next poll).
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { closeAll, startNode } from './helpers.ts';
-import { launchBrowser } from './browser-kit.ts';
+import { launchBrowser, useBrowserTimeouts } from './browser-kit.ts';
 import type { App } from '../cluster/app.ts';
 
-// a browser, pages and a few real servers on a 2-core machine that runs two test files at once:
-// a page can take seconds to load and open, so these tests get more than the suite's 30 s
-vi.setConfig({ testTimeout: 90_000, hookTimeout: 60_000 });
+useBrowserTimeouts();
 
 let browser: Browser;
 let node: Awaited<ReturnType<typeof startNode>>;
