@@ -290,6 +290,7 @@ struct conn {
     /* native over HTTP */
     char sid[128], token[256];
     unsigned long long last_seq;
+    unsigned long long acked_seq; /* newest seq acknowledged to the gateway ({"type":"ack"}) */
     struct buf body;     /* the stream's decoded body (SSE) or the current poll answer */
     struct buf postq;    /* frames waiting for the next POST, comma-separated */
     int post_busy;
@@ -400,6 +401,7 @@ static void conn_reset(struct conn *c, int rst) {
     c->head = c->count = 0;
     c->sid[0] = c->token[0] = 0;
     c->last_seq = 0;
+    c->acked_seq = 0;
 }
 
 static void conn_kill(struct conn *c, const char *why) {
@@ -518,9 +520,35 @@ static void post_flush(struct conn *c) {
     mark_dirty(c);
 }
 
+/* The bundled client acknowledges what it has received every ACK_EVERY frames, so that the
+ * gateway releases them from the session's outbox (docs/protocol.md, "Resume"); so does the
+ * generator: over WebSocket a frame of its own, over SSE with the next POST. */
+#define ACK_EVERY 32
+
+static const unsigned char *find(const unsigned char *p, size_t n, const char *needle);
+
+static int ack_due(struct conn *c) { return c->last_seq >= c->acked_seq + ACK_EVERY; }
+
+static size_t ack_frame(struct conn *c, char *out, size_t cap) {
+    c->acked_seq = c->last_seq;
+    return (size_t)snprintf(out, cap, "{\"type\":\"ack\",\"last\":%llu}", c->last_seq);
+}
+
+/* the seq of a gateway frame ({"type":…,"seq":N,…}), 0 when it has none */
+static unsigned long long frame_seq(const unsigned char *p, size_t n) {
+    const unsigned char *s = find(p, n < 40 ? n : 40, "\"seq\":");
+    return s ? strtoull((const char *)s + 6, NULL, 10) : 0;
+}
+
 /* Queue one native frame's text on whatever carries it. */
 static void send_native(struct conn *c, const unsigned char *p, size_t n) {
     if (IS_HTTP) {
+        if (opt.proto == PROTO_SSE && ack_due(c)) {
+            char a[64];
+            size_t k = ack_frame(c, a, sizeof a);
+            if (c->postq.len) buf_append(&c->postq, ",", 1);
+            buf_append(&c->postq, a, k);
+        }
         if (c->postq.len) buf_append(&c->postq, ",", 1);
         buf_append(&c->postq, p, n);
         post_flush(c);
@@ -825,7 +853,13 @@ static void on_sockjs(struct conn *c, const unsigned char *p, size_t n, uint64_t
 /* A complete text (or binary) WebSocket message from the server. */
 static void on_message(struct conn *c, const unsigned char *p, size_t n, uint64_t t) {
     if (opt.proto == PROTO_NATIVE) {
+        unsigned long long seq = frame_seq(p, n);
+        if (seq > c->last_seq) c->last_seq = seq;
         on_native(c, p, n, t);
+        if (ack_due(c) && c->state != ST_DEAD && c->state != ST_CLOSING) {
+            char a[64];
+            queue_frame(c, 0x1, (const unsigned char *)a, ack_frame(c, a, sizeof a));
+        }
         return;
     }
     if (opt.proto == PROTO_SOCKJS) {
@@ -1123,11 +1157,8 @@ static void poll_request(struct conn *c) {
 
 /* one frame of an SSE stream or a poll answer */
 static void on_http_frame(struct conn *c, const unsigned char *p, size_t n, uint64_t t) {
-    const unsigned char *s = find(p, n < 40 ? n : 40, "\"seq\":");
-    if (s) {
-        unsigned long long v = strtoull((const char *)s + 6, NULL, 10);
-        if (v > c->last_seq) c->last_seq = v;
-    }
+    unsigned long long seq = frame_seq(p, n);
+    if (seq > c->last_seq) c->last_seq = seq;
     on_native(c, p, n, t);
 }
 

@@ -18,6 +18,14 @@ import { Requests } from './requests.js';
 const RESERVED = new Set(['open', 'close', 'reconnecting', 'transport', 'error', 'event']);
 /** close codes that refuse a resume (bad token, unknown session) rather than end the client */
 const RESUME_REFUSED = new Set([4401, 4404]);
+/**
+ * Acknowledgements (`{"type":"ack","last":N}`) let the gateway release frames the client has from
+ * the session's outbox, instead of holding them for a replay until newer frames push them out:
+ * over WebSocket every ACK_EVERY frames, or ACK_DELAY_MS after an unacknowledged one; over SSE
+ * with the next POST /rt/send (events, pongs); long-polling acknowledges with every poll's `last`.
+ */
+const ACK_EVERY = 32;
+const ACK_DELAY_MS = 1000;
 const CONNS = { websocket: WsConn, sse: SseConn, polling: PollConn };
 
 export class ClientSession extends Emitter {
@@ -42,6 +50,8 @@ export class ClientSession extends Emitter {
     this.token = null;
     /** Newest `seq` delivered to the application. */
     this.lastSeq = 0;
+    /** newest `seq` acknowledged to the gateway (internal) */ this._acked = 0;
+    /** @private @type {ReturnType<typeof setTimeout> | null} */ this._ackTimer = null;
     /** Transport of the current (or most recent) connection. @type {TransportName | null} */
     this.transport = null;
     /** Heartbeat interval announced by the server (0 until open). */
@@ -313,6 +323,8 @@ export class ClientSession extends Emitter {
     }
     this.sid = f.sid;
     this.token = f.token;
+    // a resume's `last` acknowledged everything before it
+    this._acked = this.lastSeq;
     if (typeof f.pingMs === 'number' && f.pingMs > 0) this.pingMs = f.pingMs;
     this._resumable = true;
     conn.opened = true;
@@ -390,6 +402,7 @@ export class ClientSession extends Emitter {
         if (typeof f.seq === 'number') {
           if (f.seq <= this.lastSeq) return; // already delivered (replay overlap)
           this.lastSeq = f.seq;
+          if (conn.name === 'websocket') this._ack(conn);
         }
         if (f.type === 'event') this._deliver(f);
         else this._requests.reply(f);
@@ -401,6 +414,40 @@ export class ClientSession extends Emitter {
       default:
         return; // unknown server frame types are ignored (forward compatibility)
     }
+  }
+
+  /**
+   * Acknowledge over WebSocket what has been received, every ACK_EVERY frames or a moment after
+   * the last (see ACK_EVERY)
+   * @private
+   * @param {Conn} conn
+   */
+  _ack(conn) {
+    if (this.lastSeq - this._acked >= ACK_EVERY) {
+      this._acked = this.lastSeq;
+      conn.send({ type: 'ack', last: this.lastSeq });
+      return;
+    }
+    if (this._ackTimer) return;
+    const t = /** @type {any} */ (setTimeout(() => {
+      this._ackTimer = null;
+      if (conn === this._conn && this.state === 'open' && this.lastSeq > this._acked) {
+        this._acked = this.lastSeq;
+        conn.send({ type: 'ack', last: this.lastSeq });
+      }
+    }, ACK_DELAY_MS));
+    if (t && typeof t.unref === 'function') t.unref();
+    this._ackTimer = t;
+  }
+
+  /**
+   * The ack frame to send with a POST /rt/send (SSE), if one is due (internal)
+   * @returns {Frame | null}
+   */
+  _ackFrame() {
+    if (this.lastSeq <= this._acked) return null;
+    this._acked = this.lastSeq;
+    return { type: 'ack', last: this.lastSeq };
   }
 
   /**

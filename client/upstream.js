@@ -68,6 +68,14 @@ export class Upstream {
       json.push(s);
       user.push(f);
     }
+    // SSE: what has come down the stream is acknowledged with whatever goes up (see session.js, ACK_EVERY)
+    if (frames.length > 0 && !this.final && this.conn.name === 'sse') {
+      const ack = this.c._ackFrame();
+      if (ack !== null) {
+        frames.unshift(ack);
+        json.unshift(JSON.stringify(ack));
+      }
+    }
     return { frames, json, user };
   }
 

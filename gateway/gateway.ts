@@ -346,6 +346,9 @@ export class Gateway implements SessionOwner, Port {
       case 'close':
         this.closeSession(s, 1000, 'client closed', true);
         return;
+      case 'ack':
+        this.acknowledge(s, f.last);
+        return;
       case 'pong':
         return;
     }

@@ -25,6 +25,11 @@ describe('bad input on the WebSocket', () => {
     ['an event without a name', '{"type":"event","args":[]}'],
     ['args that are not an array', '{"type":"event","event":"echo","args":"x"}'],
     ['an unknown type', '{"type":"subscribe"}'],
+    ['an ack without last', '{"type":"ack"}'],
+    ['an ack with a negative last', '{"type":"ack","last":-1}'],
+    ['an ack with a fractional last', '{"type":"ack","last":1.5}'],
+    ['an ack with a string last', '{"type":"ack","last":"3"}'],
+    ['an ack with a cseq', '{"type":"ack","last":1,"cseq":1}'],
   ])('%s: close frame SY_ERR_MALFORMED_FRAME then close 1007', async (_name, payload) => {
     const c = await WsClient.open(`${node.ws}/rt/ws`);
     c.send(payload);

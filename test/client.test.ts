@@ -41,6 +41,27 @@ describe.each(['websocket', 'sse', 'polling'] as const)('client over %s', (trans
   });
 });
 
+describe.each(['websocket', 'sse', 'polling'] as const)('client acknowledgements over %s', (transport) => {
+  it('acknowledges what it receives, so the gateway releases it from the outbox', async () => {
+    const c = connect(node.url, { ...base, transports: [transport] });
+    try {
+      for (let i = 0; i < 40; i++) expect(await c.request('echo', i)).toEqual([i]);
+      const box = node.gateway.sessions.get(c.sid!)!.outbox;
+      expect(box.last).toBe(40);
+      // websocket: an ack every 32 frames; sse: one with each POST (the next request's); polling: each poll's last
+      await vi.waitFor(() => expect(box.first).toBeGreaterThan(32));
+      if (transport === 'websocket') {
+        // and the rest a second after the newest frame
+        await vi.waitFor(() => expect(box.size).toBe(0), { timeout: 3000 });
+      }
+      // what was acknowledged is gone from the outbox, and the session goes on
+      expect(await c.request('echo', 'more')).toEqual(['more']);
+    } finally {
+      c.close();
+    }
+  });
+});
+
 describe('client fallback and formats', () => {
   it('falls back to the next transport when WebSocket cannot connect', async () => {
     class BrokenWebSocket extends WebSocket {

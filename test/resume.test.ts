@@ -66,6 +66,55 @@ describe('resume', () => {
     expect(again.frames.filter((f) => f.seq).map((f) => f.seq)).toEqual([21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
   });
 
+  it('an ack frame releases what the client has; a resume after it replays only the rest', async () => {
+    const node = await startNode();
+    const c = await WsClient.open(`${node.ws}/rt/ws`);
+    const box = () => node.gateway.sessions.get(c.open.sid)!.outbox;
+    for (let i = 0; i < 10; i++) c.emit('echo', i);
+    await c.next((f) => f.event === 'echo' && f.args[0] === 9);
+    expect([box().first, box().last]).toEqual([1, 10]);
+    c.send({ type: 'ack', last: 6 });
+    await vi.waitFor(() => expect(box().first).toBe(7));
+    expect(box().last).toBe(10);
+    // acknowledging 0 or what was already released changes nothing
+    c.send({ type: 'ack', last: 0 });
+    c.send({ type: 'ack', last: 3 });
+    expect((await c.request('echo', 'ping')).args).toEqual(['ping']);
+    expect([box().first, box().last]).toEqual([7, 11]);
+    c.terminate();
+    const again = await WsClient.open(`${node.ws}/rt/ws?sid=${c.open.sid}&token=${encodeURIComponent(c.open.token)}&last=8`);
+    expect(again.open).toMatchObject({ recovered: true, last: 11 });
+    await again.next((f) => f.seq === 11);
+    expect(again.frames.filter((f) => f.seq).map((f) => f.seq)).toEqual([9, 10, 11]);
+    // a resume from before what was acknowledged cannot be served in full: flagged lossy
+    again.terminate();
+    const late = await WsClient.open(`${node.ws}/rt/ws?sid=${c.open.sid}&token=${encodeURIComponent(c.open.token)}&last=2`);
+    expect(late.open).toMatchObject({ recovered: false, last: 11 });
+  });
+
+  it('an ack beyond what the connection was sent releases only what it was sent', async () => {
+    let held: ((v: unknown) => void) | null = null;
+    const node = await startNode({
+      app: {
+        async event(s, e, args, reply) {
+          if (e === 'slow') await new Promise((r) => (held = r));
+          reply?.(...args);
+        },
+      },
+    });
+    const c = await WsClient.open(`${node.ws}/rt/ws`);
+    const s = () => node.gateway.sessions.get(c.open.sid)!;
+    for (let i = 0; i < 3; i++) await c.request('fast', i);
+    expect(s().sent).toBe(3);
+    c.send({ type: 'ack', last: 1000 });
+    await vi.waitFor(() => expect(s().outbox.size).toBe(0));
+    // nothing was released that had not been written: the next entries carry on from seq 4
+    const slow = c.request('slow', 'x');
+    await vi.waitFor(() => expect(held).not.toBeNull());
+    held!(undefined);
+    expect(await slow).toMatchObject({ seq: 4, args: ['x'] });
+  });
+
   it('a session moves between transports: WebSocket to long-polling and back, nothing lost', async () => {
     const node = await startNode();
     const c = await WsClient.open(`${node.ws}/rt/ws`);

@@ -180,6 +180,9 @@ export function validateClientFrame(v: unknown, relayed = false): ClientFrame | 
     case 'refused':
       // a wire's own refusal, relayed from another node: never from a client
       return relayed && isAckId(f.ack) && typeof f.error === 'string' ? (f as ClientFrame) : null;
+    case 'ack':
+      // seqs start at 1; 0 acknowledges nothing (harmless)
+      return Number.isSafeInteger(f.last) && (f.last as number) >= 0 && f.cseq === undefined ? (f as ClientFrame) : null;
     case 'pong':
     case 'close':
       return f as ClientFrame;

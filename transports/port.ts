@@ -32,6 +32,11 @@ export type ClientFrame =
    * an error reply for `ack`, in order with the session's other entries (and numbered with them)
    */
   | { type: 'refused'; ack: string | number; error: string; cseq?: number }
+  /**
+   * The client has every entry up to `last` (native `{"type":"ack","last":N}`): they are released
+   * (see Port.acknowledge); written entries otherwise wait in the outbox for a replay
+   */
+  | { type: 'ack'; last: number }
   | { type: 'pong' }
   | { type: 'close' };
 
