@@ -3,7 +3,7 @@
  * It implements the wires' `Port` (transports/port.ts) and mounts them; worker output is applied
  * by worker-output.ts. No dialect is known here: connections encode with their own codecs.
  */
-import { randomBytes } from 'node:crypto';
+import { randomId } from '../transports/ids.ts';
 import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts';
 import { NODE_ID, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { errors, type ErrorCode } from '../transports/errors.ts';
@@ -204,7 +204,7 @@ export class Gateway implements SessionOwner, Port {
 
   /** Creates a session and asks a worker to accept it; `conn.sendOpen` follows on accept. */
   open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed = false, chosen?: string, claim?: Claim): Session {
-    const sid = chosen ?? randomBytes(12).toString('base64url');
+    const sid = chosen ?? randomId(12);
     const s = this.newSession(sid, meta, transport);
     s.conn = conn;
     s.lossy = resumeFailed;

@@ -3,7 +3,14 @@
  * cut to 22 characters (132 bits). The token proves the client was given this sid and names the
  * node that holds the session's state, so any node can route a request for it.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+
+/** the secret as a KeyObject (an HMAC keyed with one costs less to make: a node signs every open) */
+let keyOf: { secret: string; key: KeyObject } | null = null;
+function hmacKey(secret: string): KeyObject {
+  if (keyOf === null || keyOf.secret !== secret) keyOf = { secret, key: createSecretKey(Buffer.from(secret)) };
+  return keyOf.key;
+}
 
 export function signToken(secret: string, sid: string, nodeId: string): string {
   return nodeId + '.' + signature(secret, sid, nodeId);
@@ -21,7 +28,7 @@ export function verifyToken(secret: string, sid: string, token: string): string 
 }
 
 function signature(secret: string, sid: string, nodeId: string): string {
-  return createHmac('sha256', secret).update(sid).update('.').update(nodeId).digest('base64url').slice(0, 22);
+  return createHmac('sha256', hmacKey(secret)).update(sid + '.' + nodeId).digest('base64url').slice(0, 22);
 }
 
 /**
@@ -30,7 +37,7 @@ function signature(secret: string, sid: string, nodeId: string): string {
  * compares the `pid` it gets back with the one it sent to tell whether it recovered).
  */
 export function signResumeKey(secret: string, sid: string): string {
-  return sid + '.' + createHmac('sha256', secret).update('resume.').update(sid).digest('base64url').slice(0, 22);
+  return sid + '.' + createHmac('sha256', hmacKey(secret)).update('resume.' + sid).digest('base64url').slice(0, 22);
 }
 
 /** @returns the sid a valid resume key names (anything after a second dot is ignored), or null */

@@ -237,3 +237,34 @@ describe('HTTP wires take a framer', () => {
     expect(await newer).toEqual([{ type: 'event', seq: 1, event: 'echo', args: ['to the newer'] }]);
   });
 });
+
+describe('ids and tokens', () => {
+  it('randomId: base64url of the asked length, never the same twice across pool refills', async () => {
+    const { randomId } = await import('../transports/ids.ts');
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const id = randomId(12); // 2000 × 12 bytes: several 4 KiB pools
+      expect(id).toMatch(/^[A-Za-z0-9_-]{16}$/);
+      seen.add(id);
+    }
+    expect(seen.size).toBe(2000);
+    expect(randomId(15)).toMatch(/^[A-Za-z0-9_-]{20}$/);
+  });
+
+  it('a token is the HMAC-SHA256 of "<sid>.<node>" with the secret; one signed with another secret is refused', async () => {
+    const { createHmac } = await import('node:crypto');
+    const { signToken, verifyToken, signResumeKey, verifyResumeKey } = await import('../gateway/token.ts');
+    const t = signToken('s3cret', 'abc', 'n1');
+    expect(t).toBe('n1.' + createHmac('sha256', 's3cret').update('abc.n1').digest('base64url').slice(0, 22));
+    expect(verifyToken('s3cret', 'abc', t)).toBe('n1');
+    expect(verifyToken('other', 'abc', t)).toBeNull();
+    expect(verifyToken('s3cret', 'abd', t)).toBeNull();
+    // the key object is per secret: alternating secrets sign as each one alone does
+    expect(signToken('other', 'abc', 'n1')).not.toBe(t);
+    expect(signToken('s3cret', 'abc', 'n1')).toBe(t);
+    const k = signResumeKey('s3cret', 'abc');
+    expect(k).toBe('abc.' + createHmac('sha256', 's3cret').update('resume.abc').digest('base64url').slice(0, 22));
+    expect(verifyResumeKey('s3cret', k)).toBe('abc');
+    expect(verifyResumeKey('other', k)).toBeNull();
+  });
+});

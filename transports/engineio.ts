@@ -9,7 +9,7 @@
  * @see https://github.com/socketio/engine.io-protocol
  * @see ../docs/socketio.md
  */
-import { randomBytes } from 'node:crypto';
+import { randomId } from './ids.ts';
 import type { HttpResponse, WebSocket } from 'uWebSockets.js';
 import type { Carrier, Port, Link } from './port.ts';
 import { Exchange, clientIp, readBody, readRequest, upgrade, type RequestInfo } from './http.ts';
@@ -508,7 +508,7 @@ export class Engine {
 
   /** A new carrier, and the open packet it starts with */
   private handshake(info: EioRequest, transport: 'polling' | 'websocket'): { c: EioCarrier; open: string } {
-    const sid = randomBytes(15).toString('base64url') + '.' + this.link.node;
+    const sid = randomId(15) + '.' + this.link.node;
     const c = this.newCarrier(sid, info, transport, this);
     this.carriers.set(sid, c);
     const open = '0' + JSON.stringify({ sid, upgrades: transport === 'polling' ? ['websocket'] : [], pingInterval: this.o.pingIntervalMs, pingTimeout: this.o.pingTimeoutMs, maxPayload: this.o.maxPayload });

@@ -20,7 +20,7 @@ import { ACK, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, SioProtocolError, defau
 import { parseLast } from './query.ts';
 import { warnOnce } from './log.ts';
 import { errors } from './errors.ts';
-import { randomBytes } from 'node:crypto';
+import { randomId } from './ids.ts';
 
 export interface SocketIoOptions {
   /** @default '/socket.io/' */
@@ -341,7 +341,7 @@ class SioConnection implements Connection {
       // lost entries it gets another (still valid: a signed key with anything after a second dot)
       const pid = this.client.port.resumeKey(s.sid);
       const r = this.resume;
-      data.pid = r === null ? pid : info.recovered === true ? r.pid : r.pid === pid ? pid + '.' + randomBytes(3).toString('base64url') : pid;
+      data.pid = r === null ? pid : info.recovered === true ? r.pid : r.pid === pid ? pid + '.' + randomId(3) : pid;
     }
     this.client.write(CONNECT, this.nsp, undefined, data);
   }
