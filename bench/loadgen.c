@@ -501,8 +501,15 @@ static void queue_text(struct conn *c, const char *s) {
 
 /* ---------------------------------------------------------------- native over HTTP: sending */
 
+static int sock_open(struct conn *c, int which);
+
 static void post_flush(struct conn *c) {
     if (c->post_busy || c->postq.len == 0 || c->state == ST_DEAD) return;
+    /* its keep-alive connection timed out: a new one (the request waits in wbuf until it connects) */
+    if (c->s[1].fd < 0 && sock_open(c, 1) < 0) {
+        conn_kill(c, strerror(errno));
+        return;
+    }
     char head[768];
     int n = snprintf(head, sizeof head,
                      "POST /rt/send?sid=%s&token=%s HTTP/1.1\r\n"
@@ -1467,6 +1474,12 @@ static void on_readable(struct conn *c, int which, uint64_t t) {
             return;
         }
         if (n == 0) {
+            /* the POST socket, idle between POSTs, closed by the server's HTTP keep-alive timeout
+             * (uWS: about 10 s): a client simply opens a new one for its next POST */
+            if (IS_HTTP && which == 1 && !c->post_busy) {
+                sock_close(s, 0);
+                return;
+            }
             conn_kill(c, "server closed the connection");
             return;
         }
