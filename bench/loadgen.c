@@ -320,6 +320,17 @@ static uint64_t n_protocol_errors, n_pings, n_other_frames, n_unmatched, n_bad_p
 
 enum phase { PH_CONNECT, PH_JOIN, PH_WARMUP, PH_MEASURE, PH_DONE };
 static enum phase phase = PH_CONNECT;
+static uint64_t t_phase;     /* when the current phase began */
+static double cpu_at_start;  /* the generator's CPU seconds when the measured window opened */
+
+/* The measured window opens; the harness samples the server's CPU over exactly this window. */
+static void start_measuring(uint64_t t) {
+    phase = PH_MEASURE;
+    t_phase = t;
+    cpu_at_start = cpu_seconds();
+    printf("{\"phase\":\"measure\"}\n");
+    fflush(stdout);
+}
 static uint64_t measured_msgs;
 static int sending;      /* new messages are sent for each echo while set */
 static uint64_t opens_measured;
@@ -1758,8 +1769,9 @@ int main(int argc, char **argv) {
     }
 
     const uint64_t t_begin = now_ns();
-    uint64_t t_phase = t_begin, t_warm_end = 0, t_measure_end = 0;
-    double cpu_at_start = 0, connect_s = 0;
+    uint64_t t_warm_end = 0, t_measure_end = 0;
+    double connect_s = 0;
+    t_phase = t_begin;
     int holding = 0;  /* idle mode: all connections are settled and we are only waiting */
     const char *status = "ok";
     if (opt.mode == MODE_OPEN) {
@@ -1820,11 +1832,7 @@ int main(int argc, char **argv) {
                     if (conns[i].state == ST_CLOSING && t - conns[i].t_start > 1000000000ull) conn_kill(&conns[i], "no close");
             }
             if (phase == PH_WARMUP && t >= t_warm_end) {
-                phase = PH_MEASURE;
-                t_phase = t;
-                cpu_at_start = cpu_seconds();
-                printf("{\"phase\":\"measure\"}\n");
-                fflush(stdout);
+                start_measuring(t);
             } else if ((phase == PH_MEASURE && t >= t_measure_end) || stop_requested) {
                 double wall = phase == PH_MEASURE ? (double)(t - t_phase) / 1e9 : 0;
                 double cpu = phase == PH_MEASURE ? cpu_seconds() - cpu_at_start : 0;
@@ -1855,7 +1863,7 @@ int main(int argc, char **argv) {
                     holding = 1;
                     phase = PH_MEASURE;
                     t_phase = t;
-                    cpu_at_start = cpu_seconds();
+                    cpu_at_start = cpu_seconds();  /* (idle mode prints its ready line instead of a phase mark) */
                 } else if (opt.mode == MODE_FANOUT) {
                     /* every member joins the room (with an ack) before the first broadcast */
                     static const char join[] = "{\"type\":\"event\",\"event\":\"join\",\"args\":[\"bench\"],\"ack\":1}";
@@ -1915,12 +1923,7 @@ int main(int argc, char **argv) {
         int enough = opt.mode == MODE_FANOUT && opt.broadcasts > 0 && phase == PH_MEASURE && b_completed >= (uint64_t)opt.broadcasts;
         int members_lost = opt.mode == MODE_FANOUT && n_joined < b_members;
         if (phase == PH_WARMUP && t >= t_warm_end) {
-            phase = PH_MEASURE;
-            t_phase = t;
-            cpu_at_start = cpu_seconds();
-            /* Lets the harness sample the server's CPU over exactly the measured window. */
-            printf("{\"phase\":\"measure\"}\n");
-            fflush(stdout);
+            start_measuring(t);
         } else if ((phase == PH_MEASURE && (t >= t_measure_end || enough)) || stop_requested || n_ready == 0 || members_lost) {
             double wall = phase == PH_MEASURE ? (double)(t - t_phase) / 1e9 : 0;
             double cpu = phase == PH_MEASURE ? cpu_seconds() - cpu_at_start : 0;
