@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { http } from './helpers.ts';
@@ -39,6 +39,36 @@ describe('switchyard CLI', () => {
     expect(await js.text()).toContain('export');
     child.kill('SIGTERM');
     await vi.waitFor(() => expect(child.exitCode).toBe(0), { timeout: 10000 });
+  });
+
+  it('npm start: SIGTERM to npm reaches the node, which closes and exits (no orphan left serving)', async () => {
+    // npm runs the script through `sh -c`; without `exec` the shell dies and the node keeps serving
+    // its own process group: whatever is left of it (an orphaned node) is killed after the test
+    const child = spawn('npm', ['start', '--silent', '--', '--port', '0', '--host', '127.0.0.1'], { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    onTestFinished(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const port = await vi.waitFor(
+      () => {
+        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+        if (!m) throw new Error(out);
+        return Number(m[1]);
+      },
+      { timeout: 20000, interval: 50 },
+    );
+    expect((await http(`http://127.0.0.1:${port}/healthz`)).body).toMatchObject({ status: 'ok' });
+    child.kill('SIGTERM');
+    await vi.waitFor(() => expect(child.exitCode ?? child.signalCode).not.toBeNull(), { timeout: 10000 });
+    expect(out).toContain('switchyard: SIGTERM, closing');
+    // the node itself is gone: nothing answers on its port
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });
 
   it('refuses an unknown command with exit code 2', async () => {
