@@ -138,7 +138,7 @@ function parseOptions(argv: string[]): Options {
     openDuration: quick ? 1.5 : 2,
     serverWarmup: quick ? 1 : 2,
     idle: Math.max(1, Math.round(num('idle', 10000))),
-    idleWarm: quick ? 200 : 500,
+    idleWarm: 500,
     steady: num('steady', 8),
     members: Math.max(2, Math.round(num('members', 1000))),
     repeat: Math.max(1, Math.round(num('repeat', quick ? 1 : 3))),
