@@ -28,7 +28,7 @@ options:
   --app M         application module
   --nats URLS     NATS servers, comma-separated (the client fails over between them)
   --ping-ms N, --resume-window-ms N, --max-payload-bytes N, --outbox-max-frames N,
-  --outbox-max-bytes N,
+  --outbox-max-bytes N, --max-sessions N (default: the open-file limit less a tenth; 0 = none),
   --poll-timeout-ms N, --heartbeat-ms N, --member-timeout-ms N, --epsilon X,
   --request-timeout-ms N (worker, start: how long session.request waits for the client),
   --trust-proxy   take client addresses from X-Forwarded-For / Forwarded (behind your own proxy)
@@ -56,6 +56,7 @@ export async function main(argv: string[]): Promise<void> {
       'max-payload-bytes': { type: 'string' },
       'outbox-max-frames': { type: 'string' },
       'outbox-max-bytes': { type: 'string' },
+      'max-sessions': { type: 'string' },
       nats: { type: 'string' },
       'node-id': { type: 'string' },
       'worker-id': { type: 'string' },
@@ -95,6 +96,7 @@ export async function main(argv: string[]): Promise<void> {
     maxPayloadBytes: int(values['max-payload-bytes'], 'max-payload-bytes'),
     outboxMaxFrames: int(values['outbox-max-frames'], 'outbox-max-frames'),
     outboxMaxBytes: int(values['outbox-max-bytes'], 'outbox-max-bytes'),
+    maxSessions: int(values['max-sessions'], 'max-sessions'),
     ackTimeoutMs: int(values['ack-timeout-ms'], 'ack-timeout-ms'),
     relayTimeoutMs: int(values['relay-timeout-ms'], 'relay-timeout-ms'),
     pollTimeoutMs: int(values['poll-timeout-ms'], 'poll-timeout-ms'),

@@ -113,10 +113,16 @@ export class Gateway implements SessionOwner, Port {
     if (this.options.socketio !== false) this.engineio = mountSocketIo(this, this.options.socketio);
     if (this.options.signalr !== false) this.signalr = mountSignalR(this, this.options.signalr);
     if (this.options.sockjs !== false) mountSockJs(this, this.options.sockjs);
+    // liveness: 200 as long as the node serves at all (draining or saturated included)
     this.app.get('/healthz', (res) => {
+      new Exchange(res, '').reply(200, 'application/json', JSON.stringify(this.health()));
+    });
+    // readiness: 503 while draining or at the session limit, so a balancer sends new clients elsewhere
+    this.app.get('/readyz', (res) => {
+      const why = this.unready();
       const ex = new Exchange(res, '');
-      // 503 while draining: load balancers take the node out at once
-      ex.reply(this.draining ? 503 : 200, 'application/json', JSON.stringify(this.health()));
+      if (why === null) ex.reply(200, 'application/json', '{"ready":true}');
+      else ex.reply(503, 'application/json', JSON.stringify({ ready: false, reason: why }), { 'Retry-After': '1' });
     });
     if (this.options.serveDemo) mountStatic(this);
     this.app.any('/*', (res, req) => {
@@ -163,9 +169,17 @@ export class Gateway implements SessionOwner, Port {
     (this.app as unknown as { close?: () => void }).close?.();
   }
 
+  /** Why the node should get no new clients now ('draining', 'saturated'), or null */
+  unready(): 'draining' | 'saturated' | null {
+    if (this.draining) return 'draining';
+    const max = this.options.maxSessions;
+    return max > 0 && this.sessions.size >= max ? 'saturated' : null;
+  }
+
   health(): Record<string, unknown> {
     return {
-      status: this.draining ? 'draining' : 'ok',
+      status: this.unready() ?? 'ok',
+      maxSessions: this.options.maxSessions,
       engine: this.engine,
       node: this.nodeId,
       sessions: this.sessions.size,

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
 import type { SocketIoOptions } from '../transports/socketio.ts';
 import type { SignalROptions } from '../transports/signalr.ts';
@@ -29,7 +30,12 @@ export interface GatewayOptions {
   outboxMaxBytes?: number;
   /** largest client frame (WebSocket message) or POST body @default 65536 */
   maxPayloadBytes?: number;
-  /** sessions this node admits; 0 = no limit @default 0 */
+  /**
+   * sessions this node admits (past it: SY_ERR_TOO_MANY_SESSIONS, and `/readyz` answers 503);
+   * 0 = no limit @default the process's open-file limit less a tenth (at least 64) for listeners,
+   * HTTP requests, the bus and files: 18,000 at `ulimit -n` 20,000, 921 at 1,024; 0 where the
+   * limit cannot be read
+   */
   maxSessions?: number;
   /** allowed `Origin` values; empty = any @default [] */
   allowedOrigins?: string[];
@@ -101,6 +107,21 @@ export const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio' | 'signalr' | 'sockjs'>> & { socketio: SocketIoOptions | false; signalr: SignalROptions | false; sockjs: SockJsOptions | false };
 
+/** See GatewayOptions.maxSessions */
+export function defaultMaxSessions(fds = openFileLimit()): number {
+  return fds > 0 ? Math.max(1, fds - Math.max(64, Math.ceil(fds / 10))) : 0;
+}
+
+/** The soft limit on open files (`ulimit -n`), from /proc (Linux); 0 when unknown or unlimited */
+export function openFileLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m === null ? 0 : Number(m[1]);
+  } catch {
+    return 0;
+  }
+}
+
 export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   const r: ResolvedOptions = {
     port: 8080,
@@ -113,7 +134,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     outboxMaxFrames: 1024,
     outboxMaxBytes: 1024 * 1024,
     maxPayloadBytes: 64 * 1024,
-    maxSessions: 0,
+    maxSessions: defaultMaxSessions(),
     allowedOrigins: [],
     trustProxy: false,
     wsHighWaterBytes: 256 * 1024,

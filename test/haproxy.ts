@@ -92,7 +92,7 @@ backend gateways
   balance roundrobin
   # HTTP/1.1: uWebSockets.js does not answer HTTP/1.0 requests (HAProxy's default for checks)
   option httpchk
-  http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host localhost
+  http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host localhost
   http-check expect status 200
 ${cluster.gateways.map((g) => `  server ${g.id} 127.0.0.1:${g.port} check inter 200 fall 3 rise 1`).join('\n')}
 `,

@@ -82,3 +82,66 @@ describe('input the core refuses at decode', () => {
     }
   });
 });
+
+describe('readiness and the session limit', () => {
+  it('maxSessions defaults to the open-file limit less a tenth (at least 64)', async () => {
+    const { defaultMaxSessions, openFileLimit, resolveOptions } = await import('../gateway/options.ts');
+    expect(defaultMaxSessions(20_000)).toBe(18_000);
+    expect(defaultMaxSessions(1024)).toBe(921);
+    expect(defaultMaxSessions(100)).toBe(36);
+    expect(defaultMaxSessions(0)).toBe(0);
+    // this process's own limit (ulimit -n), read from /proc
+    expect(openFileLimit()).toBeGreaterThan(0);
+    expect(resolveOptions({}).maxSessions).toBe(defaultMaxSessions(openFileLimit()));
+  });
+
+  it('at maxSessions: /readyz 503 "saturated" with Retry-After, /healthz still 200, new sessions refused with 1013; ready again once one leaves', async () => {
+    const n = await startNode({ maxSessions: 2 });
+    const ready = async () => {
+      const r = await fetch(`${n.url}/readyz`);
+      return { status: r.status, retry: r.headers.get('retry-after'), body: await r.json() };
+    };
+    expect(await ready()).toEqual({ status: 200, retry: null, body: { ready: true } });
+    const a = await WsClient.open(`${n.ws}/rt/ws`);
+    const b = await WsClient.open(`${n.ws}/rt/ws`);
+    expect(await ready()).toEqual({ status: 503, retry: '1', body: { ready: false, reason: 'saturated' } });
+    const health = await fetch(`${n.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'saturated', sessions: 2, maxSessions: 2 });
+    const c = await WsClient.open(`${n.ws}/rt/ws`);
+    expect(c.frames[0]).toEqual({ type: 'close', code: 1013, reason: 'SY_ERR_TOO_MANY_SESSIONS' });
+    expect((await c.waitClosed()).code).toBe(1013);
+    // those already in are served as before
+    expect((await a.request('echo', 'still')).args).toEqual(['still']);
+    b.send({ type: 'close' });
+    await vi.waitFor(async () => expect((await ready()).status).toBe(200));
+  });
+
+  it('draining: /readyz answers 503 "draining" on a connection still open, /healthz 200', async () => {
+    const n = await startNode();
+    // a session keeps the node draining for the window (with none it closes at once)
+    await WsClient.open(`${n.ws}/rt/ws`);
+    const { connect } = await import('node:net');
+    const sock = connect(n.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    let got = '';
+    sock.on('data', (d) => (got += d));
+    const ask = async (path: string) => {
+      got = '';
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      await vi.waitFor(() => expect(got).toMatch(/\r\n\r\n.*\}$/s));
+      return got;
+    };
+    expect(await ask('/readyz')).toMatch(/^HTTP\/1\.1 200/);
+    const draining = n.gateway.drain(1000, 100);
+    const r = await ask('/readyz');
+    expect(r).toMatch(/^HTTP\/1\.1 503/);
+    expect(r).toMatch(/\r\nRetry-After: 1\r\n/i);
+    expect(r).toContain('{"ready":false,"reason":"draining"}');
+    const h = await ask('/healthz');
+    expect(h).toMatch(/^HTTP\/1\.1 200/);
+    expect(h).toContain('"status":"draining"');
+    sock.destroy();
+    await draining;
+  });
+});
