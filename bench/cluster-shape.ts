@@ -45,5 +45,5 @@ process.on('SIGTERM', () => void stop(0));
 process.on('SIGINT', () => void stop(0));
 
 run(['worker', '--nats', nats.url, '--worker-id', 'bench-w1']);
-run(['gateway', '--nats', nats.url, '--port', String(port), '--host', '127.0.0.1', '--node-id', 'bench-g1']);
-if (port2) run(['gateway', '--nats', nats.url, '--port', String(port2), '--host', '127.0.0.1', '--node-id', 'bench-g2']);
+run(['gateway', '--nats', nats.url, '--port', String(port), '--host', '127.0.0.1', '--node-id', 'bench-g1', '--ip-open-rate', '0']);
+if (port2) run(['gateway', '--nats', nats.url, '--port', String(port2), '--host', '127.0.0.1', '--node-id', 'bench-g2', '--ip-open-rate', '0']);

@@ -29,6 +29,8 @@ options:
   --nats URLS     NATS servers, comma-separated (the client fails over between them)
   --ping-ms N, --resume-window-ms N, --max-payload-bytes N, --outbox-max-frames N,
   --outbox-max-bytes N, --max-sessions N (default: the open-file limit less a tenth; 0 = none),
+  --ip-open-rate N, --ip-open-burst N (new sessions per second per client address, and at once;
+                  default 100 and 500; 0 = no limit; behind a load balancer use --trust-proxy),
   --poll-timeout-ms N, --heartbeat-ms N, --member-timeout-ms N, --epsilon X,
   --request-timeout-ms N (worker, start: how long session.request waits for the client),
   --trust-proxy   take client addresses from X-Forwarded-For / Forwarded (behind your own proxy)
@@ -57,6 +59,8 @@ export async function main(argv: string[]): Promise<void> {
       'outbox-max-frames': { type: 'string' },
       'outbox-max-bytes': { type: 'string' },
       'max-sessions': { type: 'string' },
+      'ip-open-rate': { type: 'string' },
+      'ip-open-burst': { type: 'string' },
       nats: { type: 'string' },
       'node-id': { type: 'string' },
       'worker-id': { type: 'string' },
@@ -97,6 +101,8 @@ export async function main(argv: string[]): Promise<void> {
     outboxMaxFrames: int(values['outbox-max-frames'], 'outbox-max-frames'),
     outboxMaxBytes: int(values['outbox-max-bytes'], 'outbox-max-bytes'),
     maxSessions: int(values['max-sessions'], 'max-sessions'),
+    ipOpenRate: int(values['ip-open-rate'], 'ip-open-rate'),
+    ipOpenBurst: int(values['ip-open-burst'], 'ip-open-burst'),
     ackTimeoutMs: int(values['ack-timeout-ms'], 'ack-timeout-ms'),
     relayTimeoutMs: int(values['relay-timeout-ms'], 'relay-timeout-ms'),
     pollTimeoutMs: int(values['poll-timeout-ms'], 'poll-timeout-ms'),

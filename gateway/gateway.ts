@@ -31,6 +31,7 @@ import { Exchange } from '../transports/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
 import { warnOnce } from '../transports/log.ts';
 import { Entry } from '../transports/entry.ts';
+import { RateLimiter } from './rate-limit.ts';
 
 export interface GatewayDeps {
   bus: Bus;
@@ -54,6 +55,9 @@ export class Gateway implements SessionOwner, Port {
   readonly sessions = new Map<string, Session>();
   /** @internal */
   readonly rooms: Rooms;
+  /** new sessions per client address (ipOpenRate, ipOpenBurst) */
+  private readonly openRate: RateLimiter;
+  private prunedAt = 0;
   /** sessions without a connection, checked for expiry */
   private readonly detached = new Set<Session>();
   /** sessions waiting for a worker's accept, with their deadline */
@@ -98,6 +102,7 @@ export class Gateway implements SessionOwner, Port {
   constructor(options: GatewayOptions, deps: GatewayDeps) {
     this.options = resolveOptions(options);
     this.outboxLimits = { maxEntries: this.options.outboxMaxFrames, maxBytes: this.options.outboxMaxBytes };
+    this.openRate = new RateLimiter(this.options.ipOpenRate, this.options.ipOpenBurst);
     this.nodeId = this.options.nodeId;
     this.bus = deps.bus;
     this.partitionSubjects = Array.from({ length: this.options.partitionCount }, (_, p) => subjects.partition(p));
@@ -195,12 +200,13 @@ export class Gateway implements SessionOwner, Port {
 
   // ---- admission (Port) ------------------------------------------------------------------------
 
-  admit(origin: string, isNew: boolean): ErrorCode | null {
+  admit(origin: string, isNew: boolean, ip = ''): ErrorCode | null {
     // a draining node still serves its sessions' requests (answering with Connection: close)
     if (this.draining && isNew) return 'SY_ERR_SHUTTING_DOWN';
     const allowed = this.options.allowedOrigins;
     if (allowed.length > 0 && origin !== '' && !allowed.includes(origin)) return 'SY_ERR_BAD_ORIGIN';
     if (isNew && this.options.maxSessions > 0 && this.sessions.size >= this.options.maxSessions) return 'SY_ERR_TOO_MANY_SESSIONS';
+    if (isNew && ip !== '' && !this.openRate.take(ip, Date.now())) return 'SY_ERR_RATE_LIMITED';
     return null;
   }
 
@@ -633,6 +639,11 @@ export class Gateway implements SessionOwner, Port {
 
   private sweep(): void {
     const now = Date.now();
+    // addresses whose buckets refilled are forgotten (every few seconds: the table can be large)
+    if (now - this.prunedAt >= 5000) {
+      this.prunedAt = now;
+      this.openRate.prune(now);
+    }
     const window = this.options.resumeWindowMs;
     for (const s of this.detached) {
       if (now - s.detachedAt > window) this.closeSession(s, errors.SY_ERR_SESSION_TIMEOUT.ws, 'SY_ERR_SESSION_TIMEOUT', true);

@@ -37,6 +37,16 @@ export interface GatewayOptions {
    * limit cannot be read
    */
   maxSessions?: number;
+  /**
+   * new sessions (and Socket.IO carriers) per second from one client address, sustained: a token
+   * bucket refilled at this rate; past it SY_ERR_RATE_LIMITED (503 with Retry-After, WebSocket
+   * 1013). The address is the socket's, or with `trustProxy` the forwarded one: behind a load
+   * balancer without `trustProxy` every client has the balancer's address, so raise this or set
+   * `trustProxy`. 0 = no limit @default 100
+   */
+  ipOpenRate?: number;
+  /** new sessions one address may open at once before `ipOpenRate` applies (the bucket's size) @default 500 */
+  ipOpenBurst?: number;
   /** allowed `Origin` values; empty = any @default [] */
   allowedOrigins?: string[];
   /** take the client address from X-Forwarded-For / Forwarded (only behind a proxy you run) @default false */
@@ -135,6 +145,8 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     outboxMaxBytes: 1024 * 1024,
     maxPayloadBytes: 64 * 1024,
     maxSessions: defaultMaxSessions(),
+    ipOpenRate: 100,
+    ipOpenBurst: 500,
     allowedOrigins: [],
     trustProxy: false,
     wsHighWaterBytes: 256 * 1024,
@@ -151,7 +163,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
-    ['maxPayloadBytes', 64], ['maxSessions', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
+    ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
   ];
   for (const [k, min] of ints) {
     const v = r[k];

@@ -30,8 +30,8 @@ export class WsClient {
   readonly sock: WebSocket;
   private opened: Promise<void>;
 
-  constructor(url: string, opts: { binary?: boolean; headers?: Record<string, string> } = {}) {
-    this.sock = new WebSocket(url, { headers: opts.headers });
+  constructor(url: string, opts: { binary?: boolean; headers?: Record<string, string>; localAddress?: string } = {}) {
+    this.sock = new WebSocket(url, { headers: opts.headers, localAddress: opts.localAddress });
     this.sock.on('message', (d, isBinary) => {
       this.frames.push(isBinary ? unpackFrame(d as Buffer) : JSON.parse(d.toString()));
     });
@@ -45,7 +45,7 @@ export class WsClient {
     });
   }
 
-  static async open(url: string, opts?: { binary?: boolean; headers?: Record<string, string> }): Promise<WsClient> {
+  static async open(url: string, opts?: { binary?: boolean; headers?: Record<string, string>; localAddress?: string }): Promise<WsClient> {
     const c = new WsClient(url, opts);
     await c.opened;
     await c.next((f) => f.type === 'open' || f.type === 'close');

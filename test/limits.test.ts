@@ -145,3 +145,55 @@ describe('readiness and the session limit', () => {
     await draining;
   });
 });
+
+describe('new sessions per client address', () => {
+  it('past ipOpenBurst at once and ipOpenRate per second: SY_ERR_RATE_LIMITED on every wire (1013, 503 + Retry-After); resumes, other addresses and sessions already open are served', async () => {
+    const n = await startNode({ ipOpenRate: 5, ipOpenBurst: 3 });
+    const a = await WsClient.open(`${n.ws}/rt/ws`);
+    await WsClient.open(`${n.ws}/rt/ws`);
+    await WsClient.open(`${n.ws}/rt/ws`);
+    // the fourth within the same moment: refused, with the documented close
+    const d = await WsClient.open(`${n.ws}/rt/ws`);
+    expect(d.frames[0]).toEqual({ type: 'close', code: 1013, reason: 'SY_ERR_RATE_LIMITED' });
+    expect((await d.waitClosed()).code).toBe(1013);
+    // HTTP wires: 503 with Retry-After (native long-polling, Engine.IO's handshake, SignalR's negotiate)
+    const poll = await fetch(`${n.url}/rt/poll`);
+    expect([poll.status, poll.headers.get('retry-after')]).toEqual([503, '1']);
+    expect(await poll.json()).toMatchObject({ error: 'SY_ERR_RATE_LIMITED' });
+    const eio = await fetch(`${n.url}/socket.io/?EIO=4&transport=polling`);
+    expect([eio.status, eio.headers.get('retry-after')]).toEqual([503, '1']);
+    const neg = await fetch(`${n.url}/hubs/demo/negotiate?negotiateVersion=1`, { method: 'POST' });
+    expect([neg.status, neg.headers.get('retry-after')]).toEqual([503, '1']);
+    // a resume is not a new session; a session already open is served as before
+    a.terminate();
+    const again = await WsClient.open(`${n.ws}/rt/ws?sid=${a.open.sid}&token=${encodeURIComponent(a.open.token)}&last=0`);
+    expect(again.open).toMatchObject({ type: 'open', sid: a.open.sid, recovered: true });
+    expect((await again.request('echo', 'on')).args).toEqual(['on']);
+    // another address has its own bucket
+    const other = await WsClient.open(`${n.ws}/rt/ws`, { localAddress: '127.0.0.2' });
+    expect(other.open.type).toBe('open');
+    // refused attempts cost nothing: a token comes back within 1/ipOpenRate s
+    await vi.waitFor(
+      async () => {
+        const late = await WsClient.open(`${n.ws}/rt/ws`);
+        expect(late.frames[0]!.type).toBe('open');
+      },
+      { timeout: 3000, interval: 100 },
+    );
+  });
+
+  it('RateLimiter: a bucket of `burst`, refilled at `rate`/s; full buckets are forgotten; rate 0 admits all', async () => {
+    const { RateLimiter } = await import('../gateway/rate-limit.ts');
+    const r = new RateLimiter(10, 2);
+    expect([r.take('x', 0), r.take('x', 0), r.take('x', 0)]).toEqual([true, true, false]);
+    expect(r.take('y', 0)).toBe(true);
+    expect(r.take('x', 50)).toBe(false); // half a token
+    expect(r.take('x', 100)).toBe(true);
+    r.prune(100);
+    expect(r.size).toBe(1); // y is full again (forgotten), x is not
+    r.prune(1000);
+    expect(r.size).toBe(0);
+    const off = new RateLimiter(0, 1);
+    for (let i = 0; i < 100; i++) expect(off.take('x', 0)).toBe(true);
+  });
+});

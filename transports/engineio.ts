@@ -576,10 +576,10 @@ export class Engine {
       const sid = r.query.get('sid');
       // a sid we did not make names no carrier (and its node part must never reach a bus subject)
       if (sid !== null && !SID.test(sid)) return ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
-      const refused = port.admit(r.origin, sid === null);
+      const refused = port.admit(r.origin, sid === null, r.ip);
       if (refused !== null) {
         const e = ourError(refused);
-        return ex.reply(e.status, 'application/json', e.body);
+        return ex.reply(e.status, 'application/json', e.body, e.status === 503 ? { 'Retry-After': '1' } : undefined);
       }
       // a plain GET with transport=websocket (no upgrade) is not a poll
       if (r.query.get('transport') !== 'polling') return ex.reply(400, 'application/json', eioBody('BAD_REQUEST'));
@@ -652,7 +652,8 @@ export class Engine {
         const origin = req.getHeader('origin');
         const bad = this.check(q, 'get');
         const sid = q.get('sid');
-        const refused = port.admit(origin, sid === null);
+        const ip = sid === null ? clientIp(res, req, port.options.trustProxy) : '';
+        const refused = port.admit(origin, sid === null, ip);
         let error: { status: number; body: string } | null = null;
         if (bad !== null) error = { status: 400, body: eioBody(bad) };
         else if (q.get('transport') !== 'websocket') error = { status: 400, body: eioBody('BAD_REQUEST') };
@@ -661,7 +662,7 @@ export class Engine {
         else if (sid !== null && !this.isRemote(sid) && !this.carriers.has(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
         if (error !== null) return this.exchange(res, origin).reply(error.status, 'application/json', error.body, undefined, true);
         // a handshake keeps what the app may see; an upgrade only needs the sid
-        const info = sid === null ? { ip: clientIp(res, req, port.options.trustProxy), origin, userAgent: req.getHeader('user-agent'), query: appQuery(q) } : null;
+        const info = sid === null ? { ip, origin, userAgent: req.getHeader('user-agent'), query: appQuery(q) } : null;
         upgrade<SocketData>(res, req, context, { carrier: null, tunnel: null, sid, info });
       },
       open: (ws) => {

@@ -62,6 +62,14 @@ export const errors = {
     signalr: { http: 503, message: 'at negotiate' },
     sockjs: { http: 503 },
   },
+  SY_ERR_RATE_LIMITED: {
+    ws: 1013,
+    http: 503,
+    message: 'too many new sessions from this address; retry later',
+    eio: { http: 503, note: 'the handshake is refused (native JSON body)' },
+    signalr: { http: 503, message: 'at negotiate' },
+    sockjs: { http: 503 },
+  },
   SY_ERR_SHUTTING_DOWN: {
     ws: 1012,
     http: 503,

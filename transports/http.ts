@@ -84,6 +84,8 @@ export interface HttpAnswer {
  * One HTTP exchange. `aborted` turns true when the client goes away; after that nothing may
  * touch `res` (uWS would crash), which every method here respects.
  */
+const RETRY_AFTER: Record<string, string> = Object.freeze({ 'Retry-After': '1' }) as Record<string, string>;
+
 export class Exchange implements HttpAnswer {
   aborted = false;
   done = false;
@@ -121,7 +123,9 @@ export class Exchange implements HttpAnswer {
 
   /** Answers with an error's HTTP status and JSON body; `closeConnection` when the request body is unread */
   error(code: ErrorCode, message?: string, closeConnection = false): void {
-    this.reply(errors[code].http || 400, 'application/json', errorBody(code, message), undefined, closeConnection);
+    const status = errors[code].http || 400;
+    // a temporary refusal (the node's limits, a shutdown): when to try again
+    this.reply(status, 'application/json', errorBody(code, message), status === 503 ? RETRY_AFTER : undefined, closeConnection);
   }
 
   /** Starts a streamed answer (SSE): status and headers now, body by `write` */

@@ -167,8 +167,13 @@ export interface WireOptions {
 export interface Port {
   readonly app: TemplatedApp;
   readonly options: WireOptions;
-  /** the error for a new connection (`isNew`) or request from `origin`, or null */
-  admit(origin: string, isNew: boolean): ErrorCode | null;
+  /**
+   * The error for a new connection (`isNew`) or request from `origin`, or null. `ip`: the client's
+   * address, given where a new session or carrier starts: it counts against that address's rate
+   * of new sessions (give it once per client connection: a Socket.IO CONNECT on a carrier that
+   * was already admitted does not)
+   */
+  admit(origin: string, isNew: boolean, ip?: string): ErrorCode | null;
   /** the Access-Control-Allow-Origin value for `origin` ('' = none) */
   corsOrigin(origin: string): string;
   /** answers should close the connection (the node is draining) */

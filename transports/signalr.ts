@@ -155,8 +155,11 @@ export class SignalR {
 
   private negotiate(hub: string, r: RequestInfo, res: HttpResponse): void {
     const ex = this.exchange(res, r.origin);
-    const refused = this.port.admit(r.origin, true);
-    if (refused !== null) return ex.reply(errors[refused].http || 503, 'text/plain', errors[refused].message);
+    const refused = this.port.admit(r.origin, true, r.ip);
+    if (refused !== null) {
+      const status = errors[refused].http || 503;
+      return ex.reply(status, 'text/plain', errors[refused].message, status === 503 ? { 'Retry-After': '1' } : undefined);
+    }
     // a client that names no version speaks version 0 (TransportProtocols.md)
     const version = Number(r.query.get('negotiateVersion') ?? 0) >= 1 ? 1 : 0;
     const stateful = r.query.get('useStatefulReconnect') === 'true';
@@ -258,7 +261,7 @@ export class SignalR {
         const ex = () => this.exchange(res, r.origin);
         if (id === null) {
           // skipNegotiation: the socket is the whole connection
-          const refused = port.admit(r.origin, true);
+          const refused = port.admit(r.origin, true, r.ip);
           if (refused !== null) return ex().reply(errors[refused].http || 503, 'text/plain', errors[refused].message, undefined, true);
           return upgrade<SocketData>(res, req, context, { c: null, id: null, meta: this.meta(hub, r) });
         }

@@ -364,7 +364,7 @@ class SockJs {
       if (!ex.open) return;
       try {
         if (t === null || t.kind === 'error') {
-          const refused = port.admit(r.origin, true);
+          const refused = port.admit(r.origin, true, r.ip);
           if (refused !== null) return ex.error(refused);
           // `o` as soon as the id is this session's: at once on one node; in a cluster when the
           // sid's worker confirms the claim (before the app's open runs). The worker may say instead
@@ -461,7 +461,7 @@ class SockJs {
         const d = ws.getUserData();
         const c = new WsConnection(ws as never, rawCodec);
         d.c = c;
-        const refused = port.admit(d.meta.origin, true);
+        const refused = port.admit(d.meta.origin, true, d.meta.ip);
         if (refused !== null) return c.refuse(refused);
         c.session = port.open('websocket', d.meta, c);
       },
@@ -507,7 +507,7 @@ class SockJs {
         // the session is the connection (no resume over a WebSocket): always a new one, of its own
         // sid, which no SockJS URL can name; the id in the URL may be reused, even by two
         // connections at once (sockjs-protocol's test_reuseSessionId; the reference server does so)
-        const refused = port.admit(d.meta.origin, true);
+        const refused = port.admit(d.meta.origin, true, d.meta.ip);
         if (refused !== null) return c.refuse(refused);
         // `o` now, not when the worker accepted the session (see OPEN)
         ws.send(OPEN);

@@ -174,20 +174,21 @@ export function mountWebSocket(port: Port): void {
       const sid = q.get('sid') ?? '';
       const origin = req.getHeader('origin');
       const format = parseFormat(q.get('format') ?? undefined);
+      const ip = clientIp(res, req, o.trustProxy);
       const boot: Boot = {
         sid,
         token: q.get('token') ?? '',
         last: parseLast(q.get('last')),
         codec: nativeCodecs[format ?? 'json'],
         meta: {
-          ip: clientIp(res, req, o.trustProxy),
+          ip,
           origin,
           userAgent: req.getHeader('user-agent'),
           query: connectQuery(q),
           auth: q.get('auth') ?? req.getHeader('authorization'),
           dialect: 'native',
         },
-        error: format === null ? 'SY_ERR_BAD_REQUEST' : port.admit(origin, sid === ''),
+        error: format === null ? 'SY_ERR_BAD_REQUEST' : port.admit(origin, sid === '', ip),
       };
       upgrade<WsData>(res, req, context, { c: null, boot });
     },
@@ -215,7 +216,7 @@ export function mountWebSocket(port: Port): void {
           case 'error':
             if (t.error === 'SY_ERR_BAD_TOKEN') return c.refuse(t.error);
         }
-        const admitted = port.admit(boot.meta.origin, true);
+        const admitted = port.admit(boot.meta.origin, true, boot.meta.ip);
         if (admitted !== null) return c.refuse(admitted);
         resumeFailed = true;
       }
