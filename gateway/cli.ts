@@ -31,6 +31,7 @@ options:
   --outbox-max-bytes N, --max-sessions N (default: the open-file limit less a tenth; 0 = none),
   --ip-open-rate N, --ip-open-burst N (new sessions per second per client address, and at once;
                   default 100 and 500; 0 = no limit; behind a load balancer use --trust-proxy),
+  --max-rooms-per-session N (default 1000; 0 = no limit),
   --poll-timeout-ms N, --heartbeat-ms N, --member-timeout-ms N, --epsilon X,
   --request-timeout-ms N (worker, start: how long session.request waits for the client),
   --trust-proxy   take client addresses from X-Forwarded-For / Forwarded (behind your own proxy)
@@ -61,6 +62,7 @@ export async function main(argv: string[]): Promise<void> {
       'max-sessions': { type: 'string' },
       'ip-open-rate': { type: 'string' },
       'ip-open-burst': { type: 'string' },
+      'max-rooms-per-session': { type: 'string' },
       nats: { type: 'string' },
       'node-id': { type: 'string' },
       'worker-id': { type: 'string' },
@@ -103,6 +105,7 @@ export async function main(argv: string[]): Promise<void> {
     maxSessions: int(values['max-sessions'], 'max-sessions'),
     ipOpenRate: int(values['ip-open-rate'], 'ip-open-rate'),
     ipOpenBurst: int(values['ip-open-burst'], 'ip-open-burst'),
+    maxRoomsPerSession: int(values['max-rooms-per-session'], 'max-rooms-per-session'),
     ackTimeoutMs: int(values['ack-timeout-ms'], 'ack-timeout-ms'),
     relayTimeoutMs: int(values['relay-timeout-ms'], 'relay-timeout-ms'),
     pollTimeoutMs: int(values['poll-timeout-ms'], 'poll-timeout-ms'),

@@ -47,6 +47,8 @@ export interface GatewayOptions {
   ipOpenRate?: number;
   /** new sessions one address may open at once before `ipOpenRate` applies (the bucket's size) @default 500 */
   ipOpenBurst?: number;
+  /** rooms one session may be in; the join past it ends the session with SY_ERR_TOO_MANY_ROOMS; 0 = no limit @default 1000 */
+  maxRoomsPerSession?: number;
   /** allowed `Origin` values; empty = any @default [] */
   allowedOrigins?: string[];
   /** take the client address from X-Forwarded-For / Forwarded (only behind a proxy you run) @default false */
@@ -147,6 +149,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     maxSessions: defaultMaxSessions(),
     ipOpenRate: 100,
     ipOpenBurst: 500,
+    maxRoomsPerSession: 1000,
     allowedOrigins: [],
     trustProxy: false,
     wsHighWaterBytes: 256 * 1024,
@@ -163,7 +166,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
-    ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
+    ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['maxRoomsPerSession', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
   ];
   for (const [k, min] of ints) {
     const v = r[k];

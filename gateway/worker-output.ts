@@ -9,6 +9,7 @@ import { Entry } from '../transports/entry.ts';
 import type { Gateway } from './gateway.ts';
 import { SessionState, type Session } from './session.ts';
 import { warnOnce } from '../transports/log.ts';
+import { errors } from '../transports/errors.ts';
 
 export class WorkerOutput {
   constructor(private readonly gw: Gateway) {}
@@ -63,9 +64,13 @@ export class WorkerOutput {
         s.state = SessionState.Open;
         gw.opened(s);
         return;
-      case 'join':
+      case 'join': {
+        const max = gw.options.maxRoomsPerSession;
+        // a session in ever more rooms costs the node memory and subscriptions without bound
+        if (max > 0 && s.rooms !== null && s.rooms.size >= max && !s.rooms.has(w.room)) return gw.closeSession(s, errors.SY_ERR_TOO_MANY_ROOMS.ws, 'SY_ERR_TOO_MANY_ROOMS', true);
         gw.rooms.join(s, w.room);
         return;
+      }
       case 'leave':
         gw.rooms.leave(s, w.room);
         return;

@@ -197,3 +197,20 @@ describe('new sessions per client address', () => {
     for (let i = 0; i < 100; i++) expect(off.take('x', 0)).toBe(true);
   });
 });
+
+describe('rooms per session', () => {
+  it('the join past maxRoomsPerSession ends the session with SY_ERR_TOO_MANY_ROOMS (4429); rejoining a room it is in does not count; the node serves the rest', async () => {
+    const n = await startNode({ maxRoomsPerSession: 3 });
+    const c = await WsClient.open(`${n.ws}/rt/ws`);
+    for (const r of ['r1', 'r2', 'r3', 'r1']) expect((await c.request('join', r)).type).toBe('reply');
+    expect(n.gateway.sessions.get(c.open.sid)!.rooms!.size).toBe(3);
+    c.send({ type: 'event', event: 'join', args: ['r4'], ack: 99 });
+    expect(await c.next((f) => f.type === 'close')).toEqual({ type: 'close', code: 4429, reason: 'SY_ERR_TOO_MANY_ROOMS' });
+    expect((await c.waitClosed()).code).toBe(4429);
+    // it left every room (no subscription kept for it), and others are served
+    expect(n.gateway.rooms.size).toBe(0);
+    const d = await WsClient.open(`${n.ws}/rt/ws`);
+    expect((await d.request('join', 'r1')).type).toBe('reply');
+    expect(n.gateway.rooms.size).toBe(1);
+  });
+});
