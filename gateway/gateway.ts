@@ -32,6 +32,7 @@ import type { Outbox, OutboxLimits } from './outbox.ts';
 import { warnOnce } from '../transports/log.ts';
 import { Entry } from '../transports/entry.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { metricsRegistry, Stats, type MetricsSource } from './metrics.ts';
 
 export interface GatewayDeps {
   bus: Bus;
@@ -46,7 +47,7 @@ interface Tombstone {
   outbox: Outbox | null;
 }
 
-export class Gateway implements SessionOwner, Port {
+export class Gateway implements SessionOwner, Port, MetricsSource {
   readonly options: ResolvedOptions;
   readonly nodeId: string;
   readonly bus: Bus;
@@ -55,6 +56,8 @@ export class Gateway implements SessionOwner, Port {
   readonly sessions = new Map<string, Session>();
   /** @internal */
   readonly rooms: Rooms;
+  /** what `/metrics` reports */
+  readonly stats = new Stats();
   /** new sessions per client address (ipOpenRate, ipOpenBurst) */
   private readonly openRate: RateLimiter;
   private prunedAt = 0;
@@ -129,6 +132,19 @@ export class Gateway implements SessionOwner, Port {
       if (why === null) ex.reply(200, 'application/json', '{"ready":true}');
       else ex.reply(503, 'application/json', JSON.stringify({ ready: false, reason: why }), { 'Retry-After': '1' });
     });
+    if (this.options.metrics) {
+      const registry = metricsRegistry(this);
+      this.app.get('/metrics', (res) => {
+        const ex = new Exchange(res, '');
+        registry.metrics().then(
+          (text) => ex.reply(200, registry.contentType, text),
+          (err) => {
+            warnOnce('metrics', err);
+            ex.error('SY_ERR_INTERNAL');
+          },
+        );
+      });
+    }
     if (this.options.serveDemo) mountStatic(this);
     this.app.any('/*', (res, req) => {
       const ex = new Exchange(res, '');
@@ -174,6 +190,14 @@ export class Gateway implements SessionOwner, Port {
     (this.app as unknown as { close?: () => void }).close?.();
   }
 
+  forEachSession(f: (transport: string, dialect: string, attached: boolean, outboxBytes: number) => void): void {
+    for (const s of this.sessions.values()) if (s.relay === null) f(s.transport, s.meta.dialect, s.conn !== null, s.outbox.bytes);
+  }
+
+  get roomCount(): number {
+    return this.rooms.size;
+  }
+
   /** Why the node should get no new clients now ('draining', 'saturated'), or null */
   unready(): 'draining' | 'saturated' | null {
     if (this.draining) return 'draining';
@@ -201,6 +225,12 @@ export class Gateway implements SessionOwner, Port {
   // ---- admission (Port) ------------------------------------------------------------------------
 
   admit(origin: string, isNew: boolean, ip = ''): ErrorCode | null {
+    const refused = this.admission(origin, isNew, ip);
+    if (refused !== null) Stats.bump(this.stats.refused, refused);
+    return refused;
+  }
+
+  private admission(origin: string, isNew: boolean, ip: string): ErrorCode | null {
     // a draining node still serves its sessions' requests (answering with Connection: close)
     if (this.draining && isNew) return 'SY_ERR_SHUTTING_DOWN';
     const allowed = this.options.allowedOrigins;
@@ -226,6 +256,7 @@ export class Gateway implements SessionOwner, Port {
   open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed = false, chosen?: string, claim?: Claim): Session {
     const sid = chosen ?? randomId(12);
     const s = this.newSession(sid, meta, transport);
+    Stats.bump(this.stats.opened, `${transport} ${meta.dialect}`);
     s.conn = conn;
     s.lossy = resumeFailed;
     this.sessions.set(sid, s);
@@ -341,6 +372,7 @@ export class Gateway implements SessionOwner, Port {
     }
     switch (f.type) {
       case 'event': {
+        this.stats.messagesIn++;
         const n = ++s.inSeq;
         const { ack, raw } = f;
         if (raw === undefined) {
@@ -356,6 +388,7 @@ export class Gateway implements SessionOwner, Port {
         return;
       }
       case 'reply':
+        this.stats.messagesIn++;
         // an answer to the app's request: not numbered (at most once; a lost one times out), and
         // handled at once by the worker, whose handler may be awaiting it
         this.bus.publish(s.subjectIn, f.error !== undefined ? { t: 'answer', sid: s.sid, node: this.nodeId, n: 0, ack: f.ack, error: f.error } : { t: 'answer', sid: s.sid, node: this.nodeId, n: 0, ack: f.ack, args: f.args ?? [] });
@@ -451,6 +484,7 @@ export class Gateway implements SessionOwner, Port {
     if (s.state === SessionState.Closed) return;
     s.state = SessionState.Closed;
     if (s.relay !== null) return this.relay.closed(s, code, reason);
+    Stats.bump(this.stats.closed, reason.startsWith('SY_ERR_') ? reason : String(code));
     this.forget(s);
     this.rooms.leaveAll(s);
     const conn = s.conn;

@@ -49,6 +49,8 @@ export interface GatewayOptions {
   ipOpenBurst?: number;
   /** rooms one session may be in; the join past it ends the session with SY_ERR_TOO_MANY_ROOMS; 0 = no limit @default 1000 */
   maxRoomsPerSession?: number;
+  /** serve `GET /metrics` (Prometheus text format; restrict it at your proxy if it must not be public) @default true */
+  metrics?: boolean;
   /** allowed `Origin` values; empty = any @default [] */
   allowedOrigins?: string[];
   /** take the client address from X-Forwarded-For / Forwarded (only behind a proxy you run) @default false */
@@ -150,6 +152,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     ipOpenRate: 100,
     ipOpenBurst: 500,
     maxRoomsPerSession: 1000,
+    metrics: true,
     allowedOrigins: [],
     trustProxy: false,
     wsHighWaterBytes: 256 * 1024,

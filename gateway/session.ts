@@ -12,6 +12,8 @@ import { Outbox, type OutboxLimits } from './outbox.ts';
 
 /** The node that holds the session (one object for all sessions, instead of a closure each) */
 export interface SessionOwner {
+  /** counts entries queued (metrics) */
+  readonly stats: { messagesOut: number };
   /** the outbox is full of entries the client has not been sent */
   overflow(s: Session): void;
   /**
@@ -92,6 +94,7 @@ export class Session implements PortSession {
       box.shift();
     }
     box.push(e);
+    this.owner.stats.messagesOut++;
     if (this.conn !== null && this.state === SessionState.Open) this.owner.wake(this, batch);
   }
 

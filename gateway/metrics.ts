@@ -1,0 +1,125 @@
+/**
+ * `GET /metrics` in Prometheus's text format (prom-client). The hot paths only bump plain numbers
+ * on the node (`Stats`); the registry reads them, and walks the session table, when scraped. One
+ * registry per node (several nodes may share a process, as in the tests).
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+
+/** What a node counts as it goes (read at scrape) */
+export class Stats {
+  /** sessions opened, by "<transport> <dialect>" */
+  readonly opened = new Map<string, number>();
+  /** sessions ended, by close code (the reason's SY_ERR_ code where there is one) */
+  readonly closed = new Map<string, number>();
+  /** new connections refused at admission, by code */
+  readonly refused = new Map<string, number>();
+  /** client events and replies handed to the application */
+  messagesIn = 0;
+  /** entries queued for clients (events, replies; a broadcast counts once per local member) */
+  messagesOut = 0;
+
+  static bump(m: Map<string, number>, key: string): void {
+    m.set(key, (m.get(key) ?? 0) + 1);
+  }
+}
+
+/** What the registry reads of a node */
+export interface MetricsSource {
+  readonly stats: Stats;
+  /** each live session's transport, dialect, whether it has a connection, and its outbox bytes */
+  forEachSession(f: (transport: string, dialect: string, attached: boolean, outboxBytes: number) => void): void;
+  readonly roomCount: number;
+}
+
+export function metricsRegistry(src: MetricsSource): Registry {
+  const registry = new Registry();
+  const s = src.stats;
+  const fromMap = (m: Map<string, number>, label: string, set: (labels: Record<string, string>, v: number) => void, split?: string[]) => {
+    for (const [k, v] of m) {
+      if (split === undefined) set({ [label]: k }, v);
+      else {
+        const parts = k.split(' ');
+        set(Object.fromEntries(split.map((name, i) => [name, parts[i] ?? ''])), v);
+      }
+    }
+  };
+  new Gauge({
+    name: 'switchyard_sessions',
+    help: 'Live sessions on this node, by transport and dialect, and whether a connection is attached',
+    labelNames: ['transport', 'dialect', 'attached'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const counts = new Map<string, number>();
+      src.forEachSession((t, d, a) => Stats.bump(counts, `${t} ${d} ${a}`));
+      fromMap(counts, '', (l, v) => this.set(l, v), ['transport', 'dialect', 'attached']);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_outbox_bytes',
+    help: "Bytes held in the sessions' outboxes (approximate, from the entries' args)",
+    registers: [registry],
+    collect() {
+      let bytes = 0;
+      src.forEachSession((_t, _d, _a, b) => (bytes += b));
+      this.set(bytes);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_rooms',
+    help: 'Rooms with at least one member on this node',
+    registers: [registry],
+    collect() {
+      this.set(src.roomCount);
+    },
+  });
+  new Counter({
+    name: 'switchyard_sessions_opened_total',
+    help: 'Sessions opened, by transport and dialect',
+    labelNames: ['transport', 'dialect'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      fromMap(s.opened, '', (l, v) => this.inc(l, v), ['transport', 'dialect']);
+    },
+  });
+  new Counter({
+    name: 'switchyard_sessions_closed_total',
+    help: 'Sessions ended, by code (SY_ERR_… for the errors in docs/errors.md, else the close code: 1000 a client or the app)',
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      fromMap(s.closed, 'code', (l, v) => this.inc(l, v));
+    },
+  });
+  new Counter({
+    name: 'switchyard_admission_refusals_total',
+    help: 'New connections or sessions refused at admission, by code (SY_ERR_TOO_MANY_SESSIONS, SY_ERR_RATE_LIMITED, …)',
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      fromMap(s.refused, 'code', (l, v) => this.inc(l, v));
+    },
+  });
+  new Counter({
+    name: 'switchyard_messages_in_total',
+    help: 'Client events and replies handed to the application',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(s.messagesIn);
+    },
+  });
+  new Counter({
+    name: 'switchyard_messages_out_total',
+    help: 'Events and replies queued for clients (a broadcast counts once per member on this node)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(s.messagesOut);
+    },
+  });
+  return registry;
+}
