@@ -31,7 +31,8 @@ options:
   --outbox-max-bytes N, --max-sessions N (default: the open-file limit less a tenth; 0 = none),
   --ip-open-rate N, --ip-open-burst N (new sessions per second per client address, and at once;
                   default 100 and 500; 0 = no limit; behind a load balancer use --trust-proxy),
-  --max-rooms-per-session N (default 1000; 0 = no limit),
+  --max-rooms-per-session N (default 1000; 0 = no limit), --max-request-bytes N (default 8192:
+                  query + User-Agent + Authorization of a request that opens a session),
   --poll-timeout-ms N, --heartbeat-ms N, --member-timeout-ms N, --epsilon X,
   --request-timeout-ms N (worker, start: how long session.request waits for the client),
   --trust-proxy   take client addresses from X-Forwarded-For / Forwarded (behind your own proxy)
@@ -63,6 +64,7 @@ export async function main(argv: string[]): Promise<void> {
       'ip-open-rate': { type: 'string' },
       'ip-open-burst': { type: 'string' },
       'max-rooms-per-session': { type: 'string' },
+      'max-request-bytes': { type: 'string' },
       nats: { type: 'string' },
       'node-id': { type: 'string' },
       'worker-id': { type: 'string' },
@@ -106,6 +108,7 @@ export async function main(argv: string[]): Promise<void> {
     ipOpenRate: int(values['ip-open-rate'], 'ip-open-rate'),
     ipOpenBurst: int(values['ip-open-burst'], 'ip-open-burst'),
     maxRoomsPerSession: int(values['max-rooms-per-session'], 'max-rooms-per-session'),
+    maxRequestBytes: int(values['max-request-bytes'], 'max-request-bytes'),
     ackTimeoutMs: int(values['ack-timeout-ms'], 'ack-timeout-ms'),
     relayTimeoutMs: int(values['relay-timeout-ms'], 'relay-timeout-ms'),
     pollTimeoutMs: int(values['poll-timeout-ms'], 'poll-timeout-ms'),

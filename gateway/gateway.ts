@@ -224,18 +224,20 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
 
   // ---- admission (Port) ------------------------------------------------------------------------
 
-  admit(origin: string, isNew: boolean, ip = ''): ErrorCode | null {
-    const refused = this.admission(origin, isNew, ip);
+  admit(origin: string, isNew: boolean, ip = '', requestBytes = 0): ErrorCode | null {
+    const refused = this.admission(origin, isNew, ip, requestBytes);
     if (refused !== null) Stats.bump(this.stats.refused, refused);
     return refused;
   }
 
-  private admission(origin: string, isNew: boolean, ip: string): ErrorCode | null {
+  private admission(origin: string, isNew: boolean, ip: string, requestBytes: number): ErrorCode | null {
     // a draining node still serves its sessions' requests (answering with Connection: close)
     if (this.draining && isNew) return 'SY_ERR_SHUTTING_DOWN';
     const allowed = this.options.allowedOrigins;
     if (allowed.length > 0 && origin !== '' && !allowed.includes(origin)) return 'SY_ERR_BAD_ORIGIN';
     if (isNew && this.options.maxSessions > 0 && this.sessions.size >= this.options.maxSessions) return 'SY_ERR_TOO_MANY_SESSIONS';
+    // what the session would keep of its request (query, user agent, authorization), held for its whole life
+    if (isNew && requestBytes > this.options.maxRequestBytes) return 'SY_ERR_REQUEST_TOO_LARGE';
     if (isNew && ip !== '' && !this.openRate.take(ip, Date.now())) return 'SY_ERR_RATE_LIMITED';
     return null;
   }

@@ -47,6 +47,11 @@ export interface GatewayOptions {
   ipOpenRate?: number;
   /** new sessions one address may open at once before `ipOpenRate` applies (the bucket's size) @default 500 */
   ipOpenBurst?: number;
+  /**
+   * bytes of a request that opens a session which the session keeps (query string, User-Agent,
+   * Authorization); a larger one is refused with SY_ERR_REQUEST_TOO_LARGE @default 8192
+   */
+  maxRequestBytes?: number;
   /** rooms one session may be in; the join past it ends the session with SY_ERR_TOO_MANY_ROOMS; 0 = no limit @default 1000 */
   maxRoomsPerSession?: number;
   /** serve `GET /metrics` (Prometheus text format; restrict it at your proxy if it must not be public) @default true */
@@ -152,6 +157,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     ipOpenRate: 100,
     ipOpenBurst: 500,
     maxRoomsPerSession: 1000,
+    maxRequestBytes: 8192,
     metrics: true,
     allowedOrigins: [],
     trustProxy: false,
@@ -169,7 +175,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
-    ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['maxRoomsPerSession', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
+    ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['maxRoomsPerSession', 0], ['maxRequestBytes', 256], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
   ];
   for (const [k, min] of ints) {
     const v = r[k];

@@ -214,3 +214,27 @@ describe('rooms per session', () => {
     expect(n.gateway.rooms.size).toBe(1);
   });
 });
+
+describe('request size', () => {
+  it('a session-opening request over maxRequestBytes (query + User-Agent + Authorization) is refused on every wire: 431, WebSocket 4431; a resume is not checked', async () => {
+    const n = await startNode({ maxRequestBytes: 1024 });
+    const big = 'q'.repeat(1100);
+    const ws = await WsClient.open(`${n.ws}/rt/ws?x=${big}`);
+    expect(ws.frames[0]).toEqual({ type: 'close', code: 4431, reason: 'SY_ERR_REQUEST_TOO_LARGE' });
+    const poll = await fetch(`${n.url}/rt/poll?x=${big}`);
+    expect(poll.status).toBe(431);
+    expect(await poll.json()).toMatchObject({ error: 'SY_ERR_REQUEST_TOO_LARGE' });
+    expect((await fetch(`${n.url}/rt/sse`, { headers: { authorization: big } })).status).toBe(431);
+    expect((await fetch(`${n.url}/socket.io/?EIO=4&transport=polling&x=${big}`)).status).toBe(431);
+    expect((await fetch(`${n.url}/hubs/demo/negotiate?negotiateVersion=1&x=${big}`, { method: 'POST' })).status).toBe(431);
+    expect((await fetch(`${n.url}/sockjs/000/abcdefgh/xhr?x=${big}`, { method: 'POST' })).status).toBe(431);
+    // just under: opened; nothing was kept of the refused ones
+    const ok = await WsClient.open(`${n.ws}/rt/ws?x=${'q'.repeat(900)}`);
+    expect(ok.open.type).toBe('open');
+    expect(n.gateway.sessions.size).toBe(1);
+    // a resume of that session with a large query is not a new session
+    ok.terminate();
+    const again = await WsClient.open(`${n.ws}/rt/ws?sid=${ok.open.sid}&token=${encodeURIComponent(ok.open.token)}&last=0&x=${big}`);
+    expect(again.open).toMatchObject({ type: 'open', recovered: true });
+  });
+});

@@ -12,7 +12,7 @@
 import { randomId } from './ids.ts';
 import type { HttpResponse, WebSocket } from 'uWebSockets.js';
 import type { Carrier, Port, Link } from './port.ts';
-import { Exchange, clientIp, readBody, readRequest, upgrade, type RequestInfo } from './http.ts';
+import { Exchange, clientIp, readBody, readRequest, requestBytes, upgrade, type RequestInfo } from './http.ts';
 import { errorBody, errors, type ErrorCode, type ErrorSpec } from './errors.ts';
 import { warnOnce } from './log.ts';
 
@@ -576,7 +576,7 @@ export class Engine {
       const sid = r.query.get('sid');
       // a sid we did not make names no carrier (and its node part must never reach a bus subject)
       if (sid !== null && !SID.test(sid)) return ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
-      const refused = port.admit(r.origin, sid === null, r.ip);
+      const refused = port.admit(r.origin, sid === null, r.ip, r.bytes);
       if (refused !== null) {
         const e = ourError(refused);
         return ex.reply(e.status, 'application/json', e.body, e.status === 503 ? { 'Retry-After': '1' } : undefined);
@@ -653,7 +653,7 @@ export class Engine {
         const bad = this.check(q, 'get');
         const sid = q.get('sid');
         const ip = sid === null ? clientIp(res, req, port.options.trustProxy) : '';
-        const refused = port.admit(origin, sid === null, ip);
+        const refused = port.admit(origin, sid === null, ip, requestBytes(req));
         let error: { status: number; body: string } | null = null;
         if (bad !== null) error = { status: 400, body: eioBody(bad) };
         else if (q.get('transport') !== 'websocket') error = { status: 400, body: eioBody('BAD_REQUEST') };

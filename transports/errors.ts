@@ -62,6 +62,14 @@ export const errors = {
     signalr: { http: 503, message: 'at negotiate' },
     sockjs: { http: 503 },
   },
+  SY_ERR_REQUEST_TOO_LARGE: {
+    ws: 4431,
+    http: 431,
+    message: 'the request that would open a session is larger than maxRequestBytes',
+    eio: { http: 431, note: 'the handshake is refused (native JSON body)' },
+    signalr: { http: 431, message: 'at negotiate' },
+    sockjs: { http: 431 },
+  },
   SY_ERR_RATE_LIMITED: {
     ws: 1013,
     http: 503,

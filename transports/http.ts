@@ -10,7 +10,7 @@ import { errorBody, errors, type ErrorCode } from './errors.ts';
 const STATUS: Record<number, string> = {
   200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
   404: '404 Not Found', 405: '405 Method Not Allowed', 409: '409 Conflict', 413: '413 Payload Too Large',
-  500: '500 Internal Server Error', 503: '503 Service Unavailable',
+  431: '431 Request Header Fields Too Large', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
 };
 
 /** What we keep of a request, copied during the handler */
@@ -26,10 +26,21 @@ export interface RequestInfo {
   lastEventId: string;
   /** a CORS preflight's Access-Control-Request-Headers */
   requestHeaders: string;
+  /** what a session made from this request would keep of it (see requestBytes) */
+  bytes: number;
+}
+
+/**
+ * The bytes of a request that a session opened by it keeps (its query, user agent and
+ * authorization): what Port.admit bounds by `maxRequestBytes`
+ */
+export function requestBytes(req: HttpRequest): number {
+  return (req.getQuery()?.length ?? 0) + req.getHeader('user-agent').length + req.getHeader('authorization').length;
 }
 
 export function readRequest(res: HttpResponse, req: HttpRequest, trustProxy: boolean): RequestInfo {
   return {
+    bytes: requestBytes(req),
     method: req.getMethod(),
     url: req.getUrl(),
     query: new URLSearchParams(req.getQuery() ?? ''),

@@ -67,7 +67,7 @@ function mountSse(port: Port): void {
     const format = r.query.get('format');
     if (format !== null && format !== 'json') return ex.error('SY_ERR_BAD_REQUEST', 'SSE carries JSON frames only');
     const resuming = r.query.has('sid');
-    const refused = port.admit(r.origin, !resuming, r.ip);
+    const refused = port.admit(r.origin, !resuming, r.ip, r.bytes);
     if (refused !== null) return ex.error(refused);
     const c = new StreamConnection(port, ex, nativeCodecs.json, sseFramer, 'sse');
     // EventSource's own reconnect sends Last-Event-ID: newer than the URL's `last`
@@ -100,7 +100,7 @@ function mountPoll(port: Port): void {
     const format = parseFormat(r.query.get('format') ?? undefined);
     if (format === null) return ex.error('SY_ERR_BAD_REQUEST', 'format must be json or msgpack');
     const resuming = r.query.has('sid');
-    const refused = port.admit(r.origin, !resuming, r.ip);
+    const refused = port.admit(r.origin, !resuming, r.ip, r.bytes);
     if (refused !== null) return ex.error(refused);
     const codec: Codec = nativeCodecs[format];
     const c = new PollConnection(port, ex, codec, pollFramer);

@@ -171,9 +171,10 @@ export interface Port {
    * The error for a new connection (`isNew`) or request from `origin`, or null. `ip`: the client's
    * address, given where a new session or carrier starts: it counts against that address's rate
    * of new sessions (give it once per client connection: a Socket.IO CONNECT on a carrier that
-   * was already admitted does not)
+   * was already admitted does not). `requestBytes`: what a new session would keep of the request
+   * (transports/http.ts requestBytes), bounded by `maxRequestBytes`
    */
-  admit(origin: string, isNew: boolean, ip?: string): ErrorCode | null;
+  admit(origin: string, isNew: boolean, ip?: string, requestBytes?: number): ErrorCode | null;
   /** the Access-Control-Allow-Origin value for `origin` ('' = none) */
   corsOrigin(origin: string): string;
   /** answers should close the connection (the node is draining) */

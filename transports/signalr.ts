@@ -16,7 +16,7 @@ import type { HttpResponse, WebSocket } from 'uWebSockets.js';
 import type { Carrier, ClientFrame, Connection, Link, OpenInfo, Port, PortSession } from './port.ts';
 import type { Entry } from './entry.ts';
 import type { SessionMeta } from '../cluster/types.ts';
-import { Exchange, clientIp, readBody, readRequest, upgrade, type HttpAnswer, type RequestInfo } from './http.ts';
+import { Exchange, clientIp, requestBytes, readBody, readRequest, upgrade, type HttpAnswer, type RequestInfo } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
 import { warnOnce } from './log.ts';
 import { ACK, CANCEL_INVOCATION, CLOSE, COMPLETION, HubProtocolError, INVOCATION, PING, SEQUENCE, STREAM_INVOCATION, STREAM_ITEM, handshakeResponse, hubProtocols, isHandshake, parseHandshake, type HubMessage, type HubProtocol } from './signalr-protocol.ts';
@@ -155,7 +155,7 @@ export class SignalR {
 
   private negotiate(hub: string, r: RequestInfo, res: HttpResponse): void {
     const ex = this.exchange(res, r.origin);
-    const refused = this.port.admit(r.origin, true, r.ip);
+    const refused = this.port.admit(r.origin, true, r.ip, r.bytes);
     if (refused !== null) {
       const status = errors[refused].http || 503;
       return ex.reply(status, 'text/plain', errors[refused].message, status === 503 ? { 'Retry-After': '1' } : undefined);
@@ -261,7 +261,7 @@ export class SignalR {
         const ex = () => this.exchange(res, r.origin);
         if (id === null) {
           // skipNegotiation: the socket is the whole connection
-          const refused = port.admit(r.origin, true, r.ip);
+          const refused = port.admit(r.origin, true, r.ip, requestBytes(req));
           if (refused !== null) return ex().reply(errors[refused].http || 503, 'text/plain', errors[refused].message, undefined, true);
           return upgrade<SocketData>(res, req, context, { c: null, id: null, meta: this.meta(hub, r) });
         }

@@ -364,7 +364,7 @@ class SockJs {
       if (!ex.open) return;
       try {
         if (t === null || t.kind === 'error') {
-          const refused = port.admit(r.origin, true, r.ip);
+          const refused = port.admit(r.origin, true, r.ip, r.bytes);
           if (refused !== null) return ex.error(refused);
           // `o` as soon as the id is this session's: at once on one node; in a cluster when the
           // sid's worker confirms the claim (before the app's open runs). The worker may say instead

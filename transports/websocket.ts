@@ -6,7 +6,7 @@
 import type { WebSocket } from 'uWebSockets.js';
 import { endedFrames, type Carrier, type Codec, type Connection, type Ended, type OpenInfo, type Port, type PortSession } from './port.ts';
 import type { SessionMeta } from '../cluster/types.ts';
-import { clientIp, upgrade } from './http.ts';
+import { clientIp, requestBytes, upgrade } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
 import { decodeClientFrame, nativeCodecs, parseFormat } from './native-codec.ts';
 import { connectQuery, parseLast } from './query.ts';
@@ -17,6 +17,8 @@ const CLOSE_GRACE_MS = 5000;
 
 /** What the upgrade learned, kept until `open` */
 interface Boot {
+  /** see requestBytes */
+  bytes: number;
   sid: string;
   token: string;
   last: number;
@@ -175,7 +177,9 @@ export function mountWebSocket(port: Port): void {
       const origin = req.getHeader('origin');
       const format = parseFormat(q.get('format') ?? undefined);
       const ip = clientIp(res, req, o.trustProxy);
+      const bytes = requestBytes(req);
       const boot: Boot = {
+        bytes,
         sid,
         token: q.get('token') ?? '',
         last: parseLast(q.get('last')),
@@ -188,7 +192,7 @@ export function mountWebSocket(port: Port): void {
           auth: q.get('auth') ?? req.getHeader('authorization'),
           dialect: 'native',
         },
-        error: format === null ? 'SY_ERR_BAD_REQUEST' : port.admit(origin, sid === '', ip),
+        error: format === null ? 'SY_ERR_BAD_REQUEST' : port.admit(origin, sid === '', ip, bytes),
       };
       upgrade<WsData>(res, req, context, { c: null, boot });
     },
@@ -216,7 +220,7 @@ export function mountWebSocket(port: Port): void {
           case 'error':
             if (t.error === 'SY_ERR_BAD_TOKEN') return c.refuse(t.error);
         }
-        const admitted = port.admit(boot.meta.origin, true, boot.meta.ip);
+        const admitted = port.admit(boot.meta.origin, true, boot.meta.ip, boot.bytes);
         if (admitted !== null) return c.refuse(admitted);
         resumeFailed = true;
       }
