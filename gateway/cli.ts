@@ -45,7 +45,8 @@ options:
   --sockjs-lookup-ms N (SockJS: how long to wait for another node to claim a session id; default 100)
 
 environment:
-  SWITCHYARD_SECRET   token secret; every gateway of a cluster needs the same one`;
+  SWITCHYARD_SECRET   token secret; every gateway of a cluster needs the same one. A comma-separated
+                      list rotates it: the first signs, every one verifies (docs/operations.md)`;
 
 export async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -112,7 +113,7 @@ export async function main(argv: string[]): Promise<void> {
     ackTimeoutMs: int(values['ack-timeout-ms'], 'ack-timeout-ms'),
     relayTimeoutMs: int(values['relay-timeout-ms'], 'relay-timeout-ms'),
     pollTimeoutMs: int(values['poll-timeout-ms'], 'poll-timeout-ms'),
-    secret: process.env.SWITCHYARD_SECRET,
+    ...secretsFromEnv(process.env.SWITCHYARD_SECRET),
     trustProxy: values['trust-proxy'],
     socketio: values['no-socketio']
       ? (false as const)
@@ -178,6 +179,13 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** SWITCHYARD_SECRET: one secret, or a comma-separated list: the first signs, all verify (rotation) */
+export function secretsFromEnv(v: string | undefined): { secret?: string; previousSecrets?: string[] } {
+  if (v === undefined || v === '') return {};
+  const [secret, ...previousSecrets] = v.split(',').map((s) => s.trim()).filter(Boolean);
+  return { secret, previousSecrets };
 }
 
 function natsUrls(v: string | undefined): string[] {

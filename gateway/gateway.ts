@@ -56,6 +56,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   readonly sessions = new Map<string, Session>();
   /** @internal */
   readonly rooms: Rooms;
+  /** the secret that signs, then the previous ones that still verify */
+  private readonly secrets: readonly string[];
   /** what `/metrics` reports */
   readonly stats = new Stats();
   /** new sessions per client address (ipOpenRate, ipOpenBurst) */
@@ -106,6 +108,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     this.options = resolveOptions(options);
     this.outboxLimits = { maxEntries: this.options.outboxMaxFrames, maxBytes: this.options.outboxMaxBytes };
     this.openRate = new RateLimiter(this.options.ipOpenRate, this.options.ipOpenBurst);
+    this.secrets = [this.options.secret, ...this.options.previousSecrets];
     this.nodeId = this.options.nodeId;
     this.bus = deps.bus;
     this.partitionSubjects = Array.from({ length: this.options.partitionCount }, (_, p) => subjects.partition(p));
@@ -279,7 +282,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   }
 
   find(sid: string, token: string, last: number): Target {
-    const nodeId = verifyToken(this.options.secret, sid, token);
+    const nodeId = verifyToken(this.secrets, sid, token);
     if (nodeId === null) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
     // here, even when the token names another node (this node took the session over)
     const s = this.sessions.get(sid);
@@ -437,7 +440,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   }
 
   resume(key: string, last: number, done: (t: Target) => void): void {
-    const sid = verifyResumeKey(this.options.secret, key);
+    const sid = verifyResumeKey(this.secrets, key);
     if (sid === null) return done({ kind: 'error', error: 'SY_ERR_BAD_TOKEN' });
     const here = this.sessions.get(sid);
     if (here !== undefined && here.state !== SessionState.Closed) return done({ kind: 'session', session: here });

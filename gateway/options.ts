@@ -15,6 +15,11 @@ export interface GatewayOptions {
   nodeId?: string;
   /** HMAC secret for session tokens; every node of a cluster needs the same one @default random (single node only) */
   secret?: string;
+  /**
+   * Secrets that still verify tokens and resume keys but sign nothing: rotate a cluster's secret
+   * without cutting its sessions (see docs/operations.md) @default []
+   */
+  previousSecrets?: string[];
   /** heartbeat interval announced in `open` and used for pings @default 25000 */
   pingMs?: number;
   /** how long a long-poll is held when there is nothing to send @default 25000 */
@@ -147,6 +152,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     host: '0.0.0.0',
     nodeId: randomBytes(6).toString('base64url'),
     secret: randomBytes(32).toString('base64url'),
+    previousSecrets: [],
     pingMs: 25_000,
     pollTimeoutMs: 25_000,
     resumeWindowMs: 60_000,
@@ -184,6 +190,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   if (r.port > 65535) throw new TypeError(`option port must be <= 65535, got ${r.port}`);
   if (!NODE_ID.test(r.nodeId)) throw new TypeError(`option nodeId must match [A-Za-z0-9_-]{1,64}, got ${r.nodeId}`);
   if (r.secret.length < 16) throw new TypeError('option secret must be at least 16 characters');
+  if (!Array.isArray(r.previousSecrets) || r.previousSecrets.some((p) => typeof p !== 'string' || p.length < 16)) throw new TypeError('option previousSecrets must be a list of secrets of at least 16 characters');
   if (o.socketio !== false) r.socketio = resolveSocketIo(o.socketio ?? {}, r);
   if (o.signalr !== false) r.signalr = resolveSignalR(o.signalr ?? {});
   if (o.sockjs !== false) {

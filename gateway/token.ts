@@ -5,26 +5,42 @@
  */
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 
-/** the secret as a KeyObject (an HMAC keyed with one costs less to make: a node signs every open) */
-let keyOf: { secret: string; key: KeyObject } | null = null;
+/** secrets as KeyObjects (an HMAC keyed with one costs less to make: a node signs every open) */
+const keys = new Map<string, KeyObject>();
 function hmacKey(secret: string): KeyObject {
-  if (keyOf === null || keyOf.secret !== secret) keyOf = { secret, key: createSecretKey(Buffer.from(secret)) };
-  return keyOf.key;
+  let key = keys.get(secret);
+  if (key === undefined) {
+    if (keys.size >= 64) keys.clear();
+    keys.set(secret, (key = createSecretKey(Buffer.from(secret))));
+  }
+  return key;
+}
+
+/**
+ * A token or key checks out with the first secret that signs it: `secrets` is the signing secret
+ * then the previous ones still accepted (rotation)
+ */
+export type Secrets = string | readonly string[];
+
+function each(secrets: Secrets): readonly string[] {
+  return typeof secrets === 'string' ? [secrets] : secrets;
 }
 
 export function signToken(secret: string, sid: string, nodeId: string): string {
   return nodeId + '.' + signature(secret, sid, nodeId);
 }
 
-/** @returns the node named by a valid token, or null when the token is forged or malformed */
-export function verifyToken(secret: string, sid: string, token: string): string | null {
+/** @returns the node named by a token valid under one of `secrets`, or null when it is forged or malformed */
+export function verifyToken(secrets: Secrets, sid: string, token: string): string | null {
   const dot = token.lastIndexOf('.');
   if (dot <= 0) return null;
   const nodeId = token.slice(0, dot);
   const given = Buffer.from(token.slice(dot + 1));
-  const want = Buffer.from(signature(secret, sid, nodeId));
-  if (given.length !== want.length || !timingSafeEqual(given, want)) return null;
-  return nodeId;
+  for (const secret of each(secrets)) {
+    const want = Buffer.from(signature(secret, sid, nodeId));
+    if (given.length === want.length && timingSafeEqual(given, want)) return nodeId;
+  }
+  return null;
 }
 
 function signature(secret: string, sid: string, nodeId: string): string {
@@ -40,14 +56,16 @@ export function signResumeKey(secret: string, sid: string): string {
   return sid + '.' + createHmac('sha256', hmacKey(secret)).update('resume.' + sid).digest('base64url').slice(0, 22);
 }
 
-/** @returns the sid a valid resume key names (anything after a second dot is ignored), or null */
-export function verifyResumeKey(secret: string, key: string): string | null {
+/** @returns the sid a resume key valid under one of `secrets` names (anything after a second dot is ignored), or null */
+export function verifyResumeKey(secrets: Secrets, key: string): string | null {
   const dot = key.indexOf('.');
   if (dot <= 0) return null;
   const sid = key.slice(0, dot);
   const end = key.indexOf('.', dot + 1);
   const given = Buffer.from(end < 0 ? key.slice(dot + 1) : key.slice(dot + 1, end));
-  const want = Buffer.from(signResumeKey(secret, sid).slice(dot + 1));
-  if (given.length !== want.length || !timingSafeEqual(given, want)) return null;
-  return sid;
+  for (const secret of each(secrets)) {
+    const want = Buffer.from(signResumeKey(secret, sid).slice(dot + 1));
+    if (given.length === want.length && timingSafeEqual(given, want)) return sid;
+  }
+  return null;
 }

@@ -10,7 +10,7 @@ import { startNatsCluster, startNatsServer, type NatsServer } from './nats-serve
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'switchyard.mjs');
 const APP = join(import.meta.dirname, 'apps', 'logging-app.ts');
-const SECRET = 'test-secret-0123456789abcdef';
+export const SECRET = 'test-secret-0123456789abcdef';
 
 export interface Proc {
   id: string;
@@ -47,10 +47,10 @@ export class TestCluster {
     return this.nats.map((s) => s.url).join(',');
   }
 
-  private spawn(args: string[], id: string, ready: RegExp): Promise<Proc> {
+  private spawn(args: string[], id: string, ready: RegExp, secret = SECRET): Promise<Proc> {
     const proc = spawn(process.execPath, [BIN, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SWITCHYARD_SECRET: SECRET, SY_TEST_LOG_DIR: this.logDir },
+      env: { ...process.env, SWITCHYARD_SECRET: secret, SY_TEST_LOG_DIR: this.logDir },
     });
     let out = '';
     proc.stdout!.on('data', (d) => (out += d));
@@ -71,11 +71,13 @@ export class TestCluster {
     });
   }
 
-  async addGateway(id: string, extra: string[] = []): Promise<Proc> {
+  /** `secret`: its SWITCHYARD_SECRET (default the cluster's) */
+  async addGateway(id: string, extra: string[] = [], secret?: string): Promise<Proc> {
     const p = await this.spawn(
       ['gateway', '--nats', this.natsUrls, '--port', '0', '--host', '127.0.0.1', '--node-id', id, '--ack-timeout-ms', String(FAST.ackTimeoutMs), '--relay-timeout-ms', '2000', ...extra],
       id,
       /listening on http:\/\/127\.0\.0\.1:(\d+)/,
+      secret,
     );
     this.gateways.push(p);
     return p;

@@ -266,5 +266,12 @@ describe('ids and tokens', () => {
     expect(k).toBe('abc.' + createHmac('sha256', 's3cret').update('resume.abc').digest('base64url').slice(0, 22));
     expect(verifyResumeKey('s3cret', k)).toBe('abc');
     expect(verifyResumeKey('other', k)).toBeNull();
+    // rotation: the first secret signs, any of the list verifies
+    expect(verifyToken(['new-secret', 's3cret'], 'abc', t)).toBe('n1');
+    expect(verifyToken(['new-secret'], 'abc', t)).toBeNull();
+    expect(verifyResumeKey(['new-secret', 's3cret'], k)).toBe('abc');
+    const { secretsFromEnv } = await import('../gateway/cli.ts');
+    expect(secretsFromEnv('a-new-secret-0123456, an-old-secret-0123456')).toEqual({ secret: 'a-new-secret-0123456', previousSecrets: ['an-old-secret-0123456'] });
+    expect(secretsFromEnv(undefined)).toEqual({});
   });
 });

@@ -5,7 +5,7 @@
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { pack, unpack } from 'msgpackr';
-import { TestCluster } from './cluster-harness.ts';
+import { SECRET, TestCluster } from './cluster-harness.ts';
 import { http, WsClient, type Frame } from './helpers.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { NatsBus } from '../cluster/nats-bus.ts';
@@ -118,5 +118,47 @@ describe('directory', () => {
     expect(await locate(a.gw, sid)).toBe('da');
     expect(await locate(b.gw, 'nobody-has-this')).toBe(null);
     sock.close();
+  });
+});
+
+describe('secret rotation', () => {
+  let cluster: TestCluster | null = null;
+  afterEach(async () => {
+    await cluster?.stop();
+    cluster = null;
+  });
+
+  it('SWITCHYARD_SECRET="new,old": tokens signed with either verify, new ones are signed with the first; a node without the old secret refuses old tokens (4401)', async () => {
+    const OLD = SECRET;
+    const NEW = 'rotated-secret-abcdefghijklmnop';
+    cluster = await TestCluster.start({ gateways: 1, workers: 1 });
+    const old = cluster.gateways[0]!;
+    // mid-rotation: one node already signs with the new secret and still accepts the old one
+    const rotated = await cluster.addGateway('g-rot', [], `${NEW},${OLD}`);
+    const newOnly = await cluster.addGateway('g-new', [], NEW);
+
+    // a session on the old node (its token signed with OLD), resumed through the rotated node
+    const c = await WsClient.open(`${old.ws}/rt/ws`);
+    await c.request('join', 'rot');
+    const { sid, token } = c.open;
+    c.terminate();
+    const via = await WsClient.open(`${rotated.ws}/rt/ws?sid=${sid}&token=${enc(token)}&last=${c.frames.at(-1)!.seq}`);
+    expect(via.open).toMatchObject({ type: 'open', sid, recovered: true });
+    expect((await via.request('echo', 'through the rotated node')).args).toEqual(['through the rotated node']);
+
+    // a session opened on the rotated node gets a token signed with NEW: the new-only node takes it
+    const fresh = await WsClient.open(`${rotated.ws}/rt/ws`);
+    fresh.terminate();
+    const onNew = await WsClient.open(`${newOnly.ws}/rt/ws?sid=${fresh.open.sid}&token=${enc(fresh.open.token)}&last=0`);
+    expect(onNew.open).toMatchObject({ type: 'open', sid: fresh.open.sid, recovered: true });
+    // …and the old node, which knows only OLD, does not
+    onNew.terminate();
+    const onOld = await WsClient.open(`${old.ws}/rt/ws?sid=${fresh.open.sid}&token=${enc(fresh.open.token)}&last=0`);
+    expect(onOld.frames[0]).toEqual({ type: 'close', code: 4401, reason: 'SY_ERR_BAD_TOKEN' });
+
+    // an OLD token on the new-only node: refused
+    via.terminate();
+    const stale = await WsClient.open(`${newOnly.ws}/rt/ws?sid=${sid}&token=${enc(token)}&last=0`);
+    expect(stale.frames[0]).toEqual({ type: 'close', code: 4401, reason: 'SY_ERR_BAD_TOKEN' });
   });
 });
