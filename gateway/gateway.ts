@@ -4,8 +4,9 @@
  * by worker-output.ts. No dialect is known here: connections encode with their own codecs.
  */
 import { randomId } from '../transports/ids.ts';
+import { readdirSync } from 'node:fs';
 import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts';
-import { NODE_ID, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
+import { NODE_ID, openFileLimit, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { errors, type ErrorCode } from '../transports/errors.ts';
 import { signResumeKey, signToken, verifyResumeKey, verifyToken } from './token.ts';
 import { Session, SessionState, type SessionOwner } from './session.ts';
@@ -58,6 +59,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   readonly rooms: Rooms;
   /** the secret that signs, then the previous ones that still verify */
   private readonly secrets: readonly string[];
+  /** the open-file limit and the marks between which the node stops and resumes listening (see checkDescriptors) */
+  private readonly fdGuard = fdMarks(openFileLimit());
   /** what `/metrics` reports */
   readonly stats = new Stats();
   /** new sessions per client address (ipOpenRate, ipOpenBurst) */
@@ -171,9 +174,45 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     });
     const o = this.options;
     this.timers.push(setInterval(() => this.heartbeat(), o.pingMs));
+    if (this.fdGuard.limit > 0) this.timers.push(setInterval(() => this.checkDescriptors(), FD_CHECK_MS));
     this.timers.push(setInterval(() => this.sweep(), Math.min(250, Math.max(50, o.resumeWindowMs / 4), o.ackTimeoutMs / 2)));
     for (const t of this.timers) t.unref();
     return this.port;
+  }
+
+  /**
+   * Near the open-file limit the node stops listening, so that new connections are refused by
+   * the kernel at once instead of the node spinning on failing accepts (EMFILE) while its clients
+   * and `/healthz` hang; `/readyz` says `saturated` meanwhile. It listens again once enough
+   * descriptors are free.
+   */
+  private checkDescriptors(): void {
+    const g = this.fdGuard;
+    let open: number;
+    try {
+      open = readdirSync('/proc/self/fd').length;
+    } catch (err) {
+      // no descriptor left even to read the directory with: at the limit
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EMFILE' && code !== 'ENFILE') return; // not Linux, or no /proc: nothing to measure by
+      open = g.limit;
+    }
+    g.open = open;
+    if (!g.paused && open >= g.high && this.listenSocket !== null) {
+      g.paused = true;
+      uWS.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+      warnOnce(`open files at ${open} of ${g.limit}: not accepting connections until ${g.low} or fewer are open`);
+    } else if (g.paused && open <= g.low && !this.draining) {
+      g.paused = false;
+      this.app.listen(this.options.host, this.port, (sock) => {
+        if (sock && !this.draining) this.listenSocket = sock;
+        else if (sock) uWS.us_listen_socket_close(sock);
+        // the port could not be had again (an ephemeral port, `--port 0`, can be held by
+        // connections in TIME_WAIT for a minute): try at the next check
+        else g.paused = true;
+      });
+    }
   }
 
   /** Stops listening and ends every session (clients are told to reconnect). */
@@ -204,6 +243,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   /** Why the node should get no new clients now ('draining', 'saturated'), or null */
   unready(): 'draining' | 'saturated' | null {
     if (this.draining) return 'draining';
+    if (this.fdGuard.paused) return 'saturated';
     const max = this.options.maxSessions;
     return max > 0 && this.sessions.size >= max ? 'saturated' : null;
   }
@@ -212,6 +252,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     return {
       status: this.unready() ?? 'ok',
       maxSessions: this.options.maxSessions,
+      openFiles: { open: this.fdGuard.open, limit: this.fdGuard.limit, accepting: !this.fdGuard.paused },
       engine: this.engine,
       node: this.nodeId,
       sessions: this.sessions.size,
@@ -699,4 +740,16 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       else break; // insertion order = age order
     }
   }
+}
+
+/** how often the open files are counted (an O(open files) read of /proc/self/fd) */
+const FD_CHECK_MS = 500;
+
+/**
+ * Stop listening at `high` open files (the limit less 5%, at least 16), listen again at `low`
+ * (another 5% lower): a band, so that the node does not flap at the edge
+ */
+export function fdMarks(limit: number): { limit: number; high: number; low: number; open: number; paused: boolean } {
+  const band = Math.max(16, Math.ceil(limit / 20));
+  return { limit, high: limit - band, low: limit - 2 * band, open: 0, paused: false };
 }
