@@ -16,9 +16,11 @@ const needs = forBench
       { bin: 'nats-server', pkg: 'nats-server', why: 'cluster tests run real NATS servers' },
       { bin: 'chromium', pkg: 'chromium', why: 'browser tests drive the demo page in headless Chromium' },
       { bin: 'haproxy', pkg: 'haproxy', why: 'the deployment test puts HAProxy in front of two gateways' },
+      { bin: 'nginx', pkg: 'nginx', why: 'a deployment test puts nginx in front of two gateways' },
     ];
 
-const has = (bin) => spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+// (haproxy and nginx live in /usr/sbin, which a non-root PATH may leave out)
+const has = (bin) => spawnSync('sh', ['-c', `command -v ${bin} || test -x /usr/sbin/${bin}`], { stdio: 'ignore' }).status === 0;
 const missing = needs.filter((n) => !has(n.bin));
 if (missing.length === 0) process.exit(0);
 
