@@ -33,6 +33,7 @@ options:
                   default 100 and 500; 0 = no limit; behind a load balancer use --trust-proxy),
   --max-rooms-per-session N (default 1000; 0 = no limit), --max-request-bytes N (default 8192:
                   query + User-Agent + Authorization of a request that opens a session),
+  --detached-max-bytes N (default 268435456: what sessions waiting for their clients may hold),
   --poll-timeout-ms N, --heartbeat-ms N, --member-timeout-ms N, --epsilon X,
   --request-timeout-ms N (worker, start: how long session.request waits for the client),
   --trust-proxy   take client addresses from X-Forwarded-For / Forwarded (behind your own proxy)
@@ -66,6 +67,7 @@ export async function main(argv: string[]): Promise<void> {
       'ip-open-burst': { type: 'string' },
       'max-rooms-per-session': { type: 'string' },
       'max-request-bytes': { type: 'string' },
+      'detached-max-bytes': { type: 'string' },
       nats: { type: 'string' },
       'node-id': { type: 'string' },
       'worker-id': { type: 'string' },
@@ -110,6 +112,7 @@ export async function main(argv: string[]): Promise<void> {
     ipOpenBurst: int(values['ip-open-burst'], 'ip-open-burst'),
     maxRoomsPerSession: int(values['max-rooms-per-session'], 'max-rooms-per-session'),
     maxRequestBytes: int(values['max-request-bytes'], 'max-request-bytes'),
+    detachedMaxBytes: int(values['detached-max-bytes'], 'detached-max-bytes'),
     ackTimeoutMs: int(values['ack-timeout-ms'], 'ack-timeout-ms'),
     relayTimeoutMs: int(values['relay-timeout-ms'], 'relay-timeout-ms'),
     pollTimeoutMs: int(values['poll-timeout-ms'], 'poll-timeout-ms'),

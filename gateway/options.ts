@@ -57,6 +57,12 @@ export interface GatewayOptions {
    * Authorization); a larger one is refused with SY_ERR_REQUEST_TOO_LARGE @default 8192
    */
   maxRequestBytes?: number;
+  /**
+   * memory the sessions waiting for their clients (detached) may hold together, counting each
+   * one's outbox bytes plus DETACHED_OVERHEAD; past it the longest-waiting end early with
+   * SY_ERR_SESSION_EVICTED, unread frames freed. 0 = no limit @default 268435456 (256 MiB)
+   */
+  detachedMaxBytes?: number;
   /** rooms one session may be in; the join past it ends the session with SY_ERR_TOO_MANY_ROOMS; 0 = no limit @default 1000 */
   maxRoomsPerSession?: number;
   /** serve `GET /metrics` (Prometheus text format; restrict it at your proxy if it must not be public) @default true */
@@ -164,6 +170,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     ipOpenBurst: 500,
     maxRoomsPerSession: 1000,
     maxRequestBytes: 8192,
+    detachedMaxBytes: 256 * 1024 * 1024,
     metrics: true,
     allowedOrigins: [],
     trustProxy: false,
@@ -181,7 +188,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
-    ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['maxRoomsPerSession', 0], ['maxRequestBytes', 256], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
+    ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['maxRoomsPerSession', 0], ['maxRequestBytes', 256], ['detachedMaxBytes', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
   ];
   for (const [k, min] of ints) {
     const v = r[k];

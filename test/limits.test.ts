@@ -238,3 +238,32 @@ describe('request size', () => {
     expect(again.open).toMatchObject({ type: 'open', recovered: true });
   });
 });
+
+describe('memory of detached sessions', () => {
+  it('past detachedMaxBytes the longest-waiting detached sessions end (SY_ERR_SESSION_EVICTED, 4511), unread frames freed; the rest resume', async () => {
+    const { DETACHED_OVERHEAD } = await import('../gateway/gateway.ts');
+    const n = await startNode({ detachedMaxBytes: 3 * (DETACHED_OVERHEAD + 100) });
+    const clients: WsClient[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await WsClient.open(`${n.ws}/rt/ws`);
+      expect((await c.request('echo', `c${i}`)).args).toEqual([`c${i}`]);
+      clients.push(c);
+    }
+    // dropped in order, oldest first; each holds one small reply
+    for (const c of clients) {
+      const sid = c.open.sid;
+      c.terminate();
+      await vi.waitFor(() => expect(n.gateway.sessions.get(sid)?.conn ?? null).toBeNull());
+    }
+    // five detached sessions are more than the budget: the two that waited longest go
+    await vi.waitFor(() => expect(n.gateway.sessions.size).toBe(3));
+    expect(clients.slice(2).every((c) => n.gateway.sessions.has(c.open.sid))).toBe(true);
+    const resume = (c: WsClient) => WsClient.open(`${n.ws}/rt/ws?sid=${c.open.sid}&token=${encodeURIComponent(c.open.token)}&last=0`);
+    const evicted = await resume(clients[0]!);
+    // its unread reply was freed with it: only the close
+    expect(evicted.frames).toEqual([{ type: 'close', code: 4511, reason: 'SY_ERR_SESSION_EVICTED' }]);
+    const kept = await resume(clients[4]!);
+    expect(kept.open).toMatchObject({ type: 'open', sid: clients[4]!.open.sid, recovered: true });
+    await kept.next((f) => f.type === 'reply' && f.args[0] === 'c4');
+  });
+});

@@ -86,6 +86,13 @@ export const errors = {
     sio: { note: 'the transport closes, never DISCONNECT: the client reconnects (elsewhere); after a drain it recovers, after a shutdown without one it gets a new session' },
     signalr: { close: 'allowReconnect: true; a stateful-reconnect client: its socket closes and it resumes, elsewhere after a drain' },
   },
+  SY_ERR_SESSION_EVICTED: {
+    ws: 4511,
+    http: 0,
+    message: 'the node needed the memory detached sessions held: this one ended before its resume window',
+    sio: { note: 'the client comes back to a new session, recovered false' },
+    signalr: { close: 'a stateful resume: Sequence, then this Close' },
+  },
   SY_ERR_SESSION_TIMEOUT: {
     ws: 4510,
     http: 0,
