@@ -9,8 +9,8 @@ import WebSocket from 'ws';
 import { connect } from '../client/switchyard.js';
 
 export interface SoakOptions {
-  /** the gateway (or load balancer) */
-  url: string;
+  /** the gateways (client i connects to the (i mod n)th), or a load balancer */
+  urls: string[];
   /** the gateway processes' pids, for their memory (RSS from /proc) */
   pids: number[];
   sessions: number;
@@ -57,7 +57,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
   const got: Array<Map<number, number[]>> = [];
   let lostSessions = 0;
   for (let i = 0; i < o.sessions; i++) {
-    const c = connect(o.url, { transports: ['websocket'], WebSocket, rememberTransport: false, minDelayMs: 20, maxDelayMs: 300, ackTimeoutMs: 15_000 });
+    const c = connect(o.urls[i % o.urls.length]!, { transports: ['websocket'], WebSocket, rememberTransport: false, minDelayMs: 20, maxDelayMs: 300, ackTimeoutMs: 15_000 });
     const mine = new Map<number, number[]>();
     got.push(mine);
     let opened = false;

@@ -30,7 +30,7 @@ describe('soak (short)', () => {
       },
       { timeout: 15000, interval: 50 },
     );
-    const r = await soak({ url: `http://127.0.0.1:${port}`, pids: [child.pid!], sessions: 300, roomSize: 10, seconds: 12, everyMs: 100, dropEveryMs: 50 });
+    const r = await soak({ urls: [`http://127.0.0.1:${port}`], pids: [child.pid!], sessions: 300, roomSize: 10, seconds: 12, everyMs: 100, dropEveryMs: 50 });
     console.log('soak:', JSON.stringify(r));
     expect(r.drops).toBeGreaterThan(100);
     expect(r.answered).toBeGreaterThan(10_000);
