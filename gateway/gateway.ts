@@ -244,8 +244,16 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   unready(): 'draining' | 'saturated' | null {
     if (this.draining) return 'draining';
     if (this.fdGuard.paused) return 'saturated';
+    return this.atSessionLimit() ? 'saturated' : null;
+  }
+
+  /**
+   * The node holds `maxSessions` sessions with a connection. Sessions waiting for their client
+   * (detached) hold no descriptor: they count against `detachedMaxBytes` instead.
+   */
+  private atSessionLimit(): boolean {
     const max = this.options.maxSessions;
-    return max > 0 && this.sessions.size >= max ? 'saturated' : null;
+    return max > 0 && this.sessions.size - this.detached.size >= max;
   }
 
   health(): Record<string, unknown> {
@@ -279,7 +287,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     if (this.draining && isNew) return 'SY_ERR_SHUTTING_DOWN';
     const allowed = this.options.allowedOrigins;
     if (allowed.length > 0 && origin !== '' && !allowed.includes(origin)) return 'SY_ERR_BAD_ORIGIN';
-    if (isNew && this.options.maxSessions > 0 && this.sessions.size >= this.options.maxSessions) return 'SY_ERR_TOO_MANY_SESSIONS';
+    if (isNew && this.atSessionLimit()) return 'SY_ERR_TOO_MANY_SESSIONS';
     // what the session would keep of its request (query, user agent, authorization), held for its whole life
     if (isNew && requestBytes > this.options.maxRequestBytes) return 'SY_ERR_REQUEST_TOO_LARGE';
     if (isNew && ip !== '' && !this.openRate.take(ip, Date.now())) return 'SY_ERR_RATE_LIMITED';

@@ -36,7 +36,9 @@ export interface GatewayOptions {
   /** largest client frame (WebSocket message) or POST body @default 65536 */
   maxPayloadBytes?: number;
   /**
-   * sessions this node admits (past it: SY_ERR_TOO_MANY_SESSIONS, and `/readyz` answers 503);
+   * sessions with a connection this node admits (past it: SY_ERR_TOO_MANY_SESSIONS, and `/readyz`
+   * answers 503); sessions waiting for their client hold no connection and count against
+   * `detachedMaxBytes` instead;
    * 0 = no limit @default the process's open-file limit less a tenth (at least 64) for listeners,
    * HTTP requests, the bus and files: 18,000 at `ulimit -n` 20,000, 921 at 1,024; 0 where the
    * limit cannot be read

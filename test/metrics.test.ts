@@ -18,12 +18,13 @@ function parse(text: string): Map<string, number> {
 
 describe('/metrics', () => {
   it('counts sessions by transport and dialect, opens, closes by code, refusals by code, messages in and out, rooms', async () => {
-    const n = await startNode({ maxSessions: 3 });
-    const a = await WsClient.open(`${n.ws}/rt/ws`);
-    const b = await WsClient.open(`${n.ws}/rt/ws`);
+    const n = await startNode({ maxSessions: 2 });
+    // a long-polling session: between polls it holds no connection, and does not count against maxSessions
     const poll = await http(`${n.url}/rt/poll`);
     expect(poll.body[0].type).toBe('open');
-    // refused: the node is full
+    const a = await WsClient.open(`${n.ws}/rt/ws`);
+    const b = await WsClient.open(`${n.ws}/rt/ws`);
+    // refused: the node holds maxSessions connected sessions
     const refused = await WsClient.open(`${n.ws}/rt/ws`);
     expect((await refused.waitClosed()).code).toBe(1013);
     // 5 requests (5 events in, 5 replies out), a join (1 in, 1 out), a broadcast to both members (1 in, 2 out)
