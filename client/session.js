@@ -424,24 +424,22 @@ export class ClientSession extends Emitter {
    */
   _ack(conn) {
     if (this.lastSeq - this._acked >= ACK_EVERY) {
-      this._acked = this.lastSeq;
-      conn.send({ type: 'ack', last: this.lastSeq });
+      conn.send(/** @type {Frame} */ (this._ackFrame()));
       return;
     }
     if (this._ackTimer) return;
     const t = /** @type {any} */ (setTimeout(() => {
       this._ackTimer = null;
-      if (conn === this._conn && this.state === 'open' && this.lastSeq > this._acked) {
-        this._acked = this.lastSeq;
-        conn.send({ type: 'ack', last: this.lastSeq });
-      }
+      const ack = conn === this._conn && this.state === 'open' ? this._ackFrame() : null;
+      if (ack) conn.send(ack);
     }, ACK_DELAY_MS));
     if (t && typeof t.unref === 'function') t.unref();
     this._ackTimer = t;
   }
 
   /**
-   * The ack frame to send with a POST /rt/send (SSE), if one is due (internal)
+   * The ack frame for what has come since the last one, if anything has (internal; SSE sends it
+   * with its next POST /rt/send)
    * @returns {Frame | null}
    */
   _ackFrame() {

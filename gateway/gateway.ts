@@ -28,7 +28,7 @@ import type { Engine } from '../transports/engineio.ts';
 import { mountSignalR, type SignalR } from '../transports/signalr.ts';
 import { mountSockJs } from '../transports/sockjs.ts';
 import { mountStatic } from './static.ts';
-import { Exchange } from '../transports/http.ts';
+import { Exchange, retryHeaders } from '../transports/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
 import { warnOnce } from '../transports/log.ts';
 import { Entry } from '../transports/entry.ts';
@@ -136,7 +136,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       const why = this.unready();
       const ex = new Exchange(res, '');
       if (why === null) ex.reply(200, 'application/json', '{"ready":true}');
-      else ex.reply(503, 'application/json', JSON.stringify({ ready: false, reason: why }), { 'Retry-After': '1' });
+      else ex.reply(503, 'application/json', JSON.stringify({ ready: false, reason: why }), retryHeaders(503));
     });
     if (this.options.metrics) {
       const registry = metricsRegistry(this);

@@ -34,13 +34,11 @@ export interface MetricsSource {
 export function metricsRegistry(src: MetricsSource): Registry {
   const registry = new Registry();
   const s = src.stats;
-  const fromMap = (m: Map<string, number>, label: string, set: (labels: Record<string, string>, v: number) => void, split?: string[]) => {
+  /** sets a labelled metric from a map whose keys are its label values joined by spaces */
+  const fromMap = (m: Map<string, number>, names: string[], set: (labels: Record<string, string>, v: number) => void) => {
     for (const [k, v] of m) {
-      if (split === undefined) set({ [label]: k }, v);
-      else {
-        const parts = k.split(' ');
-        set(Object.fromEntries(split.map((name, i) => [name, parts[i] ?? ''])), v);
-      }
+      const values = k.split(' ');
+      set(Object.fromEntries(names.map((name, i) => [name, values[i] ?? ''])), v);
     }
   };
   new Gauge({
@@ -52,7 +50,7 @@ export function metricsRegistry(src: MetricsSource): Registry {
       this.reset();
       const counts = new Map<string, number>();
       src.forEachSession((t, d, a) => Stats.bump(counts, `${t} ${d} ${a}`));
-      fromMap(counts, '', (l, v) => this.set(l, v), ['transport', 'dialect', 'attached']);
+      fromMap(counts, ['transport', 'dialect', 'attached'], (l, v) => this.set(l, v));
     },
   });
   new Gauge({
@@ -80,7 +78,7 @@ export function metricsRegistry(src: MetricsSource): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      fromMap(s.opened, '', (l, v) => this.inc(l, v), ['transport', 'dialect']);
+      fromMap(s.opened, ['transport', 'dialect'], (l, v) => this.inc(l, v));
     },
   });
   new Counter({
@@ -90,7 +88,7 @@ export function metricsRegistry(src: MetricsSource): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      fromMap(s.closed, 'code', (l, v) => this.inc(l, v));
+      fromMap(s.closed, ['code'], (l, v) => this.inc(l, v));
     },
   });
   new Counter({
@@ -100,7 +98,7 @@ export function metricsRegistry(src: MetricsSource): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      fromMap(s.refused, 'code', (l, v) => this.inc(l, v));
+      fromMap(s.refused, ['code'], (l, v) => this.inc(l, v));
     },
   });
   new Counter({

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { http, WsClient } from './helpers.ts';
+import { http, keepAliveHttp, listening, portBelowEphemeral, WsClient } from './helpers.ts';
 import { readFileSync } from 'node:fs';
 import { resolveOptions } from '../gateway/options.ts';
 
@@ -53,21 +53,11 @@ describe('switchyard CLI', () => {
         // the group is gone already
       }
     });
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const port = await vi.waitFor(
-      () => {
-        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-        if (!m) throw new Error(out);
-        return Number(m[1]);
-      },
-      { timeout: 20000, interval: 50 },
-    );
+    const { port, out } = await listening(child, 20_000);
     expect((await http(`http://127.0.0.1:${port}/healthz`)).body).toMatchObject({ status: 'ok' });
     child.kill('SIGTERM');
     await vi.waitFor(() => expect(child.exitCode ?? child.signalCode).not.toBeNull(), { timeout: 10000 });
-    expect(out).toContain('switchyard: SIGTERM, closing');
+    expect(out()).toContain('switchyard: SIGTERM, closing');
     // the node itself is gone: nothing answers on its port
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });
@@ -95,32 +85,13 @@ describe('at the open-file limit', () => {
   it('a node run with ulimit -n 256 flooded with idle connections stops accepting (refused at once, no accept spin, /readyz saturated) and serves again once they go', async () => {
     // a fixed port below the ephemeral range, as deployments use: an ephemeral one (--port 0) can
     // be held by the flood's connections in TIME_WAIT when the node wants to listen on it again
-    const fixed = await freePortBelowEphemeral();
+    const fixed = await portBelowEphemeral();
     const child = spawn('sh', ['-c', `ulimit -n 256 && exec "${process.execPath}" "${bin}" start --port ${fixed} --host 127.0.0.1`], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const port = await vi.waitFor(
-      () => {
-        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-        if (!m) throw new Error(out);
-        return Number(m[1]);
-      },
-      { timeout: 15000, interval: 50 },
-    );
+    const { port, out } = await listening(child);
     const { connect } = await import('node:net');
     // a keep-alive HTTP connection made before the flood, to ask /readyz on
-    const probe = connect(port, '127.0.0.1');
-    await new Promise((r) => probe.once('connect', r));
-    let got = '';
-    probe.on('data', (d) => (got += d));
-    const ask = async (path: string) => {
-      got = '';
-      probe.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-      await vi.waitFor(() => expect(got).toMatch(/\r\n\r\n.*\}$/s), { timeout: 3000 });
-      return got;
-    };
+    const { ask, close } = await keepAliveHttp(port);
     expect(await ask('/readyz')).toMatch(/^HTTP\/1\.1 200/);
     // the flood: idle TCP connections, more than the node has descriptors for
     const flood: import('node:net').Socket[] = [];
@@ -131,7 +102,7 @@ describe('at the open-file limit', () => {
       flood.push(s);
     }
     await vi.waitFor(async () => expect(await ask('/readyz')).toContain('"reason":"saturated"'), { timeout: 5000, interval: 200 });
-    expect(out).toMatch(/open files at \d+ of 256: not accepting connections/);
+    expect(out()).toMatch(/open files at \d+ of 256: not accepting connections/);
     // not spinning on accept: under a third of a core over a second and a half
     const cpu = () => {
       const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -150,26 +121,12 @@ describe('at the open-file limit', () => {
     // the flood goes: it listens again and opens sessions
     for (const s of flood) s.destroy();
     await vi.waitFor(async () => expect(await ask('/readyz')).toMatch(/^HTTP\/1\.1 200/), { timeout: 5000, interval: 200 }).catch(async (e) => {
-      throw new Error(`${e}\n${await ask('/healthz')}\n${out}`);
+      throw new Error(`${e}\n${await ask('/healthz')}\n${out()}`);
     });
     const c = await WsClient.open(`ws://127.0.0.1:${port}/rt/ws`);
     expect((await c.request('echo', 'back')).args).toEqual(['back']);
     c.sock.close();
-    probe.destroy();
+    close();
     expect(refused).toBeGreaterThan(0);
   });
 });
-
-/** A free TCP port on 127.0.0.1 between 20000 and 30000 (below Linux's ephemeral range) */
-async function freePortBelowEphemeral(): Promise<number> {
-  const { createServer } = await import('node:net');
-  for (;;) {
-    const port = 20000 + Math.floor(Math.random() * 10000);
-    const ok = await new Promise<boolean>((r) => {
-      const srv = createServer();
-      srv.once('error', () => r(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => r(true)));
-    });
-    if (ok) return port;
-  }
-}

@@ -1,7 +1,8 @@
 /** Test helpers: real nodes on port 0, real clients, and waiting without fixed sleeps. */
 import WebSocket from 'ws';
-import { createServer } from 'node:net';
-import { vi } from 'vitest';
+import { connect as tcpConnect, createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { expect, vi } from 'vitest';
 import { startEmbedded, type Embedded } from '../gateway/embedded.ts';
 import type { GatewayOptions } from '../gateway/options.ts';
 import type { App } from '../cluster/app.ts';
@@ -157,4 +158,41 @@ export async function portBelowEphemeral(): Promise<number> {
     });
     if (free) return port;
   }
+}
+
+/** Collects a gateway child process's output and waits until it listens on 127.0.0.1. @returns its port and output */
+export async function listening(child: ChildProcess, timeout = 15_000): Promise<{ port: number; out: () => string }> {
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const port = await vi.waitFor(
+    () => {
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (!m) throw new Error(out);
+      return Number(m[1]);
+    },
+    { timeout, interval: 50 },
+  );
+  return { port, out: () => out };
+}
+
+/**
+ * One keep-alive HTTP connection to 127.0.0.1:`port`, opened now: `ask` sends a GET on it and
+ * resolves with the whole raw answer (JSON bodies), so a test can ask a node that no longer
+ * accepts new connections (draining, saturated)
+ */
+export async function keepAliveHttp(port: number): Promise<{ ask: (path: string) => Promise<string>; close: () => void }> {
+  const sock = tcpConnect(port, '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  let got = '';
+  sock.on('data', (d) => (got += d));
+  return {
+    async ask(path) {
+      got = '';
+      sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      await vi.waitFor(() => expect(got).toMatch(/\r\n\r\n.*\}$/s), { timeout: 3000 });
+      return got;
+    },
+    close: () => sock.destroy(),
+  };
 }

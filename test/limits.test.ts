@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { pack } from 'msgpackr';
-import { closeAll, startNode, WsClient } from './helpers.ts';
+import { closeAll, keepAliveHttp, startNode, WsClient } from './helpers.ts';
 import { MAX_DEPTH } from '../transports/entry.ts';
 
 afterAll(closeAll);
@@ -121,17 +121,7 @@ describe('readiness and the session limit', () => {
     const n = await startNode();
     // a session keeps the node draining for the window (with none it closes at once)
     await WsClient.open(`${n.ws}/rt/ws`);
-    const { connect } = await import('node:net');
-    const sock = connect(n.port, '127.0.0.1');
-    await new Promise((r) => sock.once('connect', r));
-    let got = '';
-    sock.on('data', (d) => (got += d));
-    const ask = async (path: string) => {
-      got = '';
-      sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-      await vi.waitFor(() => expect(got).toMatch(/\r\n\r\n.*\}$/s));
-      return got;
-    };
+    const { ask, close } = await keepAliveHttp(n.port);
     expect(await ask('/readyz')).toMatch(/^HTTP\/1\.1 200/);
     const draining = n.gateway.drain(1000, 100);
     const r = await ask('/readyz');
@@ -141,7 +131,7 @@ describe('readiness and the session limit', () => {
     const h = await ask('/healthz');
     expect(h).toMatch(/^HTTP\/1\.1 200/);
     expect(h).toContain('"status":"draining"');
-    sock.destroy();
+    close();
     await draining;
   });
 });

@@ -4,10 +4,11 @@
  * dropped every 50 ms; nothing answered is lost, nothing is delivered twice or out of order, no
  * session is lost, and the gateway's memory ends near where it started.
  */
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { soak } from './soak-kit.ts';
+import { listening } from './helpers.ts';
 
 const children: ChildProcess[] = [];
 afterAll(() => {
@@ -19,17 +20,7 @@ describe('soak (short)', () => {
     const bin = join(import.meta.dirname, '..', 'bin', 'switchyard.mjs');
     const child = spawn(process.execPath, [bin, 'start', '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const port = await vi.waitFor(
-      () => {
-        const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-        if (!m) throw new Error(out);
-        return Number(m[1]);
-      },
-      { timeout: 15000, interval: 50 },
-    );
+    const { port } = await listening(child);
     const r = await soak({ urls: [`http://127.0.0.1:${port}`], pids: [child.pid!], sessions: 300, roomSize: 10, seconds: 12, everyMs: 100, dropEveryMs: 50 });
     console.log('soak:', JSON.stringify(r));
     expect(r.drops).toBeGreaterThan(100);

@@ -12,7 +12,7 @@
 import { randomId } from './ids.ts';
 import type { HttpResponse, WebSocket } from 'uWebSockets.js';
 import type { Carrier, Port, Link } from './port.ts';
-import { Exchange, clientIp, readBody, readRequest, requestBytes, upgrade, type RequestInfo } from './http.ts';
+import { Exchange, clientIp, readBody, readRequest, requestBytes, retryHeaders, upgrade, type RequestInfo } from './http.ts';
 import { errorBody, errors, type ErrorCode, type ErrorSpec } from './errors.ts';
 import { warnOnce } from './log.ts';
 
@@ -579,7 +579,7 @@ export class Engine {
       const refused = port.admit(r.origin, sid === null, r.ip, r.bytes);
       if (refused !== null) {
         const e = ourError(refused);
-        return ex.reply(e.status, 'application/json', e.body, e.status === 503 ? { 'Retry-After': '1' } : undefined);
+        return ex.reply(e.status, 'application/json', e.body, retryHeaders(e.status));
       }
       // a plain GET with transport=websocket (no upgrade) is not a poll
       if (r.query.get('transport') !== 'polling') return ex.reply(400, 'application/json', eioBody('BAD_REQUEST'));

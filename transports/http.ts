@@ -97,6 +97,11 @@ export interface HttpAnswer {
  */
 const RETRY_AFTER: Record<string, string> = Object.freeze({ 'Retry-After': '1' }) as Record<string, string>;
 
+/** The headers of a temporary refusal (503: the node's limits, a shutdown): when to try again */
+export function retryHeaders(status: number): Record<string, string> | undefined {
+  return status === 503 ? RETRY_AFTER : undefined;
+}
+
 export class Exchange implements HttpAnswer {
   aborted = false;
   done = false;
@@ -135,8 +140,7 @@ export class Exchange implements HttpAnswer {
   /** Answers with an error's HTTP status and JSON body; `closeConnection` when the request body is unread */
   error(code: ErrorCode, message?: string, closeConnection = false): void {
     const status = errors[code].http || 400;
-    // a temporary refusal (the node's limits, a shutdown): when to try again
-    this.reply(status, 'application/json', errorBody(code, message), status === 503 ? RETRY_AFTER : undefined, closeConnection);
+    this.reply(status, 'application/json', errorBody(code, message), retryHeaders(status), closeConnection);
   }
 
   /** Starts a streamed answer (SSE): status and headers now, body by `write` */

@@ -16,7 +16,7 @@ import type { HttpResponse, WebSocket } from 'uWebSockets.js';
 import type { Carrier, ClientFrame, Connection, Link, OpenInfo, Port, PortSession } from './port.ts';
 import type { Entry } from './entry.ts';
 import type { SessionMeta } from '../cluster/types.ts';
-import { Exchange, clientIp, requestBytes, readBody, readRequest, upgrade, type HttpAnswer, type RequestInfo } from './http.ts';
+import { Exchange, clientIp, requestBytes, retryHeaders, readBody, readRequest, upgrade, type HttpAnswer, type RequestInfo } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
 import { warnOnce } from './log.ts';
 import { ACK, CANCEL_INVOCATION, CLOSE, COMPLETION, HubProtocolError, INVOCATION, PING, SEQUENCE, STREAM_INVOCATION, STREAM_ITEM, handshakeResponse, hubProtocols, isHandshake, parseHandshake, type HubMessage, type HubProtocol } from './signalr-protocol.ts';
@@ -158,7 +158,7 @@ export class SignalR {
     const refused = this.port.admit(r.origin, true, r.ip, r.bytes);
     if (refused !== null) {
       const status = errors[refused].http || 503;
-      return ex.reply(status, 'text/plain', errors[refused].message, status === 503 ? { 'Retry-After': '1' } : undefined);
+      return ex.reply(status, 'text/plain', errors[refused].message, retryHeaders(status));
     }
     // a client that names no version speaks version 0 (TransportProtocols.md)
     const version = Number(r.query.get('negotiateVersion') ?? 0) >= 1 ? 1 : 0;
