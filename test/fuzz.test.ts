@@ -170,6 +170,8 @@ describe('SignalR hub messages', () => {
   });
 
   it('the handshake: a protocol, an error, or null (incomplete), for any text or bytes', () => {
+    // found by this property: a name on Object.prototype is no protocol
+    expect(parseHandshake('{"protocol":"toString","version":0}\x1e')).toEqual({ error: "The protocol 'toString' is not supported." });
     const hs = fc.record({ protocol: fc.oneof(fc.constantFrom('json', 'messagepack'), fc.string({ maxLength: 8 })), version: fc.oneof(fc.nat(3), fc.string({ maxLength: 2 })) }, { requiredKeys: [] }).map((h) => JSON.stringify(h) + '\x1e');
     fc.assert(
       fc.property(fc.oneof(hs, fc.string(), anyBytes, mangled(hs.map((s) => enc.encode(s)))), (m) => {

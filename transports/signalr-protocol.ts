@@ -295,7 +295,8 @@ export function parseHandshake(data: string | Uint8Array): { protocol: HubProtoc
   } catch {
     return { error: 'Handshake request is not valid JSON.' };
   }
-  const p = typeof h.protocol === 'string' ? hubProtocols[h.protocol as 'json' | 'messagepack'] : undefined;
+  // own keys only: a protocol named "toString" must not find Object.prototype's (found by test/fuzz.test.ts)
+  const p = typeof h.protocol === 'string' && Object.hasOwn(hubProtocols, h.protocol) ? hubProtocols[h.protocol as 'json' | 'messagepack'] : undefined;
   if (p === undefined) return { error: `The protocol '${String(h.protocol)}' is not supported.` };
   if (typeof h.version !== 'number' || !Number.isInteger(h.version) || h.version < 0 || h.version > p.version) return { error: `The server does not support version ${String(h.version)} of the '${p.name}' protocol.` };
   const rest = bytes === null ? text.slice(end + 1) : bytes.subarray(end + 1);
