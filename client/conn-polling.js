@@ -86,7 +86,7 @@ export class PollConn extends PostConn {
       const accept = this.binary ? 'application/msgpack, application/json' : 'application/json';
       let r;
       try {
-        r = await this.fetchWithin(url, { method: 'GET', headers: { accept } }, c._o.pollTimeoutMs + 10000);
+        r = await this.fetchWithin(url, { method: 'GET', headers: session ? c._headers({ accept }) : { accept } }, c._o.pollTimeoutMs + 10000);
       } catch (e) {
         if (this.dead) return;
         this._down({ reason: `poll failed: ${errText(e)}`, error: e });

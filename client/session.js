@@ -592,7 +592,9 @@ export class ClientSession extends Emitter {
     if (this._codec && kind !== 'sse') p.set('format', 'msgpack');
     if (withSession && this.sid && this.token) {
       p.set('sid', this.sid);
-      p.set('token', this.token);
+      // fetch sends the token in a header (_headers), out of URLs and access logs; WebSocket and
+      // EventSource cannot set headers
+      if (kind !== 'poll') p.set('token', this.token);
       p.set('last', String(this.lastSeq));
     }
     const qs = p.toString();
@@ -609,9 +611,19 @@ export class ClientSession extends Emitter {
    */
   _post(frames, binary, json, signal) {
     const fetch = /** @type {FetchFunction} */ (this._fetch);
-    const url = `${this._http}/send?sid=${encodeURIComponent(this.sid || '')}&token=${encodeURIComponent(this.token || '')}`;
+    const url = `${this._http}/send?sid=${encodeURIComponent(this.sid || '')}`;
     const body = binary && this._codec ? this._codec.encode(frames) : `[${(json || frames.map((f) => JSON.stringify(f))).join(',')}]`;
     const type = binary && this._codec ? 'application/msgpack' : 'application/json';
-    return fetch(url, { method: 'POST', headers: { 'content-type': type }, body, signal });
+    return fetch(url, { method: 'POST', headers: this._headers({ 'content-type': type }), body, signal });
+  }
+
+  /**
+   * Headers of a request about the current session: `headers` and the session token
+   * @param {Record<string, string>} headers
+   * @returns {Record<string, string>}
+   */
+  _headers(headers) {
+    if (this.token) headers['x-switchyard-token'] = this.token;
+    return headers;
   }
 }

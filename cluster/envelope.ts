@@ -143,6 +143,8 @@ export interface SessionState {
   lastOut: number;
   /** broadcasts delivered into `frames` since B was asked to subscribe (B drops them from its buffer) */
   delivered: string[];
+  /** the native dialect's token generations (TokenGens.toWire) */
+  tokens?: [number, number, number, number];
 }
 
 export type Envelope = InboundEnvelope | NodeEnvelope | RoomEnvelope | ControlEnvelope | RelayEnvelope | LinkEnvelope;

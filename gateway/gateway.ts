@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts';
 import { NODE_ID, openFileLimit, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { errors, type ErrorCode } from '../transports/errors.ts';
-import { signResumeKey, signToken, verifyResumeKey, verifyToken } from './token.ts';
+import { readToken, signResumeKey, signToken, TokenGens, verifyResumeKey } from './token.ts';
 import { Session, SessionState, type SessionOwner } from './session.ts';
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
 import type { LinkEnvelope, NodeEnvelope, RelayEnvelope } from '../cluster/envelope.ts';
@@ -46,6 +46,8 @@ interface Tombstone {
   at: number;
   /** the outbox, kept when the session ended without a connection (entries may be unread) */
   outbox: Outbox | null;
+  /** its token generations: a superseded token learns nothing of how it ended */
+  tokens: TokenGens | null;
 }
 
 export class Gateway implements SessionOwner, Port, MetricsSource {
@@ -331,15 +333,26 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   }
 
   find(sid: string, token: string, last: number): Target {
-    const nodeId = verifyToken(this.secrets, sid, token);
-    if (nodeId === null) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
+    const claim = readToken(this.secrets, sid, token);
+    if (claim === null) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
     // here, even when the token names another node (this node took the session over)
     const s = this.sessions.get(sid);
-    if (s !== undefined && s.state !== SessionState.Closed) return { kind: 'session', session: s };
+    if (s !== undefined && s.state !== SessionState.Closed) {
+      // (a shadow knows its tokens once the holder's open came through it)
+      if (claim.gen > 0 && (s.relay === null || s.tokens !== null) && !this.current(s.tokens, claim.gen)) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
+      return { kind: 'session', session: s };
+    }
     // held by another node: relay to it (only a cluster has other nodes)
-    if (nodeId !== this.nodeId && this.clustered) return { kind: 'remote', home: nodeId, sid, token };
+    if (claim.node !== this.nodeId && this.clustered) return { kind: 'remote', home: claim.node, sid, token };
+    const t = this.tombstones.get(sid);
+    if (t !== undefined && claim.gen > 0 && !this.current(t.tokens, claim.gen)) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
     const ended = this.endedSession(sid, last);
     return ended === null ? { kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' } : { kind: 'ended', ended };
+  }
+
+  /** a token of generation `gen` still opens a session with these generations */
+  private current(tokens: TokenGens | null, gen: number): boolean {
+    return tokens !== null && tokens.accept(gen, Date.now(), this.options.tokenGraceMs);
   }
 
   /**
@@ -408,8 +421,10 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
 
   /** @internal What a codec needs to say that `s` is open */
   openInfo(s: Session, recovered?: boolean): OpenInfo {
-    // signed when needed, not kept: one string less per session
-    const info: OpenInfo = { sid: s.sid, token: signToken(this.options.secret, s.sid, this.nodeId), pingMs: this.options.pingMs, last: s.outbox.last };
+    // signed when needed, not kept: one string less per session. A native client gets a new
+    // generation on every open; other dialects' clients keep the token of their connection
+    const gen = s.meta.dialect === 'native' ? (s.tokens ??= new TokenGens()).next() : 0;
+    const info: OpenInfo = { sid: s.sid, token: signToken(this.options.secret, s.sid, this.nodeId, gen), pingMs: this.options.pingMs, last: s.outbox.last };
     if (recovered !== undefined) info.recovered = recovered;
     return info;
   }
@@ -546,7 +561,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     s.conn = null;
     if (conn !== null) conn.end(s, code, reason);
     // a connected client got everything it will get: its entries are freed now
-    this.tombstones.set(s.sid, { code, reason, at: Date.now(), outbox: conn === null && keepUnread ? s.outbox : null });
+    this.tombstones.set(s.sid, { code, reason, at: Date.now(), outbox: conn === null && keepUnread ? s.outbox : null, tokens: s.tokens });
     // best effort: a worker that misses it drops the session when its partition moves
     if (notifyWorker) this.bus.publish(s.subjectIn, { t: 'close', sid: s.sid, node: this.nodeId, n: ++s.inSeq, code, reason });
   }

@@ -16,6 +16,7 @@
 import type { NodeEnvelope, RelayEnvelope, SessionState as HandedState } from '../cluster/envelope.ts';
 import { SessionState, type Session } from './session.ts';
 import { Entry } from '../transports/entry.ts';
+import { TokenGens } from './token.ts';
 import type { Gateway } from './gateway.ts';
 
 /** how long a draining node forwards broadcasts for a session it handed over */
@@ -99,6 +100,7 @@ export class Handover {
         open: s.state === SessionState.Open,
         lastOut: x.lastOut,
         delivered: x.handing?.ids ?? [],
+        tokens: s.tokens?.toWire(Date.now()),
       },
     });
     // not ours any more: worker output that still comes here is forwarded, and so are broadcasts
@@ -147,6 +149,8 @@ export class Handover {
     for (const e of st.entries) s.outbox.push(Entry.from(e));
     s.inSeq = st.inSeq;
     s.clientSeq = st.clientSeq;
+    // the tokens the client holds stay good here (the open below gives it a newer one)
+    if (st.tokens !== undefined) s.tokens = TokenGens.fromWire(st.tokens, Date.now());
     const x = s.ext;
     x.acked = st.acked;
     x.lastOut = st.lastOut;

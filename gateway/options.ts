@@ -20,6 +20,12 @@ export interface GatewayOptions {
    * without cutting its sessions (see docs/operations.md) @default []
    */
   previousSecrets?: string[];
+  /**
+   * a native client gets a new session token on every connect (each \`open\`); the ones before it
+   * are accepted this long after the client first uses the new one (requests already under way),
+   * then refused with SY_ERR_BAD_TOKEN @default 10000
+   */
+  tokenGraceMs?: number;
   /** heartbeat interval announced in `open` and used for pings @default 25000 */
   pingMs?: number;
   /** how long a long-poll is held when there is nothing to send @default 25000 */
@@ -161,6 +167,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     nodeId: randomBytes(6).toString('base64url'),
     secret: randomBytes(32).toString('base64url'),
     previousSecrets: [],
+    tokenGraceMs: 10_000,
     pingMs: 25_000,
     pollTimeoutMs: 25_000,
     resumeWindowMs: 60_000,
@@ -189,7 +196,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     sockjs: false,
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
-    ['port', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
+    ['port', 0], ['tokenGraceMs', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
     ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['maxRoomsPerSession', 0], ['maxRequestBytes', 256], ['detachedMaxBytes', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
   ];
   for (const [k, min] of ints) {

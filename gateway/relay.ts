@@ -13,6 +13,7 @@
  */
 import type { Gateway } from './gateway.ts';
 import { Session, SessionState } from './session.ts';
+import { generationOf, TokenGens } from './token.ts';
 import { errors, type ErrorCode } from '../transports/errors.ts';
 import { subjects } from '../cluster/bus.ts';
 import type { RelayEnvelope } from '../cluster/envelope.ts';
@@ -187,6 +188,8 @@ export class Relay {
     }
     if (e.open !== undefined) {
       s.state = SessionState.Open;
+      // requests naming an older token than the client's are refused here as the holder would
+      if (generationOf(e.open.token) > 0) s.tokens = TokenGens.relayed(s.relay!.token, e.open.token);
       conn.sendOpen(s, e.open);
     } else if (s.state === SessionState.Opening) {
       s.state = SessionState.Open;

@@ -9,6 +9,7 @@ import type { InboundEnvelope, NodeEnvelope, RoomEnvelope } from '../cluster/env
 import type { Entry } from '../transports/entry.ts';
 import type { Claim, Connection, PortSession } from '../transports/port.ts';
 import { Outbox, type OutboxLimits } from './outbox.ts';
+import type { TokenGens } from './token.ts';
 
 /** The node that holds the session (one object for all sessions, instead of a closure each) */
 export interface SessionOwner {
@@ -53,6 +54,8 @@ export class Session implements PortSession {
    * `home`; this object only mirrors entries for the local connection (see relay.ts).
    */
   relay: { home: string; cid: number; deadline: number; token: string } | null = null;
+  /** the native dialect's token generations (see TokenGens); null for dialects whose tokens do not rotate */
+  tokens: TokenGens | null = null;
   /** cluster and hand-over state; allocated on first use (a single node never needs it) */
   private _ext: SessionExt | null = null;
 

@@ -1,7 +1,11 @@
 /**
- * Session tokens: `<nodeId>.<signature>`, signature = base64url(HMAC-SHA256(secret, sid "." nodeId))
- * cut to 22 characters (132 bits). The token proves the client was given this sid and names the
- * node that holds the session's state, so any node can route a request for it.
+ * Session tokens: `<nodeId>.<gen>.<signature>`, signature = base64url(HMAC-SHA256(secret,
+ * sid "." nodeId "." gen)) cut to 22 characters (132 bits). The token proves the client was given
+ * this sid and names the node that holds the session's state, so any node can route a request for
+ * it. `gen` (base 36) counts the tokens a native session was given: every `open` brings a new one,
+ * and the node holding the session accepts an older one only for a grace (TokenGens). Dialects
+ * whose clients keep one token for a connection's life (SignalR's connection token) sign without a
+ * generation: `<nodeId>.<signature>` over sid "." nodeId.
  */
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 
@@ -26,25 +30,111 @@ function each(secrets: Secrets): readonly string[] {
   return typeof secrets === 'string' ? [secrets] : secrets;
 }
 
-export function signToken(secret: string, sid: string, nodeId: string): string {
-  return nodeId + '.' + signature(secret, sid, nodeId);
+/** `gen` 0: a token without a generation */
+export function signToken(secret: string, sid: string, nodeId: string, gen = 0): string {
+  const named = gen > 0 ? nodeId + '.' + gen.toString(36) : nodeId;
+  return named + '.' + signature(secret, sid + '.' + named);
+}
+
+/** What a valid token says: the node holding the session, and the token's generation (0: none) */
+export interface TokenClaim {
+  node: string;
+  gen: number;
+}
+
+/** @returns what a token valid under one of `secrets` says, or null when it is forged or malformed */
+export function readToken(secrets: Secrets, sid: string, token: string): TokenClaim | null {
+  const dot = token.lastIndexOf('.');
+  if (dot <= 0) return null;
+  const named = token.slice(0, dot);
+  const given = Buffer.from(token.slice(dot + 1));
+  let ok = false;
+  for (const secret of each(secrets)) {
+    const want = Buffer.from(signature(secret, sid + '.' + named));
+    if (given.length === want.length && timingSafeEqual(given, want)) {
+      ok = true;
+      break;
+    }
+  }
+  if (!ok) return null;
+  const g = named.indexOf('.');
+  if (g < 0) return { node: named, gen: 0 };
+  const gen = parseInt(named.slice(g + 1), 36);
+  return Number.isSafeInteger(gen) && gen > 0 ? { node: named.slice(0, g), gen } : null;
+}
+
+/** The generation a token claims (not verified; 0: none) */
+export function generationOf(token: string): number {
+  const parts = token.split('.');
+  return parts.length === 3 ? parseInt(parts[1]!, 36) || 0 : 0;
 }
 
 /** @returns the node named by a token valid under one of `secrets`, or null when it is forged or malformed */
 export function verifyToken(secrets: Secrets, sid: string, token: string): string | null {
-  const dot = token.lastIndexOf('.');
-  if (dot <= 0) return null;
-  const nodeId = token.slice(0, dot);
-  const given = Buffer.from(token.slice(dot + 1));
-  for (const secret of each(secrets)) {
-    const want = Buffer.from(signature(secret, sid, nodeId));
-    if (given.length === want.length && timingSafeEqual(given, want)) return nodeId;
-  }
-  return null;
+  return readToken(secrets, sid, token)?.node ?? null;
 }
 
-function signature(secret: string, sid: string, nodeId: string): string {
-  return createHmac('sha256', hmacKey(secret)).update(sid + '.' + nodeId).digest('base64url').slice(0, 22);
+function signature(secret: string, signed: string): string {
+  return createHmac('sha256', hmacKey(secret)).update(signed).digest('base64url').slice(0, 22);
+}
+
+/**
+ * The token generations of one session, kept by the node that holds it. Every `open` gives the
+ * client a new generation; a request may name any generation from the newest the client has used
+ * up to the newest given (the client may not have received the last ones: its connection dropped
+ * before the `open` arrived). Once a newer generation is used, the older ones are accepted for
+ * `graceMs` only (requests already under way), then refused with SY_ERR_BAD_TOKEN: a token seen
+ * once in a log or a proxy stops opening the session soon after the client moves on.
+ */
+export class TokenGens {
+  /** the newest generation given */
+  gen = 0;
+  /** the oldest generation accepted without a grace: the newest the client has used */
+  floor = 1;
+  /** during a grace (until `graceUntil`), generations from this one on are accepted too */
+  graceFloor = 1;
+  graceUntil = 0;
+
+  /** A new generation, for the next `open` */
+  next(): number {
+    return ++this.gen;
+  }
+
+  /** Whether a request naming generation `g` is let in at `now`; the first use of a newer one starts the older ones' grace */
+  accept(g: number, now: number, graceMs: number): boolean {
+    if (g > this.gen) return false;
+    if (g >= this.floor) {
+      if (g > this.floor) {
+        if (now > this.graceUntil) this.graceFloor = this.floor;
+        this.graceUntil = now + graceMs;
+        this.floor = g;
+      }
+      return true;
+    }
+    return g >= this.graceFloor && now <= this.graceUntil;
+  }
+
+  /**
+   * The generations a node relaying a session's connection accepts: from the one its client came
+   * with (`used`, checked by the holder) to the one the holder's `open` gave it (`given`)
+   */
+  static relayed(used: string, given: string): TokenGens {
+    const t = new TokenGens();
+    t.floor = t.graceFloor = Math.max(1, generationOf(used));
+    t.gen = Math.max(t.floor, generationOf(given));
+    return t;
+  }
+
+  /** for a hand-over: the same generations on the new node (the grace as time left) */
+  toWire(now: number): [number, number, number, number] {
+    return [this.gen, this.floor, this.graceFloor, Math.max(0, this.graceUntil - now)];
+  }
+
+  static fromWire(w: [number, number, number, number] | undefined, now: number): TokenGens {
+    const t = new TokenGens();
+    if (w !== undefined) [t.gen, t.floor, t.graceFloor, t.graceUntil] = [w[0], w[1], w[2], w[3] > 0 ? now + w[3] : 0];
+    return t;
+  }
 }
 
 /**

@@ -24,6 +24,8 @@ export interface RequestInfo {
   authorization: string;
   contentType: string;
   lastEventId: string;
+  /** the X-Switchyard-Token header (the native dialect's session token, kept out of URLs) */
+  token: string;
   /** a CORS preflight's Access-Control-Request-Headers */
   requestHeaders: string;
   /** what a session made from this request would keep of it (see requestBytes) */
@@ -50,6 +52,7 @@ export function readRequest(res: HttpResponse, req: HttpRequest, trustProxy: boo
     authorization: req.getHeader('authorization'),
     contentType: req.getHeader('content-type'),
     lastEventId: req.getHeader('last-event-id'),
+    token: req.getHeader('x-switchyard-token'),
     requestHeaders: req.getHeader('access-control-request-headers'),
   };
 }

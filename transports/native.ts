@@ -1,8 +1,9 @@
 /**
  * The native dialect's HTTP wires, and the mount of all its wires: `/rt/ws` (websocket.ts),
  * `GET /rt/sse` (a stream), `GET /rt/poll` (long-polling), and `POST /rt/send` upstream for both.
- * Sessions are addressed by `?sid=&token=` (the token is a signed node hint) and resumed with
- * `last` (a cursor: what the client has seen).
+ * Sessions are addressed by `?sid=` and a signed token (the `X-Switchyard-Token` header, or the
+ * query's `token` where a client cannot set headers: browsers' WebSocket and EventSource) and
+ * resumed with `last` (a cursor: what the client has seen).
  * @see ../docs/protocol.md
  */
 import type { Codec, Port } from './port.ts';
@@ -19,6 +20,11 @@ const DIALECT = 'native';
 
 function metaOf(r: RequestInfo): SessionMeta {
   return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, query: connectQuery(r.query), auth: r.query.get('auth') ?? r.authorization, dialect: DIALECT };
+}
+
+/** The session token a request names: the header first (it stays out of URLs and access logs) */
+function tokenOf(r: RequestInfo): string {
+  return r.token || (r.query.get('token') ?? '');
 }
 
 /** Server-Sent Events: `id: <seq>\ndata: <json>\n\n`; heartbeats are `ping` frames (EventSource hides comments) */
@@ -51,6 +57,15 @@ export function mountNative(port: Port): void {
   mountSse(port);
   mountPoll(port);
   mountSend(port);
+  // a page on another origin sets X-Switchyard-Token (and sends JSON): its browser asks first
+  for (const path of ['/rt/poll', '/rt/send']) port.app.options(path, (res, req) => preflight(readRequest(res, req, port.options.trustProxy), exchangeFor(port, res, req.getHeader('origin'))));
+}
+
+function preflight(r: RequestInfo, ex: Exchange): void {
+  if (ex.cors === '') return ex.error('SY_ERR_BAD_ORIGIN');
+  const extra: Record<string, string> = { 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS', 'Access-Control-Max-Age': '600' };
+  if (r.requestHeaders) extra['Access-Control-Allow-Headers'] = r.requestHeaders;
+  ex.reply(204, null, '', extra);
 }
 
 /** An exchange for an HTTP request (CORS, and keep-alive off while draining) */
@@ -73,7 +88,7 @@ function mountSse(port: Port): void {
     // EventSource's own reconnect sends Last-Event-ID: newer than the URL's `last`
     const last = parseLast(r.lastEventId || r.query.get('last'));
     if (resuming) {
-      const t = port.find(r.query.get('sid') ?? '', r.query.get('token') ?? '', last);
+      const t = port.find(r.query.get('sid') ?? '', tokenOf(r), last);
       switch (t.kind) {
         case 'session':
           c.session = t.session;
@@ -109,7 +124,7 @@ function mountPoll(port: Port): void {
       return;
     }
     const last = parseLast(r.query.get('last'));
-    const t = port.find(r.query.get('sid') ?? '', r.query.get('token') ?? '', last);
+    const t = port.find(r.query.get('sid') ?? '', tokenOf(r), last);
     switch (t.kind) {
       case 'ended':
         return c.replyEnded(t.ended);
@@ -141,7 +156,7 @@ function mountSend(port: Port): void {
       // the body is not read: the session lives on (the client may send smaller batches)
       if (body === null) return ex.error('SY_ERR_PAYLOAD_TOO_LARGE', undefined, true);
       const sid = r.query.get('sid') ?? '';
-      const token = r.query.get('token') ?? '';
+      const token = tokenOf(r);
       const frames = decodeClientBatch(body, binary);
       if (frames === null) {
         // looked up after the body arrived: the session may have ended meanwhile

@@ -181,7 +181,8 @@ export function mountWebSocket(port: Port): void {
       const boot: Boot = {
         bytes,
         sid,
-        token: q.get('token') ?? '',
+        // browsers cannot set headers on a WebSocket: the query's token then
+        token: req.getHeader('x-switchyard-token') || (q.get('token') ?? ''),
         last: parseLast(q.get('last')),
         codec: nativeCodecs[format ?? 'json'],
         meta: {
