@@ -1,4 +1,5 @@
 import type { Bus, BusHandler, Envelope, Subscription } from './bus.ts';
+import { log } from '../transports/log.ts';
 
 /**
  * The in-process bus: the default for a single node, and production code.
@@ -104,6 +105,6 @@ function callSafely(h: BusHandler, e: Envelope, subject: string): void {
   try {
     h(e, subject);
   } catch (err) {
-    console.error(`[switchyard] bus handler for ${subject} threw:`, err);
+    log.error({ err, subject }, 'bus handler threw');
   }
 }

@@ -10,6 +10,7 @@
 import { connect, type NatsConnection, type Subscription as NatsSubscription } from 'nats';
 import { Packr, Unpackr } from 'msgpackr';
 import type { Bus, BusHandler, Envelope, Subscription } from './bus.ts';
+import { log } from '../transports/log.ts';
 
 /** NATS's default `max_payload`, until the server said its own */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -26,7 +27,7 @@ function deliver(handler: BusHandler, e: Envelope, subject: string): void {
   try {
     handler(e, subject);
   } catch (handlerErr) {
-    console.error(`[switchyard] bus handler for ${subject} threw:`, handlerErr);
+    log.error({ err: handlerErr, subject }, 'bus handler threw');
   }
 }
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
@@ -115,7 +116,7 @@ export class NatsBus implements Bus {
         this.send(subject, envs.slice(0, half));
         this.send(subject, envs.slice(half));
       } else {
-        console.error(`[switchyard] a ${data.byteLength}-byte message on ${subject} is over the NATS server's max_payload (${max}): not sent`);
+        log.error({ subject, bytes: data.byteLength, maxPayload: max }, "a message is over the NATS server's max_payload: not sent");
       }
       return;
     }
@@ -123,7 +124,7 @@ export class NatsBus implements Bus {
       this.nc.publish(subject, data);
     } catch (err) {
       // the connection is closing or closed: what was in flight is resent by the layers above
-      console.error(`[switchyard] publish on ${subject} failed:`, err);
+      log.error({ err, subject }, 'publish failed');
     }
   }
 
@@ -135,7 +136,7 @@ export class NatsBus implements Bus {
         try {
           e = unpackr.unpack(msg.data) as Envelope | Batch;
         } catch (decodeErr) {
-          console.error(`[switchyard] undecodable message on ${msg.subject}:`, decodeErr);
+          log.error({ err: decodeErr, subject: msg.subject }, 'undecodable message');
           return;
         }
         if ((e as Batch).t !== BATCH) return deliver(handler, e as Envelope, msg.subject);

@@ -14,6 +14,7 @@ import type { App, AppContext, AppHandlers, BroadcastOptions, Reply } from './ap
 import { DEFAULT_PARTITIONS, partitionOf } from './partition.ts';
 import { Membership } from './membership.ts';
 import { place } from './placement.ts';
+import { log } from '../transports/log.ts';
 
 export interface WorkerOptions {
   bus: Bus;
@@ -371,7 +372,7 @@ export class Worker implements AppContext {
       try {
         this.handlers.close?.(s, { code: e.code, reason: e.reason });
       } catch (err) {
-        console.error('[switchyard] app close handler threw:', err);
+        log.error({ err, sid: s.sid }, 'app close handler threw');
       }
       return;
     }

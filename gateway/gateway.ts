@@ -9,6 +9,7 @@ import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts'
 import { NODE_ID, openFileLimit, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { errors, type ErrorCode } from '../transports/errors.ts';
 import { readToken, signResumeKey, signToken, TokenGens, verifyResumeKey } from './token.ts';
+import { JwtVerifier, tokenOf } from './jwt.ts';
 import { Session, SessionState, type SessionOwner } from './session.ts';
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
 import type { LinkEnvelope, NodeEnvelope, RelayEnvelope } from '../cluster/envelope.ts';
@@ -30,7 +31,7 @@ import { mountSockJs } from '../transports/sockjs.ts';
 import { mountStatic } from './static.ts';
 import { Exchange, retryHeaders } from '../transports/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
-import { warnOnce } from '../transports/log.ts';
+import { debugging, log, warnOnce } from '../transports/log.ts';
 import { Entry } from '../transports/entry.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { metricsRegistry, Stats, type MetricsSource } from './metrics.ts';
@@ -61,6 +62,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   readonly rooms: Rooms;
   /** the secret that signs, then the previous ones that still verify */
   private readonly secrets: readonly string[];
+  /** built-in JWT verification of new sessions (option `jwt`), or null */
+  private readonly jwt: JwtVerifier | null;
   /** the open-file limit and the marks between which the node stops and resumes listening (see checkDescriptors) */
   private readonly fdGuard = fdMarks(openFileLimit());
   /** what `/metrics` reports */
@@ -114,6 +117,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     this.outboxLimits = { maxEntries: this.options.outboxMaxFrames, maxBytes: this.options.outboxMaxBytes };
     this.openRate = new RateLimiter(this.options.ipOpenRate, this.options.ipOpenBurst);
     this.secrets = [this.options.secret, ...this.options.previousSecrets];
+    this.jwt = this.options.jwt === false ? null : new JwtVerifier(this.options.jwt);
     this.nodeId = this.options.nodeId;
     this.bus = deps.bus;
     this.partitionSubjects = Array.from({ length: this.options.partitionCount }, (_, p) => subjects.partition(p));
@@ -280,7 +284,10 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
 
   admit(origin: string, isNew: boolean, ip = '', requestBytes = 0): ErrorCode | null {
     const refused = this.admission(origin, isNew, ip, requestBytes);
-    if (refused !== null) Stats.bump(this.stats.refused, refused);
+    if (refused !== null) {
+      Stats.bump(this.stats.refused, refused);
+      warnOnce(`admission refused: ${refused}`, undefined, { ip });
+    }
     return refused;
   }
 
@@ -317,14 +324,47 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     s.lossy = resumeFailed;
     this.sessions.set(sid, s);
     if (claim !== undefined && !this.clustered) claim(null); // one node: its own table said the sid is free
-    if (chosen !== undefined && claim !== undefined && this.clustered) {
+    if (this.jwt !== null) {
+      // the worker hears of the session once its token checks out (the wait counts against workerTimeoutMs)
+      this.opening.set(s, Date.now() + this.options.workerTimeoutMs);
+      this.authenticate(s, this.jwt, chosen !== undefined ? claim : undefined);
+      return s;
+    }
+    this.toWorkerOpen(s, chosen !== undefined ? claim : undefined);
+    // in one process the worker usually answered already (MemoryBus is synchronous)
+    if (s.state === SessionState.Opening) this.opening.set(s, Date.now() + this.options.workerTimeoutMs);
+    return s;
+  }
+
+  private toWorkerOpen(s: Session, claim: Claim | undefined): void {
+    const { sid, transport, meta } = s;
+    if (claim !== undefined && this.clustered) {
       // the worker decides whether the client's sid is still free (see Claim)
       s.ext.claim = claim;
       this.delivery.toWorker(s, { t: 'open', sid, node: this.nodeId, n: ++s.inSeq, transport, meta, claim: true });
     } else this.delivery.toWorker(s, { t: 'open', sid, node: this.nodeId, n: ++s.inSeq, transport, meta });
-    // in one process the worker usually answered already (MemoryBus is synchronous)
-    if (s.state === SessionState.Opening) this.opening.set(s, Date.now() + this.options.workerTimeoutMs);
-    return s;
+  }
+
+  /**
+   * Built-in JWT verification: the session's credentials must be a valid token; its claims become
+   * `meta.auth`. A refusal ends the session as an application's refusal would (code 4403, each
+   * dialect's own answer), with SY_ERR_AUTH_FAILED and the reason (never the token) as its reason.
+   */
+  private authenticate(s: Session, jwt: JwtVerifier, claim: Claim | undefined): void {
+    const token = tokenOf(s.meta.auth);
+    const refuse = (why: string) => {
+      Stats.bump(this.stats.refused, 'SY_ERR_AUTH_FAILED');
+      if (s.state === SessionState.Opening) this.closeSession(s, errors.SY_ERR_AUTH_FAILED.ws, `SY_ERR_AUTH_FAILED: ${why}`, false);
+    };
+    if (token === null) return refuse('no token');
+    jwt.verify(token).then(
+      (claims) => {
+        if (s.state !== SessionState.Opening) return;
+        s.meta.auth = claims as Record<string, unknown>;
+        this.toWorkerOpen(s, claim);
+      },
+      (err: Error) => refuse(err.message),
+    );
   }
 
   /** @internal A session object of this node (not yet in the table) */
@@ -554,7 +594,12 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     if (s.state === SessionState.Closed) return;
     s.state = SessionState.Closed;
     if (s.relay !== null) return this.relay.closed(s, code, reason);
-    Stats.bump(this.stats.closed, reason.startsWith('SY_ERR_') ? reason : String(code));
+    // the code name only (a reason may go on: `SY_ERR_AUTH_FAILED: token expired`)
+    const name = reason.startsWith('SY_ERR_') ? reason.split(':', 1)[0]! : null;
+    Stats.bump(this.stats.closed, name ?? String(code));
+    if (debugging()) log.debug({ sid: s.sid, code, reason }, 'session closed');
+    // errors: one line per cause, with the first session's sid
+    if (name !== null && name !== 'SY_ERR_SHUTTING_DOWN') warnOnce(`session closed: ${name}`, undefined, { sid: s.sid, code, reason });
     this.forget(s);
     this.rooms.leaveAll(s);
     const conn = s.conn;
@@ -600,6 +645,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   /** @internal A session accepted by its worker (or resumed) */
   opened(s: Session): void {
     this.opening.delete(s);
+    if (debugging()) log.debug({ sid: s.sid, dialect: s.meta.dialect, transport: s.transport, ip: s.meta.ip }, 'session open');
     // accepted: the claim was confirmed (should its answer have come late, say it now)
     const claim = s.extIfAny?.claim ?? null;
     if (claim !== null) {

@@ -4,6 +4,7 @@ import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
 import type { SocketIoOptions } from '../transports/socketio.ts';
 import type { SignalROptions } from '../transports/signalr.ts';
 import type { SockJsOptions } from '../transports/sockjs.ts';
+import { JwtVerifier, type JwtConfig } from './jwt.ts';
 
 /** Options of one gateway node. Every field is optional; the default is in its doc. */
 export interface GatewayOptions {
@@ -75,6 +76,11 @@ export interface GatewayOptions {
   maxRoomsPerSession?: number;
   /** serve `GET /metrics` (Prometheus text format; restrict it at your proxy if it must not be public) @default true */
   metrics?: boolean;
+  /**
+   * built-in JWT verification of new sessions' credentials (see JwtConfig and
+   * docs/operations.md); false: none, the app sees the credentials as given @default false
+   */
+  jwt?: JwtConfig | false;
   /** allowed `Origin` values; empty = any @default [] */
   allowedOrigins?: string[];
   /** take the client address from X-Forwarded-For / Forwarded (only behind a proxy you run) @default false */
@@ -181,6 +187,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     maxRequestBytes: 8192,
     detachedMaxBytes: 256 * 1024 * 1024,
     metrics: true,
+    jwt: false,
     allowedOrigins: [],
     trustProxy: false,
     wsHighWaterBytes: 256 * 1024,
@@ -207,6 +214,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   if (!NODE_ID.test(r.nodeId)) throw new TypeError(`option nodeId must match [A-Za-z0-9_-]{1,64}, got ${r.nodeId}`);
   if (r.secret.length < 16) throw new TypeError('option secret must be at least 16 characters');
   if (!Array.isArray(r.previousSecrets) || r.previousSecrets.some((p) => typeof p !== 'string' || p.length < 16)) throw new TypeError('option previousSecrets must be a list of secrets of at least 16 characters');
+  if (r.jwt !== false) new JwtVerifier(r.jwt); // throws on a wrong configuration, before anything listens
   if (o.socketio !== false) r.socketio = resolveSocketIo(o.socketio ?? {}, r);
   if (o.signalr !== false) r.signalr = resolveSignalR(o.signalr ?? {});
   if (o.sockjs !== false) {

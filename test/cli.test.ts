@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { http, keepAliveHttp, listening, portBelowEphemeral, WsClient } from './helpers.ts';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { resolveOptions } from '../gateway/options.ts';
 
 const bin = join(import.meta.dirname, '..', 'bin', 'switchyard.mjs');
@@ -128,5 +129,104 @@ describe('at the open-file limit', () => {
     c.sock.close();
     close();
     expect(refused).toBeGreaterThan(0);
+  });
+});
+
+describe('one configuration schema: flags, variables, a config file', () => {
+  /** runs the CLI to its end (a refusal), with `env` added */
+  async function refused(args: string[], env: Record<string, string> = {}): Promise<string> {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    await vi.waitFor(() => expect(child.exitCode).toBe(2), { timeout: 15000 });
+    return out;
+  }
+
+  it('--help lists every option with its form, default, variable and config-file key', async () => {
+    const { OPTIONS, envName, camel } = await import('../gateway/config.ts');
+    const { child, out } = run(['--help']);
+    await vi.waitFor(() => expect(child.exitCode).toBe(0), { timeout: 15000 });
+    for (const o of OPTIONS) {
+      expect(out()).toContain(o.secret ? `(variable only) ${envName(o.flag)}` : `--${o.flag}`);
+      expect(out()).toContain(`default: ${o.def}; variable: ${envName(o.flag)}`);
+      expect(out()).toContain(`config file: ${camel(o.flag)}`);
+    }
+    // every gateway option of the API is reachable from the command line: the secrets through
+    // SWITCHYARD_SECRET's list, atLeastOnce by the command (on for a gateway on NATS)
+    const keys = new Set(OPTIONS.map((o) => o.to.split('.')[0]));
+    for (const k of Object.keys(resolveOptions({}))) if (!['secret', 'previousSecrets', 'atLeastOnce'].includes(k)) expect(keys, k).toContain(k);
+  });
+
+  it('a wrong value is refused at start with where it came from, the value and the form expected (exit 2)', async () => {
+    expect(await refused(['start', '--max-sessions', 'many'])).toContain('switchyard: --max-sessions: "many" is not an integer >= 0');
+    expect(await refused(['start'], { SWITCHYARD_PING_MS: '5' })).toContain('SWITCHYARD_PING_MS: "5" is not an integer >= 100');
+    expect(await refused(['start', '--socketio-parser', 'cbor'])).toContain('--socketio-parser: "cbor" is not default | msgpack');
+    expect(await refused(['start', '--secret', 'on-the-command-line'])).toContain('--secret is not taken as a flag');
+    const dir = mkdtempSync(join(tmpdir(), 'sy-cfg-'));
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ maxRoomsPerSession: -1 }));
+    expect(await refused(['start', '--config', join(dir, 'bad.json')])).toContain(`${join(dir, 'bad.json')}: maxRoomsPerSession: -1 is not an integer >= 0`);
+    writeFileSync(join(dir, 'typo.json'), JSON.stringify({ maxSesions: 5 }));
+    expect(await refused(['start', '--config', join(dir, 'typo.json')])).toContain('unknown option "maxSesions"');
+    // checks of the options themselves (past the form) name the option too
+    expect(await refused(['start'], { SWITCHYARD_JWT_SECRET: 'too-short' })).toContain('option jwt.secret must be at least 32 bytes');
+  });
+
+  it('a config file sets options; variables override it and flags override both', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sy-cfg-'));
+    const file = join(dir, 'switchyard.json');
+    writeFileSync(file, JSON.stringify({ host: '127.0.0.1', port: 0, maxSessions: 7, maxRoomsPerSession: 3, allowedOrigins: ['https://a.example'] }));
+    const child = spawn(process.execPath, [bin, 'start', '--config', file, '--max-rooms-per-session', '5'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SWITCHYARD_MAX_SESSIONS: '9' } });
+    children.push(child);
+    const { port } = await listening(child);
+    expect((await http(`http://127.0.0.1:${port}/healthz`)).body).toMatchObject({ maxSessions: 9 });
+    const c = await WsClient.open(`ws://127.0.0.1:${port}/rt/ws`);
+    for (const r of ['a', 'b', 'c', 'd', 'e']) await c.request('join', r);
+    c.emit('join', 'f');
+    expect(await c.waitClosed()).toEqual({ code: 4429, reason: 'SY_ERR_TOO_MANY_ROOMS' });
+    const other = await WsClient.open(`ws://127.0.0.1:${port}/rt/ws`, { headers: { origin: 'https://b.example' } });
+    expect(other.frames[0]).toMatchObject({ type: 'close', code: 4403, reason: 'SY_ERR_BAD_ORIGIN' });
+  });
+});
+
+describe('logs', () => {
+  it('JSON lines; at debug a line per session open and close with its sid, never its token or credentials; client-caused errors one line per cause', async () => {
+    const child = spawn(process.execPath, [bin, 'start', '--port', '0', '--host', '127.0.0.1', '--log-level', 'debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    const { port, out } = await listening(child);
+    const c = await WsClient.open(`ws://127.0.0.1:${port}/rt/ws?auth=s3cret-credential`);
+    const { sid, token } = c.open;
+    c.send({ type: 'close' });
+    await c.waitClosed();
+    // 30 sessions that send garbage: one line for the cause, one at its 10th time
+    for (let i = 0; i < 30; i++) {
+      const bad = await WsClient.open(`ws://127.0.0.1:${port}/rt/ws`);
+      bad.send('{not json');
+      await bad.waitClosed();
+    }
+    const lines = () => out().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
+    await vi.waitFor(() => expect(lines().some((l) => l.msg === 'session closed' && l.sid === sid)).toBe(true));
+    const opened = lines().find((l) => l.msg === 'session open' && l.sid === sid)!;
+    expect(opened).toMatchObject({ level: 20, sid, dialect: 'native', transport: 'websocket' });
+    await vi.waitFor(() => expect(lines().filter((l) => l.cause === 'session closed: SY_ERR_MALFORMED_FRAME').map((l) => l.count)).toEqual([1, 10]));
+    expect(lines().find((l) => l.cause === 'session closed: SY_ERR_MALFORMED_FRAME' && l.count === 1)).toMatchObject({ level: 40, code: 1007 });
+    expect(out()).not.toContain(token);
+    expect(out()).not.toContain('s3cret-credential');
+  });
+
+  it('--log-level error keeps warnings out', async () => {
+    const fixed = await portBelowEphemeral();
+    const { child, out } = run(['start', '--port', String(fixed), '--host', '127.0.0.1', '--log-level', 'error']);
+    await vi.waitFor(async () => expect((await http(`http://127.0.0.1:${fixed}/healthz`)).status).toBe(200), { timeout: 15000, interval: 100 });
+    const bad = await WsClient.open(`ws://127.0.0.1:${fixed}/rt/ws`);
+    bad.send('{not json');
+    await bad.waitClosed();
+    const ok = await WsClient.open(`ws://127.0.0.1:${fixed}/rt/ws`);
+    expect((await ok.request('echo', 1)).args).toEqual([1]);
+    expect(out()).not.toContain('SY_ERR_MALFORMED_FRAME');
+    expect(out()).not.toContain('listening on');
+    child.kill('SIGTERM');
+    await vi.waitFor(() => expect(child.exitCode).toBe(0), { timeout: 10000 });
   });
 });

@@ -270,8 +270,8 @@ describe('ids and tokens', () => {
     expect(verifyToken(['new-secret', 's3cret'], 'abc', t)).toBe('n1');
     expect(verifyToken(['new-secret'], 'abc', t)).toBeNull();
     expect(verifyResumeKey(['new-secret', 's3cret'], k)).toBe('abc');
-    const { secretsFromEnv } = await import('../gateway/cli.ts');
-    expect(secretsFromEnv('a-new-secret-0123456, an-old-secret-0123456')).toEqual({ secret: 'a-new-secret-0123456', previousSecrets: ['an-old-secret-0123456'] });
-    expect(secretsFromEnv(undefined)).toEqual({});
+    const { readConfig } = await import('../gateway/config.ts');
+    expect(readConfig('gateway', {}, { SWITCHYARD_SECRET: 'a-new-secret-0123456, an-old-secret-0123456' }).gateway).toMatchObject({ secret: 'a-new-secret-0123456', previousSecrets: ['an-old-secret-0123456'] });
+    expect(readConfig('gateway', {}, {}).gateway.secret).toBeUndefined();
   });
 });

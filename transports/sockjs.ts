@@ -25,6 +25,7 @@ import { StreamConnection, type StreamFramer } from './stream.ts';
 import { PollConnection, type PollFramer } from './poll.ts';
 import { WsConnection } from './websocket.ts';
 import { warnOnce } from './log.ts';
+import { connectQuery } from './query.ts';
 import { errors, type ErrorCode, type ErrorSpec } from './errors.ts';
 
 export interface SockJsOptions {
@@ -45,7 +46,6 @@ const DIALECT = 'sockjs';
 const SID_PREFIX = 'sj:';
 /** what a session id or server id may be (SockJS: non-empty, no dots) */
 const PART = /^[^./]{1,64}$/;
-const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
 /** how long a send waits for the node holding its session to say so (a receive waits `lookupMs`, then claims) */
 const SEND_LOOKUP_MS = 1000;
 /** what the reference server answers for a URL or session it does not know */
@@ -322,8 +322,9 @@ class SockJs {
     this.exchange(res, req, true).reply(204, null, '', { ...cacheFor(), 'Access-Control-Allow-Methods': methods, 'Access-Control-Max-Age': String(YEAR_S) });
   }
 
-  private meta(r: { ip: string; origin: string; userAgent: string }): SessionMeta {
-    return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, query: EMPTY, auth: '', dialect: DIALECT };
+  /** sockjs-client keeps the query of the URL it was given on every request: the app's part, and `auth` */
+  private meta(r: { ip: string; origin: string; userAgent: string; query: URLSearchParams }): SessionMeta {
+    return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, query: connectQuery(r.query), auth: r.query.get('auth') ?? '', dialect: DIALECT };
   }
 
   /** The session a client's id names, here or anywhere in the cluster (null: none) */
@@ -454,7 +455,7 @@ class SockJs {
       idleTimeout: Math.min(960, Math.max(8, Math.ceil((o.pingMs * 2) / 1000))),
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
-        const meta = this.meta({ ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent') });
+        const meta = this.meta({ ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent'), query: new URLSearchParams(req.getQuery() ?? '') });
         upgrade<Data>(res, req, context, { c: null, meta });
       },
       open: (ws) => {
@@ -496,7 +497,7 @@ class SockJs {
       upgrade: (res, req, context) => {
         const server = req.getParameter(0) ?? '';
         const id = req.getParameter(1) ?? '';
-        const meta = this.meta({ ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent') });
+        const meta = this.meta({ ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent'), query: new URLSearchParams(req.getQuery() ?? '') });
         if (!PART.test(server) || !PART.test(id)) return this.exchange(res, req).reply(404, 'text/plain; charset=UTF-8', NOT_FOUND, undefined, true);
         upgrade<Data>(res, req, context, { c: null, meta });
       },
