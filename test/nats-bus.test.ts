@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { NatsBus } from '../cluster/nats-bus.ts';
 import { busContract } from './bus-contract.ts';
 import { startNatsCluster, startNatsServer, type NatsServer } from './nats-server.ts';
+import { log } from '../transports/log.ts';
 
 let server: NatsServer;
 beforeAll(async () => {
@@ -57,7 +58,7 @@ describe('NatsBus message size', () => {
     const got: string[] = [];
     b.subscribe('sy.test.big', (e) => got.push(String((e as any).args[0]).slice(0, 3)));
     await b.flush();
-    const errors = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const errors = vi.spyOn(log, 'error').mockImplementation(() => {});
     try {
       const chunk = (tag: string, size: number) => ({ t: 'emit', sid: 's', event: 'e', args: [tag + 'x'.repeat(size)] }) as any;
       // one turn, one subject: batched, and 3 × 600 KB is over the server's 1 MB
@@ -66,7 +67,7 @@ describe('NatsBus message size', () => {
       a.publish('sy.test.big', chunk('eee', 10));
       await a.flush();
       await vi.waitFor(() => expect(got).toEqual(['aaa', 'bbb', 'ccc', 'eee']), { timeout: 5000 });
-      expect(errors.mock.calls.some((c) => /max_payload/.test(String(c[0])))).toBe(true);
+      expect(errors.mock.calls.some((c) => /max_payload/.test(String(c[1])))).toBe(true);
     } finally {
       errors.mockRestore();
       await a.close();
