@@ -75,7 +75,8 @@ export type NodeEnvelope =
 export type RoomEnvelope = { t: 'broadcast'; room: string; event: string; args: unknown[]; except?: string[]; id?: string };
 
 /** membership, on `sy.ctl` */
-export type ControlEnvelope = { t: 'hb'; worker: string } | { t: 'bye'; worker: string };
+/** `owned`: the partitions the worker owns when it says so */
+export type ControlEnvelope = { t: 'hb'; worker: string; owned?: number } | { t: 'bye'; worker: string };
 
 /**
  * gateway ↔ gateway, on `sy.node.<nodeId>`: a client connected to node B for a session held by
@@ -115,6 +116,8 @@ export type RelayEnvelope =
   | { t: 'r-fwd'; sid: string; e: NodeEnvelope | RoomEnvelope }
   /** A → B: A stopped forwarding broadcasts for session `sid` */
   | { t: 'r-bye'; sid: string }
+  /** a node to itself: the bus's round trip (`at`: performance.now() when sent) */
+  | { t: 'r-probe'; at: number }
   /** any node → every node, on `sy.dir`: who holds session `sid`? Only the holder answers r-here */
   | { t: 'r-who'; sid: string; from: string; qid: number }
   | { t: 'r-here'; qid: number; node: string };

@@ -19,6 +19,8 @@ export interface MembershipOptions {
   /** a worker silent this long is dropped @default 3000 */
   timeoutMs?: number;
   onChange?: (workers: string[]) => void;
+  /** the partitions this worker owns now, said in its heartbeats (gateways' metrics) */
+  owned?: () => number;
   /** this participant itself was stopped past the timeout (see stalled) */
   onStall?: () => void;
 }
@@ -54,7 +56,7 @@ export class Membership {
   private lastBeat = 0;
   private announce(): void {
     this.lastBeat = Date.now();
-    this.o.bus.publish(subjects.control, { t: 'hb', worker: this.o.workerId! });
+    this.o.bus.publish(subjects.control, { t: 'hb', worker: this.o.workerId!, owned: this.o.owned?.() });
   }
 
   private onControl(e: ControlEnvelope): void {

@@ -82,6 +82,7 @@ export class Worker implements AppContext {
           if (!this.settling) this.rebalance(table());
         },
         onStall: () => this.resettle(),
+        owned: () => this.subs.size,
       });
       // A newcomer knows only itself: it would claim every partition. It first listens (the others
       // answer its first heartbeat at once) and takes its share only then. Meanwhile the others

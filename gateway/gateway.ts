@@ -12,7 +12,7 @@ import { readToken, signResumeKey, signToken, TokenGens, verifyResumeKey } from 
 import { JwtVerifier, tokenOf } from './jwt.ts';
 import { Session, SessionState, type SessionOwner } from './session.ts';
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
-import type { LinkEnvelope, NodeEnvelope, RelayEnvelope } from '../cluster/envelope.ts';
+import type { ControlEnvelope, LinkEnvelope, NodeEnvelope, RelayEnvelope } from '../cluster/envelope.ts';
 import { MemoryBus } from '../cluster/memory-bus.ts';
 import { Relay } from './relay.ts';
 import { Rooms } from './rooms.ts';
@@ -85,6 +85,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   /** interned `sy.in.<p>` subjects */
   private readonly partitionSubjects: string[];
   private nodeSub: Subscription | null = null;
+  private controlSub: Subscription | null = null;
   private listenSocket: us_listen_socket | null = null;
   private timers: NodeJS.Timeout[] = [];
   private draining = false;
@@ -168,6 +169,12 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   /** Starts listening. @returns the port */
   async listen(): Promise<number> {
     this.nodeSub = this.bus.subscribe(subjects.node(this.nodeId), (e) => this.onNodeEnvelope(e as NodeEnvelope | RelayEnvelope | LinkEnvelope));
+    // workers say in their heartbeats how many partitions they own (metrics)
+    this.controlSub = this.bus.subscribe(subjects.control, (e) => {
+      const c = e as ControlEnvelope;
+      if (c.t === 'bye') this.stats.workers.delete(c.worker);
+      else if (c.owned !== undefined) this.stats.workers.set(c.worker, { owned: c.owned, at: Date.now() });
+    });
     this.directory.listen();
     const { host, port } = this.options;
     await new Promise<void>((resolve, reject) => {
@@ -180,6 +187,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     });
     const o = this.options;
     this.timers.push(setInterval(() => this.heartbeat(), o.pingMs));
+    this.timers.push(setInterval(() => this.probeBus(), BUS_PROBE_MS));
     if (this.fdGuard.limit > 0) this.timers.push(setInterval(() => this.checkDescriptors(), FD_CHECK_MS));
     this.timers.push(setInterval(() => this.sweep(), Math.min(250, Math.max(50, o.resumeWindowMs / 4), o.ackTimeoutMs / 2)));
     for (const t of this.timers) t.unref();
@@ -233,6 +241,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     this.signalr?.stop();
     this.nodeSub?.unsubscribe();
     this.nodeSub = null;
+    this.controlSub?.unsubscribe();
+    this.controlSub = null;
     this.directory.close();
     // uWS closes remaining sockets (idle keep-alive connections) when the app is closed
     (this.app as unknown as { close?: () => void }).close?.();
@@ -700,6 +710,11 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     }
   }
 
+  /** Measures the bus's round trip: a message to this node's own subject (metrics) */
+  probeBus(): void {
+    this.bus.publish(subjects.node(this.nodeId), { t: 'r-probe', at: performance.now() });
+  }
+
   private onLinkEnvelope(e: LinkEnvelope): void {
     const h = this.links.get(e.ch);
     if (h === undefined) return;
@@ -712,6 +727,9 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
 
   private onRelayEnvelope(e: RelayEnvelope): void {
     switch (e.t) {
+      case 'r-probe':
+        this.stats.busRtt((performance.now() - e.at) / 1000);
+        return;
       case 'r-prepare':
       case 'r-ready':
       case 'r-handover':
@@ -825,6 +843,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
 
 /** how often the open files are counted (an O(open files) read of /proc/self/fd) */
 const FD_CHECK_MS = 500;
+/** how often a node measures the bus's round trip (switchyard_bus_rtt_seconds) */
+const BUS_PROBE_MS = 5000;
 
 /**
  * Stop listening at `high` open files (the limit less 5%, at least 16), listen again at `low`

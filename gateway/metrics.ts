@@ -3,7 +3,11 @@
  * on the node (`Stats`); the registry reads them, and walks the session table, when scraped. One
  * registry per node (several nodes may share a process, as in the tests).
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { traffic } from '../transports/traffic.ts';
+
+/** a worker not heard from for this long is left out of switchyard_worker_partitions */
+const WORKER_STALE_MS = 10_000;
 
 /** What a node counts as it goes (read at scrape) */
 export class Stats {
@@ -17,6 +21,14 @@ export class Stats {
   messagesIn = 0;
   /** entries queued for clients (events, replies; a broadcast counts once per local member) */
   messagesOut = 0;
+  /** what each worker last said it owns (its heartbeats), and when */
+  readonly workers = new Map<string, { owned: number; at: number }>();
+  /** bus round trips measured since the last scrape (seconds; at most 1,000 kept) */
+  readonly rtts: number[] = [];
+
+  busRtt(seconds: number): void {
+    if (this.rtts.length < 1000) this.rtts.push(seconds);
+  }
 
   static bump(m: Map<string, number>, key: string): void {
     m.set(key, (m.get(key) ?? 0) + 1);
@@ -117,6 +129,47 @@ export function metricsRegistry(src: MetricsSource): Registry {
     collect() {
       this.reset();
       this.inc(s.messagesOut);
+    },
+  });
+  new Counter({
+    name: 'switchyard_bytes_in_total',
+    help: 'Bytes received from clients by this process: WebSocket messages and HTTP request bodies, every dialect (text counted in UTF-16 units: bytes for ASCII)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(traffic.in);
+    },
+  });
+  new Counter({
+    name: 'switchyard_bytes_out_total',
+    help: 'Bytes sent to clients by this process: WebSocket messages and HTTP response bodies, every dialect (text counted in UTF-16 units: bytes for ASCII)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(traffic.out);
+    },
+  });
+  const rtt = new Histogram({
+    name: 'switchyard_bus_rtt_seconds',
+    help: "Round trip of a message from this node to itself over the session bus (NATS in a cluster), measured every 5 s",
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+    collect() {
+      for (const v of s.rtts.splice(0)) rtt.observe(v);
+    },
+  });
+  new Gauge({
+    name: 'switchyard_worker_partitions',
+    help: 'Partitions each live worker owns, as its heartbeats say (a cluster; workers heard from in the last 10 s)',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const now = Date.now();
+      for (const [w, { owned, at }] of s.workers) {
+        if (now - at > WORKER_STALE_MS) s.workers.delete(w);
+        else this.set({ worker: w }, owned);
+      }
     },
   });
   return registry;

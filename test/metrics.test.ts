@@ -22,10 +22,21 @@ describe('/metrics', () => {
     // a long-polling session: between polls it holds no connection, and does not count against maxSessions
     const poll = await http(`${n.url}/rt/poll`);
     expect(poll.body[0].type).toBe('open');
-    const a = await WsClient.open(`${n.ws}/rt/ws`);
-    const b = await WsClient.open(`${n.ws}/rt/ws`);
+    // every byte each client sends and gets (WebSocket messages; the poll's answer above)
+    let sent = 0;
+    let got = JSON.stringify(poll.body).length;
+    const counted = async (url: string) => {
+      const c = new WsClient(url);
+      c.sock.on('message', (d) => (got += d.toString().length));
+      const send = c.sock.send.bind(c.sock);
+      c.sock.send = ((data: string, ...rest: unknown[]) => ((sent += data.length), (send as (...x: unknown[]) => void)(data, ...rest))) as typeof c.sock.send;
+      await c.next((f) => f.type === 'open' || f.type === 'close');
+      return c;
+    };
+    const a = await counted(`${n.ws}/rt/ws`);
+    const b = await counted(`${n.ws}/rt/ws`);
     // refused: the node holds maxSessions connected sessions
-    const refused = await WsClient.open(`${n.ws}/rt/ws`);
+    const refused = await counted(`${n.ws}/rt/ws`);
     expect((await refused.waitClosed()).code).toBe(1013);
     // 5 requests (5 events in, 5 replies out), a join (1 in, 1 out), a broadcast to both members (1 in, 2 out)
     for (let i = 0; i < 5; i++) await a.request('echo', i);
@@ -58,6 +69,38 @@ describe('/metrics', () => {
     expect(m.get('switchyard_messages_out_total')).toBe(9);
     expect(m.get('switchyard_rooms')).toBe(0);
     expect(m.get('switchyard_outbox_bytes')).toBe(0);
+    // bytes: exactly what the clients sent and got (all ASCII here)
+    expect(m.get('switchyard_bytes_in_total')).toBe(sent);
+    expect(m.get('switchyard_bytes_out_total')).toBe(got);
+    // the bus's round trip, sampled (in one process the MemoryBus answers at once)
+    n.gateway.probeBus();
+    n.gateway.probeBus();
+    const again = parse(await (await fetch(`${n.url}/metrics`)).text());
+    expect(again.get('switchyard_bus_rtt_seconds_count')).toBeGreaterThanOrEqual(2);
+    expect(again.get('switchyard_bus_rtt_seconds_bucket{le="0.01"}')).toBe(again.get('switchyard_bus_rtt_seconds_count'));
+  });
+
+  it('in a cluster: partitions per worker from their heartbeats, and the NATS round trip', async () => {
+    const { TestCluster } = await import('./cluster-harness.ts');
+    const cluster = await TestCluster.start({ gateways: 1, workers: 2 });
+    try {
+      const g = cluster.gateways[0]!;
+      await vi.waitFor(
+        async () => {
+          const m = parse(await (await fetch(`${g.url}/metrics`)).text());
+          const owned = [...cluster.workers.map((w) => m.get(`switchyard_worker_partitions{worker="${w.id}"}`) ?? 0)];
+          // 1024 partitions between the two, neither empty
+          expect(owned.reduce((x, y) => x + y, 0)).toBe(1024);
+          expect(Math.min(...owned)).toBeGreaterThan(0);
+          // probed every 5 s over NATS: well under a second on loopback
+          expect(m.get('switchyard_bus_rtt_seconds_count')).toBeGreaterThanOrEqual(1);
+          expect(m.get('switchyard_bus_rtt_seconds_bucket{le="1"}')).toBe(m.get('switchyard_bus_rtt_seconds_count'));
+        },
+        { timeout: 15_000, interval: 500 },
+      );
+    } finally {
+      await cluster.stop();
+    }
   });
 
   it('is off with metrics: false', async () => {

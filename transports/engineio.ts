@@ -15,6 +15,7 @@ import type { Carrier, Port, Link } from './port.ts';
 import { Exchange, clientIp, readBody, readRequest, requestBytes, retryHeaders, upgrade, type RequestInfo } from './http.ts';
 import { errorBody, errors, type ErrorCode, type ErrorSpec } from './errors.ts';
 import { warnOnce } from './log.ts';
+import { sizeOf, traffic } from './traffic.ts';
 
 export interface EioOptions {
   /** where clients connect, with a trailing slash @default '/socket.io/' */
@@ -212,6 +213,7 @@ export abstract class EioCarrier implements Carrier {
         this.enqueue(p);
         return false;
       }
+      traffic.out += sizeOf(p);
       const r = ws.send(p, typeof p !== 'string');
       if (r === SENT) return true;
       // kept for the drain: nothing is lost to a full buffer
@@ -684,6 +686,7 @@ export class Engine {
       },
       message: (ws, message, isBinary) => {
         const d = ws.getUserData();
+        traffic.in += message.byteLength;
         if (message.byteLength > o.maxPayload) return ws.end(1009);
         const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
         const c = d.carrier;
@@ -877,7 +880,10 @@ class Edge {
         if (s === undefined) return;
         let dropped = false;
         s.ws.cork(() => {
-          for (const f of m.f) if (s.ws.send(f, typeof f !== 'string') === DROPPED) dropped = true;
+          for (const f of m.f) {
+            traffic.out += sizeOf(f);
+            if (s.ws.send(f, typeof f !== 'string') === DROPPED) dropped = true;
+          }
         });
         // a reader too slow for its buffer: closed rather than fed with gaps (it reconnects and recovers)
         if (dropped) this.closeSocket(m.t);

@@ -6,6 +6,7 @@
  */
 import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import { errorBody, errors, type ErrorCode } from './errors.ts';
+import { sizeOf, traffic } from './traffic.ts';
 
 const STATUS: Record<number, string> = {
   200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
@@ -136,6 +137,7 @@ export class Exchange implements HttpAnswer {
       if (contentType) this.res.writeHeader('Content-Type', contentType);
       this.writeCommonHeaders(extra?.['Cache-Control'] !== undefined);
       if (extra) for (const k in extra) this.res.writeHeader(k, extra[k]!);
+      traffic.out += sizeOf(body);
       this.res.end(body, closeConnection || this.closeAfter);
     });
   }
@@ -153,6 +155,7 @@ export class Exchange implements HttpAnswer {
       this.res.writeStatus(STATUS[status] ?? String(status));
       this.writeCommonHeaders();
       for (const k in headers) this.res.writeHeader(k, headers[k]!);
+      traffic.out += first.length;
       this.res.write(first);
     });
   }
@@ -161,6 +164,7 @@ export class Exchange implements HttpAnswer {
   write(chunk: string): boolean {
     if (!this.open) return true;
     let ok = true;
+    traffic.out += chunk.length;
     this.res.cork(() => {
       ok = this.res.write(chunk);
     });
@@ -181,6 +185,7 @@ export class Exchange implements HttpAnswer {
     this.done = true;
     this.onAbort = null;
     // no closeConnection here: on a chunked response uWS would write the header into the body
+    traffic.out += last.length;
     this.res.cork(() => this.res.end(last));
   }
 
@@ -206,6 +211,7 @@ export function readBody(ex: Exchange, limit: number, done: (body: Uint8Array | 
   ex.res.onData((ab, isLast) => {
     if (over) return;
     size += ab.byteLength;
+    traffic.in += ab.byteLength;
     if (size > limit) {
       over = true;
       done(null);

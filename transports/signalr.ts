@@ -20,6 +20,7 @@ import { Exchange, clientIp, requestBytes, retryHeaders, readBody, readRequest, 
 import { errors, type ErrorCode } from './errors.ts';
 import { warnOnce } from './log.ts';
 import { ACK, CANCEL_INVOCATION, CLOSE, COMPLETION, HubProtocolError, INVOCATION, PING, SEQUENCE, STREAM_INVOCATION, STREAM_ITEM, handshakeResponse, hubProtocols, isHandshake, parseHandshake, type HubMessage, type HubProtocol } from './signalr-protocol.ts';
+import { sizeOf, traffic } from './traffic.ts';
 
 export interface SignalROptions {
   /** hub names served at `/hubs/<name>` @default ['demo'] */
@@ -301,6 +302,7 @@ export class SignalR {
       message: (ws, message, isBinary) => {
         const c = ws.getUserData().c;
         if (c === null) return;
+        traffic.in += message.byteLength;
         if (message.byteLength > o.maxPayloadBytes) return c.fail('SY_ERR_PAYLOAD_TOO_LARGE');
         const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
         try {
@@ -519,6 +521,7 @@ export class SrConnection implements Connection, Carrier {
     switch (this.kind) {
       case 'websocket': {
         if (this.ws === null) return true;
+        traffic.out += sizeOf(f);
         const r = this.ws.send(f, typeof f !== 'string');
         // 0: sent, the buffer is full; 2: dropped (over the limit)
         if (r !== 1) this.blocked = true;

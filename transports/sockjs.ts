@@ -27,6 +27,7 @@ import { WsConnection } from './websocket.ts';
 import { warnOnce } from './log.ts';
 import { connectQuery } from './query.ts';
 import { errors, type ErrorCode, type ErrorSpec } from './errors.ts';
+import { traffic } from './traffic.ts';
 
 export interface SockJsOptions {
   /** @default '/sockjs' */
@@ -468,6 +469,7 @@ class SockJs {
       },
       message: (ws, message) => {
         const s = ws.getUserData().c?.session;
+        traffic.in += message.byteLength;
         if (s) port.deliver(s, toFrame(Buffer.from(message).toString()));
       },
       drain: (ws) => {
@@ -511,6 +513,7 @@ class SockJs {
         const refused = port.admit(d.meta.origin, true, d.meta.ip);
         if (refused !== null) return c.refuse(refused);
         // `o` now, not when the worker accepted the session (see OPEN)
+        traffic.out += OPEN.length;
         ws.send(OPEN);
         c.session = port.open('websocket', d.meta, c);
       },
@@ -518,6 +521,7 @@ class SockJs {
         const c = ws.getUserData().c;
         const s = c?.session;
         if (!s) return;
+        traffic.in += message.byteLength;
         const text = Buffer.from(message).toString();
         if (text === '') return;
         let list: unknown;

@@ -11,6 +11,7 @@ import { errors, type ErrorCode } from './errors.ts';
 import { decodeClientFrame, nativeCodecs, parseFormat } from './native-codec.ts';
 import { connectQuery, parseLast } from './query.ts';
 import { warnOnce } from './log.ts';
+import { sizeOf, traffic } from './traffic.ts';
 
 /** How long a close waits for a full send buffer to drain before the socket is cut */
 const CLOSE_GRACE_MS = 5000;
@@ -59,7 +60,10 @@ export class WsConnection implements Connection, Carrier {
   sendOpen(_s: PortSession, info: OpenInfo): void {
     const f = this.codec.open(info);
     // (a codec with no such frame gives '': nothing is sent)
-    if (this.closing === null && !this.closed && f !== '') this.ws.send(f, this.codec.binary);
+    if (this.closing === null && !this.closed && f !== '') {
+      traffic.out += sizeOf(f);
+      this.ws.send(f, this.codec.binary);
+    }
   }
 
   flush(s: PortSession): void {
@@ -76,7 +80,9 @@ export class WsConnection implements Connection, Carrier {
     while (s.sent < box.last) {
       const seq = s.sent + 1;
       // 2 = dropped (buffer over maxBackpressure): keep it in the outbox, resend on drain
-      if (ws.send(codec.encode(seq, box.get(seq)!), codec.binary) === 2) {
+      const f = codec.encode(seq, box.get(seq)!);
+      traffic.out += sizeOf(f);
+      if (ws.send(f, codec.binary) === 2) {
         this.blocked = true;
         return;
       }
@@ -86,7 +92,10 @@ export class WsConnection implements Connection, Carrier {
 
   ping(): void {
     const f = this.codec.ping();
-    if (!this.closed && this.closing === null && f !== '') this.ws.send(f, this.codec.binary);
+    if (!this.closed && this.closing === null && f !== '') {
+      traffic.out += sizeOf(f);
+      this.ws.send(f, this.codec.binary);
+    }
   }
 
   end(_s: PortSession, code: number, reason: string): void {
@@ -147,7 +156,11 @@ export class WsConnection implements Connection, Carrier {
   private finishNow(frames: Array<string | Uint8Array>, code: number, reason: string): void {
     this.closed = true;
     this.ws.cork(() => {
-      for (const f of frames) if (f !== '') this.ws.send(f, this.codec.binary);
+      for (const f of frames) {
+        if (f === '') continue;
+        traffic.out += sizeOf(f);
+        this.ws.send(f, this.codec.binary);
+      }
       this.ws.end(code, reason);
     });
   }
@@ -232,6 +245,7 @@ export function mountWebSocket(port: Port): void {
       const c = ws.getUserData().c;
       const s = c?.session;
       if (!s) return;
+      traffic.in += message.byteLength;
       if (message.byteLength > o.maxPayloadBytes) return port.fail(s, 'SY_ERR_PAYLOAD_TOO_LARGE');
       const f = decodeClientFrame(message, isBinary);
       if (f === null) return port.fail(s, 'SY_ERR_MALFORMED_FRAME');
