@@ -95,9 +95,19 @@ export class TokenGens {
   graceFloor = 1;
   graceUntil = 0;
 
-  /** A new generation, for the next `open` */
-  next(): number {
-    return ++this.gen;
+  /**
+   * The generations of every session that has had one `open`, shared: a session gets its own only
+   * at its second (most never have one: an object at the first cost about 60 bytes of heap and 250
+   * of RSS per idle native session, in two runs of 10,000). Nothing mutates it: `accept` writes only for a generation above the floor, and
+   * none is above 1 here.
+   */
+  static readonly FIRST: TokenGens = Object.freeze(Object.assign(new TokenGens(), { gen: 1 }));
+
+  /** The generation for a session's next `open`, and the generations it has then */
+  static next(t: TokenGens | null): { gen: number; tokens: TokenGens } {
+    if (t === null) return { gen: 1, tokens: TokenGens.FIRST };
+    const own = t === TokenGens.FIRST ? Object.assign(new TokenGens(), { gen: 1 }) : t;
+    return { gen: ++own.gen, tokens: own };
   }
 
   /** Whether a request naming generation `g` is let in at `now`; the first use of a newer one starts the older ones' grace */
