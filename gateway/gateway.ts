@@ -286,7 +286,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       ...(this.engineio !== null ? { socketio: this.engineio.stats() } : {}),
       ...(this.signalr !== null ? { signalr: this.signalr.stats() } : {}),
       uptimeS: Math.round(process.uptime()),
-      memory: { rssBytes: process.memoryUsage.rss() },
+      memory: { rssBytes: process.memoryUsage.rss(), heapUsed: process.memoryUsage().heapUsed },
     };
   }
 
