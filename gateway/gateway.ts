@@ -473,8 +473,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   openInfo(s: Session, recovered?: boolean): OpenInfo {
     // signed when needed, not kept: one string less per session. A native client gets a new
     // generation on every open; other dialects' clients keep the token of their connection
-    let gen = 0;
-    if (s.meta.dialect === 'native') ({ gen, tokens: s.tokens } = TokenGens.next(s.tokens));
+    const gen = s.meta.dialect === 'native' ? TokenGens.next(s) : 0;
     const info: OpenInfo = { sid: s.sid, token: signToken(this.options.secret, s.sid, this.nodeId, gen), pingMs: this.options.pingMs, last: s.outbox.last };
     if (recovered !== undefined) info.recovered = recovered;
     return info;

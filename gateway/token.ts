@@ -30,9 +30,16 @@ function each(secrets: Secrets): readonly string[] {
   return typeof secrets === 'string' ? [secrets] : secrets;
 }
 
+/** `<nodeId>.1`, made once per node id: every native session's first token names it (an open allocates little) */
+const firstNamed = new Map<string, string>();
+
 /** `gen` 0: a token without a generation */
 export function signToken(secret: string, sid: string, nodeId: string, gen = 0): string {
-  const named = gen > 0 ? nodeId + '.' + gen.toString(36) : nodeId;
+  let named = nodeId;
+  if (gen === 1) {
+    named = firstNamed.get(nodeId) ?? nodeId + '.1';
+    if (firstNamed.size < 64) firstNamed.set(nodeId, named);
+  } else if (gen > 1) named = nodeId + '.' + gen.toString(36);
   return named + '.' + signature(secret, sid + '.' + named);
 }
 
@@ -103,11 +110,15 @@ export class TokenGens {
    */
   static readonly FIRST: TokenGens = Object.freeze(Object.assign(new TokenGens(), { gen: 1 }));
 
-  /** The generation for a session's next `open`, and the generations it has then */
-  static next(t: TokenGens | null): { gen: number; tokens: TokenGens } {
-    if (t === null) return { gen: 1, tokens: TokenGens.FIRST };
-    const own = t === TokenGens.FIRST ? Object.assign(new TokenGens(), { gen: 1 }) : t;
-    return { gen: ++own.gen, tokens: own };
+  /** The generation for a session's next `open`; `s.tokens` then holds its generations */
+  static next(s: { tokens: TokenGens | null }): number {
+    const t = s.tokens;
+    if (t === null) {
+      s.tokens = TokenGens.FIRST;
+      return 1;
+    }
+    const own = t === TokenGens.FIRST ? (s.tokens = Object.assign(new TokenGens(), { gen: 1 })) : t;
+    return ++own.gen;
   }
 
   /** Whether a request naming generation `g` is let in at `now`; the first use of a newer one starts the older ones' grace */
