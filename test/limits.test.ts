@@ -257,3 +257,53 @@ describe('memory of detached sessions', () => {
     await kept.next((f) => f.type === 'reply' && f.args[0] === 'c4');
   });
 });
+
+describe('limits under load', () => {
+  it('a well-behaved client on another address keeps its latency while one address floods every limit (rate, request size, rooms)', async () => {
+    const n = await startNode({ ipOpenRate: 20, ipOpenBurst: 20, maxRoomsPerSession: 50 });
+    const good = await WsClient.open(`${n.ws}/rt/ws`, { localAddress: '127.0.0.2' });
+    const echo = async () => {
+      const t = performance.now();
+      await good.request('echo', 'x');
+      return performance.now() - t;
+    };
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const before: number[] = [];
+    for (let i = 0; i < 20; i++) before.push(await echo());
+
+    // the flood, from 127.0.0.1: opens past the rate, oversized opening requests, a session past its rooms
+    const outcomes = new Map<string, number>();
+    const count = (k: string) => outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
+    let flooding = true;
+    const flood = (async () => {
+      const hog = await WsClient.open(`${n.ws}/rt/ws`);
+      for (let r = 0; r <= 50; r++) hog.emit('join', `r${r}`);
+      count(`rooms ${(await hog.waitClosed()).code}`);
+      while (flooding) {
+        await Promise.all(
+          Array.from({ length: 20 }, async () => {
+            const c = await WsClient.open(`${n.ws}/rt/ws`);
+            count(`open ${c.frames[0]!.type === 'open' ? 'ok' : c.frames[0]!.code}`);
+            c.terminate();
+          }),
+        );
+        const big = await fetch(`${n.url}/rt/poll?x=${'a'.repeat(20_000)}`);
+        count(`big ${big.status}`);
+      }
+    })();
+    const during: number[] = [];
+    for (let i = 0; i < 50; i++) during.push(await echo());
+    flooding = false;
+    await flood;
+
+    // every limit was hit and answered as documented
+    expect(outcomes.get('rooms 4429')).toBe(1);
+    expect(outcomes.get('open 1013')).toBeGreaterThan(20);
+    expect(outcomes.get('big 431')).toBeGreaterThan(0);
+    // the good client: every echo answered, none slow; its median stays within a few ms of before
+    expect(during).toHaveLength(50);
+    expect(Math.max(...during)).toBeLessThan(1000);
+    expect(median(during)).toBeLessThan(Math.max(50, 10 * median(before)));
+    expect(good.closed).toBe(null);
+  });
+});
