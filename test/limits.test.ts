@@ -302,8 +302,9 @@ describe('limits under load', () => {
     expect(outcomes.get('big 431')).toBeGreaterThan(0);
     // the good client: every echo answered, none slow; its median stays within a few ms of before
     expect(during).toHaveLength(50);
-    expect(Math.max(...during)).toBeLessThan(1000);
-    expect(median(during)).toBeLessThan(Math.max(50, 10 * median(before)));
+    // (bounds with room for a loaded CI machine; a node that stalls, as one spinning on accept did, takes seconds)
+    expect(Math.max(...during)).toBeLessThan(2000);
+    expect(median(during)).toBeLessThan(Math.max(100, 10 * median(before)));
     expect(good.closed).toBe(null);
   });
 });
