@@ -169,12 +169,14 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   /** Starts listening. @returns the port */
   async listen(): Promise<number> {
     this.nodeSub = this.bus.subscribe(subjects.node(this.nodeId), (e) => this.onNodeEnvelope(e as NodeEnvelope | RelayEnvelope | LinkEnvelope));
-    // workers say in their heartbeats how many partitions they own (metrics)
-    this.controlSub = this.bus.subscribe(subjects.control, (e) => {
-      const c = e as ControlEnvelope;
-      if (c.t === 'bye') this.stats.workers.delete(c.worker);
-      else if (c.owned !== undefined) this.stats.workers.set(c.worker, { owned: c.owned, at: Date.now() });
-    });
+    // workers say in their heartbeats how many partitions they own (metrics only)
+    if (this.options.metrics) {
+      this.controlSub = this.bus.subscribe(subjects.control, (e) => {
+        const c = e as ControlEnvelope;
+        if (c.t === 'bye') this.stats.workers.delete(c.worker);
+        else if (c.owned !== undefined) this.stats.workers.set(c.worker, { owned: c.owned, at: Date.now() });
+      });
+    }
     this.directory.listen();
     const { host, port } = this.options;
     await new Promise<void>((resolve, reject) => {
@@ -187,7 +189,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     });
     const o = this.options;
     this.timers.push(setInterval(() => this.heartbeat(), o.pingMs));
-    this.timers.push(setInterval(() => this.probeBus(), BUS_PROBE_MS));
+    if (o.metrics) this.timers.push(setInterval(() => this.probeBus(), BUS_PROBE_MS));
     if (this.fdGuard.limit > 0) this.timers.push(setInterval(() => this.checkDescriptors(), FD_CHECK_MS));
     this.timers.push(setInterval(() => this.sweep(), Math.min(250, Math.max(50, o.resumeWindowMs / 4), o.ackTimeoutMs / 2)));
     for (const t of this.timers) t.unref();

@@ -151,9 +151,9 @@ export class TokenGens {
     return [this.gen, this.floor, this.graceFloor, Math.max(0, this.graceUntil - now)];
   }
 
-  static fromWire(w: [number, number, number, number] | undefined, now: number): TokenGens {
+  static fromWire(w: [number, number, number, number], now: number): TokenGens {
     const t = new TokenGens();
-    if (w !== undefined) [t.gen, t.floor, t.graceFloor, t.graceUntil] = [w[0], w[1], w[2], w[3] > 0 ? now + w[3] : 0];
+    [t.gen, t.floor, t.graceFloor, t.graceUntil] = [w[0], w[1], w[2], w[3] > 0 ? now + w[3] : 0];
     return t;
   }
 }
