@@ -74,9 +74,16 @@ export type NodeEnvelope =
 /** worker → every node with members, on `sy.room.<room>` */
 export type RoomEnvelope = { t: 'broadcast'; room: string; event: string; args: unknown[]; except?: string[]; id?: string };
 
-/** membership, on `sy.ctl` */
-/** `owned`: the partitions the worker owns when it says so */
-export type ControlEnvelope = { t: 'hb'; worker: string; owned?: number } | { t: 'bye'; worker: string };
+/**
+ * membership, on `sy.ctl`. Workers: `hb` (`owned`: the partitions the worker owns when it says
+ * so) and `bye`. Gateway nodes (node-liveness.ts): `node` (`boot`: new for each life of the
+ * process; `timeoutMs`: silent this long, take the node for dead) and `node-bye`.
+ */
+export type ControlEnvelope =
+  | { t: 'hb'; worker: string; owned?: number }
+  | { t: 'bye'; worker: string }
+  | { t: 'node'; node: string; boot: string; timeoutMs: number }
+  | { t: 'node-bye'; node: string; boot: string };
 
 /**
  * gateway ↔ gateway, on `sy.node.<nodeId>`: a client connected to node B for a session held by

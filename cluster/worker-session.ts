@@ -26,6 +26,10 @@ export class WorkerSession implements AppSession {
   kept: OutputEnvelope[] | null = null;
   /** envelopes held while an async handler of this session runs; null when none runs */
   waiting: InboundEnvelope[] | null = null;
+  /** about what the held events' args take (see Worker.queue) */
+  waitingBytes = 0;
+  /** its backlog overflowed: it was disconnected (SY_ERR_BACKLOG_FULL), what comes is dropped */
+  overflowed = false;
   closed = false;
   /** its sid is one the client chose (SockJS): remembered a while after it ends */
   claimed = false;

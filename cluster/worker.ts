@@ -13,6 +13,7 @@ import type { InboundEnvelope, NodeEnvelope, OutputEnvelope } from './envelope.t
 import type { App, AppContext, AppHandlers, BroadcastOptions, Reply } from './app.ts';
 import { DEFAULT_PARTITIONS, partitionOf } from './partition.ts';
 import { Membership } from './membership.ts';
+import { NodeLiveness } from './node-liveness.ts';
 import { place } from './placement.ts';
 import { log } from '../transports/log.ts';
 
@@ -33,6 +34,18 @@ export interface WorkerOptions {
 }
 
 const CODE_REJECTED = 4403;
+/** the gateway node holding the session died (SY_ERR_NODE_LOST in the gateways' error table) */
+const CODE_NODE_LOST = 4514;
+/** too many events wait behind a running handler (SY_ERR_BACKLOG_FULL in the gateways' error table) */
+const CODE_BACKLOG_FULL = 4513;
+/**
+ * A session's events waiting behind its running async handler, at most: as many as a gateway
+ * keeps unacknowledged (MAX_UNACKED), and about this many bytes of their args. Past either the
+ * session ends (its client sends faster than the app handles, or a handler never finishes)
+ * instead of the queue growing without bound
+ */
+export const MAX_WAITING = 1024;
+export const MAX_WAITING_BYTES = 4 * 1024 * 1024;
 /** how long, and how many, ended client-chosen sids a worker remembers (see `gone`) */
 const GONE_MS = 120_000;
 const GONE_MAX = 100_000;
@@ -49,6 +62,8 @@ export class Worker implements AppContext {
   private readonly onInbound = (e: unknown) => this.handle(e as InboundEnvelope);
   private readonly partitionCount: number;
   readonly membership: Membership | null = null;
+  /** the gateway nodes' heartbeats (cluster): a dead node's sessions end here */
+  private readonly nodes: NodeLiveness | null = null;
   readonly id: string;
   readonly requestTimeoutMs: number;
   /** explicit acks for events that produced no output (a cluster gateway retries unacked ones) */
@@ -99,6 +114,7 @@ export class Worker implements AppContext {
         }, heartbeatMs * 1.5);
       };
       this.settle();
+      this.nodes = new NodeLiveness({ bus: this.bus, onDead: (node) => this.nodeDead(node) });
     } else {
       for (const p of opts.partitions ?? Array.from({ length: this.partitionCount }, (_, i) => i)) this.own(p);
       this.settled();
@@ -240,6 +256,22 @@ export class Worker implements AppContext {
     for (const sub of this.subs.values()) sub.unsubscribe();
     this.subs.clear();
     this.membership?.stop();
+    this.nodes?.stop();
+  }
+
+  /**
+   * A gateway node died: nobody will ever close its sessions, so they end here, in order behind
+   * whatever of theirs is being handled (the app's `close` runs with 4514, SY_ERR_NODE_LOST). A
+   * session handed over to another node follows its new node (`rehome`), not this one.
+   */
+  private nodeDead(node: string): void {
+    for (const s of [...this.sessions.values()]) {
+      if (s.node !== node) continue;
+      const e: InboundEnvelope = { t: 'close', sid: s.sid, node, n: s.lastIn + 1, code: CODE_NODE_LOST, reason: 'SY_ERR_NODE_LOST' };
+      s.lastIn = e.n;
+      if (s.waiting !== null) s.waiting.push(e);
+      else this.dispatch(s, e);
+    }
   }
 
   private handle(e: InboundEnvelope): void {
@@ -292,8 +324,26 @@ export class Worker implements AppContext {
       s.moveTo(e.node);
       return;
     }
-    if (s.waiting !== null) s.waiting.push(e);
+    if (s.waiting !== null) this.queue(s, e);
     else this.dispatch(s, e);
+  }
+
+  /**
+   * Holds `e` until the session's running handler is done, within MAX_WAITING envelopes and
+   * MAX_WAITING_BYTES of their args: past either the backlog is dropped and the session is
+   * disconnected (SY_ERR_BACKLOG_FULL); its close follows what was dropped
+   */
+  private queue(s: WorkerSession, e: InboundEnvelope): void {
+    const q = s.waiting!;
+    if (e.t === 'close') return void q.push(e);
+    if (s.overflowed) return;
+    if (e.t === 'event') s.waitingBytes += argsBytes(e);
+    if (q.length < MAX_WAITING && s.waitingBytes <= MAX_WAITING_BYTES) return void q.push(e);
+    s.overflowed = true;
+    q.length = 0;
+    s.waitingBytes = 0;
+    log.warn({ sid: s.sid, waiting: MAX_WAITING }, 'events waiting behind a running handler: the session ends (SY_ERR_BACKLOG_FULL)');
+    this.send(s, { t: 'disconnect', sid: s.sid, code: CODE_BACKLOG_FULL, reason: 'SY_ERR_BACKLOG_FULL', n: s.current });
   }
 
   private askWho(sid: string, node: string): void {
@@ -352,6 +402,7 @@ export class Worker implements AppContext {
   private drain(s: WorkerSession): void {
     const q = s.waiting;
     s.waiting = null;
+    s.waitingBytes = 0;
     if (q === null) return;
     for (let i = 0; i < q.length; i++) {
       const again = s.waiting as InboundEnvelope[] | null; // dispatch may have set it
@@ -430,6 +481,14 @@ function makeReply(w: Worker, s: WorkerSession, ack: string | number): Reply {
     else if (w.acks) w.send(s, { t: 'reply', sid: s.sid, ack, raw, n: s.current });
     else w.send(s, { t: 'reply', sid: s.sid, ack, args, raw, n: s.current });
   };
+}
+
+/** about what an event's args take: their JSON text's length when there is one, else a shallow estimate */
+function argsBytes(e: Extract<InboundEnvelope, { t: 'event' }>): number {
+  if (e.raw !== undefined) return e.raw.length;
+  let n = 16;
+  for (const a of e.args ?? []) n += typeof a === 'string' ? a.length : a instanceof Uint8Array ? a.byteLength : 16;
+  return n;
 }
 
 function errorMessage(err: unknown): string {

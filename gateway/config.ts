@@ -77,6 +77,8 @@ export const OPTIONS: OptionSpec[] = [
   { flag: 'trust-proxy', kind: { t: 'flag' }, to: 'trustProxy', def: 'off', help: 'take client addresses from X-Forwarded-For / Forwarded (behind your own proxy only)', commands: GATEWAYS },
   { flag: 'allowed-origins', kind: { t: 'list' }, to: 'allowedOrigins', def: 'any', help: 'page origins that may connect, comma-separated', commands: GATEWAYS },
   { flag: 'no-metrics', kind: { t: 'flag' }, sets: false, to: 'metrics', def: 'served', help: 'do not serve GET /metrics', commands: GATEWAYS },
+  { flag: 'metrics-port', kind: { t: 'int', min: 0, max: 65535 }, to: 'metricsPort', def: "the clients' port", help: "serve /metrics (and /healthz, /readyz) on this port instead of the clients' port (0: any free port)", commands: GATEWAYS },
+  { flag: 'metrics-host', kind: { t: 'string' }, to: 'metricsHost', def: 'the --host', help: 'the address the metrics port listens on', commands: GATEWAYS },
   { flag: 'no-demo', kind: { t: 'flag' }, sets: false, to: 'serveDemo', def: 'served', help: 'do not serve the demo page and /client.js', commands: GATEWAYS },
   // JWT
   { flag: 'jwt-secret', kind: { t: 'string', form: 'at least 32 bytes' }, to: 'jwt.secret', def: 'none', help: 'verify HS256 JWTs with this secret', commands: GATEWAYS, secret: true },
@@ -105,8 +107,8 @@ export const OPTIONS: OptionSpec[] = [
   { flag: 'sockjs-lookup-ms', kind: { t: 'int', min: 0 }, to: 'sockjs.lookupMs', def: '100', help: 'how long to wait for another node to claim a session id', commands: ['gateway'] },
   // workers
   { flag: 'request-timeout-ms', kind: ms(), to: 'cli.requestTimeoutMs', def: '10000', help: 'how long session.request waits for the client', commands: ['start', 'worker'] },
-  { flag: 'heartbeat-ms', kind: ms(), to: 'cli.heartbeatMs', def: '1000', help: "cluster: a member's heartbeat interval", commands: ['worker'] },
-  { flag: 'member-timeout-ms', kind: ms(), to: 'cli.timeoutMs', def: '3000', help: 'cluster: a member silent this long is gone', commands: ['worker'] },
+  { flag: 'heartbeat-ms', kind: ms(), to: 'heartbeatMs', def: '1000', help: "cluster: a member's heartbeat interval (gateway nodes and workers)", commands: ['gateway', 'worker'] },
+  { flag: 'member-timeout-ms', kind: ms(), to: 'memberTimeoutMs', def: '3000', help: 'cluster: a member silent this long is gone (a gateway node says its own in its heartbeats)', commands: ['gateway', 'worker'] },
   { flag: 'epsilon', kind: { t: 'number', min: 0, max: 10 }, to: 'cli.epsilon', def: '0.25', help: 'placement: how far above the mean load a worker may go', commands: ['worker'] },
 ];
 
@@ -173,8 +175,6 @@ export interface CliConfig {
     logLevel?: string;
     drainWindowMs?: number;
     requestTimeoutMs?: number;
-    heartbeatMs?: number;
-    timeoutMs?: number;
     epsilon?: number;
   };
 }

@@ -126,6 +126,8 @@ export class Handover {
     const gw = this.gw;
     const shadow = gw.relay.shadowOf(cid);
     if (shadow === null) return;
+    // the holder is alive and hands over (after our r-ready, or its own timeout): wait for it
+    shadow.relay!.deadline = Date.now() + 2 * gw.options.relayTimeoutMs;
     shadow.ext.buffer = [];
     for (const room of rooms) gw.rooms.join(shadow, room);
     await gw.bus.flush(); // our subscriptions are in force at the server from here on
@@ -162,6 +164,7 @@ export class Handover {
     x.held = [];
     x.heldUntil = Date.now() + gw.options.relayTimeoutMs;
     gw.sessions.set(sid, s);
+    gw.recount(s);
     // the rooms: broadcasts the old node did not deliver (it got them after it handed over) follow
     // what it did; per publisher the order is the one NATS delivered to both nodes
     gw.rooms.leaveAll(shadow);

@@ -1,7 +1,8 @@
 /**
  * `GET /metrics` in Prometheus's text format (prom-client). The hot paths only bump plain numbers
- * on the node (`Stats`); the registry reads them, and walks the session table, when scraped. One
- * registry per node (several nodes may share a process, as in the tests).
+ * on the node (`Stats`, and the session counts and outbox bytes it keeps as they change); the
+ * registry reads them when scraped, walking no session: a scrape costs the same with 20,000
+ * sessions as with one. One registry per node (several nodes may share a process, as in the tests).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { traffic } from '../transports/traffic.ts';
@@ -35,11 +36,13 @@ export class Stats {
   }
 }
 
-/** What the registry reads of a node */
+/** What the registry reads of a node: counts the node keeps as it goes (a scrape walks no session) */
 export interface MetricsSource {
   readonly stats: Stats;
-  /** each live session's transport, dialect, whether it has a connection, and its outbox bytes */
-  forEachSession(f: (transport: string, dialect: string, attached: boolean, outboxBytes: number) => void): void;
+  /** live sessions by `<transport> <dialect> <attached>` */
+  readonly sessionCounts: ReadonlyMap<string, number>;
+  /** bytes held in the live sessions' outboxes */
+  readonly outboxBytes: number;
   readonly roomCount: number;
 }
 
@@ -47,7 +50,7 @@ export function metricsRegistry(src: MetricsSource): Registry {
   const registry = new Registry();
   const s = src.stats;
   /** sets a labelled metric from a map whose keys are its label values joined by spaces */
-  const fromMap = (m: Map<string, number>, names: string[], set: (labels: Record<string, string>, v: number) => void) => {
+  const fromMap = (m: ReadonlyMap<string, number>, names: string[], set: (labels: Record<string, string>, v: number) => void) => {
     for (const [k, v] of m) {
       const values = k.split(' ');
       set(Object.fromEntries(names.map((name, i) => [name, values[i] ?? ''])), v);
@@ -60,9 +63,7 @@ export function metricsRegistry(src: MetricsSource): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      const counts = new Map<string, number>();
-      src.forEachSession((t, d, a) => Stats.bump(counts, `${t} ${d} ${a}`));
-      fromMap(counts, ['transport', 'dialect', 'attached'], (l, v) => this.set(l, v));
+      fromMap(src.sessionCounts, ['transport', 'dialect', 'attached'], (l, v) => this.set(l, v));
     },
   });
   new Gauge({
@@ -70,9 +71,7 @@ export function metricsRegistry(src: MetricsSource): Registry {
     help: "Bytes held in the sessions' outboxes (approximate, from the entries' args)",
     registers: [registry],
     collect() {
-      let bytes = 0;
-      src.forEachSession((_t, _d, _a, b) => (bytes += b));
-      this.set(bytes);
+      this.set(src.outboxBytes);
     },
   });
   new Gauge({

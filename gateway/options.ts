@@ -77,6 +77,14 @@ export interface GatewayOptions {
   /** serve `GET /metrics` (Prometheus text format; restrict it at your proxy if it must not be public) @default true */
   metrics?: boolean;
   /**
+   * serve `GET /metrics` (and `/healthz`, `/readyz`) on this port of `metricsHost` instead of the
+   * clients' port, which then answers 404 for it (0: any free port; null: the clients' port)
+   * @default null
+   */
+  metricsPort?: number | null;
+  /** the address the metrics port listens on @default the gateway's `host` */
+  metricsHost?: string;
+  /**
    * built-in JWT verification of new sessions' credentials (see JwtConfig and
    * docs/operations.md); false: none, the app sees the credentials as given @default false
    */
@@ -102,6 +110,17 @@ export interface GatewayOptions {
   ackTimeoutMs?: number;
   /** how long a node waits for the node holding a session to answer a relayed request @default 3000 */
   relayTimeoutMs?: number;
+  /**
+   * cluster: how often this node announces itself to the others (and workers) on the bus
+   * @default 1000
+   */
+  heartbeatMs?: number;
+  /**
+   * cluster: silent this long, a node is taken for dead (this node says so in its heartbeats; the
+   * others take each node's own figure). Its sessions end on the workers and its relayed clients
+   * are told, with SY_ERR_NODE_LOST @default 3000
+   */
+  memberTimeoutMs?: number;
   /** the Socket.IO dialect (Engine.IO v4 / Socket.IO v5 clients); false: not served @default {} (served at /socket.io/) */
   socketio?: SocketIoConfig | false;
   /** the SignalR dialect (@microsoft/signalr clients); false: not served @default {} (hub `demo` at /hubs/demo) */
@@ -187,6 +206,8 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     maxRequestBytes: 8192,
     detachedMaxBytes: 256 * 1024 * 1024,
     metrics: true,
+    metricsPort: null,
+    metricsHost: '',
     jwt: false,
     allowedOrigins: [],
     trustProxy: false,
@@ -197,6 +218,8 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     atLeastOnce: false,
     ackTimeoutMs: 1500,
     relayTimeoutMs: 3000,
+    heartbeatMs: 1000,
+    memberTimeoutMs: 3000,
     ...stripUndefined(o),
     socketio: false,
     signalr: false,
@@ -204,12 +227,15 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0], ['tokenGraceMs', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
-    ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['maxRoomsPerSession', 0], ['maxRequestBytes', 256], ['detachedMaxBytes', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10],
+    ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['maxRoomsPerSession', 0], ['maxRequestBytes', 256], ['detachedMaxBytes', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10], ['heartbeatMs', 10], ['memberTimeoutMs', 20],
   ];
   for (const [k, min] of ints) {
     const v = r[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new TypeError(`option ${k} must be an integer >= ${min}, got ${String(v)}`);
   }
+  if (r.memberTimeoutMs <= r.heartbeatMs) throw new TypeError(`option memberTimeoutMs (${r.memberTimeoutMs}) must be greater than heartbeatMs (${r.heartbeatMs})`);
+  if (r.metricsHost === '') r.metricsHost = r.host;
+  if (r.metricsPort !== null && !(Number.isInteger(r.metricsPort) && r.metricsPort >= 0 && r.metricsPort <= 65535)) throw new TypeError(`option metricsPort must be a port (0-65535) or null, got ${String(r.metricsPort)}`);
   if (r.port > 65535) throw new TypeError(`option port must be <= 65535, got ${r.port}`);
   if (!NODE_ID.test(r.nodeId)) throw new TypeError(`option nodeId must match [A-Za-z0-9_-]{1,64}, got ${r.nodeId}`);
   if (r.secret.length < 16) throw new TypeError('option secret must be at least 16 characters');

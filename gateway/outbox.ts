@@ -3,6 +3,8 @@ import type { Entry } from '../transports/entry.ts';
 export interface OutboxLimits {
   readonly maxEntries: number;
   readonly maxBytes: number;
+  /** bytes held by all the outboxes counted with these limits (a node's live sessions: `/metrics`) */
+  held: number;
 }
 
 /** slots of a session's first ring (it doubles as entries pile up, up to the entry limit) */
@@ -29,7 +31,14 @@ export class Outbox {
   bytes = 0;
 
   /** `limits` is one object shared by every session of a node */
-  constructor(readonly limits: OutboxLimits) {}
+  constructor(private limits: OutboxLimits) {}
+
+  /** From now on counted with `other` (the session left the node's table: its bytes leave the node's count) */
+  recount(other: OutboxLimits): void {
+    this.limits.held -= this.bytes;
+    other.held += this.bytes;
+    this.limits = other;
+  }
 
   get size(): number {
     return this.last - this.first + 1;
@@ -45,6 +54,7 @@ export class Outbox {
     this.buf = null;
     this.first = after + 1;
     this.last = after;
+    this.limits.held -= this.bytes;
     this.bytes = 0;
   }
 
@@ -57,6 +67,7 @@ export class Outbox {
     buf[seq & (buf.length - 1)] = e;
     this.last = seq;
     this.bytes += e.size;
+    this.limits.held += e.size;
   }
 
   /** A ring twice as long, with the entries held at their slots in it */
@@ -73,7 +84,9 @@ export class Outbox {
     const buf = this.buf;
     if (buf === null || this.size === 0) return;
     const slot = this.first & (buf.length - 1);
-    this.bytes -= buf[slot]!.size;
+    const size = buf[slot]!.size;
+    this.bytes -= size;
+    this.limits.held -= size;
     buf[slot] = undefined;
     this.first++;
     if (this.size === 0) this.buf = null;

@@ -41,7 +41,7 @@ export class Relay {
    */
   private readonly early = new Map<number, ClientFrame[]>();
   /** B side: POSTs waiting for the holder's answer */
-  private readonly sends = new Map<number, { done: (error: ErrorCode | null) => void; deadline: number }>();
+  private readonly sends = new Map<number, { done: (error: ErrorCode | null) => void; deadline: number; home: string }>();
   /** A side: connections on other nodes to our sessions, by `${node}/${cid}` */
   private readonly remotes = new Map<string, RemoteConnection>();
 
@@ -70,16 +70,64 @@ export class Relay {
     const cid = this.nextCid++;
     this.relayedOut++;
     const o = this.gw.options;
-    const s = new Session(sid, meta, '', conn.transport, this.gw.outboxLimits, this.gw);
-    s.relay = { home, cid, token, deadline: Date.now() + o.relayTimeoutMs + (poll ? o.pollTimeoutMs : 0) };
+    const s = new Session(sid, meta, '', conn.transport, this.gw.goneLimits, this.gw);
+    // the holder answers an attach at once, a poll too (it holds the poll after saying so): a
+    // deadline longer than a poll's hold would let the local poll time out first, again and again
+    s.relay = { home, cid, token, deadline: Date.now() + o.relayTimeoutMs };
     s.conn = conn;
     // `last` < 0: the client has no cursor; the holder goes on after what it wrote (its entries
     // come with their own seqs)
     s.outbox.reset(Math.max(0, last));
     s.sent = Math.max(0, last);
     this.shadowsByCid.set(cid, s);
-    this.toNode(home, { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport: conn.transport, poll });
+    // a holder known dead has none of its sessions any more: unknown, as soon as the wire has the shadow
+    if (this.gw.nodeDead(home)) queueMicrotask(() => this.expire(s, 'SY_ERR_UNKNOWN_SESSION'));
+    else this.toNode(home, { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport: conn.transport, poll });
     return s;
+  }
+
+  /** (B side) A shadow whose holder is gone or never answered: its connection is ended with `code` */
+  private expire(s: Session, code: ErrorCode): void {
+    if (!this.shadowsByCid.has(s.relay!.cid)) return;
+    const conn = s.conn;
+    this.detached(s);
+    conn?.end(s, errors[code].ws, code);
+  }
+
+  /**
+   * Node `node` died (its heartbeats stopped, it said goodbye, or it restarted). Here, connections
+   * relayed to it end with SY_ERR_NODE_LOST (their clients reconnect, to a new session) and POSTs
+   * waiting for it fail; connections it relayed to this node are let go of (their sessions wait
+   * for their clients within the resume window, as after a drop).
+   */
+  nodeLost(node: string): void {
+    for (const s of [...this.shadowsByCid.values()]) if (s.relay!.home === node) this.expire(s, 'SY_ERR_NODE_LOST');
+    for (const [cid, p] of this.sends) {
+      if (p.home !== node) continue;
+      this.sends.delete(cid);
+      p.done('SY_ERR_UNKNOWN_SESSION');
+    }
+    for (const rc of [...this.remotes.values()]) {
+      if (rc.node !== node) continue;
+      this.remotes.delete(rc.key);
+      rc.stopTimer();
+      const s = rc.session;
+      rc.session = null;
+      if (s !== null) this.gw.detach(s, rc);
+    }
+  }
+
+  /**
+   * This node was stopped past its member timeout: the holders let go of its relayed connections
+   * meanwhile. Each is restarted: its client reconnects and resumes (the holder still has the session).
+   */
+  restartAll(): void {
+    for (const s of [...this.shadowsByCid.values()]) {
+      const conn = s.conn;
+      this.shadowsByCid.delete(s.relay!.cid);
+      this.gone(s);
+      conn?.restart();
+    }
   }
 
   /** The shadow's client acknowledged entries up to `seq`: the holder releases them (one message a turn per shadow) */
@@ -155,9 +203,10 @@ export class Relay {
 
   /** An upstream POST for a session held by `home`; `done` gets null, or the error to answer */
   send(sid: string, token: string, home: string, frames: ClientFrame[], done: (error: ErrorCode | null) => void): void {
+    if (this.gw.nodeDead(home)) return done('SY_ERR_UNKNOWN_SESSION');
     const cid = this.nextCid++;
     this.relayedOut++;
-    this.sends.set(cid, { done, deadline: Date.now() + this.gw.options.relayTimeoutMs });
+    this.sends.set(cid, { done, deadline: Date.now() + this.gw.options.relayTimeoutMs, home });
     this.toNode(home, { t: 'r-send', sid, token, from: this.gw.nodeId, cid, frames });
   }
 
@@ -226,12 +275,9 @@ export class Relay {
    * keeps the session for the client's next try.
    */
   sweep(now: number): void {
-    for (const s of this.shadowsByCid.values()) {
+    for (const s of [...this.shadowsByCid.values()]) {
       const d = s.relay!.deadline;
-      if (d === 0 || now <= d) continue;
-      const conn = s.conn;
-      this.detached(s);
-      conn?.end(s, errors.SY_ERR_UNKNOWN_SESSION.ws, 'SY_ERR_UNKNOWN_SESSION');
+      if (d !== 0 && now > d) this.expire(s, 'SY_ERR_UNKNOWN_SESSION');
     }
     for (const [cid, p] of this.sends) {
       if (now > p.deadline) {
@@ -440,7 +486,7 @@ class RemoteConnection implements Connection, Carrier {
     this.session = null;
     this.relay.forget(this);
     this.out({ ...this.take(s), done: true });
-    this.relay.gw.detach(s, this);
+    this.relay.gw.detach(s, this, false);
   }
 
   end(s: PortSession, code: number, reason: string): void {

@@ -56,6 +56,8 @@ export class Session implements PortSession {
   relay: { home: string; cid: number; deadline: number; token: string } | null = null;
   /** the native dialect's token generations (see TokenGens); null for dialects whose tokens do not rotate */
   tokens: TokenGens | null = null;
+  /** what the node counts it as (Gateway.recount: transport, dialect, attached), or null: not counted */
+  counted: string | null = null;
   /** cluster and hand-over state; allocated on first use (a single node never needs it) */
   private _ext: SessionExt | null = null;
 

@@ -132,6 +132,45 @@ describe('at the open-file limit', () => {
   });
 });
 
+describe('requests the HTTP parser cannot read', () => {
+  it('49+ header lines or a NUL in a header value: uWS answers nothing and closes them itself after its idle timeout (~10 s); meanwhile they count against the open-file guard like any connection, and the node serves everyone else', async () => {
+    const fixed = await portBelowEphemeral();
+    const child = spawn('sh', ['-c', `ulimit -n 256 && exec "${process.execPath}" "${bin}" start --port ${fixed} --host 127.0.0.1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    const { port, out } = await listening(child);
+    const { connect } = await import('node:net');
+    const { ask, close } = await keepAliveHttp(port);
+    const bad = [
+      'GET /healthz HTTP/1.1\r\nHost: x\r\n' + Array.from({ length: 49 }, (_, i) => `X-${i}: y\r\n`).join('') + '\r\n',
+      'GET /healthz HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n',
+    ];
+    // more unreadable requests than the node has descriptors for, none of them ever answered
+    const flood: import('node:net').Socket[] = [];
+    let answered = 0;
+    let closedByNode = 0;
+    const started = Date.now();
+    for (let i = 0; i < 300; i++) {
+      const s = connect(port, '127.0.0.1', () => s.write(bad[i % 2]!));
+      s.on('data', () => answered++);
+      s.on('error', () => {});
+      s.on('close', () => closedByNode++);
+      flood.push(s);
+    }
+    // they count: the guard stops accepting, /readyz says so on a connection made before
+    await vi.waitFor(async () => expect(await ask('/readyz')).toContain('"reason":"saturated"'), { timeout: 5000, interval: 200 });
+    expect(out()).toMatch(/open files at \d+ of 256: not accepting connections/);
+    // uWS closes them itself after its idle timeout; the node then accepts again
+    await vi.waitFor(async () => expect(await ask('/readyz')).toMatch(/^HTTP\/1\.1 200/), { timeout: 25_000, interval: 250 });
+    await vi.waitFor(() => expect(closedByNode).toBe(300), { timeout: 25_000, interval: 250 });
+    expect(answered).toBe(0);
+    console.log(`unreadable requests: all 300 closed by the node after ${Date.now() - started} ms`);
+    const c = await WsClient.open(`ws://127.0.0.1:${port}/rt/ws`);
+    expect((await c.request('echo', 'back')).args).toEqual(['back']);
+    c.sock.close();
+    close();
+  }, 40_000);
+});
+
 describe('one configuration schema: flags, variables, a config file', () => {
   /** runs the CLI to its end (a refusal), with `env` added */
   async function refused(args: string[], env: Record<string, string> = {}): Promise<string> {

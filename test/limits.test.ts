@@ -5,7 +5,8 @@
  */
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { pack } from 'msgpackr';
-import { closeAll, keepAliveHttp, startNode, WsClient } from './helpers.ts';
+import WebSocket from 'ws';
+import { closeAll, http, keepAliveHttp, send, startNode, WsClient } from './helpers.ts';
 import { MAX_DEPTH } from '../transports/entry.ts';
 
 afterAll(closeAll);
@@ -117,6 +118,63 @@ describe('readiness and the session limit', () => {
     await vi.waitFor(async () => expect((await ready()).status).toBe(200));
   });
 
+  it('a session counts from the moment it exists: SignalR negotiates and first long-polls past maxSessions are refused (503), and their transports attach within the limit', async () => {
+    const n = await startNode({ maxSessions: 20, ipOpenBurst: 1000 });
+    const negotiates = await Promise.all(Array.from({ length: 30 }, () => http(`${n.url}/hubs/demo/negotiate?negotiateVersion=1`, { method: 'POST' })));
+    expect(negotiates.filter((r) => r.status === 200)).toHaveLength(20);
+    expect(negotiates.filter((r) => r.status === 503)).toHaveLength(10);
+    expect(await (await fetch(`${n.url}/rt/poll`)).json()).toMatchObject({ error: 'SY_ERR_TOO_MANY_SESSIONS' });
+    // the twenty attach their WebSockets: still twenty sessions
+    const sockets = await Promise.all(
+      negotiates
+        .filter((r) => r.status === 200)
+        .map(async (r) => {
+          const ws = new WebSocket(`${n.ws}/hubs/demo?id=${encodeURIComponent(r.body.connectionToken)}`);
+          const got: string[] = [];
+          ws.on('message', (d) => got.push(d.toString()));
+          await new Promise((ok) => ws.once('open', ok));
+          ws.send('{"protocol":"json","version":1}\x1e');
+          await vi.waitFor(() => expect(got[0]).toBe('{}\x1e'));
+          return ws;
+        }),
+    );
+    expect(n.gateway.sessions.size).toBe(20);
+    for (const ws of sockets) ws.close();
+    await vi.waitFor(() => expect(n.gateway.sessions.size).toBe(0));
+    // long-polls: the first poll opens a session that counts between its polls
+    const polls = await Promise.all(Array.from({ length: 30 }, () => http(`${n.url}/rt/poll`)));
+    const opened = polls.filter((r) => r.status === 200).map((r) => r.body[0]);
+    expect(opened).toHaveLength(20);
+    expect(polls.filter((r) => r.status === 503)).toHaveLength(10);
+    const ws = await Promise.all(opened.map((o) => WsClient.open(`${n.ws}/rt/ws?sid=${o.sid}&token=${encodeURIComponent(o.token)}&last=0`)));
+    expect(ws.every((c) => c.open.sid !== undefined && c.closed === null)).toBe(true);
+    expect(n.gateway.sessions.size).toBe(20);
+    expect((await WsClient.open(`${n.ws}/rt/ws`)).frames[0]).toEqual({ type: 'close', code: 1013, reason: 'SY_ERR_TOO_MANY_SESSIONS' });
+  });
+
+  it('a session whose client went away (parked) makes room, and comes back only if there is room: its resume past the limit is refused (1013)', async () => {
+    const n = await startNode({ maxSessions: 3 });
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => WsClient.open(`${n.ws}/rt/ws`)));
+    a!.terminate();
+    await vi.waitFor(() => expect(n.gateway.sessions.get(a!.open.sid)?.conn).toBeNull());
+    // a parked session holds no connection: a new client gets its place
+    const d = await WsClient.open(`${n.ws}/rt/ws`);
+    expect(d.open.type).toBe('open');
+    const resume = () => WsClient.open(`${n.ws}/rt/ws?sid=${a!.open.sid}&token=${encodeURIComponent(a!.open.token)}&last=0`);
+    const refused = await resume();
+    expect(refused.frames[0]).toEqual({ type: 'close', code: 1013, reason: 'SY_ERR_TOO_MANY_SESSIONS' });
+    // over long-polling and SSE the same, with 503
+    const p = await http(`${n.url}/rt/poll?sid=${a!.open.sid}&token=${encodeURIComponent(a!.open.token)}&last=0`);
+    expect([p.status, p.body.error]).toEqual([503, 'SY_ERR_TOO_MANY_SESSIONS']);
+    // once there is room it comes back, nothing lost
+    b!.send({ type: 'close' });
+    await vi.waitFor(() => expect(n.gateway.sessions.has(b!.open.sid)).toBe(false));
+    const back = await resume();
+    expect(back.open).toMatchObject({ sid: a!.open.sid, recovered: true });
+    expect(n.gateway.sessions.size).toBe(3);
+    c!.sock.close();
+  });
+
   it('draining: /readyz answers 503 "draining" on a connection still open, /healthz 200', async () => {
     const n = await startNode();
     // a session keeps the node draining for the window (with none it closes at once)
@@ -170,6 +228,31 @@ describe('new sessions per client address', () => {
       },
       { timeout: 3000, interval: 100 },
     );
+  });
+
+  it('one Engine.IO connection that connects and disconnects a namespace in a loop pays for each session: past the burst the connection closes', async () => {
+    const n = await startNode({ ipOpenRate: 1, ipOpenBurst: 10 });
+    const ws = new WebSocket(`${n.ws}/socket.io/?EIO=4&transport=websocket`);
+    const got: string[] = [];
+    let closed = false;
+    ws.on('message', (d) => got.push(d.toString()));
+    ws.on('close', () => (closed = true));
+    await new Promise((r) => ws.once('open', r));
+    let opened = 0;
+    for (let i = 0; i < 40 && !closed; i++) {
+      const before = got.length;
+      ws.send('40');
+      await vi.waitFor(() => expect(closed || got.slice(before).some((m) => m.startsWith('40{'))).toBe(true));
+      if (closed) break;
+      opened++;
+      ws.send('41');
+    }
+    // the handshake paid for the first session, the burst for nine more: the eleventh CONNECT is refused
+    expect(closed).toBe(true);
+    expect(opened).toBe(10);
+    // other addresses are served
+    const other = await WsClient.open(`${n.ws}/rt/ws`, { localAddress: '127.0.0.2' });
+    expect(other.open.type).toBe('open');
   });
 
   it('RateLimiter: a bucket of `burst`, refilled at `rate`/s; full buckets are forgotten; rate 0 admits all', async () => {
@@ -232,7 +315,8 @@ describe('request size', () => {
 describe('memory of detached sessions', () => {
   it('past detachedMaxBytes the longest-waiting detached sessions end (SY_ERR_SESSION_EVICTED, 4511), unread frames freed; the rest resume', async () => {
     const { DETACHED_OVERHEAD } = await import('../gateway/gateway.ts');
-    const n = await startNode({ detachedMaxBytes: 3 * (DETACHED_OVERHEAD + 100) });
+    // each holds one small reply (counted with its objects: ~150 B) and, once evicted, a tombstone (256 B)
+    const n = await startNode({ detachedMaxBytes: 3 * (DETACHED_OVERHEAD + 400) });
     const clients: WsClient[] = [];
     for (let i = 0; i < 5; i++) {
       const c = await WsClient.open(`${n.ws}/rt/ws`);
@@ -255,6 +339,76 @@ describe('memory of detached sessions', () => {
     const kept = await resume(clients[4]!);
     expect(kept.open).toMatchObject({ type: 'open', sid: clients[4]!.open.sid, recovered: true });
     await kept.next((f) => f.type === 'reply' && f.args[0] === 'c4');
+  });
+});
+
+describe('events waiting for the application', () => {
+  it('a session whose handler never finishes: past 1,024 waiting events (or 4 MiB of their args) it ends SY_ERR_BACKLOG_FULL (4513), the backlog freed; others are served', async () => {
+    const app = () => ({
+      event(_s: any, event: string, args: unknown[], reply?: (...a: unknown[]) => void) {
+        if (event === 'stuck') return new Promise<void>(() => {});
+        reply?.(...args);
+      },
+    });
+    const n = await startNode({ app });
+    const c = await WsClient.open(`${n.ws}/rt/ws`);
+    const heap = process.memoryUsage().heapUsed;
+    c.emit('stuck');
+    const payload = 'q'.repeat(1000);
+    for (let i = 0; i < 3000; i++) c.emit('echo', payload);
+    expect(await c.waitClosed(10_000)).toEqual({ code: 4513, reason: 'SY_ERR_BACKLOG_FULL' });
+    // what waited was dropped with the session: well under 3,000 events' worth of heap is kept
+    expect(process.memoryUsage().heapUsed - heap).toBeLessThan(20 * 1024 * 1024);
+    const other = await WsClient.open(`${n.ws}/rt/ws`);
+    expect((await other.request('echo', 'served')).args).toEqual(['served']);
+    // by bytes: 100 events of 60 KB are past 4 MiB (and far below 1,024 events)
+    const big = await WsClient.open(`${n.ws}/rt/ws`);
+    big.emit('stuck');
+    for (let i = 0; i < 100; i++) big.emit('echo', 'b'.repeat(60_000));
+    expect(await big.waitClosed(10_000)).toEqual({ code: 4513, reason: 'SY_ERR_BACKLOG_FULL' });
+  });
+});
+
+describe('memory of ended sessions', () => {
+  it('a detached session whose outbox fills ends SY_ERR_SLOW_CONSUMER with its frames freed at once, not kept for a late resume', async () => {
+    const n = await startNode({ outboxMaxFrames: 64 });
+    const members = await Promise.all(Array.from({ length: 20 }, () => WsClient.open(`${n.ws}/rt/ws`)));
+    for (const m of members) await m.request('join', 'full');
+    for (const m of members) m.terminate();
+    await vi.waitFor(() => expect(members.every((m) => n.gateway.sessions.get(m.open.sid)?.conn === null)).toBe(true));
+    const tx = await WsClient.open(`${n.ws}/rt/ws`);
+    for (let i = 0; i < 100; i++) tx.emit('say', 'full', 'x'.repeat(100));
+    await vi.waitFor(() => expect(members.filter((m) => n.gateway.sessions.has(m.open.sid))).toEqual([]));
+    for (const m of members) expect(n.gateway.endedSession(m.open.sid, 0)).toMatchObject({ entries: [], code: 4508, reason: 'SY_ERR_SLOW_CONSUMER' });
+    // a late resume learns how it ended, nothing more
+    const late = await WsClient.open(`${n.ws}/rt/ws?sid=${members[0]!.open.sid}&token=${encodeURIComponent(members[0]!.open.token)}&last=0`);
+    expect(late.frames).toEqual([{ type: 'close', code: 4508, reason: 'SY_ERR_SLOW_CONSUMER' }]);
+  });
+
+  it("ended sessions' unread frames count against detachedMaxBytes: past it the oldest are freed first, the newest kept for a late poll", async () => {
+    // `later`: 20 events to the session a moment after the request, then the app ends it (4001)
+    const app = () => ({
+      event(session: any, event: string) {
+        if (event !== 'later') return;
+        setTimeout(() => {
+          for (let i = 0; i < 20; i++) session.emit('news', i, 'n'.repeat(40));
+          session.disconnect(4001, 'done');
+        }, 50);
+      },
+    });
+    const n = await startNode({ app, detachedMaxBytes: 12 * 1024 });
+    const sids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const open = (await http(`${n.url}/rt/poll`)).body[0];
+      await send(n.url, open.sid, open.token, [{ type: 'event', event: 'later', args: [] }]);
+      // ended while no poll was held: its 20 events wait in its tombstone
+      await vi.waitFor(() => expect(n.gateway.endedSession(open.sid, 0)?.code).toBe(4001));
+      sids.push(open.sid);
+    }
+    // six tombstones of ~3.3 KB each are over the 12 KiB budget: the oldest lose their frames
+    await vi.waitFor(() => expect(n.gateway.endedSession(sids[0]!, 0)!.entries).toEqual([]));
+    expect(n.gateway.endedSession(sids[5]!, 0)!.entries).toHaveLength(20);
+    expect(n.gateway.endedSession(sids[0]!, 0)).toMatchObject({ code: 4001, reason: 'done' });
   });
 });
 

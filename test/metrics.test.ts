@@ -18,8 +18,8 @@ function parse(text: string): Map<string, number> {
 
 describe('/metrics', () => {
   it('counts sessions by transport and dialect, opens, closes by code, refusals by code, messages in and out, rooms', async () => {
-    const n = await startNode({ maxSessions: 2 });
-    // a long-polling session: between polls it holds no connection, and does not count against maxSessions
+    const n = await startNode({ maxSessions: 3 });
+    // a long-polling session: between polls it holds no connection, and counts against maxSessions all the same
     const poll = await http(`${n.url}/rt/poll`);
     expect(poll.body[0].type).toBe('open');
     // every byte each client sends and gets (WebSocket messages; the poll's answer above)
@@ -101,6 +101,78 @@ describe('/metrics', () => {
     } finally {
       await cluster.stop();
     }
+  });
+
+  it('the session counts and outbox bytes are kept as sessions change (a scrape walks nothing) and always equal a walk of the table', async () => {
+    const n = await startNode();
+    const g = n.gateway;
+    const walk = () => {
+      const counts = new Map<string, number>();
+      let bytes = 0;
+      for (const s of g.sessions.values()) {
+        const k = `${s.transport} ${s.meta.dialect} ${s.conn !== null}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+        bytes += s.outbox.bytes;
+      }
+      return { counts: Object.fromEntries([...counts].sort()), bytes };
+    };
+    const kept = () => ({ counts: Object.fromEntries([...g.sessionCounts].sort()), bytes: g.outboxBytes });
+    const same = () => expect(kept()).toEqual(walk());
+    // WebSockets that read, one that is dropped (detached, entries unread), a poll session resumed over a WebSocket
+    const a = await WsClient.open(`${n.ws}/rt/ws`);
+    const b = await WsClient.open(`${n.ws}/rt/ws`);
+    await a.request('join', 'r');
+    await b.request('join', 'r');
+    b.terminate();
+    await vi.waitFor(() => expect(g.sessions.get(b.open.sid)?.conn).toBeNull());
+    for (let i = 0; i < 5; i++) a.emit('say', 'r', String(i));
+    await a.next((f) => f.event === 'said' && f.args[1] === '4');
+    same();
+    expect(g.outboxBytes).toBeGreaterThan(0);
+    const p = (await http(`${n.url}/rt/poll`)).body[0];
+    same();
+    const c = await WsClient.open(`${n.ws}/rt/ws?sid=${p.sid}&token=${encodeURIComponent(p.token)}&last=0`);
+    same();
+    expect(g.sessionCounts.get('websocket native true')).toBe(2);
+    // socket.io: a polling carrier that upgrades (the session's transport changes)
+    const { io } = await import('socket.io-client');
+    const sio = io(n.url, { transports: ['polling', 'websocket'], forceNew: true });
+    await new Promise<void>((r) => sio.once('connect', () => r()));
+    await vi.waitFor(() => expect(sio.io.engine.transport.name).toBe('websocket'));
+    await vi.waitFor(() => expect(g.sessionCounts.get('websocket socket.io true')).toBe(1));
+    same();
+    // endings: the client closes, the app refuses nothing, a resumed session expires later
+    sio.close();
+    c.send({ type: 'close' });
+    await c.waitClosed();
+    a.send({ type: 'close' });
+    await a.waitClosed();
+    await vi.waitFor(() => expect(g.sessions.has(a.open.sid)).toBe(false));
+    same();
+    const resumed = await WsClient.open(`${n.ws}/rt/ws?sid=${b.open.sid}&token=${encodeURIComponent(b.open.token)}&last=0`);
+    await resumed.next((f) => f.event === 'said' && f.args[1] === '4');
+    same();
+    resumed.send({ type: 'close' });
+    await vi.waitFor(() => expect(g.sessions.size).toBe(0));
+    await vi.waitFor(() => same());
+    expect(kept()).toEqual({ counts: {}, bytes: 0 });
+  });
+
+  it('metricsPort: /metrics (and the probes) on a port of its own, not on the clients\' port', async () => {
+    const n = await startNode({ metricsPort: 0 });
+    const port = n.gateway.metricsPort;
+    expect(port).toBeGreaterThan(0);
+    expect(port).not.toBe(n.port);
+    const m = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(m.status).toBe(200);
+    expect(await m.text()).toContain('switchyard_sessions_opened_total');
+    expect((await http(`${n.url}/metrics`)).status).toBe(404);
+    for (const path of ['/healthz', '/readyz']) {
+      expect((await http(`http://127.0.0.1:${port}${path}`)).status).toBe(200);
+      expect((await http(`${n.url}${path}`)).status).toBe(200);
+    }
+    // clients are not served there
+    expect((await http(`http://127.0.0.1:${port}/rt/poll`)).status).toBe(404);
   });
 
   it('is off with metrics: false', async () => {

@@ -7,7 +7,7 @@ const names = (es: Entry[]) => es.map((e) => e.event);
 
 describe('Outbox', () => {
   it('numbers entries from 1 and returns them by seq', () => {
-    const o = new Outbox({ maxEntries: 4, maxBytes: 1 << 20 });
+    const o = new Outbox({ maxEntries: 4, maxBytes: 1 << 20, held: 0 });
     expect(o.size).toBe(0);
     o.push(ev('a'));
     o.push(ev('b'));
@@ -21,7 +21,7 @@ describe('Outbox', () => {
   });
 
   it('counts bytes and says whether one more fits, in entries and in bytes', () => {
-    const o = new Outbox({ maxEntries: 3, maxBytes: 200 });
+    const o = new Outbox({ maxEntries: 3, maxBytes: 200, held: 0 });
     const big = Entry.event('x', ['y'.repeat(100)])!;
     expect(o.fits(big.size)).toBe(true);
     o.push(big);
@@ -34,7 +34,7 @@ describe('Outbox', () => {
   });
 
   it('releases what the client acknowledged', () => {
-    const o = new Outbox({ maxEntries: 10, maxBytes: 1 << 20 });
+    const o = new Outbox({ maxEntries: 10, maxBytes: 1 << 20, held: 0 });
     for (let i = 1; i <= 5; i++) o.push(ev(String(i)));
     o.release(3);
     expect([o.first, o.last]).toEqual([4, 5]);
@@ -46,7 +46,7 @@ describe('Outbox', () => {
   });
 
   it('stays correct across many compactions', () => {
-    const o = new Outbox({ maxEntries: 100, maxBytes: 1 << 30 });
+    const o = new Outbox({ maxEntries: 100, maxBytes: 1 << 30, held: 0 });
     for (let i = 1; i <= 100_000; i++) {
       o.push(ev(String(i)));
       if (o.size > 100) o.shift();

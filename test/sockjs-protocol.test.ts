@@ -935,3 +935,37 @@ describe('Http11', () => {
     c.destroy();
   });
 });
+
+// Not one of the suite's classes: the reference server (sockjs-node 0.3.24) writes a receiver's
+// status line, headers and prelude as the request comes, before it looks at the session. A receiver
+// that re-attaches to a session with nothing to send must get them at once too, not with the next
+// frame or the heartbeat (25 s): a client, or a proxy, waiting for the head would give up first.
+describe('a receiver that re-attaches to its session', () => {
+  const cases = [
+    { kind: 'xhr_streaming', method: 'POST', headers: { 'Content-Length': '0' }, prelude: 'h'.repeat(2048) + '\n', open: 'o\n', type: 'application/javascript;charset=UTF-8' },
+    { kind: 'eventsource', method: 'GET', headers: {}, prelude: '\r\n', open: 'data: o\r\n\r\n', type: 'text/event-stream;charset=UTF-8' },
+  ] as const;
+  for (const k of cases) {
+    it(`${k.kind}: gets its status line, headers and prelude at once, not with the next frame or heartbeat`, async () => {
+      const url = sid();
+      const r1 = await stream(echo, k.method, `${url}/${k.kind}`, k.headers);
+      expect(await r1.c.chunk()).toBe(k.prelude);
+      expect(await r1.c.chunk()).toBe(k.open);
+      r1.c.destroy();
+      await until(() => (attached(url) ? undefined : true));
+      // the session waits with nothing to send: the second receiver's answer has no frame to start it
+      const t = Date.now();
+      const r2 = await stream(echo, k.method, `${url}/${k.kind}`, k.headers);
+      expect(r2.h.status).toBe(200);
+      contentType(r2.h, k.type);
+      notCached(r2.h);
+      expect(await r2.c.chunk()).toBe(k.prelude);
+      expect(Date.now() - t).toBeLessThan(1500);
+      await until(() => (attached(url) ? true : undefined));
+      // and it is the session's receiver: what is sent now comes on it
+      expect(await POST(echo, url + '/xhr_send', '["again"]')).toMatchObject({ status: 204 });
+      expect(await r2.c.chunk()).toBe(k.kind === 'eventsource' ? `data: a[${m(1, 'again')}]\r\n\r\n` : `a[${m(1, 'again')}]\n`);
+      r2.c.destroy();
+    });
+  }
+});

@@ -459,7 +459,14 @@ export class Engine {
     readonly o: EioOptions,
     private readonly newCarrier: (sid: string, info: EioRequest, transport: 'polling' | 'websocket', engine: Engine) => EioCarrier,
   ) {
-    this.link = port.link('eio', (from, m) => this.onLink(from, m as LinkMessage));
+    this.link = port.link(
+      'eio',
+      (from, m) => this.onLink(from, m as LinkMessage),
+      (node) => {
+        this.edge.nodeLost(node);
+        this.home.nodeLost(node);
+      },
+    );
     this.edge = new Edge(this, this.link);
     this.home = new Home(this, this.link);
     this.mount();
@@ -772,12 +779,22 @@ class Edge {
   count = 0;
   private readonly http = new Map<number, { ex: Exchange; home: string; timer: NodeJS.Timeout }>();
   /** sockets tunneled from here, until they close (a closed uWS socket must not be touched) */
-  private readonly sockets = new Map<number, { ws: WebSocket<SocketData>; timer: NodeJS.Timeout | null }>();
+  private readonly sockets = new Map<number, { ws: WebSocket<SocketData>; timer: NodeJS.Timeout | null; home: string }>();
 
   constructor(
     private readonly engine: Engine,
     private readonly link: Link,
   ) {}
+
+  /** `node` died: what waits for it is answered as a session it does not know, its sockets close */
+  nodeLost(node: string): void {
+    for (const [t, h] of [...this.http]) {
+      if (h.home !== node) continue;
+      this.forget(t);
+      h.ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
+    }
+    for (const [t, s] of [...this.sockets]) if (s.home === node) this.closeSocket(t);
+  }
 
   get(sid: string, ex: Exchange, home: string): void {
     // the home says `ok` at once when it holds the carrier, then answers within a ping interval
@@ -825,7 +842,7 @@ class Edge {
   socket(sid: string, ws: WebSocket<SocketData>, home: string): void {
     const t = this.next++;
     this.count++;
-    const s = { ws, timer: null as NodeJS.Timeout | null };
+    const s = { ws, timer: null as NodeJS.Timeout | null, home };
     // accepted within the relay timeout, or closed
     s.timer = setTimeout(() => this.closeSocket(t), this.engine.port.options.relayTimeoutMs);
     this.sockets.set(t, s);
@@ -909,6 +926,22 @@ class Home {
     private readonly engine: Engine,
     private readonly link: Link,
   ) {}
+
+  /** `node` died: the polls and sockets it tunneled here are gone, as if their clients had left */
+  nodeLost(node: string): void {
+    const prefix = node + '/';
+    for (const [key, p] of [...this.polls]) {
+      if (!key.startsWith(prefix)) continue;
+      this.polls.delete(key);
+      p.c.pollAborted(p.sink);
+    }
+    for (const [key, s] of [...this.sockets]) {
+      if (!key.startsWith(prefix)) continue;
+      this.sockets.delete(key);
+      s.sink.closed = true;
+      s.c.socketClosed(s.sink);
+    }
+  }
 
   onMessage(from: string, m: Exclude<LinkMessage, { o: 'res' | 'ok' | 'out' | 'end' }>): void {
     const key = from + '/' + m.t;

@@ -111,8 +111,22 @@ export const errors = {
   },
   SY_ERR_WORKER_TIMEOUT: { ws: 4503, http: 503, message: 'no worker answered', sio: { connectError: 'SY_ERR_WORKER_TIMEOUT' }, signalr: { http: 503, message: 'at negotiate' } },
   SY_ERR_TOO_MANY_ROOMS: { ws: 4429, http: 0, message: 'the session joined more rooms than maxRoomsPerSession', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'its error, allowReconnect: false' } },
+  SY_ERR_TOO_MANY_PENDING: {
+    ws: 4430,
+    http: 0,
+    message: 'the connection made the node hold more for it than its bounds allow (pending invocations, refused streams, long ids)',
+    signalr: { close: 'its error, allowReconnect: false' },
+  },
   SY_ERR_OUTPUT_LOST: { ws: 4512, http: 0, message: 'worker output was lost and could not be had again', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
   SY_ERR_BACKLOG_FULL: { ws: 4513, http: 0, message: 'too many events waiting for a worker', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
+  SY_ERR_NODE_LOST: {
+    ws: 4514,
+    http: 0,
+    message: 'the gateway node that held the session died: reconnect (to a new session)',
+    sio: { note: TRANSPORT_CLOSES },
+    signalr: { close: 'allowReconnect: true' },
+    sockjs: { close: [4514, 'SY_ERR_NODE_LOST'] },
+  },
   SY_ERR_INTERNAL: { ws: 1011, http: 500, message: 'internal error', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -96,7 +96,8 @@ export class PollConnection implements Connection, Carrier {
     }
     if (close !== null && !(one && frames.length > 0)) frames.push(close);
     this.reply(frames);
-    if (s !== null) this.port.detach(s, this);
+    // answered: the client polls again at once (its session stays counted against maxSessions)
+    if (s !== null) this.port.detach(s, this, false);
   }
 
   reply(frames: Frame[]): void {

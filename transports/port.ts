@@ -170,8 +170,8 @@ export interface Port {
   /**
    * The error for a new connection (`isNew`) or request from `origin`, or null. `ip`: the client's
    * address, given where a new session or carrier starts: it counts against that address's rate
-   * of new sessions (give it once per client connection: a Socket.IO CONNECT on a carrier that
-   * was already admitted does not). `requestBytes`: what a new session would keep of the request
+   * of new sessions (once per session: a Socket.IO carrier's handshake pays for its first
+   * namespace session, each further CONNECT on it pays again). `requestBytes`: what a new session would keep of the request
    * (transports/http.ts requestBytes), bounded by `maxRequestBytes`
    */
   admit(origin: string, isNew: boolean, ip?: string, requestBytes?: number): ErrorCode | null;
@@ -195,8 +195,14 @@ export interface Port {
    * what it wrote
    */
   attachRemote(t: Extract<Target, { kind: 'remote' }>, meta: SessionMeta, conn: Connection, last: number, poll: boolean): PortSession;
-  /** The connection went away; the session waits for the next one (resume window) */
-  detach(s: PortSession, conn: Connection): void;
+  /**
+   * The connection went away; the session waits for the next one (resume window). `dropped`
+   * (default): the client left (or the network dropped it): the session is parked, counted against
+   * `detachedMaxBytes` instead of `maxSessions`, and its next connection is admitted only if the
+   * node has room. False: the connection ended by design between two requests (a long-poll
+   * answered, a negotiate, a stream that ended itself to rotate): the session stays counted
+   */
+  detach(s: PortSession, conn: Connection, dropped?: boolean): void;
   /** The session's connection now goes over another transport (its carrier upgraded): the app hears of it */
   transportChanged(s: PortSession): void;
   /** A decoded client frame */
@@ -239,9 +245,10 @@ export interface Port {
   lookup(sid: string, done: (t: Target) => void, waitMs?: number): void;
   /**
    * A wire's own messages between nodes (Engine.IO tunnels a carrier's requests to the node that
-   * holds it). `handler` gets what other nodes post on `channel` to this one.
+   * holds it). `handler` gets what other nodes post on `channel` to this one; `lost`, that a node
+   * died (its heartbeats stopped: nothing posted to it is answered any more)
    */
-  link(channel: string, handler: (from: string, message: unknown) => void): Link;
+  link(channel: string, handler: (from: string, message: unknown) => void, lost?: (node: string) => void): Link;
 }
 
 /** A wire's channel to the other nodes (see Port.link) */

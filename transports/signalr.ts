@@ -36,8 +36,26 @@ const DIALECT = 'signalr';
 const RESERVED = new Set(['id', 'negotiateVersion', 'useStatefulReconnect', 'access_token', '_']);
 const EMPTY: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const NO_CONNECTION = 'No Connection with that ID';
-/** a poll answer's size before the rest waits for the next poll */
+/**
+ * a poll answer's size before the rest waits for the next poll; also what waits for the next poll,
+ * at most (the rest stays in the outbox, whose bounds apply: a poller that falls behind is a slow
+ * consumer, as a socket is past its buffer)
+ */
 const POLL_BUDGET = 256 * 1024;
+
+/*
+ * What one connection may make the node hold for it, at most: past any of these the connection is
+ * closed with SY_ERR_TOO_MANY_PENDING (a Close without allowReconnect) and its session ends.
+ * docs/signalr.md, "Bounds"; docs/operations.md.
+ */
+/** the longest invocation or stream id (the real clients count: "0", "1", …), as the native dialect's ack ids */
+export const MAX_ID_CHARS = 256;
+/** invocations with an id whose Completion has not been written yet (the worker holds them, or the app is answering) */
+export const MAX_PENDING_INVOCATIONS = 1024;
+/** bytes of those invocations (their messages' size); one message up to maxPayloadBytes always fits */
+export const MAX_PENDING_BYTES = 1024 * 1024;
+/** client-to-server streams refused and not yet completed by the client (their ids are kept to drop their items and completions) */
+export const MAX_REFUSED_STREAMS = 256;
 const STREAMS_UNSUPPORTED = 'Streaming is not supported by this server (StreamInvocation and client-to-server streams): use invoke or send.';
 
 type Kind = 'websocket' | 'sse' | 'polling';
@@ -66,7 +84,14 @@ export class SignalR {
     readonly port: Port,
     readonly o: SignalROptions,
   ) {
-    this.tunnel = new Tunnel(this, port.link('signalr', (from, m) => this.tunnel.onMessage(from, m as TunnelMessage)));
+    this.tunnel = new Tunnel(
+      this,
+      port.link(
+        'signalr',
+        (from, m) => this.tunnel.onMessage(from, m as TunnelMessage),
+        (node) => this.tunnel.nodeLost(node),
+      ),
+    );
     for (const hub of o.hubs) this.mount(hub);
     // a third of the keep-alive: a Ping goes at most a third late (well within the client's server timeout)
     this.tickMs = Math.max(20, Math.floor(Math.min(o.keepAliveMs, o.clientTimeoutMs) / 3));
@@ -370,11 +395,11 @@ class NegotiateConnection implements Connection, Carrier {
     // only when the client asked: a client that did not ask fails on it
     if (this.stateful) body.useStatefulReconnect = true;
     this.ex.reply(200, 'application/json', JSON.stringify(body));
-    // the session waits for its transport (within the resume window); after the core's open is
-    // done with this connection
+    // the session waits for its transport (within the resume window), counted against
+    // maxSessions as a session with a connection; after the core's open is done with this one
     queueMicrotask(() => {
       this.session = null;
-      this.port.detach(s, this);
+      this.port.detach(s, this, false);
     });
   }
 
@@ -414,8 +439,11 @@ export class SrConnection implements Connection, Carrier {
   private resuming = false;
   /** the newest seq of the session where it is held (a relayed one), from its open */
   private holderLast = 0;
-  /** client-to-server streams refused: their items and completions are dropped */
+  /** client-to-server streams refused: their items and completions are dropped (at most MAX_REFUSED_STREAMS) */
   private refusedStreams: Set<string> | null = null;
+  /** the client's invocations waiting for their Completion: id → bytes (at most MAX_PENDING_INVOCATIONS, MAX_PENDING_BYTES) */
+  private calls: Map<string, number> | null = null;
+  private callBytes = 0;
   /** a refusal before the client's handshake: said as the handshake's error once it comes */
   private refusal: string | null = null;
   /** the connection token this connection was made with (long-polling and SSE: checked on every request) */
@@ -431,6 +459,7 @@ export class SrConnection implements Connection, Carrier {
   private held: HttpAnswer | null = null;
   private heldTimer: NodeJS.Timeout | null = null;
   private pending: Array<string | Uint8Array> = [];
+  private pendingBytes = 0;
   private scheduled = false;
   /** a POST of this connection is being read */
   posting = false;
@@ -505,10 +534,15 @@ export class SrConnection implements Connection, Carrier {
     if (this.kind === 'polling' && this.held === null) return; // the next poll takes them
     const box = s.outbox;
     while (s.sent < box.last && !this.blocked) {
+      // a poll's worth waits already: the rest stays in the outbox (bounded) for the next poll
+      if (this.kind === 'polling' && this.pendingBytes >= POLL_BUDGET) break;
       const seq = s.sent + 1;
       const e = box.get(seq);
-      // not taken (a full socket): it goes again after the drain
-      if (e !== undefined && !this.emit(this.protocol!.encode(toHub(e)))) break;
+      if (e !== undefined) {
+        // not taken (a full socket): it goes again after the drain
+        if (!this.emit(this.protocol!.encode(toHub(e)))) break;
+        if (e.kind === 'reply' && this.calls !== null) this.answered(e);
+      }
       s.sent = seq;
     }
     // no replay without stateful reconnect: what is written is delivered (else the client's Ack says)
@@ -535,6 +569,7 @@ export class SrConnection implements Connection, Carrier {
         return true;
       case 'polling':
         this.pending.push(f);
+        this.pendingBytes += sizeOf(f);
         this.schedule();
         return true;
     }
@@ -588,9 +623,11 @@ export class SrConnection implements Connection, Carrier {
       if (!(err instanceof HubProtocolError)) throw err;
       return this.fail('SY_ERR_MALFORMED_FRAME');
     }
+    // what each message weighs, for the bound on pending invocations (exact for one message a frame)
+    const share = Math.ceil(sizeOf(data) / Math.max(1, messages.length));
     for (const m of messages) {
       if (this.session === null) return;
-      this.message(this.session, m);
+      this.message(this.session, m, share);
     }
     // stateful reconnect: tell the client what arrived, so that it stops buffering it
     if (this.stateful && !this.ackScheduled) {
@@ -610,8 +647,10 @@ export class SrConnection implements Connection, Carrier {
     this.emit(f);
   }
 
-  private message(s: PortSession, m: HubMessage): void {
+  private message(s: PortSession, m: HubMessage, bytes: number): void {
     const port = this.port;
+    // ids the client chose are kept (refused streams, pending invocations, outbox entries): bounded
+    if (m.invocationId !== undefined && m.invocationId.length > MAX_ID_CHARS) return this.fail('SY_ERR_TOO_MANY_PENDING');
     // the tracked kinds are numbered from 1 (stateful reconnect): the core drops a number it has seen
     let cseq: number | undefined;
     if (m.type === INVOCATION || m.type === STREAM_ITEM || m.type === COMPLETION || m.type === STREAM_INVOCATION || m.type === CANCEL_INVOCATION) {
@@ -622,8 +661,15 @@ export class SrConnection implements Connection, Carrier {
       case INVOCATION:
       case STREAM_INVOCATION: {
         if (m.type === STREAM_INVOCATION || m.streamIds !== undefined) {
-          // the streams it would send are dropped (their items and completions are not answers)
-          if (m.streamIds !== undefined && m.streamIds.length <= 16) for (const id of m.streamIds) (this.refusedStreams ??= new Set()).add(id);
+          // the streams it would send are dropped (their items and completions are not answers):
+          // their ids are kept until the client completes them, so both their number and length are bounded
+          if (m.streamIds !== undefined) {
+            const refused = (this.refusedStreams ??= new Set());
+            for (const id of m.streamIds) {
+              if (id.length > MAX_ID_CHARS || (refused.size >= MAX_REFUSED_STREAMS && !refused.has(id))) return this.fail('SY_ERR_TOO_MANY_PENDING');
+              refused.add(id);
+            }
+          }
           // never silence: an error Completion, in order with the session's entries
           if (m.invocationId === undefined) return;
           const r: ClientFrame = { type: 'refused', ack: m.invocationId, error: STREAMS_UNSUPPORTED };
@@ -631,7 +677,11 @@ export class SrConnection implements Connection, Carrier {
           return port.deliver(s, r);
         }
         const f: ClientFrame = { type: 'event', event: m.target!.toLowerCase(), args: m.arguments! };
-        if (m.invocationId !== undefined) f.ack = m.invocationId;
+        if (m.invocationId !== undefined) {
+          // held (by the worker, or the app answering) until its Completion is written: bounded
+          if (!this.calling(m.invocationId, bytes)) return this.fail('SY_ERR_TOO_MANY_PENDING');
+          f.ack = m.invocationId;
+        }
         if (cseq !== undefined) f.cseq = cseq;
         return port.deliver(s, f);
       }
@@ -659,6 +709,30 @@ export class SrConnection implements Connection, Carrier {
         // Ping; StreamItem and CancelInvocation (no streams are served)
         return;
     }
+  }
+
+  /**
+   * An invocation the client waits for: counted until its Completion is written. A repeated id
+   * (the real clients never repeat one) adds to the first's bytes.
+   * @returns false past MAX_PENDING_INVOCATIONS or MAX_PENDING_BYTES (at least one maxPayloadBytes message)
+   */
+  private calling(id: string, bytes: number): boolean {
+    const calls = (this.calls ??= new Map());
+    const had = calls.get(id);
+    if (had === undefined && calls.size >= MAX_PENDING_INVOCATIONS) return false;
+    if (this.callBytes + bytes > Math.max(MAX_PENDING_BYTES, this.port.options.maxPayloadBytes)) return false;
+    calls.set(id, (had ?? 0) + bytes);
+    this.callBytes += bytes;
+    return true;
+  }
+
+  /** A Completion went to the client: its invocation no longer counts (one that came on an earlier connection, or a server request's, is not here) */
+  private answered(e: Entry): void {
+    const id = String(e.ack);
+    const bytes = this.calls!.get(id);
+    if (bytes === undefined) return;
+    this.calls!.delete(id);
+    this.callBytes -= bytes;
   }
 
   /** A POST (long-polling, SSE): the messages in its body */
@@ -725,6 +799,7 @@ export class SrConnection implements Connection, Carrier {
     const all = n === pending.length;
     const out = all ? pending : pending.splice(0, n);
     if (all) this.pending = [];
+    this.pendingBytes = all ? 0 : this.pendingBytes - size;
     const binary = this.protocol?.binary === true;
     if (!binary) return ex.reply(200, 'text/plain', out.join(''));
     ex.reply(200, 'application/octet-stream', Buffer.concat(out.map((f) => (typeof f === 'string' ? Buffer.from(f) : f))));
@@ -950,6 +1025,26 @@ class Tunnel {
     private readonly sr: SignalR,
     private readonly link: Link,
   ) {}
+
+  /**
+   * `node` died: a request waiting for it gets what a connection it no longer has gets (404; a
+   * stream that began ends), and the requests it tunneled here are gone, as if their clients left
+   */
+  nodeLost(node: string): void {
+    for (const [t, w] of [...this.waiting]) {
+      if (w.home !== node) continue;
+      const began = w.timer === null;
+      this.done(t, w);
+      if (began) w.ex.end();
+      else w.ex.reply(404, 'text/plain', NO_CONNECTION);
+    }
+    const prefix = node + '/';
+    for (const [key, a] of [...this.answers]) {
+      if (!key.startsWith(prefix)) continue;
+      this.answers.delete(key);
+      a.aborted();
+    }
+  }
 
   /** Sends a request to the node holding its session; its answer comes back to `ex` */
   forward(home: string, m: Extract<TunnelMessage, { o: 'get' | 'post' | 'del' }>, ex: HttpAnswer): void {

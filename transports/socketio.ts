@@ -73,6 +73,8 @@ class SioClient extends EioCarrier {
   private others: Map<string, SioConnection> | null = null;
   /** only while a binary packet waits for its attachments (or with the msgpack parser): text packets need no state */
   private decoder: SioDecoder | null = null;
+  /** a session was opened on this connection: the next one counts against the address's open rate (the handshake paid for the first) */
+  private openedOne = false;
 
   constructor(sid: string, info: EioRequest, transport: 'polling' | 'websocket', engine: Engine, readonly cfg: SioConfig) {
     super(sid, info, transport, engine);
@@ -215,7 +217,12 @@ class SioClient extends EioCarrier {
 
   /** A new session for `conn`, if the node admits one (else the transport closes: the client retries, with backoff) */
   private open(conn: SioConnection, meta: SessionMeta, resumeFailed: boolean): void {
-    if (this.port.admit(this.info.origin, true) !== null) return this.close('refused');
+    // every session counts against its address's rate of new sessions: the handshake that admitted
+    // this connection paid for its first; a client that connects and disconnects namespaces in a
+    // loop pays for each
+    const ip = this.openedOne ? this.info.ip : '';
+    this.openedOne = true;
+    if (this.port.admit(this.info.origin, true, ip) !== null) return this.close('refused');
     conn.session = this.port.open(this.transport, meta, conn, resumeFailed);
   }
 

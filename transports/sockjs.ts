@@ -365,6 +365,8 @@ class SockJs {
     const route = (t: Target | null): void => {
       if (!ex.open) return;
       try {
+        // the session is there but may not come back now (the node is at its session limit)
+        if (t !== null && t.kind === 'error' && t.error !== 'SY_ERR_UNKNOWN_SESSION') return ex.error(t.error);
         if (t === null || t.kind === 'error') {
           const refused = port.admit(r.origin, true, r.ip, r.bytes);
           if (refused !== null) return ex.error(refused);
@@ -388,6 +390,9 @@ class SockJs {
           // no cursor in SockJS: the holder goes on after what it wrote
           conn.session = port.attachRemote(t, this.meta(r), conn, -1, polling);
           if (conn instanceof PollConnection) conn.hold(port.options.pollTimeoutMs + port.options.relayTimeoutMs);
+          // a stream's head and prelude now, as the reference server writes them: the holder's
+          // answer brings no open to start it (a second receiver's c[2010] still follows the prelude)
+          else conn.start();
           return;
         }
         const s = t.session;
@@ -404,6 +409,9 @@ class SockJs {
         }
         conn.session = s;
         port.attach(s, conn, s.sent, false);
+        // the head and the prelude now, even with nothing to send (else they wait for the next
+        // frame or heartbeat: a client or proxy waiting for them gives up first)
+        conn.start();
       } catch (err) {
         warnOnce('sockjs receive', err);
         ex.error('SY_ERR_INTERNAL');
@@ -433,6 +441,7 @@ class SockJs {
       const msgs = Array.isArray(list) ? list : [list];
       if (!msgs.every((m) => typeof m === 'string')) return ex.reply(500, null, 'Broken JSON encoding.');
       this.session(server, id, (t) => {
+        if (t !== null && t.kind === 'error' && t.error !== 'SY_ERR_UNKNOWN_SESSION') return ex.error(t.error);
         if (t === null || t.kind === 'error') return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
         // a session that ended a moment ago: what it is sent is dropped, as the reference server does
         if (t.kind === 'ended') return ok();

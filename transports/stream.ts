@@ -64,6 +64,18 @@ export class StreamConnection implements Connection, Carrier {
     return this.ex.write(chunk);
   }
 
+  /**
+   * Starts the response now (status line, headers, prelude) if nothing has yet: a receiver that
+   * attaches with nothing to send gets its head at once, not with the next frame or heartbeat (a
+   * client or a proxy waiting for it would give up first; the reference SockJS server writes it
+   * as the request comes)
+   */
+  start(): void {
+    if (this.started || !this.ex.open) return;
+    this.started = true;
+    this.ex.begin(200, this.framer.headers, this.framer.prelude);
+  }
+
   sendOpen(_s: PortSession, info: OpenInfo): void {
     const f = this.codec.open(info);
     // (a codec with no such frame gives '': nothing is written)
@@ -99,7 +111,7 @@ export class StreamConnection implements Connection, Carrier {
     if (this.written >= framer.rotateBytes && this.session !== null) {
       this.session = null;
       this.finish('');
-      this.port.detach(s, this);
+      this.port.detach(s, this, false);
     }
   }
 
@@ -133,10 +145,14 @@ export class StreamConnection implements Connection, Carrier {
   }
 
   fail(code: ErrorCode): void {
-    if (this.started) return this.drop();
+    // the dialect's own answer (SockJS's c[2010] to a second receiver), also after the head went
     const frames = this.framer.refused?.(code, this.codec) ?? null;
-    if (frames !== null) this.finish(frames.map((f) => this.framer.control(f)).join(''));
-    else this.ex.error(code);
+    if (frames !== null) {
+      this.session = null;
+      return this.finish(frames.map((f) => this.framer.control(f)).join(''));
+    }
+    if (this.started) return this.drop();
+    this.ex.error(code);
   }
 
   restart(): void {

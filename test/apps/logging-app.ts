@@ -1,5 +1,5 @@
 /**
- * The demo app, plus a line per handled event in $SY_TEST_LOG_DIR/<pid>.log, written
+ * The demo app, plus a line per handled event (and session open and close) in $SY_TEST_LOG_DIR/<pid>.log, written
  * synchronously so it survives a SIGKILL: the failure tests count how often the app (across all
  * worker processes) handled each event.
  */
@@ -18,6 +18,15 @@ const app: App = (ctx) => {
     event(session, event, args, reply) {
       if (file) appendFileSync(file, `${session.sid} ${event} ${JSON.stringify(args)}\n`);
       return inner.event(session, event, args, reply);
+    },
+    // `<sid> @open []` and `<sid> @close [code,"reason"]`: when the app heard a session begin and end
+    open(session) {
+      if (file) appendFileSync(file, `${session.sid} @open []\n`);
+      return inner.open?.(session);
+    },
+    close(session, info) {
+      if (file) appendFileSync(file, `${session.sid} @close ${JSON.stringify([info.code, info.reason])}\n`);
+      return inner.close?.(session, info);
     },
   };
 };
