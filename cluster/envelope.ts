@@ -125,9 +125,13 @@ export type RelayEnvelope =
   | { t: 'r-bye'; sid: string }
   /** a node to itself: the bus's round trip (`at`: performance.now() when sent) */
   | { t: 'r-probe'; at: number }
-  /** any node → every node, on `sy.dir`: who holds session `sid`? Only the holder answers r-here */
-  | { t: 'r-who'; sid: string; from: string; qid: number }
-  | { t: 'r-here'; qid: number; node: string };
+  /**
+   * any node → every node, on `sy.dir`: who holds session `sid` (or one of `alt`: the sids a
+   * client's own key has under each secret, while the secret rotates)? Only the holder answers
+   * r-here, with the sid it holds
+   */
+  | { t: 'r-who'; sid: string; alt?: string[]; from: string; qid: number }
+  | { t: 'r-here'; qid: number; node: string; sid?: string };
 
 /** node → node, on `sy.node.<nodeId>`: a wire's own message on its channel `ch` (see Port.link) */
 export type LinkEnvelope = { t: 'x'; ch: string; from: string; m: unknown };

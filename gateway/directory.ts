@@ -17,7 +17,7 @@ type Here = Extract<RelayEnvelope, { t: 'r-here' }>;
 export class Directory {
   private sub: Subscription | null = null;
   private nextQid = 1;
-  private readonly pending = new Map<number, { done: (node: string | null) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<number, { done: (node: string | null, sid: string) => void; sid: string; timer: NodeJS.Timeout }>();
 
   constructor(private readonly gw: Gateway) {}
 
@@ -26,7 +26,8 @@ export class Directory {
     this.sub = this.gw.bus.subscribe(subjects.directory, (e) => {
       const q = e as Extract<RelayEnvelope, { t: 'r-who' }>;
       if (q.t !== 'r-who' || q.from === this.gw.nodeId) return;
-      if (this.gw.sessions.has(q.sid)) this.gw.relay.post(q.from, { t: 'r-here', qid: q.qid, node: this.gw.nodeId });
+      const sid = [q.sid, ...(q.alt ?? [])].find((x) => this.gw.sessions.has(x));
+      if (sid !== undefined) this.gw.relay.post(q.from, { t: 'r-here', qid: q.qid, node: this.gw.nodeId, sid });
     });
   }
 
@@ -35,23 +36,29 @@ export class Directory {
     this.sub = null;
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
-      p.done(null);
+      p.done(null, p.sid);
     }
     this.pending.clear();
   }
 
-  /** The node holding `sid`: this one, another one, or null when none answers within `waitMs` (default relayTimeoutMs) */
-  locate(sid: string, done: (node: string | null) => void, waitMs = this.gw.options.relayTimeoutMs): void {
-    if (this.gw.sessions.has(sid)) return done(this.gw.nodeId);
-    if (this.sub === null) return done(null);
+  /**
+   * The node holding session `sids[0]` (or one of the others: the sids one client key has under
+   * each secret): this one, another one, or null when none answers within `waitMs` (default
+   * relayTimeoutMs). `done` gets the sid found (the first when none is)
+   */
+  locate(sids: readonly string[], done: (node: string | null, sid: string) => void, waitMs = this.gw.options.relayTimeoutMs): void {
+    const here = sids.find((x) => this.gw.sessions.has(x));
+    if (here !== undefined) return done(this.gw.nodeId, here);
+    const sid = sids[0]!;
+    if (this.sub === null) return done(null, sid);
     const qid = this.nextQid++;
     const timer = setTimeout(() => {
       this.pending.delete(qid);
-      done(null);
+      done(null, sid);
     }, waitMs);
     timer.unref();
-    this.pending.set(qid, { done, timer });
-    this.gw.bus.publish(subjects.directory, { t: 'r-who', sid, from: this.gw.nodeId, qid });
+    this.pending.set(qid, { done, sid, timer });
+    this.gw.bus.publish(subjects.directory, sids.length > 1 ? { t: 'r-who', sid, alt: sids.slice(1), from: this.gw.nodeId, qid } : { t: 'r-who', sid, from: this.gw.nodeId, qid });
   }
 
   onHere(e: Here): void {
@@ -59,6 +66,6 @@ export class Directory {
     if (p === undefined) return;
     this.pending.delete(e.qid);
     clearTimeout(p.timer);
-    p.done(e.node);
+    p.done(e.node, e.sid ?? p.sid);
   }
 }

@@ -5,6 +5,7 @@
  */
 import { randomId } from '../transports/ids.ts';
 import { readdirSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts';
 import { NODE_ID, openFileLimit, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { errors, type ErrorCode } from '../transports/errors.ts';
@@ -413,7 +414,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
 
   /** Creates a session and asks a worker to accept it; `conn.sendOpen` follows on accept. */
   open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed = false, chosen?: string, claim?: Claim): Session {
-    const sid = chosen ?? randomId(12);
+    const sid = chosen !== undefined ? this.chosenSid(chosen) : randomId(12);
     const s = this.newSession(sid, meta, transport);
     Stats.bump(this.stats.opened, `${transport} ${meta.dialect}`);
     s.conn = conn;
@@ -634,7 +635,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   }
 
   locate(sid: string, done: (node: string | null) => void): void {
-    this.directory.locate(sid, done);
+    this.directory.locate([sid], (node) => done(node));
   }
 
   fail(s: PortSession, code: ErrorCode): void {
@@ -653,7 +654,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     const ended = this.endedSession(sid, last);
     if (ended !== null) return done({ kind: 'ended', ended });
     if (!this.clustered) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
-    this.directory.locate(sid, (node) => {
+    this.directory.locate([sid], (node) => {
       if (node === null) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
       // a token naming the holder, as if the client had been given it
       if (node !== this.nodeId) return done({ kind: 'remote', home: node, sid, token: signToken(this.options.secret, sid, node) });
@@ -662,18 +663,38 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     });
   }
 
-  lookup(sid: string, done: (t: Target) => void, waitMs?: number): void {
-    const here = this.sessions.get(sid);
-    if (here !== undefined && here.state !== SessionState.Closed) return done(this.attachable(here));
-    const ended = this.endedSession(sid, 0);
-    if (ended !== null) return done({ kind: 'ended', ended });
+  lookup(key: string, done: (t: Target) => void, waitMs?: number): void {
+    const sids = this.chosenSids(key);
+    for (const sid of sids) {
+      const here = this.sessions.get(sid);
+      if (here !== undefined && here.state !== SessionState.Closed) return done(this.attachable(here));
+    }
+    for (const sid of sids) {
+      const ended = this.endedSession(sid, 0);
+      if (ended !== null) return done({ kind: 'ended', ended });
+    }
     if (!this.clustered) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
-    this.directory.locate(sid, (node) => {
+    this.directory.locate(sids, (node, sid) => {
       const s = this.sessions.get(sid);
       if (s !== undefined && s.state !== SessionState.Closed) return done(this.attachable(s));
       if (node === null || node === this.nodeId) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
       done({ kind: 'remote', home: node, sid, token: signToken(this.options.secret, sid, node) });
     }, waitMs);
+  }
+
+  /**
+   * The sid of the session a client names by a key of its own choosing (SockJS's session id in
+   * its URLs): a keyed hash of the key under the signing secret. Every node makes the same sid of
+   * the same key (so the sid's worker can tell two nodes' claims apart), and the sid, which apps
+   * see and may show to other clients, gives nobody the key: it is no credential.
+   */
+  chosenSid(key: string, secret = this.options.secret): string {
+    return 'sj:' + createHmac('sha256', secret).update(key).digest('base64url').slice(0, 22);
+  }
+
+  /** The sids `key` may have: under the signing secret, then under the previous ones (a session made before a rotation) */
+  private chosenSids(key: string): string[] {
+    return this.secrets.map((secret) => this.chosenSid(key, secret));
   }
 
   link(channel: string, handler: (from: string, message: unknown) => void, lost?: (node: string) => void): Link {

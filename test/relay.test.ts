@@ -160,5 +160,15 @@ describe('secret rotation', () => {
     via.terminate();
     const stale = await WsClient.open(`${newOnly.ws}/rt/ws?sid=${sid}&token=${enc(token)}&last=0`);
     expect(stale.frames[0]).toEqual({ type: 'close', code: 4401, reason: 'SY_ERR_BAD_TOKEN' });
+
+    // SockJS: a session made on a node of the rotation's first step (OLD,NEW: its sid made under
+    // OLD) is found through the rotated node, which looks an id up under both secrets: relayed, not forked
+    const step1 = await cluster.addGateway('g-step1', [], `${OLD},${NEW}`);
+    const sj = `${Date.now().toString(36)}rot`;
+    expect(await (await fetch(`${step1.url}/sockjs/000/${sj}/xhr`, { method: 'POST' })).text()).toBe('o\n');
+    const sent = await fetch(`${rotated.url}/sockjs/000/${sj}/xhr_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['rot'], ack: 1 })]) });
+    expect(sent.status).toBe(204);
+    const polled = await (await fetch(`${rotated.url}/sockjs/000/${sj}/xhr`, { method: 'POST' })).text();
+    expect(JSON.parse(JSON.parse(polled.slice(1))[0])).toMatchObject({ type: 'reply', ack: 1, args: ['rot'] });
   });
 });

@@ -50,7 +50,7 @@ afterAll(async () => {
  * listeners run); the gateway's session has it as its connection
  */
 function held(base: string, session: string): Promise<void> {
-  if (base === ours) return until(() => (oursNode.gateway.sessions.get('sj:' + session)?.conn ? true : undefined)).then(() => undefined);
+  if (base === ours) return until(() => (oursNode.gateway.sessions.get(oursNode.gateway.chosenSid('sj:' + session))?.conn ? true : undefined)).then(() => undefined);
   return new Promise((resolve) => {
     const seen = (r: IncomingMessage) => {
       if (r.url !== `/sockjs/000/${session}/xhr`) return;

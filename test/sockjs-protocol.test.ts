@@ -178,7 +178,7 @@ async function stream(port: number, method: string, path: string, headers?: Reco
 let ids = 0;
 const sid = () => `/sockjs/000/${process.pid}x${++ids}`;
 /** whether the echo node's session of `url` has a receiver attached now */
-const attached = (url: string) => echoNode.gateway.sessions.get('sj:' + url.split('/')[3]!)?.conn != null;
+const attached = (url: string) => echoNode.gateway.sessions.get(echoNode.gateway.chosenSid('sj:' + url.split('/')[3]!))?.conn != null;
 
 /** an echoed message as it appears in `a[…]`: a native event frame's JSON text, as a JSON string */
 const m = (seq: number, text: string) => JSON.stringify(JSON.stringify({ type: 'event', seq, event: 'message', args: [text] }));

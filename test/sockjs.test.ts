@@ -99,7 +99,7 @@ describe('the SockJS protocol, raw', () => {
     expect(answer.text.startsWith('a[')).toBe(true);
     expect(JSON.parse(JSON.parse(answer.text.slice(1))[0])).toMatchObject({ type: 'reply', ack: 7, args: [1] });
     const first = post('xhr');
-    await until(() => (node.gateway.sessions.get('sj:abc123')?.conn ? true : undefined));
+    await until(() => (node.gateway.sessions.get(node.gateway.chosenSid('sj:abc123'))?.conn ? true : undefined));
     expect(await post('xhr')).toEqual({ status: 200, text: 'c[2010,"Another connection still open"]\n' });
     expect((await post('xhr_send', JSON.stringify([JSON.stringify({ type: 'close' })]))).status).toBe(204);
     expect((await first).text).toMatch(/^c\[1000,/);
@@ -112,7 +112,7 @@ describe('the SockJS protocol, raw', () => {
     const base = `${node.url}/sockjs/000/expire1`;
     expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('o\n');
     // no receiver: the session ends once the resume window is over
-    await until(() => (node.gateway.sessions.has('sj:expire1') ? undefined : true));
+    await until(() => (node.gateway.sessions.has(node.gateway.chosenSid('sj:expire1')) ? undefined : true));
     expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('c[3000,"Go away!"]\n');
     // every receiver gets the same close, a stream too
     expect(await (await fetch(`${base}/xhr_streaming`, { method: 'POST' })).text()).toBe('h'.repeat(2048) + '\nc[3000,"Go away!"]\n');
@@ -123,7 +123,7 @@ describe('the SockJS protocol, raw', () => {
     const node = await startNode({ app });
     const base = `${node.url}/sockjs/000/appclose1`;
     expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('o\n');
-    await until(() => (node.gateway.sessions.has('sj:appclose1') ? undefined : true));
+    await until(() => (node.gateway.sessions.has(node.gateway.chosenSid('sj:appclose1')) ? undefined : true));
     expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('c[4001,"SY_ERR_SESSION_TIMEOUT"]\n');
   });
 
@@ -143,9 +143,9 @@ describe('the SockJS protocol, raw', () => {
     await read('still here');
     await reader.cancel();
     // the stream is gone: a poll is the receiver now, and a stream gets c[2010]
-    await until(() => (node.gateway.sessions.get('sj:mixed1')?.conn ? undefined : true));
+    await until(() => (node.gateway.sessions.get(node.gateway.chosenSid('sj:mixed1'))?.conn ? undefined : true));
     const held = fetch(`${base}/xhr`, { method: 'POST' }).then((r) => r.text());
-    await until(() => (node.gateway.sessions.get('sj:mixed1')?.conn ? true : undefined));
+    await until(() => (node.gateway.sessions.get(node.gateway.chosenSid('sj:mixed1'))?.conn ? true : undefined));
     expect(await (await fetch(`${base}/eventsource`)).text()).toBe('\r\ndata: c[2010,"Another connection still open"]\r\n\r\n');
     await fetch(`${base}/xhr_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['to the poll'] })]) });
     expect(await held).toContain('to the poll');
@@ -281,7 +281,7 @@ describe('the browser-only transports and the raw WebSocket, raw', () => {
     expect((JSON.parse(messages.slice(1)) as string[]).map((m) => JSON.parse(m))).toMatchObject([{ event: 'hello', args: [1] }, { event: 'hello', args: [2] }]);
     // messages and a close of the same moment: the messages, then the close on the next poll
     const held = frame();
-    await until(() => (node.gateway.sessions.get('sj:jpopen1')?.conn ? true : undefined));
+    await until(() => (node.gateway.sessions.get(node.gateway.chosenSid('sj:jpopen1'))?.conn ? true : undefined));
     expect((await fetch(`${base}/jsonp_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'bye', args: [] })]) })).status).toBe(200);
     const last = await held;
     expect(last).toMatch(/^a\[/);
@@ -336,6 +336,37 @@ describe('the browser-only transports and the raw WebSocket, raw', () => {
     expect(text).toContain('\\u003c/script>');
     const msg = JSON.parse(JSON.parse(text.slice(1))[0]);
     expect(msg.args).toEqual(['</script>\u2028\u2029']);
+  });
+
+  it('the sid an app sees (and shows other clients) is no credential: it names the session but opens nothing of it', async () => {
+    const node = await startNode();
+    const victim = await connect(`${node.url}/sockjs`, 'xhr-polling');
+    const id = (victim.s as any)._transport.url.split('/').at(-1) as string; // the client's own session id
+    await victim.request('join', 'lobby');
+    const other = await WsClient.open(`${node.ws}/rt/ws`);
+    await other.request('join', 'lobby');
+    victim.s.send(JSON.stringify({ type: 'event', event: 'say', args: ['lobby', 'hi'] }));
+    const said = await other.next((f) => f.event === 'said');
+    const sid = said.args[2] as string;
+    // the sid others see names the victim's session, and says nothing of its id
+    expect((await victim.request('whoami')).args[0].sid).toBe(sid);
+    expect(sid).not.toContain(id);
+    expect(sid).toMatch(/^sj:[A-Za-z0-9_-]{22}$/);
+    // with it, and with what follows its prefix, nothing reaches the victim's session: a send is
+    // 404 (no such session), a receive makes a new session of its own, a close ends only that one
+    for (const guess of [sid, sid.slice(3)]) {
+      const p = encodeURIComponent(guess);
+      const post = await fetch(`${node.url}/sockjs/000/${p}/xhr_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'say', args: ['lobby', 'forged'] })]) });
+      expect(post.status).toBe(404);
+      const recv = await fetch(`${node.url}/sockjs/000/${p}/xhr`, { method: 'POST' });
+      expect(await recv.text()).toBe('o\n');
+      expect(node.gateway.chosenSid('sj:' + guess)).not.toBe(sid);
+      await fetch(`${node.url}/sockjs/000/${p}/xhr_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'close' })]) });
+    }
+    // the victim's session is whole: it still talks, and nobody spoke in its name
+    expect((await victim.request('echo', 'mine')).args).toEqual(['mine']);
+    expect(other.frames.filter((f) => f.event === 'said' && f.args[1] === 'forged')).toEqual([]);
+    expect(node.gateway.sessions.get(sid)?.meta.dialect).toBe('sockjs');
   });
 
   it('a SockJS id cannot name another dialect\'s session', async () => {

@@ -180,11 +180,13 @@ export interface Port {
   /** answers should close the connection (the node is draining) */
   readonly closing: boolean;
   /**
-   * Creates a session (a worker must accept it; `sendOpen` follows then). `sid`: one the client
-   * chose (SockJS), which the wire looked up first (see `lookup`); `claim`: what to do when, in a
-   * cluster, the sid's worker says another node has it or it ended (see Claim)
+   * Creates a session (a worker must accept it; `sendOpen` follows then). `key`: a key the client
+   * chose for its session (SockJS's session id), which the wire looked up first (see `lookup`):
+   * the session's sid is made from it but does not reveal it (the key is the client's credential,
+   * the sid is not: apps show sids to other clients); `claim`: what to do when, in a cluster, the
+   * sid's worker says another node has it or it ended (see Claim)
    */
-  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean, sid?: string, claim?: Claim): PortSession;
+  open(transport: TransportName, meta: SessionMeta, conn: Connection, resumeFailed?: boolean, key?: string, claim?: Claim): PortSession;
   /** The session a client names by `sid` and signed `token`; `last`: what it has seen (for an ended one) */
   find(sid: string, token: string, last: number): Target;
   /** Attaches `conn` to a live session, replacing its connection; entries after `last` follow. @returns whether nothing was lost */
@@ -237,12 +239,12 @@ export interface Port {
    */
   resume(key: string, last: number, done: (t: Target) => void): void;
   /**
-   * The session `sid` names, wherever it is in the cluster, with no token (for keys the client
-   * chose, like SockJS's session ids, which are the client's secret: the wire gives its sessions
-   * sids no other dialect's can have). In a cluster, nobody answering within `waitMs` (default
+   * The session a key the client chose names (SockJS's session ids: the client's secret; see
+   * `open`), wherever it is in the cluster, with no token. The wire prefixes its keys so that no
+   * other dialect's can be the same. In a cluster, nobody answering within `waitMs` (default
    * relayTimeoutMs) means nobody holds it
    */
-  lookup(sid: string, done: (t: Target) => void, waitMs?: number): void;
+  lookup(key: string, done: (t: Target) => void, waitMs?: number): void;
   /**
    * A wire's own messages between nodes (Engine.IO tunnels a carrier's requests to the node that
    * holds it). `handler` gets what other nodes post on `channel` to this one; `lost`, that a node

@@ -7,8 +7,10 @@
  *   reaches the app as event `message` with the text as its one arg. What the app emits goes out as
  *   native frames' JSON text, one SockJS message each.
  * - The session id is the client's (`/<prefix>/<server>/<session>/<transport>`): the session is
- *   `sj:<session>`, looked up in the whole cluster before one is made (or it would fork). A
- *   WebSocket is a session of its own (the session is the connection; its URL's id may be reused).
+ *   named by the key `sj:<session>`, looked up in the whole cluster before one is made (or it would
+ *   fork). The id is the client's credential, so the session's sid is made from it by the port
+ *   (Port.open) and reveals nothing of it. A WebSocket is a session of its own (the session is the
+ *   connection; its URL's id may be reused).
  * @see ../docs/sockjs.md
  */
 import { createHash, randomInt } from 'node:crypto';
@@ -43,8 +45,8 @@ export interface SockJsOptions {
 }
 
 const DIALECT = 'sockjs';
-/** `:` is not in base64url, so no other dialect's sid (random base64url) can be a SockJS one */
-const SID_PREFIX = 'sj:';
+/** the prefix of a SockJS session's key (Port.lookup): no other dialect's key can be the same */
+const KEY_PREFIX = 'sj:';
 /** what a session id or server id may be (SockJS: non-empty, no dots) */
 const PART = /^[^./]{1,64}$/;
 /** how long a send waits for the node holding its session to say so (a receive waits `lookupMs`, then claims) */
@@ -334,7 +336,7 @@ class SockJs {
     // the holder answers within milliseconds; a new session's first request cannot wait long
     // (sockjs-client gives a transport up after about 600 ms without `o`): a receive that finds
     // nothing claims the id (see receive); a send, which makes no session, waits longer
-    this.port.lookup(SID_PREFIX + session, (t) => done(t), waitMs);
+    this.port.lookup(KEY_PREFIX + session, (t) => done(t), waitMs);
   }
 
   /** A receiving request: xhr (a poll), xhr_streaming, eventsource, htmlfile, jsonp */
@@ -374,7 +376,7 @@ class SockJs {
           // sid's worker confirms the claim (before the app's open runs). The worker may say instead
           // that another node holds it (its holder was slow to answer the lookup) or that it ended
           // a moment ago: nothing was written, and the request is routed again
-          conn.session = port.open(transport, this.meta(r), conn, false, SID_PREFIX + id, (again) => {
+          conn.session = port.open(transport, this.meta(r), conn, false, KEY_PREFIX + id, (again) => {
             if (again === null) return conn.openNow(OPEN);
             conn.session = null;
             route(again);
