@@ -83,6 +83,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   /** sessions waiting for a worker's accept, with their deadline */
   private readonly opening = new Map<Session, number>();
   private readonly tombstones = new Map<string, Tombstone>();
+  /** what the tombstones are counted as holding (see sweep): fixed once made, so kept as a sum */
+  private tombBytes = 0;
   /** wires' channels between nodes (see Port.link), and what each does when a node dies */
   private readonly links = new Map<string, (from: string, message: unknown) => void>();
   private readonly linkLosses: Array<(node: string) => void> = [];
@@ -762,9 +764,19 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     s.conn = null;
     if (conn !== null) conn.end(s, code, reason);
     // a connected client got everything it will get: its entries are freed now
-    this.tombstones.set(s.sid, { code, reason, at: Date.now(), outbox: conn === null && keepUnread ? s.outbox : null, tokens: s.tokens });
+    const t: Tombstone = { code, reason, at: Date.now(), outbox: conn === null && keepUnread ? s.outbox : null, tokens: s.tokens };
+    this.forgetTombstone(s.sid); // (kept in age order: a sid that ends again goes to the end)
+    this.tombstones.set(s.sid, t);
+    this.tombBytes += tombBytes(t);
     // best effort: a worker that misses it drops the session when its partition moves
     if (notifyWorker) this.bus.publish(s.subjectIn, { t: 'close', sid: s.sid, node: this.nodeId, n: ++s.inSeq, code, reason });
+  }
+
+  private forgetTombstone(sid: string): void {
+    const t = this.tombstones.get(sid);
+    if (t === undefined) return;
+    this.tombstones.delete(sid);
+    this.tombBytes -= tombBytes(t);
   }
 
   /** @internal Removes a session from every table of this node (it ended, or went to another node) */
@@ -972,9 +984,10 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     }
     const keep = Math.max(window, this.options.pollTimeoutMs * 2);
     for (const [sid, t] of this.tombstones) {
-      if (now - t.at > keep) this.tombstones.delete(sid);
-      else held += TOMBSTONE_OVERHEAD + (t.outbox === null ? 0 : heldBytes(t.outbox));
+      if (now - t.at <= keep) break; // insertion order = age order
+      this.forgetTombstone(sid);
     }
+    held += this.tombBytes;
     // over the budget: first the unread entries of ended sessions go (oldest first: a late poll
     // then learns only how its session ended), then the longest-waiting detached sessions end
     // (the set is in detach order), their frames freed
@@ -982,7 +995,9 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       for (const t of this.tombstones.values()) {
         if (held <= budget) break;
         if (t.outbox === null) continue;
-        held -= heldBytes(t.outbox);
+        const freed = heldBytes(t.outbox);
+        held -= freed;
+        this.tombBytes -= freed;
         t.outbox = null;
       }
       for (const s of this.detached) {
@@ -1045,4 +1060,9 @@ const TOMBSTONE_OVERHEAD = 256;
  */
 function heldBytes(box: Outbox): number {
   return 2 * box.bytes + 64 * box.size;
+}
+
+/** what a tombstone is counted as holding (its outbox no longer changes: the session ended) */
+function tombBytes(t: Tombstone): number {
+  return TOMBSTONE_OVERHEAD + (t.outbox === null ? 0 : heldBytes(t.outbox));
 }
