@@ -38,6 +38,8 @@ import { hubProtocols, INVOCATION, type HubMessage } from '../transports/signalr
 import { DEFAULT_PARTITIONS, partitionOf } from '../cluster/partition.ts';
 import { movedFraction, place, loads } from '../cluster/placement.ts';
 import type { InboundEnvelope, OutputEnvelope } from '../cluster/envelope.ts';
+import { BUS_MAX_DEPTH } from '../cluster/nats-bus.ts';
+import { packr as sharedPackr, unpackPlain } from '../lib/msgpack.ts';
 import { Outbox } from '../gateway/outbox.ts';
 import { startEmbedded, type Embedded } from '../gateway/embedded.ts';
 import { perCpuTicks } from './lib/processes.ts';
@@ -439,21 +441,20 @@ function sockJsCases(socketCodec: Codec): void {
 
 // ---- cluster envelopes --------------------------------------------------------------------------
 
-/** nats-bus.ts's codec options (its Packr/Unpackr are module-private): checked against its source below */
-const PACKR_OPTIONS = { useRecords: false, variableMapSize: true };
-const UNPACKR_OPTIONS = { useRecords: false, mapsAsObjects: true };
+/** the NATS bus's codec: the shared packer, and plain-only unpacking at the bus's depth (checked against its source below) */
+const busUnpack = (b: Uint8Array): unknown => unpackPlain(b, BUS_MAX_DEPTH, true);
 
 function checkNatsBusCodec(): void {
   const src = readFileSync(join(ROOT, 'cluster/nats-bus.ts'), 'utf8');
-  if (!src.includes('new Packr({ useRecords: false, variableMapSize: true })') || !src.includes('new Unpackr({ useRecords: false, mapsAsObjects: true })')) {
-    throw new Error('cluster/nats-bus.ts no longer builds its Packr/Unpackr as bench/micro.ts assumes: update PACKR_OPTIONS / UNPACKR_OPTIONS');
+  if (!src.includes('packr.pack(') || !src.includes('unpackPlain(msg.data, BUS_MAX_DEPTH, true)')) {
+    throw new Error('cluster/nats-bus.ts no longer packs and unpacks as bench/micro.ts assumes: update busUnpack');
   }
 }
 
 function envelopeCases(): void {
   checkNatsBusCodec();
-  const packr = new Packr(PACKR_OPTIONS);
-  const unpackr = new Unpackr(UNPACKR_OPTIONS);
+  const packr = sharedPackr;
+  const unpackr = { unpack: busUnpack };
   const sid = randomBytes(12).toString('base64url');
   const node = 'gw-1';
   const smallRaw = JSON.stringify([SMALL]);
@@ -478,14 +479,14 @@ function envelopeCases(): void {
     add({
       suite: 'envelope',
       name: `${name}: msgpackr pack (${packed.byteLength} B)`,
-      measures: 'Packr.pack with the NATS bus options (NatsBus.send)',
+      measures: 'the shared Packr (lib/msgpack.ts) as NatsBus.send uses it',
       fn: () => packr.pack(env),
       check: (out) => assert.deepEqual(unpackr.unpack(out as Uint8Array), env),
     });
     add({
       suite: 'envelope',
       name: `${name}: msgpackr unpack`,
-      measures: 'Unpackr.unpack with the NATS bus options (NatsBus subscription callback)',
+      measures: 'unpackPlain (plain-only scan + msgpackr unpack) at the bus depth (NatsBus subscription callback)',
       fn: () => unpackr.unpack(packed),
       check: (out) => assert.deepEqual(out, env),
     });
@@ -576,7 +577,7 @@ function placementCases(subjectOf: (sid: string) => string): void {
 
 function outboxCases(): void {
   // the gateway's defaults (options.ts): 1024 entries, 1 MiB
-  const limits = { maxEntries: 1024, maxBytes: 1024 * 1024 };
+  const limits = { maxEntries: 1024, maxBytes: 1024 * 1024, held: 0 };
   const e = entryOf('echo', [], JSON.stringify([SMALL]));
 
   const a = new Outbox(limits);

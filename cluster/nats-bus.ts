@@ -8,13 +8,18 @@
  * is reachable and the reconnect buffer is full is lost: the layers above retry what matters).
  */
 import { connect, type NatsConnection, type Subscription as NatsSubscription } from 'nats';
-import { Packr, Unpackr } from 'msgpackr';
+import { MsgpackRefusedError, packr, unpackPlain } from '../lib/msgpack.ts';
 import type { Bus, BusHandler, Envelope, Subscription } from './bus.ts';
-import { log } from '../transports/log.ts';
+import { log, warnOnce } from '../transports/log.ts';
 
 /** NATS's default `max_payload`, until the server said its own */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-const packr = new Packr({ useRecords: false, variableMapSize: true });
+/**
+ * Nesting a message may have: args are nested at most 32 deep (MAX_DEPTH, checked where they
+ * enter) and an envelope puts at most about 6 levels around them (a batch, a hand-over's session
+ * state and its outbox entries); the rest is margin. Deeper is not ours: refused unread.
+ */
+export const BUS_MAX_DEPTH = 64;
 /** several envelopes for one subject in one NATS message (wire detail of this bus only) */
 const BATCH = '*';
 const MAX_BATCH = 256;
@@ -30,7 +35,6 @@ function deliver(handler: BusHandler, e: Envelope, subject: string): void {
     log.error({ err: handlerErr, subject }, 'bus handler threw');
   }
 }
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
 export interface NatsBusOptions {
   /** NATS server URLs, e.g. ['nats://127.0.0.1:4222'] */
@@ -134,9 +138,18 @@ export class NatsBus implements Bus {
         if (err !== null || sub === null) return;
         let e: Envelope | Batch;
         try {
-          e = unpackr.unpack(msg.data) as Envelope | Batch;
+          // plain msgpack only: anyone who can publish on the subject must not be able to make
+          // this node expand shared references (see lib/msgpack.ts). Timestamps pass: an app's
+          // Date in its output is packed as one, and dropping that output would end the session
+          e = unpackPlain(msg.data, BUS_MAX_DEPTH, true) as Envelope | Batch;
         } catch (decodeErr) {
-          log.error({ err: decodeErr, subject: msg.subject }, 'undecodable message');
+          // once per cause: whoever sends such messages may send many
+          const refused = decodeErr instanceof MsgpackRefusedError;
+          warnOnce(`bus: an undecodable message dropped (${refused ? decodeErr.message : 'msgpackr threw'})`, refused ? undefined : decodeErr, { subject: msg.subject, bytes: msg.data.byteLength });
+          return;
+        }
+        if (typeof e !== 'object' || e === null || ((e as Batch).t === BATCH && !Array.isArray((e as Batch).e))) {
+          warnOnce('bus: a message that is not an envelope dropped', undefined, { subject: msg.subject });
           return;
         }
         if ((e as Batch).t !== BATCH) return deliver(handler, e as Envelope, msg.subject);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { pack, unpack } from 'msgpackr';
-import { decodeClientFrame, encodeStats, eventTail, nativeCodecs } from '../transports/native-codec.ts';
+import { Packr, pack, unpack } from 'msgpackr';
+import { decodeClientBatch, decodeClientFrame, encodeStats, eventTail, nativeCodecs } from '../transports/native-codec.ts';
 import { Entry, MAX_DEPTH } from '../transports/entry.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -72,6 +72,33 @@ describe('client frame decoding', () => {
     const frame = (n: number[]) => Buffer.from([0x83, ...pack('type'), ...pack('event'), ...pack('event'), ...pack('x'), ...pack('args'), 0x91, ...n]);
     expect(decodeClientFrame(frame([0xcf, 0, 0, 0, 0, 0, 0, 0, 5]), true)).toEqual({ type: 'event', event: 'x', args: [5] });
     expect(decodeClientFrame(frame([0xcf, 0xff, 0, 0, 0, 0, 0, 0, 5]), true)).toBeNull();
+  });
+
+  it('msgpack: plain values only, no shared references or other extensions; as deep as JSON allows, in a frame and in a batch', () => {
+    const nested = (levels: number): unknown => {
+      let v: unknown = 1;
+      for (let i = 0; i < levels; i++) v = [v];
+      return v;
+    };
+    // args MAX_DEPTH containers deep (args itself included): accepted, one more refused, as in JSON
+    const deepest = (nested(MAX_DEPTH) as unknown[])[0];
+    const f = { type: 'event', event: 'x', args: [deepest] };
+    expect(decodeClientFrame(pack(f), true)).toEqual(f);
+    expect(decodeClientBatch(pack([f, f]), true)).toEqual([f, f]);
+    const tooDeep = { type: 'event', event: 'x', args: [[deepest]] };
+    expect(decodeClientFrame(pack(tooDeep), true)).toBeNull();
+    expect(decodeClientBatch(pack([tooDeep]), true)).toBeNull();
+    // msgpackr's structured clone: one object referenced three times
+    const shared = { a: [1, 2] };
+    const refs = new Packr({ structuredClone: true, useRecords: false }).pack({ type: 'event', event: 'x', args: [shared, shared, shared] });
+    expect(decodeClientFrame(refs, true)).toBeNull();
+    expect(decodeClientBatch(Buffer.concat([Buffer.from([0x91]), refs]), true)).toBeNull();
+    // a Date (timestamp extension), a Set, trailing bytes
+    expect(decodeClientFrame(pack({ type: 'event', event: 'x', args: [new Date(1)] }), true)).toBeNull();
+    expect(decodeClientFrame(new Packr({ structuredClone: true, moreTypes: true, useRecords: false }).pack({ type: 'event', event: 'x', args: [new Set([1])] }), true)).toBeNull();
+    expect(decodeClientFrame(Buffer.concat([pack({ type: 'event', event: 'x', args: [] }), Buffer.from([0xc0])]), true)).toBeNull();
+    // `undefined` (msgpackr writes d4 00 00) stays plain
+    expect(decodeClientFrame(pack({ type: 'event', event: 'x', args: [undefined, 1] }), true)).toEqual({ type: 'event', event: 'x', args: [undefined, 1] });
   });
 
   it('encodes an event tail', () => {

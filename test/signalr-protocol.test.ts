@@ -5,9 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { pack, unpack } from 'msgpackr';
+import { Packr, pack, unpack } from 'msgpackr';
 import { closeAll, http, startNode, until } from './helpers.ts';
 import type { App } from '../cluster/app.ts';
+import { HubProtocolError, hubProtocols } from '../transports/signalr-protocol.ts';
 
 const RS = '\x1e';
 let base: string;
@@ -269,6 +270,26 @@ describe('WebSockets transport', () => {
     expect(done[2]).toEqual([3, {}, '3', 1, 'it failed']);
     const ping = await until(() => s.got.slice(1).find((m) => (m as Buffer).equals(Buffer.from([0x02, 0x91, 0x06]))));
     expect(ping).toBeDefined();
+  });
+});
+
+describe('MessagePack hub messages: plain values only', () => {
+  const decode = (body: Uint8Array) => hubProtocols.messagepack.decode(Buffer.concat([Buffer.from([body.length]), body]));
+  // [1, {}, "1", "Echo", [<the 64-bit integer>], []]
+  const withInt64 = (b: number[]) => Buffer.from([0x96, 0x01, 0x80, 0xa1, 0x31, 0xa4, ...Buffer.from('Echo'), 0x91, ...b, 0x90]);
+
+  it('64-bit integers: exact ones are numbers, one past 2^53 is refused (it was rounded)', () => {
+    expect(decode(withInt64([0xcf, 0, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]))[0]!.arguments).toEqual([2 ** 53 - 1]);
+    expect(decode(withInt64([0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]))[0]!.arguments).toEqual([-2]);
+    expect(() => decode(withInt64([0xcf, 0, 0x20, 0, 0, 0, 0, 0, 1]))).toThrow(HubProtocolError);
+    expect(() => decode(withInt64([0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]))).toThrow(HubProtocolError);
+  });
+
+  it('shared references and other extensions (a timestamp too) are a protocol error', () => {
+    const shared = { a: [1] };
+    expect(() => decode(new Packr({ structuredClone: true, useRecords: false }).pack([1, {}, '1', 'Echo', [shared, shared], []]))).toThrow(HubProtocolError);
+    expect(() => decode(pack([1, {}, '1', 'Echo', [new Date(1)], []]))).toThrow(HubProtocolError);
+    expect(decode(pack([1, {}, '1', 'Echo', ['x', new Uint8Array([1])], []]))[0]).toMatchObject({ target: 'Echo', arguments: ['x', Buffer.from([1])] });
   });
 });
 

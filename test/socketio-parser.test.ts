@@ -1,6 +1,6 @@
 /** The Socket.IO packet parsers on their own: what each text or msgpack packet decodes to, or why it is refused. */
 import { describe, expect, it } from 'vitest';
-import { pack } from 'msgpackr';
+import { Packr, pack } from 'msgpackr';
 import { ACK, BINARY_EVENT, CONNECT, EVENT, SioProtocolError, decodeText, defaultParser, fastEvent, msgpackParser } from '../transports/socketio-parser.ts';
 
 describe('the default parser', () => {
@@ -43,6 +43,22 @@ describe('the default parser', () => {
     const e = defaultParser.decoder();
     e.add('51-["a",{"_placeholder":true,"num":0}]');
     expect(() => e.add('2["b"]')).toThrow(SioProtocolError);
+  });
+
+  it('refuses a packet whose placeholders use one attachment twice (socket.io-client sends one per occurrence)', () => {
+    const reused = defaultParser.decoder();
+    expect(reused.add('51-["a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":0}]')).toBeNull();
+    expect(() => reused.add(Buffer.from([1]))).toThrow(SioProtocolError);
+    // the amplification: one attachment placed many times over (here nested, then in an ack)
+    const many = defaultParser.decoder();
+    const refs = Array.from({ length: 1000 }, () => '{"_placeholder":true,"num":0}').join(',');
+    expect(many.add(`61-9[{"x":[${refs}]}]`)).toBeNull();
+    expect(() => many.add(Buffer.alloc(100_000))).toThrow('an attachment placed twice');
+    // each used once, in any order: fine
+    const once = defaultParser.decoder();
+    once.add('52-["a",{"_placeholder":true,"num":1},[{"_placeholder":true,"num":0}]]');
+    once.add(Buffer.from([1]));
+    expect(once.add(Buffer.from([2]))!.data).toEqual(['a', Buffer.from([2]), [Buffer.from([1])]]);
   });
 
   it('encodes bytes as placeholders and attachments (BINARY_EVENT, BINARY_ACK)', () => {
@@ -90,6 +106,15 @@ describe('socket.io-msgpack-parser', () => {
     expect(frame).toBeInstanceOf(Uint8Array);
   });
 
+  it("decodes notepack.io's undefined, and its 64-bit integers as exact numbers (they were BigInts, then refused)", () => {
+    const d = msgpackParser.decoder();
+    // socket.io-client's CONNECT without auth: `data: undefined`, which notepack.io writes as d4 00 00
+    expect(d.add(Buffer.from([0x83, 0xa4, ...Buffer.from('type'), 0x00, 0xa4, ...Buffer.from('data'), 0xd4, 0x00, 0x00, 0xa3, ...Buffer.from('nsp'), 0xa1, 0x2f]))).toEqual({ type: CONNECT, nsp: '/' });
+    // ["e", 2^40] with 2^40 as uint 64
+    const p = d.add(Buffer.from([0x83, 0xa4, ...Buffer.from('type'), 0x02, 0xa3, ...Buffer.from('nsp'), 0xa1, 0x2f, 0xa4, ...Buffer.from('data'), 0x92, 0xa1, 0x65, 0xcf, 0, 0, 1, 0, 0, 0, 0, 0]));
+    expect(p).toEqual({ type: EVENT, nsp: '/', data: ['e', 2 ** 40] });
+  });
+
   it.each([
     ['text', '2["e"]'],
     ['not msgpack', Buffer.from([0xc1])],
@@ -97,6 +122,9 @@ describe('socket.io-msgpack-parser', () => {
     ['no namespace', pack({ type: 2, data: ['e'] })],
     ['an event without array data', pack({ type: 2, nsp: '/', data: { a: 1 } })],
     ['a fractional id', pack({ type: 2, nsp: '/', data: ['e'], id: 1.5 })],
+    ['shared references (msgpackr structured clone)', new Packr({ structuredClone: true, useRecords: false }).pack({ type: 2, nsp: '/', data: ['e', ...Array(3).fill({ a: [1] })] })],
+    ['a Date (an extension)', pack({ type: 2, nsp: '/', data: ['e', new Date(1)] })],
+    ['an integer past 2^53', Buffer.from([0x83, 0xa4, ...Buffer.from('type'), 0x02, 0xa3, ...Buffer.from('nsp'), 0xa1, 0x2f, 0xa4, ...Buffer.from('data'), 0x92, 0xa1, 0x65, 0xcf, 0, 0x20, 0, 0, 0, 0, 0, 0])],
   ])('refuses %s', (_name, msg) => {
     expect(() => msgpackParser.decoder().add(msg as string | Uint8Array)).toThrow(SioProtocolError);
   });

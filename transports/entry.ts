@@ -154,14 +154,26 @@ export interface WireEntry {
 let lastBinary = false;
 
 /**
+ * Values a walk visits at most (every element, key and nested value counts): past it the value is
+ * refused. Decoders make only trees, but an app can emit a DAG (one object referenced from many
+ * places): depth alone would let its walk, and every encoding after it, take fan-out^depth steps.
+ */
+export const MAX_NODES = 1 << 20;
+/** what the walk in progress may still visit (a walk never yields: one counter serves all) */
+let budget = 0;
+
+/**
  * Approximate encoded size of a value in bytes, or -1 when it cannot be encoded safely: nested
- * deeper than MAX_DEPTH (or circular), or holding a BigInt. Sets `lastBinary` when it holds bytes.
+ * deeper than MAX_DEPTH (or circular), holding a BigInt, or more than MAX_NODES values. Sets
+ * `lastBinary` when it holds bytes.
  */
 export function measure(v: unknown): number {
   lastBinary = false;
+  budget = MAX_NODES - 1; // v itself
   return size(v, 0);
 }
 
+/** `budget` is charged by each container for what it holds (once per array, not per element) */
 function size(v: unknown, depth: number): number {
   switch (typeof v) {
     case 'string':
@@ -180,6 +192,7 @@ function size(v: unknown, depth: number): number {
       }
       let n = 2;
       if (Array.isArray(v)) {
+        if ((budget -= v.length) < 0) return -1;
         for (let i = 0; i < v.length; i++) {
           const m = size(v[i], depth + 1);
           if (m < 0) return -1;
@@ -188,6 +201,7 @@ function size(v: unknown, depth: number): number {
         return n;
       }
       for (const k in v) {
+        if ((budget -= 2) < 0) return -1; // the key and its value
         const m = size((v as Record<string, unknown>)[k], depth + 1);
         if (m < 0) return -1;
         n += k.length + m + 4;
@@ -199,8 +213,9 @@ function size(v: unknown, depth: number): number {
   }
 }
 
-/** Whether client-sent args are acceptable: nesting at most MAX_DEPTH, no BigInt (msgpack 64-bit integers past 2^53) */
+/** Whether client-sent args are acceptable: nesting at most MAX_DEPTH, no BigInt, at most MAX_NODES values */
 export function acceptable(args: unknown[]): boolean {
+  budget = MAX_NODES - 1;
   return size(args, 0) >= 0;
 }
 

@@ -2,16 +2,18 @@
  * The native dialect (docs/protocol.md): decoding what clients send, encoding outbox entries and
  * control frames, as JSON text or msgpack. Wire format only: nothing here knows about sessions.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { packr, unpackPlain } from '../lib/msgpack.ts';
 import { acceptable, MAX_DEPTH, newCodecId, type Entry } from './entry.ts';
 import type { ClientFrame, Codec, Frame, OpenInfo } from './port.ts';
 
 export type Format = 'json' | 'msgpack';
 
-// plain maps both ways: records/structures would make frames unreadable to other msgpack libraries.
-// 64-bit integers: numbers when they fit in 53 bits, BigInt otherwise (then refused: see acceptable)
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'number' });
+/**
+ * msgpack frames: plain values only (unpackPlain: no extensions, 64-bit integers only where exact),
+ * as deep as a frame's map around args nested MAX_DEPTH deep; a batch is one array more
+ */
+const FRAME_DEPTH = MAX_DEPTH + 1;
+const BATCH_DEPTH = MAX_DEPTH + 2;
 const decoder = new TextDecoder('utf-8', { fatal: true });
 /** for WebSocket text messages, whose UTF-8 uWS has already validated */
 const looseDecoder = new TextDecoder('utf-8');
@@ -25,7 +27,7 @@ export function decodeClientFrame(data: ArrayBuffer | Uint8Array, binary: boolea
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
   let v: unknown;
   try {
-    if (binary) v = unpackr.unpack(bytes);
+    if (binary) v = unpackPlain(bytes, FRAME_DEPTH);
     else {
       const fast = fastEvent(bytes);
       if (fast !== null) return fast;
@@ -147,7 +149,7 @@ function eventName(b: Uint8Array, s: number, e: number): string {
 export function decodeClientBatch(data: Uint8Array, binary: boolean): ClientFrame[] | null {
   let v: unknown;
   try {
-    v = binary ? unpackr.unpack(data) : JSON.parse(decoder.decode(data));
+    v = binary ? unpackPlain(data, BATCH_DEPTH) : JSON.parse(decoder.decode(data));
   } catch {
     return null;
   }

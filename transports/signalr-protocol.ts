@@ -3,8 +3,8 @@
  * or MessagePack (VarInt-length-prefixed arrays).
  * @see https://github.com/dotnet/aspnetcore/blob/main/src/SignalR/docs/specs/HubProtocol.md
  */
-import { Packr, Unpackr } from 'msgpackr';
-import { acceptable } from './entry.ts';
+import { MsgpackRefusedError, packr, unpackPlain } from '../lib/msgpack.ts';
+import { acceptable, MAX_DEPTH } from './entry.ts';
 
 export const INVOCATION = 1;
 export const STREAM_ITEM = 2;
@@ -111,8 +111,12 @@ const json: HubProtocol = {
 
 // ---- MessagePack -----------------------------------------------------------------------------------
 
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+/**
+ * A message is an array around arguments nested at most MAX_DEPTH deep. Plain values only
+ * (unpackPlain): no extensions (a timestamp too is refused), and a 64-bit integer past 2^53 is
+ * refused rather than rounded.
+ */
+const MESSAGE_DEPTH = MAX_DEPTH + 1;
 const NO_HEADERS = {};
 
 function varint(n: number): number[] {
@@ -181,9 +185,9 @@ const messagepack: HubProtocol = {
       if (len < 0 || i + len > data.byteLength) throw new HubProtocolError('a message shorter than its length prefix');
       let a: unknown;
       try {
-        a = unpackr.unpack(data.subarray(i, i + len));
-      } catch {
-        throw new HubProtocolError('a MessagePack hub message that does not decode');
+        a = unpackPlain(data.subarray(i, i + len), MESSAGE_DEPTH);
+      } catch (err) {
+        throw new HubProtocolError(err instanceof MsgpackRefusedError ? `a MessagePack hub message that is not plain: ${err.message}` : 'a MessagePack hub message that does not decode');
       }
       i += len;
       out.push(fromArray(a));

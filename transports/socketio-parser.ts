@@ -5,8 +5,8 @@
  * default parser's binary packets the text followed by one binary message per attachment.
  * @see https://github.com/socketio/socket.io-protocol
  */
-import { Packr, Unpackr } from 'msgpackr';
-import { acceptable } from './entry.ts';
+import { packr, unpackPlain } from '../lib/msgpack.ts';
+import { acceptable, MAX_DEPTH } from './entry.ts';
 import type { ClientFrame } from './port.ts';
 
 export const CONNECT = 0;
@@ -213,26 +213,35 @@ class TextDecoder implements SioDecoder {
 
 /** A binary packet with its attachments put back in place of the placeholders */
 function finish(p: SioPacket & { attachments: number }, buffers: Uint8Array[]): SioPacket {
-  const data = reconstruct(p.data, buffers, 0);
+  const data = reconstruct(p.data, buffers, 0, { used: 0 });
   if (!nestedOk(data)) throw new SioProtocolError('payload nested too deep');
   const out: SioPacket = { type: p.type === BINARY_EVENT ? EVENT : ACK, nsp: p.nsp, data };
   if (p.id !== undefined) out.id = p.id;
   return out;
 }
 
-function reconstruct(v: unknown, buffers: Uint8Array[], depth: number): unknown {
+/**
+ * Puts each attachment where its placeholder is. Each `num` may be used once: socket.io-client
+ * sends one attachment per occurrence of bytes, and a reused one would let a small packet stand
+ * for the same buffer many times over (30,000 references to one 100 KB attachment: 3 GB to
+ * re-encode). `seen.used`: a bit per attachment placed (at most MAX_ATTACHMENTS).
+ */
+function reconstruct(v: unknown, buffers: Uint8Array[], depth: number, seen: { used: number }): unknown {
   if (typeof v !== 'object' || v === null || depth > 32) return v;
   if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) v[i] = reconstruct(v[i], buffers, depth + 1);
+    for (let i = 0; i < v.length; i++) v[i] = reconstruct(v[i], buffers, depth + 1, seen);
     return v;
   }
   const o = v as Record<string, unknown>;
   if (o._placeholder === true) {
     const num = o.num;
     if (typeof num !== 'number' || !Number.isInteger(num) || num < 0 || num >= buffers.length) throw new SioProtocolError('illegal attachments');
+    const bit = 1 << num;
+    if ((seen.used & bit) !== 0) throw new SioProtocolError('an attachment placed twice');
+    seen.used |= bit;
     return buffers[num];
   }
-  for (const k in o) o[k] = reconstruct(o[k], buffers, depth + 1);
+  for (const k in o) o[k] = reconstruct(o[k], buffers, depth + 1, seen);
   return o;
 }
 
@@ -263,8 +272,11 @@ export const defaultParser: SioParser = {
 
 // ---- socket.io-msgpack-parser ------------------------------------------------------------------
 
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+/**
+ * A packet is a map around data nested at most MAX_DEPTH deep (see nestedOk). Plain values only
+ * (unpackPlain): notepack.io's `undefined` passes, its Dates (an extension) do not.
+ */
+const PACKET_DEPTH = MAX_DEPTH + 1;
 
 class MsgpackDecoder implements SioDecoder {
   get idle(): boolean {
@@ -274,7 +286,7 @@ class MsgpackDecoder implements SioDecoder {
     if (typeof msg === 'string') throw new SioProtocolError('text message with the msgpack parser');
     let p: { type?: unknown; nsp?: unknown; id?: unknown; data?: unknown };
     try {
-      p = unpackr.unpack(msg) as typeof p;
+      p = unpackPlain(msg, PACKET_DEPTH) as typeof p;
     } catch {
       throw new SioProtocolError('invalid msgpack');
     }
