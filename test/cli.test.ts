@@ -82,14 +82,22 @@ describe('options', () => {
   });
 });
 
+/**
+ * `switchyard start` under `ulimit -n 256`, on a fixed port below the ephemeral range, as
+ * deployments use: an ephemeral one (--port 0) can be held by a flood's connections in TIME_WAIT
+ * when the node wants to listen on it again
+ */
+async function smallNode(): Promise<{ child: ChildProcess; port: number; out: () => string }> {
+  const fixed = await portBelowEphemeral();
+  const child = spawn('sh', ['-c', `ulimit -n 256 && exec "${process.execPath}" "${bin}" start --port ${fixed} --host 127.0.0.1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const { port, out } = await listening(child);
+  return { child, port, out };
+}
+
 describe('at the open-file limit', () => {
   it('a node run with ulimit -n 256 flooded with idle connections stops accepting (refused at once, no accept spin, /readyz saturated) and serves again once they go', async () => {
-    // a fixed port below the ephemeral range, as deployments use: an ephemeral one (--port 0) can
-    // be held by the flood's connections in TIME_WAIT when the node wants to listen on it again
-    const fixed = await portBelowEphemeral();
-    const child = spawn('sh', ['-c', `ulimit -n 256 && exec "${process.execPath}" "${bin}" start --port ${fixed} --host 127.0.0.1`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    const { port, out } = await listening(child);
+    const { child, port, out } = await smallNode();
     const { connect } = await import('node:net');
     // a keep-alive HTTP connection made before the flood, to ask /readyz on
     const { ask, close } = await keepAliveHttp(port);
@@ -134,10 +142,7 @@ describe('at the open-file limit', () => {
 
 describe('requests the HTTP parser cannot read', () => {
   it('49+ header lines or a NUL in a header value: uWS answers nothing and closes them itself after its idle timeout (~10 s); meanwhile they count against the open-file guard like any connection, and the node serves everyone else', async () => {
-    const fixed = await portBelowEphemeral();
-    const child = spawn('sh', ['-c', `ulimit -n 256 && exec "${process.execPath}" "${bin}" start --port ${fixed} --host 127.0.0.1`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    const { port, out } = await listening(child);
+    const { port, out } = await smallNode();
     const { connect } = await import('node:net');
     const { ask, close } = await keepAliveHttp(port);
     const bad = [

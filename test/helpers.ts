@@ -109,6 +109,25 @@ function unpackFrame(b: Buffer): Frame {
   return unpack(b) as Frame;
 }
 
+/** SignalR MessagePack messages in one binary message: each a VarInt length, then a msgpack array */
+export function unframeMsgpack(b: Uint8Array): unknown[][] {
+  const out: unknown[][] = [];
+  let i = 0;
+  while (i < b.length) {
+    let len = 0;
+    let shift = 0;
+    let byte: number;
+    do {
+      byte = b[i++]!;
+      len |= (byte & 0x7f) << shift;
+      shift += 7;
+    } while (byte & 0x80);
+    out.push(unpack(b.subarray(i, i + len)) as unknown[]);
+    i += len;
+  }
+  return out;
+}
+
 /** waits until `f` returns something other than undefined, and returns it */
 export async function until<T>(f: () => T | undefined, timeout = 5000): Promise<T> {
   return vi.waitFor(

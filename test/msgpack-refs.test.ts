@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { pack, unpack } from 'msgpackr';
 import { connect as natsConnect, type NatsConnection } from 'nats';
-import { closeAll, http, startNode, until, WsClient } from './helpers.ts';
+import { closeAll, http, startNode, unframeMsgpack, until, WsClient } from './helpers.ts';
 import { RawEio, type RawSocket } from './eio-raw.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { NatsBus } from '../cluster/nats-bus.ts';
@@ -75,23 +75,7 @@ class HubSocket {
 
   /** the hub messages after the handshake response */
   records(): unknown[][] {
-    const out: unknown[][] = [];
-    for (const b of this.got.slice(1)) {
-      let i = 0;
-      while (i < b.length) {
-        let len = 0;
-        let shift = 0;
-        let byte: number;
-        do {
-          byte = b[i++]!;
-          len |= (byte & 0x7f) << shift;
-          shift += 7;
-        } while (byte & 0x80);
-        out.push(unpack(b.subarray(i, i + len)) as unknown[]);
-        i += len;
-      }
-    }
-    return out;
+    return this.got.slice(1).flatMap((b) => unframeMsgpack(b));
   }
 }
 

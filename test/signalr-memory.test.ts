@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import WebSocket from 'ws';
-import { pack, unpack } from 'msgpackr';
+import { pack } from 'msgpackr';
 import * as signalR from '@microsoft/signalr';
-import { closeAll, http, startNode, until } from './helpers.ts';
+import { closeAll, http, startNode, unframeMsgpack, until } from './helpers.ts';
 import type { App } from '../cluster/app.ts';
 import { MAX_ID_CHARS, MAX_PENDING_BYTES, MAX_PENDING_INVOCATIONS, MAX_REFUSED_STREAMS } from '../transports/signalr.ts';
 
@@ -102,24 +102,11 @@ class Conn {
 }
 
 function unframe(b: Buffer): any[] {
-  const out: any[] = [];
-  let i = 0;
-  while (i < b.length) {
-    let len = 0;
-    let shift = 0;
-    let byte: number;
-    do {
-      byte = b[i++]!;
-      len |= (byte & 0x7f) << shift;
-      shift += 7;
-    } while (byte & 0x80);
-    const a = unpack(b.subarray(i, i + len)) as any[];
-    i += len;
-    if (a[0] === 3) out.push({ type: 3, invocationId: a[2], ...(a[3] === 1 ? { error: a[4] } : a[3] === 3 ? { result: a[4] } : {}) });
-    else if (a[0] === 7) out.push(a[1] === null ? { type: 7 } : { type: 7, error: a[1], ...(a[2] ? { allowReconnect: true } : {}) });
-    else out.push({ type: a[0] });
-  }
-  return out;
+  return unframeMsgpack(b).map((a: any[]) => {
+    if (a[0] === 3) return { type: 3, invocationId: a[2], ...(a[3] === 1 ? { error: a[4] } : a[3] === 3 ? { result: a[4] } : {}) };
+    if (a[0] === 7) return a[1] === null ? { type: 7 } : { type: 7, error: a[1], ...(a[2] ? { allowReconnect: true } : {}) };
+    return { type: a[0] };
+  });
 }
 
 /** Long-polls until the connection's polls get 204 (it ended), or `enough` says so: the records of every answer */

@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { Packr, pack, unpack } from 'msgpackr';
-import { closeAll, http, startNode, until } from './helpers.ts';
+import { Packr, pack } from 'msgpackr';
+import { closeAll, http, startNode, unframeMsgpack, until } from './helpers.ts';
 import type { App } from '../cluster/app.ts';
 import { HubProtocolError, hubProtocols } from '../transports/signalr-protocol.ts';
 
@@ -106,23 +106,7 @@ async function jsonSocket(): Promise<Socket> {
 }
 
 /** MessagePack records from binary messages: VarInt length, then the array */
-function unframe(b: Buffer): unknown[][] {
-  const out: unknown[][] = [];
-  let i = 0;
-  while (i < b.length) {
-    let len = 0;
-    let shift = 0;
-    let byte: number;
-    do {
-      byte = b[i++]!;
-      len |= (byte & 0x7f) << shift;
-      shift += 7;
-    } while (byte & 0x80);
-    out.push(unpack(b.subarray(i, i + len)) as unknown[]);
-    i += len;
-  }
-  return out;
-}
+const unframe = unframeMsgpack;
 
 function frame(a: unknown[]): Buffer {
   const body = pack(a);
