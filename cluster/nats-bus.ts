@@ -139,8 +139,8 @@ export class NatsBus implements Bus {
         let e: Envelope | Batch;
         try {
           // plain msgpack only: anyone who can publish on the subject must not be able to make
-          // this node expand shared references (see lib/msgpack.ts). Timestamps pass: an app's
-          // Date in its output is packed as one, and dropping that output would end the session
+          // this node expand shared references (see lib/msgpack.ts). An app's Dates and BigInts
+          // pass: dropping the envelope for one would lose the whole output and end the session
           e = unpackPlain(msg.data, BUS_MAX_DEPTH, true) as Envelope | Batch;
         } catch (decodeErr) {
           // once per cause: whoever sends such messages may send many

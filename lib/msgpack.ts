@@ -8,7 +8,7 @@
  * value that is a DAG of fan-out^depth paths, which every later walk (validation, measuring,
  * re-encoding for other clients or for the bus) expands: a frame of about 650 bytes froze a node for
  * over a minute. Records, Sets, Errors, RegExps, typed arrays, bundled strings, BigInts and Dates
- * are extensions too, none of which a client needs (a node's Dates: see scanPlain's `timestamps`).
+ * are extensions too, none of which a client needs (a node's Dates: see scanPlain's `fromNode`).
  * So the bytes are first read once, linearly and without recursion, and refused unless they hold
  * exactly one plain value; msgpackr then decodes what passed, in time linear in its length.
  * @see https://github.com/msgpack/msgpack/blob/master/spec.md
@@ -30,6 +30,8 @@ export const packr = new Packr(PACK_OPTIONS);
  * as numbers: the scan lets through only those that are exact as numbers.
  */
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsType: 'number' });
+/** The same for bytes of our own nodes (`fromNode`): a 64-bit integer past 2^53 comes as a BigInt */
+const nodeUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsType: 'auto' as 'number' });
 
 /** The bytes are not one plain msgpack value; `message` says why (one of a few fixed texts: a log cause) */
 export class MsgpackRefusedError extends Error {}
@@ -59,16 +61,18 @@ const INT64 = 'a 64-bit integer past 2^53';
  * socket.io-client sends it in every CONNECT. Every other extension (0xc7–0xc9, 0xd4–0xd8) and
  * 0xc1 are refused, as are declared lengths past the end and bytes after the value.
  *
- * `timestamps`: also the timestamp extension (type −1 in its three sizes, not as a key), for bytes
- * of our own nodes only: our packer writes an app's Date so, and a node must not drop the app's
- * output for it. A timestamp is a fixed-size scalar, nothing to expand; clients get no such pass
- * (their dates travel as numbers or strings).
+ * `fromNode`: bytes of our own nodes (the bus), which carry what an app emitted as our packer wrote
+ * it: also the timestamp extension (type −1 in its three sizes, not as a key: an app's Date) and
+ * 64-bit integers past 2^53 (an app's BigInt, decoded as one: the gateway then refuses that one
+ * entry, as it does in one process, instead of the whole envelope being lost). Both are
+ * fixed-size scalars, nothing to expand; clients get no such pass (their dates travel as numbers
+ * or strings, and a BigInt is no JSON value).
  *
  * Linear in `b.length` (each byte is looked at once at most, and a container's declared count is
  * checked against the bytes left before it is followed), no recursion, no allocation.
  * @returns null when plain, else why not
  */
-export function scanPlain(b: Uint8Array, maxDepth: number, timestamps = false): string | null {
+export function scanPlain(b: Uint8Array, maxDepth: number, fromNode = false): string | null {
   const end = b.length;
   const deepest = maxDepth < MAX_SCAN_DEPTH ? maxDepth : MAX_SCAN_DEPTH;
   let p = 0;
@@ -134,12 +138,14 @@ export function scanPlain(b: Uint8Array, maxDepth: number, timestamps = false): 
           continue;
         case 0xcf: // uint 64: below 2^53 when its top 11 bits are 0
           if (p + 8 > end) return TRUNCATED;
-          if (b[p] !== 0 || b[p + 1]! > 0x1f) return INT64;
+          if (!fromNode && (b[p] !== 0 || b[p + 1]! > 0x1f)) return INT64;
           p += 8;
           continue;
         case 0xd3: // int 64: 0 ≤ v < 2^53 as above; −2^53 < v < 0 when the top 11 bits are 1 and v is not −2^53 itself
           if (p + 8 > end) return TRUNCATED;
-          if (b[p]! < 0x80) {
+          if (fromNode) {
+            // any 64-bit integer
+          } else if (b[p]! < 0x80) {
             if (b[p] !== 0 || b[p + 1]! > 0x1f) return INT64;
           } else if (b[p] !== 0xff || b[p + 1]! < 0xe0 || (b[p + 1] === 0xe0 && (b[p + 2]! | b[p + 3]! | b[p + 4]! | b[p + 5]! | b[p + 6]! | b[p + 7]!) === 0)) {
             return INT64;
@@ -189,16 +195,16 @@ export function scanPlain(b: Uint8Array, maxDepth: number, timestamps = false): 
           if (key) return KEY;
           p += 2;
           continue;
-        case 0xd6: // fixext 4, 8 and ext 8 of 12 bytes: with `timestamps`, type −1 (a Date) passes
-          if (!timestamps || key || p + 5 > end || b[p] !== 0xff) return EXTENSION;
+        case 0xd6: // fixext 4, 8 and ext 8 of 12 bytes: from a node, type −1 (a Date) passes
+          if (!fromNode || key || p + 5 > end || b[p] !== 0xff) return EXTENSION;
           p += 5;
           continue;
         case 0xd7:
-          if (!timestamps || key || p + 9 > end || b[p] !== 0xff) return EXTENSION;
+          if (!fromNode || key || p + 9 > end || b[p] !== 0xff) return EXTENSION;
           p += 9;
           continue;
         case 0xc7:
-          if (!timestamps || key || p + 14 > end || b[p] !== 12 || b[p + 1] !== 0xff) return EXTENSION;
+          if (!fromNode || key || p + 14 > end || b[p] !== 12 || b[p + 1] !== 0xff) return EXTENSION;
           p += 14;
           continue;
         case 0xc1:
@@ -225,11 +231,11 @@ export function scanPlain(b: Uint8Array, maxDepth: number, timestamps = false): 
 /**
  * The plain value in `b` (see scanPlain), decoded: maps as objects (a `__proto__` key becomes
  * `__proto_`), binaries as views of `b` (not copies), 64-bit integers as numbers, `d4 00 00` as
- * undefined, timestamps (when let through) as Dates.
+ * undefined; from a node, timestamps as Dates and 64-bit integers past 2^53 as BigInts.
  * @throws MsgpackRefusedError when `b` is not exactly one plain value within `maxDepth`
  */
-export function unpackPlain(b: Uint8Array, maxDepth: number, timestamps = false): unknown {
-  const why = scanPlain(b, maxDepth, timestamps);
+export function unpackPlain(b: Uint8Array, maxDepth: number, fromNode = false): unknown {
+  const why = scanPlain(b, maxDepth, fromNode);
   if (why !== null) throw new MsgpackRefusedError(why);
-  return unpackr.unpack(b);
+  return (fromNode ? nodeUnpackr : unpackr).unpack(b);
 }

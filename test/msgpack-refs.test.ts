@@ -192,15 +192,18 @@ describe('the NATS bus drops a message with shared references and delivers the n
     expect(got).toEqual([valid]);
   });
 
-  it("an app's Date in an envelope still crosses (our packer writes it as a timestamp)", async () => {
+  it("an app's Date and BigInt in an envelope still cross (our packer writes them as a timestamp and a 64-bit integer): the envelope is not lost for them", async () => {
     const got: Envelope[] = [];
     bus.subscribe('sy.test.dates', (e) => got.push(e));
     await bus.flush();
     const at = new Date(1_700_000_000_123);
     const e: Envelope = { t: 'emit', sid: 's', event: 'time', args: [at, { at }], n: 1, o: 1 };
+    // a BigInt past 2^53 arrives as one: the gateway refuses that entry as it does in one process
+    const big: Envelope = { t: 'emit', sid: 's', event: 'big', args: [2n ** 60n], n: 2, o: 2 };
     bus.publish('sy.test.dates', e);
+    bus.publish('sy.test.dates', big);
     await bus.flush();
-    await until(() => (got.length > 0 ? true : undefined));
-    expect(got).toEqual([e]);
+    await until(() => (got.length > 1 ? true : undefined));
+    expect(got).toEqual([e, big]);
   });
 });
