@@ -12,9 +12,7 @@
  * it has seen and asks for a gap to be resent. So a message lost with a dying NATS server is sent
  * again instead of being lost.
  */
-import type { SessionMeta, TransportName } from './types.ts';
-import type { WireEntry } from '../transports/entry.ts';
-import type { OpenInfo } from '../transports/port.ts';
+import type { OpenInfo, SessionMeta, TransportName, WireEntry } from './types.ts';
 
 /** gateway → worker, on `sy.in.<partition>` */
 export type InboundEnvelope = (

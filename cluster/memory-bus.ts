@@ -1,5 +1,5 @@
 import type { Bus, BusHandler, Envelope, Subscription } from './bus.ts';
-import { log } from '../transports/log.ts';
+import { log } from '../lib/log.ts';
 
 /**
  * The in-process bus: the default for a single node, and production code.

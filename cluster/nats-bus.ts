@@ -10,7 +10,7 @@
 import { connect, type NatsConnection, type Subscription as NatsSubscription } from 'nats';
 import { MsgpackRefusedError, packr, unpackPlain } from '../lib/msgpack.ts';
 import type { Bus, BusHandler, Envelope, Subscription } from './bus.ts';
-import { log, warnOnce } from '../transports/log.ts';
+import { log, warnOnce } from '../lib/log.ts';
 
 /** NATS's default `max_payload`, until the server said its own */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;

@@ -2,6 +2,28 @@
 
 export type TransportName = 'websocket' | 'sse' | 'polling';
 
+/** An outbox entry as it crosses the bus (a relay, a hand-over): an event or a reply, dialect-neutral */
+export interface WireEntry {
+  k: 'event' | 'reply';
+  event?: string;
+  args?: unknown[];
+  raw?: string;
+  ack?: string | number;
+  error?: string;
+}
+
+/** What a codec needs to say that a session is open (native: the `open` frame); it crosses the bus in a relay */
+export interface OpenInfo {
+  sid: string;
+  /** signed key naming the node that holds the session (resume, relay) */
+  token: string;
+  pingMs: number;
+  /** newest seq sent so far */
+  last: number;
+  /** present on a resume: whether every entry after the client's `last` follows */
+  recovered?: boolean;
+}
+
 /** What the gateway learned about a client when its session opened. Copied once, never live. */
 export interface SessionMeta {
   ip: string;

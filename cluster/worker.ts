@@ -15,7 +15,7 @@ import { DEFAULT_PARTITIONS, partitionOf } from './partition.ts';
 import { Membership } from './membership.ts';
 import { NodeLiveness } from './node-liveness.ts';
 import { place } from './placement.ts';
-import { log } from '../transports/log.ts';
+import { log } from '../lib/log.ts';
 
 export interface WorkerOptions {
   bus: Bus;

@@ -13,7 +13,7 @@ import { startClusterGateway, startClusterWorker } from './cluster-node.ts';
 import type { App } from '../cluster/app.ts';
 import { ConfigError, OPTIONS, readConfig, usage } from './config.ts';
 import { resolveOptions } from './options.ts';
-import { exit, log, setLogLevel } from '../transports/log.ts';
+import { exit, log, setLogLevel } from '../lib/log.ts';
 
 export async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({

@@ -33,7 +33,7 @@ import { mountSockJs } from '../transports/sockjs.ts';
 import { mountStatic } from './static.ts';
 import { Exchange, retryHeaders } from '../transports/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
-import { debugging, log, warnOnce } from '../transports/log.ts';
+import { debugging, log, warnOnce } from '../lib/log.ts';
 import { Entry } from '../transports/entry.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { metricsRegistry, Stats, type MetricsSource } from './metrics.ts';

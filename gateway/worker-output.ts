@@ -8,7 +8,7 @@ import type { NodeEnvelope } from '../cluster/envelope.ts';
 import { Entry } from '../transports/entry.ts';
 import type { Gateway } from './gateway.ts';
 import { SessionState, type Session } from './session.ts';
-import { warnOnce } from '../transports/log.ts';
+import { warnOnce } from '../lib/log.ts';
 import { errors } from '../transports/errors.ts';
 
 export class WorkerOutput {

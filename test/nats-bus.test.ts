@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { NatsBus } from '../cluster/nats-bus.ts';
 import { busContract } from './bus-contract.ts';
 import { startNatsCluster, startNatsServer, type NatsServer } from './nats-server.ts';
-import { log } from '../transports/log.ts';
+import { log } from '../lib/log.ts';
 
 let server: NatsServer;
 beforeAll(async () => {

@@ -14,7 +14,7 @@ import type { HttpResponse, WebSocket } from 'uWebSockets.js';
 import type { Carrier, Port, Link } from './port.ts';
 import { Exchange, clientIp, readBody, readRequest, requestBytes, retryHeaders, upgrade, type RequestInfo } from './http.ts';
 import { errorBody, errors, type ErrorCode, type ErrorSpec } from './errors.ts';
-import { warnOnce } from './log.ts';
+import { warnOnce } from '../lib/log.ts';
 import { sizeOf, traffic } from './traffic.ts';
 
 export interface EioOptions {

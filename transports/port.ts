@@ -10,7 +10,7 @@
  * its outbox, delivery to workers and the app API stay dialect-neutral.
  */
 import type { TemplatedApp } from 'uWebSockets.js';
-import type { SessionMeta, TransportName } from '../cluster/types.ts';
+import type { OpenInfo, SessionMeta, TransportName } from '../cluster/types.ts';
 import type { Entry } from './entry.ts';
 import type { ErrorCode } from './errors.ts';
 
@@ -40,17 +40,8 @@ export type ClientFrame =
   | { type: 'pong' }
   | { type: 'close' };
 
-/** What a codec needs to say that a session is open (native: the `open` frame) */
-export interface OpenInfo {
-  sid: string;
-  /** signed key naming the node that holds the session (resume, relay) */
-  token: string;
-  pingMs: number;
-  /** newest seq sent so far */
-  last: number;
-  /** present on a resume: whether every entry after the client's `last` follows */
-  recovered?: boolean;
-}
+/** What a codec needs to say that a session is open (it crosses the bus in a relay: defined with the bus's types) */
+export type { OpenInfo } from '../cluster/types.ts';
 
 /**
  * One dialect in one format: encodes outbox entries and the dialect's own control frames. Ping

@@ -18,7 +18,7 @@ import type { Entry } from './entry.ts';
 import type { SessionMeta } from '../cluster/types.ts';
 import { Exchange, clientIp, requestBytes, retryHeaders, readBody, readRequest, upgrade, type HttpAnswer, type RequestInfo } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
-import { warnOnce } from './log.ts';
+import { warnOnce } from '../lib/log.ts';
 import { ACK, CANCEL_INVOCATION, CLOSE, COMPLETION, HubProtocolError, INVOCATION, PING, SEQUENCE, STREAM_INVOCATION, STREAM_ITEM, handshakeResponse, hubProtocols, isHandshake, parseHandshake, type HubMessage, type HubProtocol } from './signalr-protocol.ts';
 import { sizeOf, traffic } from './traffic.ts';
 

@@ -18,7 +18,7 @@ import type { SessionMeta } from '../cluster/types.ts';
 import { Engine, EioCarrier, type EioRequest } from './engineio.ts';
 import { ACK, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, SioProtocolError, defaultParser, fastEvent, msgpackParser, nspPrefix, type SioDecoder, type SioPacket, type SioParser } from './socketio-parser.ts';
 import { parseLast } from './query.ts';
-import { warnOnce } from './log.ts';
+import { warnOnce } from '../lib/log.ts';
 import { errors } from './errors.ts';
 import { randomId } from './ids.ts';
 

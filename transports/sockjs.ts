@@ -26,7 +26,7 @@ import { nativeCodecs, validateClientFrame } from './native-codec.ts';
 import { StreamConnection, type StreamFramer } from './stream.ts';
 import { PollConnection, type PollFramer } from './poll.ts';
 import { WsConnection } from './websocket.ts';
-import { warnOnce } from './log.ts';
+import { warnOnce } from '../lib/log.ts';
 import { connectQuery } from './query.ts';
 import { errors, type ErrorCode, type ErrorSpec } from './errors.ts';
 import { traffic } from './traffic.ts';

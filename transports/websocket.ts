@@ -10,7 +10,7 @@ import { clientIp, requestBytes, upgrade } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
 import { decodeClientFrame, nativeCodecs, parseFormat } from './native-codec.ts';
 import { connectQuery, parseLast } from './query.ts';
-import { warnOnce } from './log.ts';
+import { warnOnce } from '../lib/log.ts';
 import { sizeOf, traffic } from './traffic.ts';
 
 /** How long a close waits for a full send buffer to drain before the socket is cut */
