@@ -13,12 +13,16 @@
  *
  *   node --import tsx bench/bare-uws.ts [port]      (or PORT=…; 0 or nothing = any free port)
  *
- * Prints one JSON line once listening: {"listening":<port>,"engine":"native"|"fallback"}.
+ * Prints one JSON line once listening: {"listening":<port>,"engine":"<the uWS package>"}.
  */
-import uWS from 'uWebSockets.js';
+import type * as uWS from 'uWebSockets.js';
+import { loadEngine } from '../gateway/uws.ts';
+
+// the build the gateway itself would load on this runtime (gateway/uws.ts), so both run on one engine
+const { uws, spec } = loadEngine();
 
 const requested = Number(process.argv[2] ?? process.env.PORT ?? 0);
-const engine = uWS.App.toString().includes('[native code]') ? 'native' : 'fallback';
+const engine = spec;
 const hello = JSON.stringify({ type: 'open', sid: 'bare-0000000000000000', token: 'bare.0000000000000000', pingMs: 25000 });
 
 // `{"type":"event","event":"` is 25 bytes: the byte after it tells join (j) and say (s) from echo
@@ -63,9 +67,9 @@ function control(ws: uWS.WebSocket<unknown>, message: ArrayBuffer): boolean {
   return true;
 }
 
-const app = uWS.App()
+const app = uws.App()
   .ws('/*', {
-    compression: uWS.DISABLED,
+    compression: uws.DISABLED,
     maxPayloadLength: 1 << 20,
     // fan-out to a large room queues many frames per socket; never drop them
     maxBackpressure: 64 << 20,
@@ -89,7 +93,7 @@ app.listen('127.0.0.1', requested, (listenSocket) => {
     console.error(`bare-uws: cannot listen on port ${requested}`);
     process.exit(1);
   }
-  const port = uWS.us_socket_local_port(listenSocket);
+  const port = uws.us_socket_local_port(listenSocket);
   console.log(JSON.stringify({ listening: port, engine }));
 });
 

@@ -44,6 +44,7 @@ import { Outbox } from '../gateway/outbox.ts';
 import { startEmbedded, type Embedded } from '../gateway/embedded.ts';
 import { perCpuTicks } from './lib/processes.ts';
 import demoApp from '../demo/app.ts';
+import { loadEngine } from '../gateway/uws.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -785,7 +786,7 @@ function machine(): Record<string, unknown> {
     cpus_allowed: affinity,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     node: process.version,
-    uws: pkg('uWebSockets.js'),
+    uws: loadEngine().spec,
     msgpackr: pkg('msgpackr'),
     msgpackr_native: isNativeAccelerationEnabled,
     benchmark: pkg('benchmark'),

@@ -21,6 +21,7 @@ import { installCleanup, killAllChildren, perCpuTicks, processTree, rssBytes, tr
 import { CONFIGS, SERVER_IDS, SERVER_LABELS, fetchJson, serverSpecs, startServer, type Config, type ConfigId, type RunningServer, type ServerId } from './lib/servers.ts';
 import { placementReport, printPlacement } from './placement.ts';
 import { capacityMarkdown, markdownReport, readmeSection, summarize, svgChart, targets, type Cell, type Run, type Sample } from './lib/report.ts';
+import { loadEngine } from '../gateway/uws.ts';
 
 const { BENCH_DIR, ensureLoadgen, holdIdle } = loadgen;
 const ROOT = join(BENCH_DIR, '..');
@@ -519,7 +520,7 @@ async function main(): Promise<void> {
     dirty: (git(['status', '--porcelain', '--untracked-files=no']) ?? '') !== '',
     machine: { hostname: os.hostname(), cpus, cpu_model: cpuModel, kernel: os.release(), memory_gb: round(os.totalmem() / 2 ** 30), fd_limit: fdLimit() },
     node: process.version,
-    uws: pkgVersion('uWebSockets.js'),
+    uws: loadEngine().spec,
     versions: { ws: pkgVersion('ws'), 'socket.io': pkgVersion('socket.io'), sockjs: pkgVersion('sockjs'), 'hdr-histogram-js': pkgVersion('hdr-histogram-js') },
     engines,
     pinned: pinning,

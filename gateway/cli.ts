@@ -8,8 +8,6 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { startEmbedded } from './embedded.ts';
-import { startClusterGateway, startClusterWorker } from './cluster-node.ts';
 import type { App } from '../cluster/app.ts';
 import { ConfigError, OPTIONS, readConfig, usage } from './config.ts';
 import { resolveOptions } from './options.ts';
@@ -46,6 +44,7 @@ export async function main(argv: string[]): Promise<void> {
   if (command === 'worker') {
     const nats = natsUrls(cli.nats);
     const workerId = cli.workerId ?? `w-${randomBytes(4).toString('hex')}`;
+    const { startClusterWorker } = await import('./cluster-node.ts');
     const w = await startClusterWorker({
       nats,
       app: await loadApp(cli.app),
@@ -63,6 +62,7 @@ export async function main(argv: string[]): Promise<void> {
     let busName: string;
     if (command === 'gateway') {
       if (!gatewayOptions.secret) log.warn('switchyard: SWITCHYARD_SECRET is not set: tokens from this node will not be accepted by other gateway nodes');
+      const { startClusterGateway } = await import('./cluster-node.ts');
       const cg = await startClusterGateway({ ...gatewayOptions, nats: natsUrls(cli.nats) });
       node = cg;
       busName = 'nats';
@@ -73,12 +73,13 @@ export async function main(argv: string[]): Promise<void> {
         log.info({ handedOver: r.handedOver, closed: r.closed }, `switchyard: drained: ${r.handedOver} sessions handed over, ${r.closed} closed`);
       };
     } else {
+      const { startEmbedded } = await import('./embedded.ts');
       node = await startEmbedded({ ...gatewayOptions, app: await loadApp(cli.app), requestTimeoutMs: cli.requestTimeoutMs });
       busName = 'memory';
     }
     const g = node.gateway;
-    const loud = g.engine === 'native' ? 'native uWebSockets.js binary' : 'FALLBACK ws-based shim (slow!): the native uWebSockets.js binary did not load';
-    log.info({ node: g.nodeId, port: node.port, engine: g.engine }, `switchyard: node ${g.nodeId} listening on http://${g.options.host}:${node.port} (engine: ${loud}; bus: ${busName}${command === 'start' ? `; app: ${cli.app ?? 'demo'}` : ''})`);
+    const e = g.engine;
+    log.info({ node: g.nodeId, port: node.port, engine: e.spec }, `switchyard: node ${g.nodeId} listening on http://${g.options.host}:${node.port} (engine: native uWebSockets.js ${e.version} from ${e.spec}; bus: ${busName}${command === 'start' ? `; app: ${cli.app ?? 'demo'}` : ''})`);
     close = () => node.close();
   }
   let stopping = false;
@@ -104,7 +105,22 @@ function natsUrls(v: string[] | undefined): string[] {
 
 async function loadApp(spec: string | undefined): Promise<App> {
   if (spec === undefined) return (await import('../demo/app.ts')).default;
-  const mod = (await import(pathToFileURL(resolve(spec)).href)) as { default?: App };
+  const url = pathToFileURL(resolve(spec)).href;
+  let mod: { default?: App };
+  try {
+    mod = (await import(url)) as { default?: App };
+  } catch (err) {
+    // a TypeScript app on a Node that does not strip types: compiled through tsx, loaded for it only
+    if ((err as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION' || !/\.[cm]?ts$/.test(spec)) throw err;
+    let tsx: { register(): unknown };
+    try {
+      tsx = (await import('tsx/esm/api')) as { register(): unknown };
+    } catch {
+      throw new UsageError(`${spec} is TypeScript: compile it to JavaScript, run Node >= 22.18 (which strips types), or install tsx (npm i tsx)`);
+    }
+    tsx.register();
+    mod = (await import(url)) as { default?: App };
+  }
   if (mod.default === undefined) throw new UsageError(`${spec} has no default export (an App)`);
   return mod.default;
 }

@@ -52,6 +52,7 @@ export const OPTIONS: OptionSpec[] = [
   { flag: 'node-id', kind: { t: 'string', pattern: /^[A-Za-z0-9_-]{1,64}$/, form: '[A-Za-z0-9_-]{1,64}' }, to: 'nodeId', def: 'random', help: "this gateway's id (in tokens and bus subjects)", commands: GATEWAYS },
   { flag: 'worker-id', kind: { t: 'string', pattern: /^[A-Za-z0-9_-]{1,64}$/, form: '[A-Za-z0-9_-]{1,64}' }, to: 'cli.workerId', def: 'random', help: "this worker's id", commands: ['worker'] },
   { flag: 'secret', kind: { t: 'list' }, to: 'cli.secret', def: 'random (one node only)', help: 'token secret, the same on every gateway of a cluster; a comma-separated list rotates it: the first signs, all verify (docs/operations.md)', commands: GATEWAYS, secret: true },
+  { flag: 'engine', kind: { t: 'enum', values: ['auto', 'uWebSockets.js', 'uws-pack', '@btc-vision/uwebsockets.js'] }, to: 'engine', def: 'auto', help: 'the native uWebSockets.js build: auto tries the installed ones in order (README, "Runtimes"); a package name, only that one', commands: GATEWAYS },
   { flag: 'log-level', kind: { t: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, to: 'cli.logLevel', def: 'info', help: 'what the JSON log (stdout) says', commands: ALL },
   // sessions and delivery
   { flag: 'ping-ms', kind: ms(100), to: 'pingMs', def: '25000', help: 'heartbeat interval announced to native clients', commands: GATEWAYS },

@@ -6,7 +6,7 @@
 import { randomId } from '../transports/ids.ts';
 import { readdirSync } from 'node:fs';
 import { createHmac } from 'node:crypto';
-import uWS, { engine, type TemplatedApp, type us_listen_socket } from './uws.ts';
+import { loadEngine, type Engine as UwsEngine, type TemplatedApp, type Uws, type us_listen_socket } from './uws.ts';
 import { NODE_ID, openFileLimit, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { errors, type ErrorCode } from '../transports/errors.ts';
 import { readToken, signResumeKey, signToken, TokenGens, verifyResumeKey } from './token.ts';
@@ -58,7 +58,9 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   readonly nodeId: string;
   readonly bus: Bus;
   readonly app: TemplatedApp;
-  readonly engine = engine;
+  /** the native uWebSockets.js build this node runs on */
+  readonly engine: UwsEngine;
+  private readonly uws: Uws;
   readonly sessions = new Map<string, Session>();
   /** @internal */
   readonly rooms: Rooms;
@@ -151,7 +153,9 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     this.directory = new Directory(this);
     this.output = new WorkerOutput(this);
     this.rooms = new Rooms(this.bus, (s, e) => this.relay.post(s.ext.movedTo!, { t: 'r-fwd', sid: s.sid, e }));
-    this.app = uWS.App();
+    this.engine = loadEngine(this.options.engine);
+    this.uws = this.engine.uws;
+    this.app = this.uws.App();
     mountNative(this);
     if (this.options.socketio !== false) this.engineio = mountSocketIo(this, this.options.socketio);
     if (this.options.signalr !== false) this.signalr = mountSignalR(this, this.options.signalr);
@@ -160,7 +164,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     const own = this.options.metricsPort !== null;
     this.mountProbes(this.app, this.options.metrics && !own);
     if (own) {
-      this.metricsApp = uWS.App();
+      this.metricsApp = this.uws.App();
       this.mountProbes(this.metricsApp, this.options.metrics);
       notFound(this.metricsApp);
     }
@@ -222,7 +226,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       this.app.listen(host, port, (sock) => {
         if (!sock) return reject(new Error(`could not listen on ${host}:${port}`));
         this.listenSocket = sock;
-        this.port = uWS.us_socket_local_port(sock as never);
+        this.port = this.uws.us_socket_local_port(sock as never);
         resolve();
       });
     });
@@ -233,7 +237,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
         app.listen(o.metricsHost, o.metricsPort!, (sock) => {
           if (!sock) return reject(new Error(`could not listen on ${o.metricsHost}:${o.metricsPort} (metrics)`));
           this.metricsSocket = sock;
-          this.metricsPort = uWS.us_socket_local_port(sock as never);
+          this.metricsPort = this.uws.us_socket_local_port(sock as never);
           resolve();
         });
       });
@@ -266,14 +270,14 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     g.open = open;
     if (!g.paused && open >= g.high && this.listenSocket !== null) {
       g.paused = true;
-      uWS.us_listen_socket_close(this.listenSocket);
+      this.uws.us_listen_socket_close(this.listenSocket);
       this.listenSocket = null;
       warnOnce(`open files at ${open} of ${g.limit}: not accepting connections until ${g.low} or fewer are open`);
     } else if (g.paused && open <= g.low && !this.draining) {
       g.paused = false;
       this.app.listen(this.options.host, this.port, (sock) => {
         if (sock && !this.draining) this.listenSocket = sock;
-        else if (sock) uWS.us_listen_socket_close(sock);
+        else if (sock) this.uws.us_listen_socket_close(sock);
         // the port could not be had again (an ephemeral port, `--port 0`, can be held by
         // connections in TIME_WAIT for a minute): try at the next check
         else g.paused = true;
@@ -284,7 +288,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   /** Stops listening and ends every session (clients are told to reconnect). */
   async close(): Promise<void> {
     this.draining = true;
-    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
@@ -299,7 +303,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     // after the sessions' closes (same publisher, in order): the others let go of what we held
     this.liveness?.stop();
     this.liveness = null;
-    if (this.metricsSocket !== null) uWS.us_listen_socket_close(this.metricsSocket);
+    if (this.metricsSocket !== null) this.uws.us_listen_socket_close(this.metricsSocket);
     this.metricsSocket = null;
     // uWS closes remaining sockets (idle keep-alive connections) when the app is closed
     (this.app as unknown as { close?: () => void }).close?.();
@@ -366,7 +370,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       status: this.unready() ?? 'ok',
       maxSessions: this.options.maxSessions,
       openFiles: { open: this.fdGuard.open, limit: this.fdGuard.limit, accepting: !this.fdGuard.paused },
-      engine: this.engine,
+      engine: this.engine.kind,
+      enginePackage: this.engine.spec,
       node: this.nodeId,
       sessions: this.sessions.size,
       rooms: this.rooms.size,
@@ -916,7 +921,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
    */
   async drain(windowMs = 5000, graceMs = 3000): Promise<{ handedOver: number; closed: number }> {
     this.draining = true;
-    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
     for (const s of this.sessions.values()) {
       const t = setTimeout(() => {

@@ -102,6 +102,13 @@ export interface GatewayOptions {
   /** serve the demo page at / and the client at /client.js @default true */
   serveDemo?: boolean;
   /**
+   * which native uWebSockets.js build to run on: 'auto' tries the installed ones in order
+   * (README, "Runtimes"), a package name (`uWebSockets.js`, `uws-pack`,
+   * `@btc-vision/uwebsockets.js`) only that one. There is no JS fallback.
+   * @default process.env.SWITCHYARD_ENGINE || 'auto'
+   */
+  engine?: string;
+  /**
    * keep client → worker envelopes until a worker acknowledges them, and resend them (to the
    * partition's next owner) when none does within `ackTimeoutMs` @default false (true in a cluster)
    */
@@ -215,6 +222,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     workerTimeoutMs: 10_000,
     partitionCount: DEFAULT_PARTITIONS,
     serveDemo: true,
+    engine: process.env.SWITCHYARD_ENGINE || 'auto',
     atLeastOnce: false,
     ackTimeoutMs: 1500,
     relayTimeoutMs: 3000,

@@ -4,12 +4,15 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Gateway } from './gateway.ts';
 import { Exchange } from '../transports/http.ts';
 
-const root = (p: string) => fileURLToPath(new URL(`../client/${p}`, import.meta.url));
+/** the package's folder: above gateway/ from the sources, above dist/gateway/ compiled */
+const here = dirname(fileURLToPath(import.meta.url));
+const pkgRoot = basename(dirname(here)) === 'dist' ? join(here, '..', '..') : join(here, '..');
+const root = (p: string) => join(pkgRoot, 'client', p);
 const JS = 'text/javascript; charset=utf-8';
 
 function read(file: string): string {

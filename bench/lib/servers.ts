@@ -90,7 +90,7 @@ export interface RunningServer {
   port: number;
   /** every port it listens on (`port` first; two for the two-gateway cluster) */
   ports: number[];
-  /** the engine the server reports: "native" / "fallback" for uWS-based servers, else its package */
+  /** the engine the server reports: the uWS package for uWS-based servers (gateway/uws.ts), else its package */
   engine?: string;
 }
 
@@ -168,8 +168,8 @@ export async function startServer(
         if (!proc.alive) throw new Error(`${spec.id} exited (${proc.exitCode}) during start-up\n${proc.tail()}`);
         try {
           // every port answers (a second gateway too)
-          const answers = await Promise.all(ports.map((p) => fetchJson(`http://127.0.0.1:${p}/healthz`, 1000) as Promise<{ engine?: string }>));
-          return { spec, proc, port, ports, engine: answers[0]!.engine ?? 'unknown (no "engine" in /healthz)' };
+          const answers = await Promise.all(ports.map((p) => fetchJson(`http://127.0.0.1:${p}/healthz`, 1000) as Promise<{ engine?: string; enginePackage?: string }>));
+          return { spec, proc, port, ports, engine: answers[0]!.enginePackage ?? answers[0]!.engine ?? 'unknown (no "engine" in /healthz)' };
         } catch (err) {
           if (Date.now() > deadline) throw new Error(`${spec.id}: /healthz not answering after ${timeoutMs} ms: ${(err as Error).message}\n${proc.tail()}`);
           await new Promise((r) => setTimeout(r, 200));
