@@ -105,22 +105,16 @@ function natsUrls(v: string[] | undefined): string[] {
 
 async function loadApp(spec: string | undefined): Promise<App> {
   if (spec === undefined) return (await import('../demo/app.ts')).default;
-  const url = pathToFileURL(resolve(spec)).href;
-  let mod: { default?: App };
-  try {
-    mod = (await import(url)) as { default?: App };
-  } catch (err) {
-    // a TypeScript app on a Node that does not strip types: compiled through tsx, loaded for it only
-    if ((err as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION' || !/\.[cm]?ts$/.test(spec)) throw err;
-    let tsx: { register(): unknown };
+  // a TypeScript app is compiled through tsx, loaded for it only (the gateway itself is JavaScript);
+  // without tsx, a Node that strips types (22.18 and later) runs it as it is
+  if (/\.[cm]?ts$/.test(spec)) {
     try {
-      tsx = (await import('tsx/esm/api')) as { register(): unknown };
+      ((await import('tsx/esm/api')) as { register(): unknown }).register();
     } catch {
-      throw new UsageError(`${spec} is TypeScript: compile it to JavaScript, run Node >= 22.18 (which strips types), or install tsx (npm i tsx)`);
+      if (!(process.features as { typescript?: string }).typescript) throw new UsageError(`${spec} is TypeScript: compile it to JavaScript, install tsx (npm i tsx), or run Node 22.18 or later (which strips types)`);
     }
-    tsx.register();
-    mod = (await import(url)) as { default?: App };
   }
+  const mod = (await import(pathToFileURL(resolve(spec)).href)) as { default?: App };
   if (mod.default === undefined) throw new UsageError(`${spec} has no default export (an App)`);
   return mod.default;
 }

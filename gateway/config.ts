@@ -1,12 +1,11 @@
 /**
- * The command line's configuration: one schema (zod) for every option, read from flags, from
+ * The command line's configuration: one table of every option, read from flags, from
  * `SWITCHYARD_…` environment variables and from an optional JSON config file (`--config`), in
  * that order of precedence. Each option knows its flag, variable, config-file key, default and
  * expected form; `switchyard --help` is printed from this table, and a wrong value is refused at
  * start naming the option, the value and the form expected.
  */
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
 import type { GatewayOptions } from './options.ts';
 
 type Command = 'start' | 'gateway' | 'worker';
@@ -140,27 +139,39 @@ function form(k: Kind): string {
   }
 }
 
-/** The zod schema of one option's value: strings (flags, variables) and JSON values (the config file) alike */
-function schemaOf(k: Kind): z.ZodType {
-  switch (k.t) {
-    case 'int': {
-      const n = z.coerce.number().int().min(k.min);
-      return k.max !== undefined ? n.max(k.max) : n;
-    }
-    case 'number':
-      return z.coerce.number().min(k.min).max(k.max);
-    case 'string':
-      return k.pattern ? z.string().min(1).regex(k.pattern) : z.string().min(1);
-    case 'list':
-      return z.union([z.array(z.string()), z.string().transform((s) => s.split(','))]).transform((a) => a.map((s) => s.trim()).filter(Boolean)).pipe(z.array(z.string()).min(1));
-    case 'enum':
-      return z.enum(k.values as [string, ...string[]]);
-    case 'flag':
-      return z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1')]);
-  }
+const NONE = Symbol('not of the form');
+
+/** A number given as a JSON number or as a decimal string (flags, variables); NaN otherwise */
+function numberOf(raw: unknown): number {
+  if (typeof raw === 'number') return raw;
+  return typeof raw === 'string' && /^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(raw) ? Number(raw) : NaN;
 }
 
-const SCHEMAS = new Map(OPTIONS.map((o) => [o.flag, schemaOf(o.kind)]));
+/** One option's value read from a string (flags, variables) or a JSON value (the config file), or NONE */
+function valueOf(k: Kind, raw: unknown): unknown {
+  switch (k.t) {
+    case 'int': {
+      const n = numberOf(raw);
+      return Number.isInteger(n) && n >= k.min && (k.max === undefined || n <= k.max) ? n : NONE;
+    }
+    case 'number': {
+      const n = numberOf(raw);
+      return Number.isFinite(n) && n >= k.min && n <= k.max ? n : NONE;
+    }
+    case 'string':
+      return typeof raw === 'string' && raw.length > 0 && (k.pattern === undefined || k.pattern.test(raw)) ? raw : NONE;
+    case 'list': {
+      const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) && raw.every((x) => typeof x === 'string') ? (raw as string[]) : null;
+      const list = items?.map((x) => x.trim()).filter(Boolean) ?? [];
+      return list.length > 0 ? list : NONE;
+    }
+    case 'enum':
+      return typeof raw === 'string' && k.values.includes(raw) ? raw : NONE;
+    case 'flag':
+      if (typeof raw === 'boolean') return raw;
+      return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : NONE;
+  }
+}
 
 export class ConfigError extends Error {}
 
@@ -201,10 +212,10 @@ export function readConfig(command: Command, flags: Record<string, string | bool
     else if (o.alsoEnv !== undefined && env[o.alsoEnv] !== undefined && env[o.alsoEnv] !== '') [raw, from] = [env[o.alsoEnv], o.alsoEnv];
     else if (camel(o.flag) in file) [raw, from] = [file[camel(o.flag)], `${configPath}: ${camel(o.flag)}`];
     else continue;
-    const r = SCHEMAS.get(o.flag)!.safeParse(raw);
-    if (!r.success) throw new ConfigError(`${from}: ${JSON.stringify(o.secret ? '…' : raw)} is not ${form(o.kind)}`);
+    const data = valueOf(o.kind, raw);
+    if (data === NONE) throw new ConfigError(`${from}: ${JSON.stringify(o.secret ? '…' : raw)} is not ${form(o.kind)}`);
     if (!o.commands.includes(command)) continue;
-    const value = o.kind.t === 'flag' ? (r.data ? (o.sets ?? true) : undefined) : r.data;
+    const value = o.kind.t === 'flag' ? (data ? (o.sets ?? true) : undefined) : data;
     if (value !== undefined) put(out, o.to, value);
   }
   const c = out.cli.secret;

@@ -186,11 +186,11 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       else ex.reply(503, 'application/json', JSON.stringify({ ready: false, reason: why }), retryHeaders(503));
     });
     if (!metrics) return;
-    const registry = metricsRegistry(this);
+    let registry: ReturnType<typeof metricsRegistry> | null = null;
     app.get('/metrics', (res) => {
       const ex = new Exchange(res, '');
-      registry.metrics().then(
-        (text) => ex.reply(200, registry.contentType, text),
+      (registry ??= metricsRegistry(this)).then(async (r) => [r.contentType, await r.metrics()] as const).then(
+        ([type, text]) => ex.reply(200, type, text),
         (err) => {
           warnOnce('metrics', err);
           ex.error('SY_ERR_INTERNAL');

@@ -1,5 +1,5 @@
 /**
- * Built-in JWT verification (jose), optional: a new session's credentials must be a JWT signed
+ * Built-in JWT verification (jose, loaded when the first token is checked), optional: a new session's credentials must be a JWT signed
  * with the configured key (HS256 secret, RS256/ES256 public key file, or a JWKS URL), for the
  * audience and issuer configured, and not expired. Its claims become `session.meta.auth`. A
  * refused token ends the opening session with SY_ERR_AUTH_FAILED, which every dialect answers as
@@ -7,7 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
-import { createRemoteJWKSet, jwtVerify, errors as joseErrors, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey } from 'jose';
+
+type Jose = typeof import('jose');
+let jose: Promise<Jose> | null = null;
+/** jose is loaded at the first token a node checks, not by every node at start-up */
+const loadJose = (): Promise<Jose> => (jose ??= import('jose'));
 import type { SessionMeta } from '../cluster/types.ts';
 
 /** The `jwt` option: one of `secret`, `publicKeyFile`, `jwksUrl` */
@@ -27,7 +32,8 @@ export interface JwtConfig {
 }
 
 export class JwtVerifier {
-  private readonly key: KeyObject | JWTVerifyGetKey;
+  /** the key; for a JWKS URL, the remote key set (made at the first check) */
+  private key: KeyObject | JWTVerifyGetKey | URL;
   private readonly algorithms: string[];
 
   constructor(private readonly c: JwtConfig) {
@@ -56,7 +62,7 @@ export class JwtVerifier {
       } catch {
         throw new TypeError(`option jwt.jwksUrl must be a URL, got ${c.jwksUrl}`);
       }
-      this.key = createRemoteJWKSet(url);
+      this.key = url;
       this.algorithms = ['RS256', 'ES256'];
     }
   }
@@ -64,18 +70,20 @@ export class JwtVerifier {
   /** The token's claims, or a rejection whose message says why (never the token itself) */
   async verify(token: string): Promise<JWTPayload> {
     const options = { algorithms: this.algorithms, audience: this.c.audience, issuer: this.c.issuer, clockTolerance: this.c.clockToleranceSec ?? 5, requiredClaims: ['exp'] };
+    const j = await loadJose();
+    if (this.key instanceof URL) this.key = j.createRemoteJWKSet(this.key);
     try {
       const { payload } =
-        typeof this.key === 'function' ? await jwtVerify(token, this.key, options) : await jwtVerify(token, this.key, options);
+        typeof this.key === 'function' ? await j.jwtVerify(token, this.key, options) : await j.jwtVerify(token, this.key, options);
       return payload;
     } catch (err) {
-      throw new Error(reasonOf(err));
+      throw new Error(reasonOf(err, j.errors));
     }
   }
 }
 
 /** A short, token-free reason for a refusal */
-function reasonOf(err: unknown): string {
+function reasonOf(err: unknown, joseErrors: Jose['errors']): string {
   if (err instanceof joseErrors.JWTExpired) return 'token expired';
   if (err instanceof joseErrors.JWTClaimValidationFailed) return `claim ${err.claim} ${err.reason === 'check_failed' ? 'does not match' : err.reason.replace(/_/g, ' ')}`;
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad signature';

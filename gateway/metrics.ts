@@ -2,9 +2,10 @@
  * `GET /metrics` in Prometheus's text format (prom-client). The hot paths only bump plain numbers
  * on the node (`Stats`, and the session counts and outbox bytes it keeps as they change); the
  * registry reads them when scraped, walking no session: a scrape costs the same with 20,000
- * sessions as with one. One registry per node (several nodes may share a process, as in the tests).
+ * sessions as with one. One registry per node (several nodes may share a process, as in the tests),
+ * made at the node's first scrape.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { traffic } from '../transports/traffic.ts';
 
 /** a worker not heard from for this long is left out of switchyard_worker_partitions */
@@ -46,7 +47,9 @@ export interface MetricsSource {
   readonly roomCount: number;
 }
 
-export function metricsRegistry(src: MetricsSource): Registry {
+/** The node's registry; prom-client is loaded here, at the first scrape, not at start-up */
+export async function metricsRegistry(src: MetricsSource): Promise<Registry> {
+  const { Counter, Gauge, Histogram, Registry } = await import('prom-client');
   const registry = new Registry();
   const s = src.stats;
   /** sets a labelled metric from a map whose keys are its label values joined by spaces */
