@@ -33,6 +33,20 @@ describe('layers', () => {
     });
   }
 
+  it('the compiled code (lib, cluster, transports, gateway, demo, index.ts) imports no test, bench or script code, and no TypeScript loader', () => {
+    const shipped = ['lib', 'cluster', 'transports', 'gateway', 'demo'].flatMap((f) => importsOf(f));
+    expect(shipped.filter((i) => ['test', 'bench', 'scripts', 'examples'].includes(i.to))).toEqual([]);
+    const index = readFileSync(join(ROOT, 'index.ts'), 'utf8');
+    expect([...index.matchAll(/from\s*['"]\.\/([a-z]+)\//g)].map((m) => m[1]).filter((f) => !['gateway', 'cluster'].includes(f!))).toEqual([]);
+    // tsx only in the command's loader of a TypeScript app (gateway/cli.ts), nowhere else
+    for (const f of ['lib', 'cluster', 'transports', 'gateway', 'demo']) {
+      for (const name of readdirSync(join(ROOT, f), { recursive: true }) as string[]) {
+        if (!name.endsWith('.ts') || name === 'cli.ts') continue;
+        expect(readFileSync(join(ROOT, f, name), 'utf8'), `${f}/${name}`).not.toMatch(/from ['"]tsx|import\(['"]tsx/);
+      }
+    }
+  });
+
   it('the check sees a forbidden import (it would catch one)', () => {
     const probe = importsOf('gateway');
     expect(probe.some((i) => i.to === 'transports')).toBe(true);

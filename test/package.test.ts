@@ -62,6 +62,9 @@ describe('the packed package', () => {
     // the app's own compiler, its own tsconfig: what a user's `npm run build` does
     await run(process.execPath, [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], { cwd: app });
     expect(existsSync(join(app, 'dist', 'app.js'))).toBe(true);
+    // the second entry: the native client, for Node or a bundler
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', "const c = await import('switchyard/client'); console.log(typeof c.connect)"], { cwd: app });
+    expect(stdout.trim()).toBe('function');
   }, 180_000);
 
   it('`npx switchyard start --app dist/app.js` serves the app, with no TypeScript loader installed at all', async () => {
