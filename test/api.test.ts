@@ -25,6 +25,7 @@ import {
   type WorkerNode,
 } from '../index.ts';
 import { WsClient } from './helpers.ts';
+import { startNatsServer } from './nats-server.ts';
 
 describe('public API', () => {
   it('exports exactly these values', () => {
@@ -110,6 +111,38 @@ describe('public API', () => {
     await c.next(() => c.closed !== null);
     expect(c.closed!.code).toBe(1012);
   });
+
+  it('createGateway and createWorker make a cluster on a real nats-server: two gateways, one worker, a room across them; drain hands a session over', async () => {
+    const nats = await startNatsServer();
+    const secret = 'a-cluster-secret-of-some-length';
+    const app = defineApp((ctx) => ({
+      event(session, event, args, reply) {
+        if (event === 'join') session.join(String(args[0]));
+        if (event === 'say') ctx.broadcast(String(args[0]), 'said', [args[1]]);
+        reply?.(event);
+      },
+    }));
+    const worker = await createWorker({ nats: [nats.url], app, workerId: 'api-w1' });
+    const g1 = await createGateway({ nats: [nats.url], port: 0, host: '127.0.0.1', secret, nodeId: 'api-g1' });
+    const g2 = await createGateway({ nats: [nats.url], port: 0, host: '127.0.0.1', secret, nodeId: 'api-g2' });
+    try {
+      expect(worker.workerId).toBe('api-w1');
+      expect([g1.nodeId, g2.nodeId]).toEqual(['api-g1', 'api-g2']);
+      const a = await WsClient.open(`ws://127.0.0.1:${g1.port}/rt/ws`);
+      const b = await WsClient.open(`ws://127.0.0.1:${g2.port}/rt/ws`);
+      await a.request('join', 'r');
+      await b.request('join', 'r');
+      await a.request('say', 'r', 'across');
+      await b.next((f) => f.type === 'event' && f.event === 'said');
+      expect(b.frames.find((f) => f.event === 'said')!.args).toEqual(['across']);
+      const r = await g1.drain(100);
+      expect(r.handedOver + r.closed).toBe(1);
+    } finally {
+      await g2.close();
+      await worker.close();
+      await nats.stop();
+    }
+  }, 30_000);
 
   it('wrong options are refused before anything starts', async () => {
     await expect(createServer({ app: { event() {} }, pingMs: 5 })).rejects.toThrow(/pingMs/);

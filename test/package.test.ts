@@ -82,6 +82,26 @@ describe('the packed package', () => {
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   }, 60_000);
 
+  it('a TypeScript app and no tsx: a Node that strips types (22.18+) runs it; Node 20 refuses in one line naming the remedies', async () => {
+    const child = spawn('npx', ['switchyard', 'start', '--port', '0', '--host', '127.0.0.1', '--app', 'src/app.ts'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    children.push(child);
+    if ((process.features as { typescript?: string }).typescript) {
+      const { port } = await listening(child, 30_000);
+      await chat(port);
+      process.kill(-child.pid!, 'SIGTERM');
+      await vi.waitFor(() => expect(child.exitCode ?? child.signalCode).not.toBeNull(), { timeout: 10_000 });
+    } else {
+      let err = '';
+      child.stderr!.on('data', (d) => (err += d));
+      await vi.waitFor(() => expect(child.exitCode).not.toBeNull(), { timeout: 20_000 });
+      expect(child.exitCode).toBe(2);
+      // (npm may add lines of its own about the exit code; ours is one line)
+      expect(err.split('\n').filter((l) => l.startsWith('switchyard:'))).toEqual([
+        'switchyard: src/app.ts is TypeScript: compile it to JavaScript, install tsx (npm i tsx), or run Node 22.18 or later (which strips types) (see --help)',
+      ]);
+    }
+  }, 60_000);
+
   it('the example embeds it: createServer in its own process', async () => {
     const child = spawn(process.execPath, ['dist/server.js'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PORT: '0' } });
     children.push(child);
