@@ -38,6 +38,11 @@ describe('engine choice (no loading): Node ABI × glibc → the builds tried, in
     }
   });
 
+  it('Node 18 and 21 (ABI 108, 120), outside the tested set: the builds that have them', () => {
+    expect(names(linux(108, '2.31'))).toEqual(['uWebSockets.js', 'uws-pack']);
+    expect(names(linux(120, '2.36'))).toEqual(['uws-pack']);
+  });
+
   it('Node 24 and 25 on glibc 2.38 or later: the 20.57 build', () => {
     expect(names(linux(137, '2.38'))).toEqual(['@btc-vision/uwebsockets.js']);
     expect(names(linux(141, '2.41'))).toEqual(['@btc-vision/uwebsockets.js']);
