@@ -31,7 +31,7 @@ import type { Engine } from '../transports/engineio.ts';
 import { mountSignalR, type SignalR } from '../transports/signalr.ts';
 import { mountSockJs } from '../transports/sockjs.ts';
 import { mountStatic } from './static.ts';
-import { Exchange, retryHeaders } from '../transports/http.ts';
+import { Exchange, retryHeaders, wantsClose } from '../transports/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
 import { debugging, log, warnOnce } from '../lib/log.ts';
 import { Entry } from '../transports/entry.ts';
@@ -175,20 +175,20 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   /** `/healthz`, `/readyz` and (`metrics`) `/metrics` on `app` */
   private mountProbes(app: TemplatedApp, metrics: boolean): void {
     // liveness: 200 as long as the node serves at all (draining or saturated included)
-    app.get('/healthz', (res) => {
-      new Exchange(res, '').reply(200, 'application/json', JSON.stringify(this.health()));
+    app.get('/healthz', (res, req) => {
+      new Exchange(res, '', wantsClose(req)).reply(200, 'application/json', JSON.stringify(this.health()));
     });
     // readiness: 503 while draining or at the session limit, so a balancer sends new clients elsewhere
-    app.get('/readyz', (res) => {
+    app.get('/readyz', (res, req) => {
       const why = this.unready();
-      const ex = new Exchange(res, '');
+      const ex = new Exchange(res, '', wantsClose(req));
       if (why === null) ex.reply(200, 'application/json', '{"ready":true}');
       else ex.reply(503, 'application/json', JSON.stringify({ ready: false, reason: why }), retryHeaders(503));
     });
     if (!metrics) return;
     let registry: ReturnType<typeof metricsRegistry> | null = null;
-    app.get('/metrics', (res) => {
-      const ex = new Exchange(res, '');
+    app.get('/metrics', (res, req) => {
+      const ex = new Exchange(res, '', wantsClose(req));
       (registry ??= metricsRegistry(this)).then(async (r) => [r.contentType, await r.metrics()] as const).then(
         ([type, text]) => ex.reply(200, type, text),
         (err) => {
@@ -1023,7 +1023,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
 /** Every other route of `app`: a preflight gets 204, anything else SY_ERR_NOT_FOUND */
 function notFound(app: TemplatedApp): void {
   app.any('/*', (res, req) => {
-    const ex = new Exchange(res, '');
+    const ex = new Exchange(res, '', wantsClose(req));
     if (req.getMethod() === 'options') ex.reply(204, null);
     else ex.error('SY_ERR_NOT_FOUND');
   });

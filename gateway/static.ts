@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Gateway } from './gateway.ts';
-import { Exchange } from '../transports/http.ts';
+import { Exchange, wantsClose } from '../transports/http.ts';
 
 /** the package's folder: above gateway/ from the sources, above dist/gateway/ compiled */
 const here = dirname(fileURLToPath(import.meta.url));
@@ -75,11 +75,11 @@ export function mountStatic(gw: Gateway): void {
     ...modules().map((f): [string, string, string] => [`/client/${f}`, JS, read(f)]),
   ];
   for (const [route, type, body] of files) {
-    gw.app.get(route, (res) => new Exchange(res, '').reply(200, type, body));
+    gw.app.get(route, (res, req) => new Exchange(res, '', wantsClose(req)).reply(200, type, body));
   }
   for (const [name, file] of Object.entries(VENDOR)) {
     const body = vendor(file);
     const [status, text] = body === null ? [404, `// ${file} is not installed: run npm ci\n`] : [200, body];
-    gw.app.get(`/vendor/${name}`, (res) => new Exchange(res, '').reply(status, JS, text));
+    gw.app.get(`/vendor/${name}`, (res, req) => new Exchange(res, '', wantsClose(req)).reply(status, JS, text));
   }
 }

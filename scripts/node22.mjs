@@ -32,6 +32,7 @@ export const SUBSET = [
   'test/jwt.test.ts',
   'test/node-loss.test.ts',
   'test/browser.test.ts',
+  'test/connection-close.test.ts',
   'test/core.test.ts',
   'test/client.test.ts',
   'test/session-transport.test.ts',

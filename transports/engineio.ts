@@ -12,7 +12,7 @@
 import { randomId } from './ids.ts';
 import type { HttpResponse, WebSocket } from 'uWebSockets.js';
 import type { Carrier, Port, Link } from './port.ts';
-import { Exchange, clientIp, readBody, readRequest, requestBytes, retryHeaders, upgrade, type RequestInfo } from './http.ts';
+import { Exchange, clientIp, readBody, readRequest, requestBytes, retryHeaders, upgrade, wantsClose, type RequestInfo } from './http.ts';
 import { errorBody, errors, type ErrorCode, type ErrorSpec } from './errors.ts';
 import { warnOnce } from '../lib/log.ts';
 import { sizeOf, traffic } from './traffic.ts';
@@ -553,8 +553,8 @@ export class Engine {
 
   // ---- routes ------------------------------------------------------------------------------
 
-  private exchange(res: HttpResponse, origin: string): Exchange {
-    const ex = new Exchange(res, this.port.corsOrigin(origin));
+  private exchange(res: HttpResponse, origin: string, close: boolean): Exchange {
+    const ex = new Exchange(res, this.port.corsOrigin(origin), close);
     ex.closeAfter = this.port.closing;
     return ex;
   }
@@ -573,7 +573,7 @@ export class Engine {
     const path = this.o.path;
     port.app.any(path, (res, req) => {
       const r = readRequest(res, req, port.options.trustProxy);
-      const ex = this.exchange(res, r.origin);
+      const ex = this.exchange(res, r.origin, r.close);
       if (r.method === 'options') {
         // a preflight: what a browser needs to send polls with credentials or extra headers
         const extra: Record<string, string> = { 'Access-Control-Allow-Methods': 'GET,POST,OPTIONS', 'Access-Control-Max-Age': '600' };
@@ -669,7 +669,7 @@ export class Engine {
         else if (refused !== null) error = ourError(refused);
         else if (sid !== null && !SID.test(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
         else if (sid !== null && !this.isRemote(sid) && !this.carriers.has(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
-        if (error !== null) return this.exchange(res, origin).reply(error.status, 'application/json', error.body, undefined, true);
+        if (error !== null) return this.exchange(res, origin, wantsClose(req)).reply(error.status, 'application/json', error.body, undefined, true);
         // a handshake keeps what the app may see; an upgrade only needs the sid
         const info = sid === null ? { ip, origin, userAgent: req.getHeader('user-agent'), query: appQuery(q) } : null;
         upgrade<SocketData>(res, req, context, { carrier: null, tunnel: null, sid, info });

@@ -31,6 +31,19 @@ export interface RequestInfo {
   requestHeaders: string;
   /** what a session made from this request would keep of it (see requestBytes) */
   bytes: number;
+  /** the request said `Connection: close` (the answer must say it too: `wantsClose`) */
+  close: boolean;
+}
+
+/**
+ * The request said `Connection: close`. uWS then closes the socket after the answer but does not
+ * say so in it (it writes the header only when the server alone asks for the close), and a client
+ * that pools connections (Node's keep-alive agent, node-fetch) reuses the dead socket: every answer
+ * to such a request says `Connection: close` itself (Exchange).
+ */
+export function wantsClose(req: HttpRequest): boolean {
+  const c = req.getHeader('connection');
+  return c !== '' && /(^|,)\s*close\s*(,|$)/i.test(c);
 }
 
 /**
@@ -44,6 +57,7 @@ export function requestBytes(req: HttpRequest): number {
 export function readRequest(res: HttpResponse, req: HttpRequest, trustProxy: boolean): RequestInfo {
   return {
     bytes: requestBytes(req),
+    close: wantsClose(req),
     method: req.getMethod(),
     url: req.getUrl(),
     query: new URLSearchParams(req.getQuery() ?? ''),
@@ -114,7 +128,8 @@ export class Exchange implements HttpAnswer {
   /** close the connection after the answer (a draining node sends keep-alive clients elsewhere) */
   closeAfter = false;
 
-  constructor(readonly res: HttpResponse, readonly cors: string) {
+  /** `closeRequested`: the request said `Connection: close` (`wantsClose`): every answer says it too */
+  constructor(readonly res: HttpResponse, readonly cors: string, readonly closeRequested = false) {
     res.onAborted(() => {
       this.aborted = true;
       const f = this.onAbort;
@@ -138,7 +153,8 @@ export class Exchange implements HttpAnswer {
       this.writeCommonHeaders(extra?.['Cache-Control'] !== undefined);
       if (extra) for (const k in extra) this.res.writeHeader(k, extra[k]!);
       traffic.out += sizeOf(body);
-      this.res.end(body, closeConnection || this.closeAfter);
+      // (uWS writes the header itself when only we ask for the close)
+      this.res.end(body, closeConnection || this.closeAfter || this.closeRequested);
     });
   }
 
@@ -190,7 +206,8 @@ export class Exchange implements HttpAnswer {
   }
 
   /** `cached`: the answer says its own Cache-Control (a cacheable page) */
-  private writeCommonHeaders(cached = false): void {
+  protected writeCommonHeaders(cached = false): void {
+    if (this.closeRequested) this.res.writeHeader('Connection', 'close');
     if (!cached) this.res.writeHeader('Cache-Control', 'no-store');
     if (this.cors) {
       this.res.writeHeader('Access-Control-Allow-Origin', this.cors);

@@ -9,7 +9,7 @@
 import type { Codec, Port } from './port.ts';
 import type { SessionMeta } from '../cluster/types.ts';
 import type { HttpResponse } from 'uWebSockets.js';
-import { Exchange, readBody, readRequest, type RequestInfo } from './http.ts';
+import { Exchange, readBody, readRequest, wantsClose, type RequestInfo } from './http.ts';
 import { decodeClientBatch, encodeBatch, nativeCodecs, parseFormat } from './native-codec.ts';
 import { connectQuery, parseLast } from './query.ts';
 import { StreamConnection, type StreamFramer } from './stream.ts';
@@ -58,7 +58,7 @@ export function mountNative(port: Port): void {
   mountPoll(port);
   mountSend(port);
   // a page on another origin sets X-Switchyard-Token (and sends JSON): its browser asks first
-  for (const path of ['/rt/poll', '/rt/send']) port.app.options(path, (res, req) => preflight(readRequest(res, req, port.options.trustProxy), exchangeFor(port, res, req.getHeader('origin'))));
+  for (const path of ['/rt/poll', '/rt/send']) port.app.options(path, (res, req) => preflight(readRequest(res, req, port.options.trustProxy), exchangeFor(port, res, req.getHeader('origin'), wantsClose(req))));
 }
 
 function preflight(r: RequestInfo, ex: Exchange): void {
@@ -69,8 +69,8 @@ function preflight(r: RequestInfo, ex: Exchange): void {
 }
 
 /** An exchange for an HTTP request (CORS, and keep-alive off while draining) */
-function exchangeFor(port: Port, res: HttpResponse, origin: string): Exchange {
-  const ex = new Exchange(res, port.corsOrigin(origin));
+function exchangeFor(port: Port, res: HttpResponse, origin: string, close: boolean): Exchange {
+  const ex = new Exchange(res, port.corsOrigin(origin), close);
   ex.closeAfter = port.closing;
   return ex;
 }
@@ -78,7 +78,7 @@ function exchangeFor(port: Port, res: HttpResponse, origin: string): Exchange {
 function mountSse(port: Port): void {
   port.app.get('/rt/sse', (res, req) => {
     const r = readRequest(res, req, port.options.trustProxy);
-    const ex = exchangeFor(port, res, r.origin);
+    const ex = exchangeFor(port, res, r.origin, r.close);
     const format = r.query.get('format');
     if (format !== null && format !== 'json') return ex.error('SY_ERR_BAD_REQUEST', 'SSE carries JSON frames only');
     const resuming = r.query.has('sid');
@@ -111,7 +111,7 @@ function mountPoll(port: Port): void {
   const o = port.options;
   port.app.get('/rt/poll', (res, req) => {
     const r = readRequest(res, req, o.trustProxy);
-    const ex = exchangeFor(port, res, r.origin);
+    const ex = exchangeFor(port, res, r.origin, r.close);
     const format = parseFormat(r.query.get('format') ?? undefined);
     if (format === null) return ex.error('SY_ERR_BAD_REQUEST', 'format must be json or msgpack');
     const resuming = r.query.has('sid');
@@ -150,7 +150,7 @@ function mountSend(port: Port): void {
   const o = port.options;
   port.app.post('/rt/send', (res, req) => {
     const r = readRequest(res, req, o.trustProxy);
-    const ex = exchangeFor(port, res, r.origin);
+    const ex = exchangeFor(port, res, r.origin, r.close);
     const binary = r.contentType.startsWith('application/msgpack');
     readBody(ex, o.maxPayloadBytes, (body) => {
       // the body is not read: the session lives on (the client may send smaller batches)

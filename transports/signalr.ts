@@ -16,7 +16,7 @@ import type { HttpResponse, WebSocket } from 'uWebSockets.js';
 import type { Carrier, ClientFrame, Connection, Link, OpenInfo, Port, PortSession } from './port.ts';
 import type { Entry } from './entry.ts';
 import type { SessionMeta } from '../cluster/types.ts';
-import { Exchange, clientIp, requestBytes, retryHeaders, readBody, readRequest, upgrade, type HttpAnswer, type RequestInfo } from './http.ts';
+import { Exchange, clientIp, requestBytes, retryHeaders, readBody, readRequest, upgrade, wantsClose, type HttpAnswer, type RequestInfo } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
 import { warnOnce } from '../lib/log.ts';
 import { ACK, CANCEL_INVOCATION, CLOSE, COMPLETION, HubProtocolError, INVOCATION, PING, SEQUENCE, STREAM_INVOCATION, STREAM_ITEM, handshakeResponse, hubProtocols, isHandshake, parseHandshake, type HubMessage, type HubProtocol } from './signalr-protocol.ts';
@@ -128,11 +128,11 @@ export class SignalR {
     port.app.get(path, (res, req) => {
       const r = readRequest(res, req, port.options.trustProxy);
       const sse = req.getHeader('accept').includes('text/event-stream');
-      this.receive(r.query.get('id'), sse, this.exchange(res, r.origin));
+      this.receive(r.query.get('id'), sse, this.exchange(res, r.origin, r.close));
     });
     port.app.post(path, (res, req) => {
       const r = readRequest(res, req, port.options.trustProxy);
-      const ex = this.exchange(res, r.origin);
+      const ex = this.exchange(res, r.origin, r.close);
       const id = r.query.get('id');
       // one send at a time per connection: a second while one is in flight gets 409, the connection stays
       const f = this.find(id);
@@ -150,19 +150,19 @@ export class SignalR {
     });
     port.app.del(path, (res, req) => {
       const r = readRequest(res, req, port.options.trustProxy);
-      this.remove(r.query.get('id'), this.exchange(res, r.origin));
+      this.remove(r.query.get('id'), this.exchange(res, r.origin, r.close));
     });
     this.mountSocket(hub, path);
   }
 
-  private exchange(res: HttpResponse, origin: string): Exchange {
-    const ex = new Exchange(res, this.port.corsOrigin(origin));
+  private exchange(res: HttpResponse, origin: string, close: boolean): Exchange {
+    const ex = new Exchange(res, this.port.corsOrigin(origin), close);
     ex.closeAfter = this.port.closing;
     return ex;
   }
 
   private preflight(res: HttpResponse, r: RequestInfo): void {
-    const ex = this.exchange(res, r.origin);
+    const ex = this.exchange(res, r.origin, r.close);
     const extra: Record<string, string> = { 'Access-Control-Allow-Methods': 'GET,POST,DELETE,OPTIONS', 'Access-Control-Max-Age': '600' };
     if (r.requestHeaders) extra['Access-Control-Allow-Headers'] = r.requestHeaders;
     ex.reply(204, null, '', ex.cors ? extra : undefined);
@@ -180,7 +180,7 @@ export class SignalR {
   // ---- negotiate ------------------------------------------------------------------------------
 
   private negotiate(hub: string, r: RequestInfo, res: HttpResponse): void {
-    const ex = this.exchange(res, r.origin);
+    const ex = this.exchange(res, r.origin, r.close);
     const refused = this.port.admit(r.origin, true, r.ip, r.bytes);
     if (refused !== null) {
       const status = errors[refused].http || 503;
@@ -282,9 +282,9 @@ export class SignalR {
       sendPingsAutomatically: false,
       upgrade: (res, req, context) => {
         const q = new URLSearchParams(req.getQuery() ?? '');
-        const r = { ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent'), authorization: req.getHeader('authorization'), query: q };
+        const r = { close: wantsClose(req), ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent'), authorization: req.getHeader('authorization'), query: q };
         const id = q.get('id');
-        const ex = () => this.exchange(res, r.origin);
+        const ex = () => this.exchange(res, r.origin, r.close);
         if (id === null) {
           // skipNegotiation: the socket is the whole connection
           const refused = port.admit(r.origin, true, r.ip, requestBytes(req));

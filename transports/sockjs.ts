@@ -21,7 +21,7 @@ import type { ClientFrame, Codec, Frame, Port, Target } from './port.ts';
 import type { Entry } from './entry.ts';
 import { newCodecId } from './entry.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import { Exchange, clientIp, readBody, readRequest, upgrade } from './http.ts';
+import { Exchange, clientIp, readBody, readRequest, upgrade, wantsClose } from './http.ts';
 import { nativeCodecs, validateClientFrame } from './native-codec.ts';
 import { StreamConnection, type StreamFramer } from './stream.ts';
 import { PollConnection, type PollFramer } from './poll.ts';
@@ -76,8 +76,9 @@ class SockJsExchange extends Exchange {
     cors: string,
     private readonly headers: Record<string, string>,
     private readonly prelude = 0,
+    closeRequested = false,
   ) {
-    super(res, cors);
+    super(res, cors, closeRequested);
   }
 
   override reply(status: number, contentType: string | null, body: string | Uint8Array = '', extra?: Record<string, string>, closeConnection = false): void {
@@ -90,6 +91,7 @@ class SockJsExchange extends Exchange {
     res.cork(() => {
       res.writeStatus(status === 200 ? '200 OK' : String(status));
       const all: Record<string, string> = { 'Cache-Control': NO_CACHE, ...this.headers, ...headers };
+      if (this.closeRequested) all.Connection = 'close';
       if (this.cors) Object.assign(all, { 'Access-Control-Allow-Origin': this.cors, 'Access-Control-Allow-Credentials': 'true', Vary: 'Origin' });
       for (const k in all) res.writeHeader(k, all[k]!);
       const n = this.prelude;
@@ -315,7 +317,7 @@ class SockJs {
     const asked = req.getHeader('access-control-request-headers');
     if (asked !== '') headers['Access-Control-Allow-Headers'] = asked;
     if (session && this.o.jsessionid) headers['Set-Cookie'] = `JSESSIONID=${jsessionid(req.getHeader('cookie'))}; path=/`;
-    const ex = new SockJsExchange(res, allowed === 'null' ? '*' : allowed, headers, prelude);
+    const ex = new SockJsExchange(res, allowed === 'null' ? '*' : allowed, headers, prelude, wantsClose(req));
     ex.closeAfter = this.port.closing;
     return ex;
   }
