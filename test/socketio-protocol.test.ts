@@ -709,3 +709,25 @@ describe('recovery, byte for byte', () => {
     await until(() => (closed.includes(answer.sid) ? true : undefined), 2000);
   });
 });
+
+describe('the heartbeat counts from each connection’s own handshake', () => {
+  it('the first ping comes a whole pingInterval after the handshake, never earlier (the heartbeat clock ticks every 250 ms here)', async () => {
+    // pingInterval 1000 with these timeouts makes the heartbeat tick every 250 ms: a first ping
+    // scheduled from the last tick (up to a tick old) would come up to 250 ms early
+    const node = await startNode({ app: suiteApp, socketio: { pingIntervalMs: 1000, pingTimeoutMs: 1000, connectTimeoutMs: 4000, namespaces: ['/'], recovery: false } });
+    const raw = new RawEio(`${node.url}/socket.io/`);
+    const gaps = await Promise.all(
+      [0, 40, 90, 130, 170, 210].map(async (delay) => {
+        await new Promise((r) => setTimeout(r, delay));
+        const { sid } = await raw.handshake();
+        const opened = Date.now();
+        const poll = await raw.poll(sid);
+        expect(poll.body).toBe('2');
+        return Date.now() - opened;
+      }),
+    );
+    // (the handshake's answer reaches the client after the server started counting: a ms or two)
+    for (const gap of gaps) expect(gap, String(gaps)).toBeGreaterThanOrEqual(995);
+    for (const gap of gaps) expect(gap, String(gaps)).toBeLessThan(1000 + 250 + 200);
+  });
+});

@@ -172,8 +172,9 @@ export abstract class EioCarrier implements Carrier {
     private readonly engine: Engine,
   ) {
     this.transport = transport;
-    this.nextPing = engine.now + engine.pingTicks;
-    this.connectDue = engine.now + engine.connectTicks;
+    const now = engine.nextTick();
+    this.nextPing = now + engine.pingTicks;
+    this.connectDue = now + engine.connectTicks;
   }
 
   /** a message packet: its text (after `4`) or its bytes */
@@ -315,7 +316,7 @@ export abstract class EioCarrier implements Carrier {
       return sink.end();
     }
     this.probe = sink;
-    this.probeDue = this.engine.now + this.engine.upgradeTicks;
+    this.probeDue = this.engine.nextTick() + this.engine.upgradeTicks;
   }
 
   /** A message on one of this carrier's sockets */
@@ -471,7 +472,8 @@ export class Engine {
     this.home = new Home(this, this.link);
     this.mount();
     this.tickMs = Math.min(1000, Math.max(10, Math.floor(Math.min(o.pingIntervalMs, o.pingTimeoutMs, o.connectTimeoutMs) / 4)));
-    const ticks = (ms: number) => Math.max(1, Math.round(ms / this.tickMs));
+    // rounded up: a ping, a timeout never comes before its time (at most a tick after it)
+    const ticks = (ms: number) => Math.max(1, Math.ceil(ms / this.tickMs));
     this.pingTicks = ticks(o.pingIntervalMs);
     this.pongTicks = ticks(o.pingTimeoutMs);
     this.connectTicks = ticks(o.connectTimeoutMs);
@@ -482,8 +484,16 @@ export class Engine {
 
   private readonly timer: NodeJS.Timeout;
   private readonly started = Date.now();
-  /** the heartbeat's clock: ticks since start */
+  /** the heartbeat's clock: ticks since start, as of the last tick */
   now = 0;
+
+  /**
+   * The first tick at or after this moment: a carrier's first ping and its connect timeout count
+   * from its own handshake (`now` can be up to a tick old, which would make them early)
+   */
+  nextTick(): number {
+    return Math.ceil((Date.now() - this.started) / this.tickMs);
+  }
   readonly tickMs: number;
   readonly pingTicks: number;
   readonly pongTicks: number;
