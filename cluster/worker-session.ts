@@ -3,7 +3,18 @@ import { subjects } from './bus.ts';
 import type { InboundEnvelope, OutputEnvelope } from './envelope.ts';
 import type { AppSession } from './app.ts';
 import type { SessionMeta, TransportName } from './types.ts';
-import type { Worker } from './worker.ts';
+import type { OutputEnvelope as Output } from './envelope.ts';
+
+/** What a session needs of the worker that runs it: where its output goes, how long a request waits */
+export interface SessionHost {
+  readonly requestTimeoutMs: number;
+  /** the output is acknowledged (a cluster): over the network an emit carries its JSON text alone */
+  readonly acks: boolean;
+  /** the JSON text of the args of the event being handled, and those args (re-emitting them reuses the text) */
+  readonly rawArgs: string | undefined;
+  readonly rawOf: unknown[] | null;
+  send(s: WorkerSession, out: Output): void;
+}
 
 const nodeSubjects = new Map<string, string>();
 /** one subject string per node, shared by all its sessions */
@@ -39,7 +50,7 @@ export class WorkerSession implements AppSession {
   private requestIds = 0;
 
   constructor(
-    private readonly worker: Worker,
+    private readonly worker: SessionHost,
     readonly sid: string,
     public node: string,
     /** the transport the client talks over now (the gateway says when it changes) */

@@ -10,7 +10,20 @@
  */
 import { subjects, type Subscription } from '../cluster/bus.ts';
 import type { RelayEnvelope } from '../cluster/envelope.ts';
-import type { Gateway } from './gateway.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { Relay } from './relay.ts';
+import type { Session } from './session.ts';
+import type { Bus } from '../cluster/bus.ts';
+
+/** What the directory needs of its node (the Gateway) */
+export interface DirectoryHost {
+  readonly nodeId: string;
+  readonly options: ResolvedOptions;
+  readonly bus: Bus;
+  readonly clustered: boolean;
+  readonly sessions: Map<string, Session>;
+  readonly relay: Pick<Relay, 'post'>;
+}
 
 type Here = Extract<RelayEnvelope, { t: 'r-here' }>;
 
@@ -19,7 +32,7 @@ export class Directory {
   private nextQid = 1;
   private readonly pending = new Map<number, { done: (node: string | null, sid: string) => void; sid: string; timer: NodeJS.Timeout }>();
 
-  constructor(private readonly gw: Gateway) {}
+  constructor(private readonly gw: DirectoryHost) {}
 
   listen(): void {
     if (!this.gw.clustered) return; // one node: the local table is the whole directory

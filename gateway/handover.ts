@@ -17,7 +17,31 @@ import type { NodeEnvelope, RelayEnvelope, SessionState as HandedState } from '.
 import { SessionState, type Session } from './session.ts';
 import { Entry } from '../transports/entry.ts';
 import { TokenGens } from './token.ts';
-import type { Gateway } from './gateway.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { Relay } from './relay.ts';
+import type { Rooms } from './rooms.ts';
+import type { Delivery } from './delivery.ts';
+import type { WorkerOutput } from './worker-output.ts';
+import type { Bus } from '../cluster/bus.ts';
+import type { SessionMeta, TransportName } from '../cluster/types.ts';
+import type { ClientFrame, Connection, PortSession } from '../transports/port.ts';
+
+/** What hand-overs need of their node (the Gateway) */
+export interface HandoverHost {
+  readonly nodeId: string;
+  readonly options: ResolvedOptions;
+  readonly bus: Bus;
+  readonly sessions: Map<string, Session>;
+  readonly relay: Relay;
+  readonly rooms: Rooms;
+  readonly delivery: Delivery;
+  readonly output: Pick<WorkerOutput, 'apply'>;
+  newSession(sid: string, meta: SessionMeta, transport: TransportName): Session;
+  recount(s: Session): void;
+  attach(ps: PortSession, conn: Connection, last: number, sendOpen: boolean): boolean;
+  deliver(ps: PortSession, f: ClientFrame): void;
+  forget(s: Session): void;
+}
 
 /** how long a draining node forwards broadcasts for a session it handed over */
 export const HANDOVER_GRACE_MS = 1000;
@@ -28,7 +52,7 @@ export class Handover {
   /** sessions in the middle of a hand-over, for the sweep's timeouts */
   private readonly pending = new Set<Session>();
 
-  constructor(private readonly gw: Gateway) {}
+  constructor(private readonly gw: HandoverHost) {}
 
   /**
    * (A) Node `to` has the session's client on its connection `cid`. A session in rooms first has

@@ -11,20 +11,36 @@
  *   close code and reason): each node encodes for its own client.
  * Order holds because each direction is one publisher → one subscriber on the bus.
  */
-import type { Gateway } from './gateway.ts';
-import { Session, SessionState } from './session.ts';
+import { Session, SessionState, type SessionOwner } from './session.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { OutboxLimits } from './outbox.ts';
+import type { Bus } from '../cluster/bus.ts';
 import { generationOf, TokenGens } from './token.ts';
 import { errors, type ErrorCode } from '../transports/errors.ts';
 import { subjects } from '../cluster/bus.ts';
 import type { RelayEnvelope } from '../cluster/envelope.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import { Entry, type WireEntry } from '../transports/entry.ts';
-import type { Carrier, ClientFrame, Connection, OpenInfo, PortSession } from '../transports/port.ts';
+import type { Carrier, ClientFrame, Connection, OpenInfo, Port, PortSession } from '../transports/port.ts';
 import { validateClientFrame } from '../transports/native-codec.ts';
 import { PollConnection } from '../transports/poll.ts';
 import { MAX_UNACKED } from './delivery.ts';
 
 type Out = Extract<RelayEnvelope, { t: 'r-out' }>;
+
+/** What the relay needs of its node (the Gateway): its identity, its table and the port's session moves */
+export interface RelayHost extends SessionOwner, Pick<Port, 'attach' | 'detach' | 'deliver' | 'acknowledge' | 'fail' | 'transportChanged' | 'find'> {
+  readonly nodeId: string;
+  readonly options: ResolvedOptions;
+  readonly bus: Bus;
+  readonly sessions: Map<string, Session>;
+  readonly goneLimits: OutboxLimits;
+  readonly isDraining: boolean;
+  nodeDead(node: string): boolean;
+  shadowGone(s: Session): void;
+  beginHandOver(s: Session, to: string, cid: number): void;
+  closeSession(s: Session, code: number, reason: string, notifyWorker: boolean, keepUnread?: boolean): void;
+}
 
 export class Relay {
   /**
@@ -45,7 +61,7 @@ export class Relay {
   /** A side: connections on other nodes to our sessions, by `${node}/${cid}` */
   private readonly remotes = new Map<string, RemoteConnection>();
 
-  constructor(readonly gw: Gateway) {}
+  constructor(readonly gw: RelayHost) {}
 
   get shadowCount(): number {
     return this.shadowsByCid.size;

@@ -6,7 +6,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Gateway } from './gateway.ts';
+import type { TemplatedApp } from './uws.ts';
+import type { ResolvedOptions } from './options.ts';
+
+/** What serving the page and the clients needs of its node (the Gateway) */
+export interface StaticHost {
+  readonly app: TemplatedApp;
+  readonly options: ResolvedOptions;
+}
 import { Exchange, wantsClose } from '../transports/http.ts';
 
 /** the package's folder: above gateway/ from the sources, above dist/gateway/ compiled */
@@ -54,7 +61,7 @@ function vendor(file: string): string | null {
 }
 
 /** The demo page, told where this node serves each dialect (its `switchyard-paths` meta tag) */
-function demoPage(gw: Gateway): string {
+function demoPage(gw: StaticHost): string {
   const o = gw.options;
   const paths = {
     socketio: o.socketio === false ? null : o.socketio.path,
@@ -67,7 +74,7 @@ function demoPage(gw: Gateway): string {
     .replace('<script src="/sockjs/sockjs.min.js" id="sockjs-library"></script>', paths.sockjs === null ? '' : `<script src="${paths.sockjs}/sockjs.min.js" id="sockjs-library"></script>`);
 }
 
-export function mountStatic(gw: Gateway): void {
+export function mountStatic(gw: StaticHost): void {
   const files: Array<[string, string, string]> = [
     ['/', 'text/html; charset=utf-8', demoPage(gw)],
     // the public entry at its historical URL; relative, so it also works behind a path prefix

@@ -6,13 +6,28 @@
  */
 import type { NodeEnvelope } from '../cluster/envelope.ts';
 import { Entry } from '../transports/entry.ts';
-import type { Gateway } from './gateway.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { Rooms } from './rooms.ts';
+import type { Delivery } from './delivery.ts';
+
+/** What applying worker output needs of its node (the Gateway) */
+export interface OutputHost {
+  readonly options: ResolvedOptions;
+  readonly sessions: Map<string, Session>;
+  readonly rooms: Rooms;
+  readonly delivery: Delivery;
+  /** (a hand-over) output for a session this node handed over goes on to its new node */
+  readonly handover: { forward(w: NodeEnvelope): boolean };
+  opened(s: Session): void;
+  claimAnswered(s: Session, w: Extract<NodeEnvelope, { t: 'claimed' | 'taken' | 'gone' }>): void;
+  closeSession(s: Session, code: number, reason: string, notifyWorker: boolean, keepUnread?: boolean): void;
+}
 import { SessionState, type Session } from './session.ts';
 import { warnOnce } from '../lib/log.ts';
 import { errors } from '../transports/errors.ts';
 
 export class WorkerOutput {
-  constructor(private readonly gw: Gateway) {}
+  constructor(private readonly gw: OutputHost) {}
 
   /** One envelope on this node's subject from a worker */
   receive(w: NodeEnvelope): void {
