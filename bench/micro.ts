@@ -32,7 +32,7 @@ import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 
 import { decodeClientFrame, nativeCodecs, validateClientFrame } from '../transports/native-codec.ts';
 import { acceptable, Entry } from '../transports/entry.ts';
-import type { ClientFrame, Codec, Frame } from '../transports/port.ts';
+import type { ClientFrame, Codec, } from '../transports/port.ts';
 import { defaultParser, fastEvent, msgpackParser, type SioPacket } from '../transports/socketio-parser.ts';
 import { hubProtocols, INVOCATION, type HubMessage } from '../transports/signalr-protocol.ts';
 import { DEFAULT_PARTITIONS, partitionOf } from '../cluster/partition.ts';

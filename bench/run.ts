@@ -18,7 +18,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import * as loadgen from './lib/loadgen.ts';
 import { installCleanup, killAllChildren, perCpuTicks, processTree, rssBytes, treeCpuByPid, treeCpuTicks, cpuByKindDelta } from './lib/processes.ts';
-import { CONFIGS, SERVER_IDS, SERVER_LABELS, fetchJson, serverSpecs, startServer, type Config, type ConfigId, type RunningServer, type ServerId } from './lib/servers.ts';
+import { CONFIGS, SERVER_IDS, SERVER_LABELS, fetchJson, serverSpecs, startServer, type Config, type ConfigId, type RunningServer, } from './lib/servers.ts';
 import { placementReport, printPlacement } from './placement.ts';
 import { capacityMarkdown, markdownReport, readmeSection, summarize, svgChart, targets, type Cell, type Run, type Sample } from './lib/report.ts';
 import { loadEngine } from '../gateway/uws.ts';

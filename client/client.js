@@ -137,7 +137,7 @@ export class SwitchyardClient extends ClientSession {
     if (this.state === 'closed') return this;
     const conn = this._conn;
     const bye = { type: 'close' };
-    if (conn && conn.opened && !conn.dead) {
+    if (conn?.opened && !conn.dead) {
       conn.end(bye);
     } else if (this._resumable && this.sid && this.token && this._fetch) {
       // Not connected right now: end the server-side session anyway, best effort.

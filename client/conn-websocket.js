@@ -52,7 +52,7 @@ export class WsConn extends Conn {
     ws.onmessage = (/** @type {any} */ ev) => this._receive(ev.data);
     ws.onerror = (/** @type {any} */ ev) => { this.error = (ev && (ev.error || ev.message)) || 'websocket error'; };
     ws.onclose = (/** @type {any} */ ev) => {
-      this._down({ code: ev && typeof ev.code === 'number' ? ev.code : 1006, reason: (ev && ev.reason) || (this.error ? errText(this.error) : ''), error: this.error });
+      this._down({ code: ev && typeof ev.code === 'number' ? ev.code : 1006, reason: (ev?.reason) || (this.error ? errText(this.error) : ''), error: this.error });
     };
   }
 

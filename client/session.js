@@ -99,7 +99,7 @@ export class ClientSession extends Emitter {
     }
     this._outq.push(this._number(frame));
     const conn = this._conn;
-    if (conn && conn.opened && this.state === 'open') conn.flush();
+    if (conn?.opened && this.state === 'open') conn.flush();
     return true;
   }
 
@@ -285,7 +285,7 @@ export class ClientSession extends Emitter {
     if (this._liveTimer) clearTimeout(this._liveTimer);
     this._liveTimer = null;
     const conn = this._conn;
-    if (!conn || !conn.opened || !conn.heartbeat || !this.pingMs) return;
+    if (!conn?.opened || !conn.heartbeat || !this.pingMs) return;
     const limit = 2 * this.pingMs + 1000;
     const idle = Date.now() - this._lastRx;
     if (idle >= limit) { conn.kill(`no frame for ${idle} ms (pingMs ${this.pingMs})`); return; }
@@ -359,7 +359,7 @@ export class ClientSession extends Emitter {
     this._preferred = name;
     if (rank === 0) {
       this._preferredAt = 0;
-      if (this._remembered && this._remembered.read()) this._remembered.forget();
+      if (this._remembered?.read()) this._remembered.forget();
     } else if (this._failed.some((t) => this.transports.indexOf(t) < rank)) {
       this._preferredAt = Date.now();
       this._remembered?.write(name, this._preferredAt);

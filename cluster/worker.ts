@@ -137,7 +137,7 @@ export class Worker implements AppContext {
 
   private rebalance(owners: string[]): void {
     const mine = new Set<number>();
-    owners.forEach((w, p) => w === this.id && mine.add(p));
+    for (let p = 0; p < owners.length; p++) if (owners[p] === this.id) mine.add(p);
     // give up at once; take on a moment later, when the previous owners (who see the same change
     // about now) have given up: two owners at once would each number the session's outputs
     for (const p of this.subs.keys()) if (!mine.has(p)) this.disown(p);
@@ -276,7 +276,7 @@ export class Worker implements AppContext {
 
   private handle(e: InboundEnvelope): void {
     // woken after a stop: this is part of a stale backlog (checkStall resettles us)
-    if (this.membership !== null && this.membership.checkStall(Date.now())) return;
+    if (this.membership?.checkStall(Date.now())) return;
     let s = this.sessions.get(e.sid);
     if (e.t === 'open') {
       if (s !== undefined) {

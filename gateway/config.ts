@@ -148,7 +148,7 @@ function numberOf(raw: unknown): number {
 }
 
 /** One option's value read from a string (flags, variables) or a JSON value (the config file), or NONE */
-function valueOf(k: Kind, raw: unknown): unknown {
+function parseValue(k: Kind, raw: unknown): unknown {
   switch (k.t) {
     case 'int': {
       const n = numberOf(raw);
@@ -212,7 +212,7 @@ export function readConfig(command: Command, flags: Record<string, string | bool
     else if (o.alsoEnv !== undefined && env[o.alsoEnv] !== undefined && env[o.alsoEnv] !== '') [raw, from] = [env[o.alsoEnv], o.alsoEnv];
     else if (camel(o.flag) in file) [raw, from] = [file[camel(o.flag)], `${configPath}: ${camel(o.flag)}`];
     else continue;
-    const data = valueOf(o.kind, raw);
+    const data = parseValue(o.kind, raw);
     if (data === NONE) throw new ConfigError(`${from}: ${JSON.stringify(o.secret ? '…' : raw)} is not ${form(o.kind)}`);
     if (!o.commands.includes(command)) continue;
     const value = o.kind.t === 'flag' ? (data ? (o.sets ?? true) : undefined) : data;

@@ -497,7 +497,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
 
   /** a token of generation `gen` still opens a session with these generations */
   private current(tokens: TokenGens | null, gen: number): boolean {
-    return tokens !== null && tokens.accept(gen, Date.now(), this.options.tokenGraceMs);
+    return tokens?.accept(gen, Date.now(), this.options.tokenGraceMs) === true;
   }
 
   /**
@@ -721,7 +721,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
 
   /** @internal Another gateway node was heard from and then died: nothing is relayed to it any more */
   nodeDead(node: string): boolean {
-    return this.liveness !== null && this.liveness.isDead(node);
+    return this.liveness?.isDead(node) === true;
   }
 
   /**

@@ -53,7 +53,7 @@ export class Rooms {
 
   /** Delivers a broadcast to one session; `entry`: the one shared by every local member, when there is one */
   deliver(s: Session, e: RoomEnvelope, entry: Entry | null): void {
-    if (e.except !== undefined && e.except.includes(s.sid)) return;
+    if (e.except?.includes(s.sid)) return;
     const x = s.extIfAny;
     if (x !== null) {
       if (x.movedTo !== null) return this.forward(s, e);

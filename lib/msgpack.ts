@@ -74,7 +74,7 @@ const INT64 = 'a 64-bit integer past 2^53';
  */
 export function scanPlain(b: Uint8Array, maxDepth: number, fromNode = false): string | null {
   const end = b.length;
-  const deepest = maxDepth < MAX_SCAN_DEPTH ? maxDepth : MAX_SCAN_DEPTH;
+  const deepest = Math.min(maxDepth, MAX_SCAN_DEPTH);
   let p = 0;
   let depth = 0;
   // items left in the innermost open container (at the top: the one value); in a map, keys and

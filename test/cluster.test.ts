@@ -328,7 +328,7 @@ describe('cluster drain', () => {
     const pollLoops = pollers.map(async (p) => {
       let node = a;
       while (!p.stop) {
-        let r;
+        let r: Awaited<ReturnType<typeof http>>;
         try {
           r = await http(`${node.url}/rt/poll?sid=${p.sid}&token=${enc(p.token)}&last=${p.last}`, { signal: p.done.signal });
         } catch {

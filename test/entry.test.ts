@@ -26,7 +26,7 @@ describe('measure and acceptable', () => {
 
   it('refuse a DAG with shared references at once, instead of walking its fan-out^depth paths', () => {
     const v = dag(12); // 10^12 paths through 13 arrays
-    let t = performance.now();
+    const t = performance.now();
     expect(measure(v)).toBe(-1);
     expect(acceptable(v)).toBe(false);
     expect(Entry.event('e', [v])).toBeNull();

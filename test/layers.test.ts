@@ -32,7 +32,7 @@ function fileGraph(folders: string[], extra: string[] = []): Map<string, Set<str
 }
 
 /** the import cycles of a graph: its strongly connected components of more than one file, and files importing themselves */
-export function cyclesOf(g: Map<string, Set<string>>): string[][] {
+function cyclesOf(g: Map<string, Set<string>>): string[][] {
   let next = 0;
   const index = new Map<string, number>();
   const low = new Map<string, number>();

@@ -95,6 +95,7 @@ async function sioSession(): Promise<RawSocket> {
 async function pollingSession(): Promise<string> {
   const { sid } = await eio.handshake();
   expect((await eio.send(sid, '40')).body).toBe('ok');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: \x1e is Engine.IO's packet separator
   expect((await eio.poll(sid)).body).toMatch(/^40\{"sid":"[^"]+"\}\x1e42\["auth",\{\}\]$/);
   return sid;
 }

@@ -25,7 +25,7 @@ interface Pair {
  * A TCP proxy: forwards each connection to `target`; can cut connections, and hold what clients
  * send (on new connections and on kept-alive ones alike) until released
  */
-class Proxy {
+class CuttingProxy {
   private server!: Server;
   port = 0;
   readonly pairs = new Set<Pair>();
@@ -107,7 +107,7 @@ class Proxy {
   }
 }
 
-const proxies: Proxy[] = [];
+const proxies: CuttingProxy[] = [];
 const clients: Array<{ close(): void }> = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
@@ -125,7 +125,7 @@ const RECEIVER: Record<string, RegExp> = {
 
 async function setup(transport: string) {
   const node = await startNode();
-  const proxy = await new Proxy(node.port).start();
+  const proxy = await new CuttingProxy(node.port).start();
   proxies.push(proxy);
   const s = new SockJS(`http://127.0.0.1:${proxy.port}/sockjs`, null, { transports: [transport] });
   clients.push(s);

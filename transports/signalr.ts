@@ -225,7 +225,7 @@ export class SignalR {
     // a long-polling connection that just ended: its last messages, then 204 (not 404)
     const ended = f.s === null && id !== null ? this.http.get(parseToken(id)?.sid ?? '') : undefined;
     // (with the very token it was made with: a forged one names nothing)
-    if (ended !== undefined && ended.closed && ended.token === id && !sse) return ended.poll(ex);
+    if (ended?.closed && ended.token === id && !sse) return ended.poll(ex);
     if (this.missing(f, ex, (home) => this.tunnel.forward(home, { o: 'get', t: 0, id: id!, sse }, ex))) return;
     const s = f.s!;
     const held = this.http.get(s.sid);

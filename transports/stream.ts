@@ -127,7 +127,7 @@ export class StreamConnection implements Connection, Carrier {
   /** What is left of a session that ended: unread entries, then the close */
   finishEnded(ended: Ended): void {
     let body = '';
-    ended.entries.forEach((e, i) => (body += this.framer.entry(ended.first + i, this.codec.encode(ended.first + i, e))));
+    for (let i = 0; i < ended.entries.length; i++) body += this.framer.entry(ended.first + i, this.codec.encode(ended.first + i, ended.entries[i]!));
     this.finish(body + this.framer.control(this.codec.close(ended.code, ended.reason)));
   }
 
