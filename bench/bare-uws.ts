@@ -67,7 +67,8 @@ function control(ws: uWS.WebSocket<unknown>, message: ArrayBuffer): boolean {
   return true;
 }
 
-const app = uws.App()
+const app = uws
+  .App()
   .ws('/*', {
     compression: uws.DISABLED,
     maxPayloadLength: 1 << 20,

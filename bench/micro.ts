@@ -32,7 +32,7 @@ import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 
 import { decodeClientFrame, nativeCodecs, validateClientFrame } from '../transports/native-codec.ts';
 import { acceptable, Entry } from '../transports/entry.ts';
-import type { ClientFrame, Codec, } from '../transports/port.ts';
+import type { ClientFrame, Codec } from '../transports/port.ts';
 import { defaultParser, fastEvent, msgpackParser, type SioPacket } from '../transports/socketio-parser.ts';
 import { hubProtocols, INVOCATION, type HubMessage } from '../transports/signalr-protocol.ts';
 import { DEFAULT_PARTITIONS, partitionOf } from '../cluster/partition.ts';
@@ -68,7 +68,10 @@ const quick = argv.includes('--quick') || process.env.BENCH_QUICK === '1';
 const maxTime = Number(opt('max-time') ?? (quick ? 0.15 : 2));
 /** a sample's shortest run: benchmark.js's own 0.05 s, shorter when quick (more samples in the short window) */
 const minTime = quick ? 0.02 : 0.05;
-const filters = (opt('filter') ?? '').toLowerCase().split(',').filter((f) => f !== '');
+const filters = (opt('filter') ?? '')
+  .toLowerCase()
+  .split(',')
+  .filter((f) => f !== '');
 const listOnly = argv.includes('--list');
 if (!(maxTime > 0)) throw new Error(`--max-time must be a positive number of seconds`);
 
@@ -88,7 +91,14 @@ const SMALL = 'x'.repeat(32);
 function bigObject(): Record<string, unknown> {
   const items: unknown[] = [];
   for (let i = 0; i < 34; i++) {
-    items.push({ id: 1000 + i, name: `item-${i}`, price: Math.round((12.5 + i * 1.25) * 100) / 100, tags: ['alpha', 'beta'], active: i % 2 === 0, note: 'lorem ipsum dolor sit amet' });
+    items.push({
+      id: 1000 + i,
+      name: `item-${i}`,
+      price: Math.round((12.5 + i * 1.25) * 100) / 100,
+      tags: ['alpha', 'beta'],
+      active: i % 2 === 0,
+      note: 'lorem ipsum dolor sit amet',
+    });
   }
   return { type: 'snapshot', room: 'lobby', version: 7, items };
 }
@@ -184,8 +194,16 @@ function nativeCases(): void {
   // an event with an ack, as the bundled client writes it (`…,"args":[…],"ack":1}`), and the same
   // keys in another order, which only the general path (JSON.parse of the whole frame) reads
   for (const [name, text, how] of [
-    ['decode JSON small with ack', `{"type":"event","event":"echo","args":${JSON.stringify([SMALL])},"ack":1}`, 'the fast path when it reads acks, else the general one'],
-    ['decode JSON small, other key order (general path)', `{"type":"event","ack":1,"event":"echo","args":${JSON.stringify([SMALL])}}`, 'JSON.parse of the whole frame + validateClientFrame'],
+    [
+      'decode JSON small with ack',
+      `{"type":"event","event":"echo","args":${JSON.stringify([SMALL])},"ack":1}`,
+      'the fast path when it reads acks, else the general one',
+    ],
+    [
+      'decode JSON small, other key order (general path)',
+      `{"type":"event","ack":1,"event":"echo","args":${JSON.stringify([SMALL])}}`,
+      'JSON.parse of the whole frame + validateClientFrame',
+    ],
   ] as const) {
     const bytes = arrayBufferOf(utf8(text));
     add({
@@ -202,7 +220,7 @@ function nativeCases(): void {
   add({
     suite: 'native',
     name: 'encode JSON small, raw echo',
-    measures: 'nativeCodecs.json.encode for an entry holding the client\'s args text (no stringify)',
+    measures: "nativeCodecs.json.encode for an entry holding the client's args text (no stringify)",
     fn: () => nativeCodecs.json.encode(++rseq, raw),
     check: (out) => assert.deepEqual(JSON.parse(out as string), { type: 'event', seq: rseq, event: 'echo', args: [SMALL] }),
   });
@@ -219,7 +237,7 @@ function entryCases(): void {
     add({
       suite: 'entry',
       name: `Entry.event ${size} (app emit)`,
-      measures: "Entry.event(name, args): measure() walks the args (size, depth, bytes) before the entry is made",
+      measures: 'Entry.event(name, args): measure() walks the args (size, depth, bytes) before the entry is made',
       fn: () => Entry.event('echo', args),
       check: (e) => {
         assert.ok(e instanceof Entry);
@@ -254,7 +272,7 @@ function socketIoCases(textClient: SioEncoder, msgpackClient: SioEncoder): void 
     add({
       suite: 'socket.io',
       name: `decode text ${size}`,
-      measures: "bytes → string (engineio.ts message handler), strip `4` (EioCarrier.packet), socketio-parser fastEvent",
+      measures: 'bytes → string (engineio.ts message handler), strip `4` (EioCarrier.packet), socketio-parser fastEvent',
       fn: () => {
         const text = Buffer.from(msg).toString();
         return text.charCodeAt(0) === 52 ? fastEvent(text.slice(1)) : null;
@@ -355,7 +373,7 @@ function signalRCases(): void {
     add({
       suite: 'signalr',
       name: `decode JSON ${size}`,
-      measures: "bytes → string (signalr.ts message handler), hubProtocols.json.decode",
+      measures: 'bytes → string (signalr.ts message handler), hubProtocols.json.decode',
       fn: () => hubProtocols.json.decode(Buffer.from(jsonMsg).toString()),
       check: (ms) => assert.deepEqual(ms, [expected]),
     });
@@ -427,7 +445,7 @@ function sockJsCases(socketCodec: Codec): void {
     add({
       suite: 'sockjs',
       name: `encode ${size}`,
-      measures: "the SockJS WebSocket codec of a live connection (SocketCodec.encode: native JSON frame, stringified, escaped, a[…])",
+      measures: 'the SockJS WebSocket codec of a live connection (SocketCodec.encode: native JSON frame, stringified, escaped, a[…])',
       fn: () => socketCodec.encode(++seq, e),
       check: (out) => {
         const s = out as string;
@@ -633,7 +651,7 @@ function outboxCases(): void {
   add({
     suite: 'outbox',
     name: 'replay: get() × 100 from a cursor',
-    measures: 'Outbox.get(seq) for 100 seqs (what a connection\'s flush reads after a resume)',
+    measures: "Outbox.get(seq) for 100 seqs (what a connection's flush reads after a resume)",
     fn: () => {
       let n = 0;
       for (let s = d.last - 99; s <= d.last; s++) if (d.get(s) !== undefined) n++;
@@ -890,7 +908,10 @@ function markdown(started: string, m: Record<string, unknown>, results: Result[]
     '| suite | case | ops/s | ± rme | samples | ns/op | other work on the CPU | other CPUs busy | machine speed |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const r of results) lines.push(`| ${r.suite} | ${r.name} | ${fmtHz(r.hz)} | ${r.rme_pct.toFixed(1)}% | ${r.samples} | ${r.mean_ns.toFixed(0)} | ${r.other_cpu_pct === null ? '?' : r.other_cpu_pct + '%'} | ${r.other_cpus_busy_pct === null ? '?' : r.other_cpus_busy_pct + '%'} | ${r.machine_speed.toFixed(2)} |`);
+  for (const r of results)
+    lines.push(
+      `| ${r.suite} | ${r.name} | ${fmtHz(r.hz)} | ${r.rme_pct.toFixed(1)}% | ${r.samples} | ${r.mean_ns.toFixed(0)} | ${r.other_cpu_pct === null ? '?' : r.other_cpu_pct + '%'} | ${r.other_cpus_busy_pct === null ? '?' : r.other_cpus_busy_pct + '%'} | ${r.machine_speed.toFixed(2)} |`,
+    );
   return lines.join('\n') + '\n';
 }
 
@@ -927,7 +948,10 @@ async function main(): Promise<void> {
   const m = machine();
   console.log(`micro-benchmarks: ${selected.length} cases, maxTime ${maxTime} s each${quick ? ' (quick)' : ''}; outputs checked`);
   console.log(`${m.cpu} ×${m.cpus} (allowed: ${m.cpus_allowed || '?'}), Node ${m.node}, uWS ${m.uws}, msgpackr ${m.msgpackr} (native ${m.msgpackr_native})`);
-  if (m.commit !== '') console.log(`code: ${m.commit}${(m.production_files_changed as string[]).length > 0 ? ` + uncommitted changes to ${(m.production_files_changed as string[]).join(', ')}` : ''}`);
+  if (m.commit !== '')
+    console.log(
+      `code: ${m.commit}${(m.production_files_changed as string[]).length > 0 ? ` + uncommitted changes to ${(m.production_files_changed as string[]).join(', ')}` : ''}`,
+    );
   console.log(`payloads: small = ${SMALL.length}-byte string, 4KB = object of ${LARGE_JSON_BYTES} B as JSON`);
 
   const results: Result[] = [];
@@ -947,9 +971,13 @@ async function main(): Promise<void> {
     const neighbours = otherCpusBusy(cpus);
     for (const c of mine) {
       const fn = c.fn;
-      suite.add(c.name, () => {
-        sink = fn();
-      }, { maxTime, minTime, minSamples: 5, onStart: fullGc });
+      suite.add(
+        c.name,
+        () => {
+          sink = fn();
+        },
+        { maxTime, minTime, minSamples: 5, onStart: fullGc },
+      );
     }
     suite.on('cycle', (ev: Benchmark.Event) => {
       const b = ev.target as unknown as Benchmark & { name: string; error?: Error };
@@ -957,8 +985,22 @@ async function main(): Promise<void> {
       if (b.error) throw new Error(`${suiteName} / ${b.name}: ${String(b.error)}`);
       done++;
       const s = b.stats;
-      results.push({ suite: suiteName, name: c.name, measures: c.measures, hz: b.hz, rme_pct: s.rme, samples: s.sample.length, mean_ns: s.mean * 1e9, deviation_ns: s.deviation * 1e9, other_cpu_pct: null, other_cpus_busy_pct: null, machine_speed: 1 });
-      console.log(`  [${String(done).padStart(2)}/${selected.length}] ${c.name.padEnd(52)} ${fmtHz(b.hz).padStart(13)} ops/s ±${s.rme.toFixed(2).padStart(5)}%  ${String(s.sample.length).padStart(3)} samples  ${(s.mean * 1e9).toFixed(0).padStart(7)} ns/op`);
+      results.push({
+        suite: suiteName,
+        name: c.name,
+        measures: c.measures,
+        hz: b.hz,
+        rme_pct: s.rme,
+        samples: s.sample.length,
+        mean_ns: s.mean * 1e9,
+        deviation_ns: s.deviation * 1e9,
+        other_cpu_pct: null,
+        other_cpus_busy_pct: null,
+        machine_speed: 1,
+      });
+      console.log(
+        `  [${String(done).padStart(2)}/${selected.length}] ${c.name.padEnd(52)} ${fmtHz(b.hz).padStart(13)} ops/s ±${s.rme.toFixed(2).padStart(5)}%  ${String(s.sample.length).padStart(3)} samples  ${(s.mean * 1e9).toFixed(0).padStart(7)} ns/op`,
+      );
     });
     suite.run({ async: false });
     const o = other();
@@ -975,9 +1017,13 @@ async function main(): Promise<void> {
     if (o !== null) {
       if (o > 5) noisy.push(suiteName);
       const nbText = nb === null ? '' : `; the other CPUs ${nb.toFixed(0)}% busy`;
-      console.log(`  other work on CPU ${m.cpus_allowed}: ${o.toFixed(1)}% of the suite's time${nbText}${o > 5 ? '  ← NOISY: something else ran on this CPU; rerun' : ''}`);
+      console.log(
+        `  other work on CPU ${m.cpus_allowed}: ${o.toFixed(1)}% of the suite's time${nbText}${o > 5 ? '  ← NOISY: something else ran on this CPU; rerun' : ''}`,
+      );
     }
-    console.log(`  machine speed against the run's start: ${speed.toFixed(2)} (reference loop ${(refBefore / 1e6).toFixed(2)} → ${(refAfter / 1e6).toFixed(2)} ms)${speed < 0.85 ? '  ← SLOWER: the host was busier; figures of this suite are low' : ''}`);
+    console.log(
+      `  machine speed against the run's start: ${speed.toFixed(2)} (reference loop ${(refBefore / 1e6).toFixed(2)} → ${(refAfter / 1e6).toFixed(2)} ms)${speed < 0.85 ? '  ← SLOWER: the host was busier; figures of this suite are low' : ''}`,
+    );
   }
   if (cpus === null || cpus.length > 1) console.log('\n(not pinned to one CPU: run it as `taskset -c 1 npm run bench:micro` for steadier figures)');
   if (noisy.length > 0) console.log(`\nNOISY suites (other work over 5% of their time on this CPU): ${noisy.join(', ')}`);
@@ -985,14 +1031,27 @@ async function main(): Promise<void> {
   // keep the sink observable
   if (sink === Symbol.for('never')) console.log('');
 
-  const out = { kind: 'micro', started: new Date(started).toISOString(), duration_s: (Date.now() - started) / 1000, machine: m, config: { quick, max_time_s: maxTime, min_time_s: minTime, filter: filters, argv }, noisy_suites: noisy, slower_suites: drift, reference_loop_ns: reference0, payloads: { small_string_bytes: SMALL.length, large_object_json_bytes: LARGE_JSON_BYTES }, results };
+  const out = {
+    kind: 'micro',
+    started: new Date(started).toISOString(),
+    duration_s: (Date.now() - started) / 1000,
+    machine: m,
+    config: { quick, max_time_s: maxTime, min_time_s: minTime, filter: filters, argv },
+    noisy_suites: noisy,
+    slower_suites: drift,
+    reference_loop_ns: reference0,
+    payloads: { small_string_bytes: SMALL.length, large_object_json_bytes: LARGE_JSON_BYTES },
+    results,
+  };
   const dir = join(HERE, 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = out.started.replace(/[:.]/g, '-');
   writeFileSync(join(dir, `micro-${stamp}.json`), JSON.stringify(out, null, 2) + '\n');
   writeFileSync(join(dir, 'micro-latest.json'), JSON.stringify(out, null, 2) + '\n');
   writeFileSync(join(dir, 'micro-latest.md'), markdown(out.started, m, results));
-  console.log(`\n${results.length} results in ${out.duration_s.toFixed(0)} s → bench/results/micro-latest.json (and micro-${stamp}.json), table in micro-latest.md`);
+  console.log(
+    `\n${results.length} results in ${out.duration_s.toFixed(0)} s → bench/results/micro-latest.json (and micro-${stamp}.json), table in micro-latest.md`,
+  );
 }
 
 main().then(

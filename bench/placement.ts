@@ -20,7 +20,15 @@ export function placementReport(partitionCount = DEFAULT_PARTITIONS, epsilon = 0
     const ws = Array.from({ length: W }, (_, i) => `worker-${i + 1}`);
     const o = { partitionCount, epsilon };
     const before = place(ws, o);
-    const leaves = ws.map((w) => movedFraction(before, place(ws.filter((x) => x !== w), o)));
+    const leaves = ws.map((w) =>
+      movedFraction(
+        before,
+        place(
+          ws.filter((x) => x !== w),
+          o,
+        ),
+      ),
+    );
     return {
       workers: W,
       max_over_avg: Math.max(...loads(before).values()) / (partitionCount / W),
@@ -37,6 +45,8 @@ export function printPlacement(rows: PlacementRow[]): void {
   console.log(`\nPlacement (${DEFAULT_PARTITIONS} partitions, ε = 0.25; bound: max/avg ≤ 1.25):`);
   console.log('  workers  max/avg   one joins: moved (fair)   one leaves, worst: moved (fair)');
   for (const r of rows) {
-    console.log(`  ${String(r.workers).padStart(7)}  ${r.max_over_avg.toFixed(3).padStart(7)}   ${pct(r.join_moved).padStart(14)} (${pct(r.join_fair)})   ${pct(r.leave_moved_max).padStart(20)} (${pct(r.leave_fair)})`);
+    console.log(
+      `  ${String(r.workers).padStart(7)}  ${r.max_over_avg.toFixed(3).padStart(7)}   ${pct(r.join_moved).padStart(14)} (${pct(r.join_fair)})   ${pct(r.leave_moved_max).padStart(20)} (${pct(r.leave_fair)})`,
+    );
   }
 }

@@ -18,7 +18,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import * as loadgen from './lib/loadgen.ts';
 import { installCleanup, killAllChildren, perCpuTicks, processTree, rssBytes, treeCpuByPid, treeCpuTicks, cpuByKindDelta } from './lib/processes.ts';
-import { CONFIGS, SERVER_IDS, SERVER_LABELS, fetchJson, serverSpecs, startServer, type Config, type ConfigId, type RunningServer, } from './lib/servers.ts';
+import { CONFIGS, SERVER_IDS, SERVER_LABELS, fetchJson, serverSpecs, startServer, type Config, type ConfigId, type RunningServer } from './lib/servers.ts';
 import { placementReport, printPlacement } from './placement.ts';
 import { capacityMarkdown, markdownReport, readmeSection, summarize, svgChart, targets, type Cell, type Run, type Sample } from './lib/report.ts';
 import { loadEngine } from '../gateway/uws.ts';
@@ -99,7 +99,8 @@ const HELP = `usage: npm run bench -- [options]      (each option also as env BE
 function parseOptions(argv: string[]): Options {
   const raw = new Map<string, string>();
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('BENCH_') && k !== 'BENCH_GATEWAY_CMD' && k !== 'BENCH_CLUSTER_NODE_FLAGS' && v !== undefined) raw.set(k.slice(6).toLowerCase().replaceAll('_', '-'), v);
+    if (k.startsWith('BENCH_') && k !== 'BENCH_GATEWAY_CMD' && k !== 'BENCH_CLUSTER_NODE_FLAGS' && v !== undefined)
+      raw.set(k.slice(6).toLowerCase().replaceAll('_', '-'), v);
   }
   for (const arg of argv) {
     if (arg === '--help' || arg === '-h') {
@@ -110,7 +111,24 @@ function parseOptions(argv: string[]): Options {
     if (!m) throw new Error(`unknown argument ${arg}\n${HELP}`);
     raw.set(m[1]!, m[2] ?? 'true');
   }
-  const known = new Set(['quick', 'only', 'repeat', 'mem-repeat', 'noise', 'conns', 'inflight', 'payload', 'duration', 'warmup', 'idle', 'steady', 'members', 'write-readme', 'no-pin', 'no-nice']);
+  const known = new Set([
+    'quick',
+    'only',
+    'repeat',
+    'mem-repeat',
+    'noise',
+    'conns',
+    'inflight',
+    'payload',
+    'duration',
+    'warmup',
+    'idle',
+    'steady',
+    'members',
+    'write-readme',
+    'no-pin',
+    'no-nice',
+  ]);
   for (const k of raw.keys()) if (!known.has(k)) throw new Error(`unknown option --${k}\n${HELP}`);
   const flag = (name: string) => ['1', 'true', 'yes'].includes(raw.get(name) ?? '');
   const num = (name: string, def: number) => {
@@ -122,13 +140,19 @@ function parseOptions(argv: string[]): Options {
   };
   const quick = flag('quick');
   const only = new Set<ConfigId>();
-  for (const name of (raw.get('only') ?? CONFIGS.map((c) => c.id).join(',')).split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const name of (raw.get('only') ?? CONFIGS.map((c) => c.id).join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const byServer = CONFIGS.filter((c) => c.server === name);
     if (byServer.length && !CONFIGS.some((c) => c.id === name)) for (const c of byServer) only.add(c.id);
     else if (CONFIGS.some((c) => c.id === name)) only.add(name as ConfigId);
     else throw new Error(`--only: unknown row or server "${name}"`);
   }
-  const inflights = (raw.get('inflight') ?? '1,16,64').split(',').map((s) => Math.max(1, Math.round(Number(s)))).filter(Number.isFinite);
+  const inflights = (raw.get('inflight') ?? '1,16,64')
+    .split(',')
+    .map((s) => Math.max(1, Math.round(Number(s))))
+    .filter(Number.isFinite);
   return {
     only: CONFIGS.map((c) => c.id).filter((id) => only.has(id)),
     conns: Math.max(1, Math.round(num('conns', 100))),
@@ -209,14 +233,21 @@ function cpuSnapshot(serverPid: number): CpuSnapshot {
 function cpuWindow(a: CpuSnapshot, b: CpuSnapshot) {
   const wall = Number(b.at - a.at) / 1e9;
   const busy = (i: number) => {
-    const x = a.cpus[i], y = b.cpus[i];
+    const x = a.cpus[i],
+      y = b.cpus[i];
     if (!x || !y || y.total === x.total) return undefined;
     return round((100 * (y.busy - x.busy)) / (y.total - x.total));
   };
   const byKind = cpuByKindDelta(a.byPid, b.byPid);
   const cpu_s_by_kind: Record<string, number> = {};
   for (const [k, t] of Object.entries(byKind)) cpu_s_by_kind[k] = t / CLK_TCK;
-  return { window_s: round(wall, 3), server_cpu_pct: round((100 * (b.server - a.server)) / CLK_TCK / wall), cpu_s_by_kind, cpu0_busy_pct: busy(0), cpu1_busy_pct: busy(1) };
+  return {
+    window_s: round(wall, 3),
+    server_cpu_pct: round((100 * (b.server - a.server)) / CLK_TCK / wall),
+    cpu_s_by_kind,
+    cpu0_busy_pct: busy(0),
+    cpu1_busy_pct: busy(1),
+  };
 }
 
 /**
@@ -256,9 +287,27 @@ function echoSample(rep: number, result: GenResult, cpu: ReturnType<typeof cpuWi
 
 async function runEchoCell(server: RunningServer, c: Config, cell: Cell, o: Options, genPin: string[], rep: number): Promise<Sample> {
   const { result, cpu } = await sampled(server, (m, d) =>
-    gen.runEcho({ port: server.port, proto: c.proto, path: c.path, acks: c.acks, conns: o.conns, inflight: cell.inflight!, payload: o.payload, duration: o.duration, warmup: o.warmup, pin: genPin }, m, d));
+    gen.runEcho(
+      {
+        port: server.port,
+        proto: c.proto,
+        path: c.path,
+        acks: c.acks,
+        conns: o.conns,
+        inflight: cell.inflight!,
+        payload: o.payload,
+        duration: o.duration,
+        warmup: o.warmup,
+        pin: genPin,
+      },
+      m,
+      d,
+    ),
+  );
   if (!result.msgs) {
-    throw new Error(`no echoes received (status ${result.status}, ready ${result.ready}/${result.conns}, other frames ${result.other_frames}, bad payload ${result.bad_payload ?? '?'})`);
+    throw new Error(
+      `no echoes received (status ${result.status}, ready ${result.ready}/${result.conns}, other frames ${result.other_frames}, bad payload ${result.bad_payload ?? '?'})`,
+    );
   }
   return echoSample(rep, result, cpu, result.msgs);
 }
@@ -266,7 +315,8 @@ async function runEchoCell(server: RunningServer, c: Config, cell: Cell, o: Opti
 async function runOpenCell(server: RunningServer, c: Config, o: Options, genPin: string[], rep: number): Promise<Sample> {
   if (!gen.runOpen) throw new Error('the load generator has no open-rate mode yet (runOpen)');
   const { result, cpu } = await sampled(server, (m, d) =>
-    gen.runOpen!({ port: server.port, proto: c.proto, path: c.path, conns: 50, duration: o.openDuration, warmup: 0.5, pin: genPin }, m, d));
+    gen.runOpen!({ port: server.port, proto: c.proto, path: c.path, conns: 50, duration: o.openDuration, warmup: 0.5, pin: genPin }, m, d),
+  );
   if (!result.opens) throw new Error(`no sessions opened (status ${result.status}, failed ${result.failed})`);
   const s = echoSample(rep, result, cpu, result.opens);
   s.value = result.opens_per_s ?? 0;
@@ -276,7 +326,23 @@ async function runOpenCell(server: RunningServer, c: Config, o: Options, genPin:
 async function runFanoutCell(server: RunningServer, c: Config, o: Options, genPin: string[], rep: number): Promise<Sample> {
   if (!gen.runFanout) throw new Error('the load generator has no fan-out mode yet (runFanout)');
   const { result, cpu } = await sampled(server, (m, d) =>
-    gen.runFanout!({ port: server.port, ports: server.ports, proto: c.proto, path: c.path, conns: o.members, inflight: 4, payload: o.payload, duration: o.duration, warmup: o.warmup, pin: genPin }, m, d));
+    gen.runFanout!(
+      {
+        port: server.port,
+        ports: server.ports,
+        proto: c.proto,
+        path: c.path,
+        conns: o.members,
+        inflight: 4,
+        payload: o.payload,
+        duration: o.duration,
+        warmup: o.warmup,
+        pin: genPin,
+      },
+      m,
+      d,
+    ),
+  );
   if (!result.deliveries) throw new Error(`no deliveries (status ${result.status}, ready ${result.ready}/${result.conns})`);
   const s = echoSample(rep, result, cpu, result.deliveries);
   s.value = result.deliveries_per_s ?? 0;
@@ -417,11 +483,16 @@ async function main(): Promise<void> {
   if (pinning) spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const load = os.loadavg()[0]!;
   const cpuModel = os.cpus()[0]?.model ?? '?';
-  console.log(`Switchyard bench — node ${process.version}, ${cpus} CPUs (${cpuModel}), ` +
-    (pinning ? 'servers on CPU 0, generator on CPU 1' : `not pinned (${!opts.pin ? '--no-pin' : !haveTaskset ? 'no taskset' : 'one CPU'})`) +
-    (boost.length ? ', at nice -10' : '') + `, load average ${load.toFixed(2)}`);
-  console.log(`${opts.repeat} repetition(s) round-robin over the servers; echo ${opts.conns} connections × ${opts.inflights.join('/')} in flight, ` +
-    `${opts.duration} s after ${opts.warmup} s warm-up; memory ${fmtInt(opts.idle)} idle sessions; noise bound ${Math.round(opts.noise * 100)}%`);
+  console.log(
+    `Switchyard bench — node ${process.version}, ${cpus} CPUs (${cpuModel}), ` +
+      (pinning ? 'servers on CPU 0, generator on CPU 1' : `not pinned (${!opts.pin ? '--no-pin' : !haveTaskset ? 'no taskset' : 'one CPU'})`) +
+      (boost.length ? ', at nice -10' : '') +
+      `, load average ${load.toFixed(2)}`,
+  );
+  console.log(
+    `${opts.repeat} repetition(s) round-robin over the servers; echo ${opts.conns} connections × ${opts.inflights.join('/')} in flight, ` +
+      `${opts.duration} s after ${opts.warmup} s warm-up; memory ${fmtInt(opts.idle)} idle sessions; noise bound ${Math.round(opts.noise * 100)}%`,
+  );
   if (load > 1) console.log('warning: the machine is already busy; numbers will be noisy');
 
   const configs = CONFIGS.filter((c) => opts.only.includes(c.id));
@@ -458,7 +529,20 @@ async function main(): Promise<void> {
       try {
         // a fresh process's first seconds are JIT warm-up: an unrecorded echo run before the first cell
         const first = rows[0]!;
-        await gen.runEcho({ port: server.port, ports: server.ports, proto: first.proto, path: first.path, acks: first.acks, conns: opts.conns, inflight: 16, payload: opts.payload, duration: opts.serverWarmup, warmup: 0, pin: genPin })
+        await gen
+          .runEcho({
+            port: server.port,
+            ports: server.ports,
+            proto: first.proto,
+            path: first.path,
+            acks: first.acks,
+            conns: opts.conns,
+            inflight: 16,
+            payload: opts.payload,
+            duration: opts.serverWarmup,
+            warmup: 0,
+            pin: genPin,
+          })
           .catch(() => undefined);
         for (const c of rows) {
           for (const cell of cellsFor(c, opts)) {
@@ -468,9 +552,12 @@ async function main(): Promise<void> {
               continue;
             }
             try {
-              const once = () => cell.kind === 'echo' ? runEchoCell(server, c, cell, opts, genPin, rep)
-                : cell.kind === 'open' ? runOpenCell(server, c, opts, genPin, rep)
-                : runFanoutCell(server, c, opts, genPin, rep);
+              const once = () =>
+                cell.kind === 'echo'
+                  ? runEchoCell(server, c, cell, opts, genPin, rep)
+                  : cell.kind === 'open'
+                    ? runOpenCell(server, c, opts, genPin, rep)
+                    : runFanoutCell(server, c, opts, genPin, rep);
               // a generator that could not start at all (no result line: e.g. its binary was being
               // rebuilt) is tried once more; a generator that ran and failed is not
               const s = await once().catch(async (err: Error) => {
@@ -552,8 +639,10 @@ async function main(): Promise<void> {
     writeFileSync(join(ROOT, 'docs', 'bench.svg'), svg);
     const readmePath = join(ROOT, 'README.md');
     const readme = readFileSync(readmePath, 'utf8');
-    const START = '<!-- bench:start -->', END = '<!-- bench:end -->';
-    const i = readme.indexOf(START), j = readme.indexOf(END);
+    const START = '<!-- bench:start -->',
+      END = '<!-- bench:end -->';
+    const i = readme.indexOf(START),
+      j = readme.indexOf(END);
     if (i < 0 || j < i) console.log(`README.md has no ${START} … ${END} markers: section not written`);
     else writeFileSync(readmePath, readme.slice(0, i + START.length) + '\n' + readmeSection(run) + readme.slice(j));
     writeFileSync(join(ROOT, 'docs', 'capacity.md'), capacityMarkdown(run));

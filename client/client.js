@@ -22,7 +22,9 @@ export class SwitchyardClient extends ClientSession {
   }
 
   /** True while a connection is open. */
-  get connected() { return this.state === 'open'; }
+  get connected() {
+    return this.state === 'open';
+  }
 
   /**
    * Resolves with the open info once the client is open (at once if it already is); rejects if it
@@ -33,7 +35,10 @@ export class SwitchyardClient extends ClientSession {
     if (this.state === 'open' && this._openInfo) return Promise.resolve(this._openInfo);
     if (this.state === 'closed') return Promise.reject(new SwitchyardError('SY_CLIENT_CLOSED', 'client is closed'));
     return new Promise((resolve, reject) => {
-      const offOpen = this.once('open', (info) => { offClose(); resolve(info); });
+      const offOpen = this.once('open', (info) => {
+        offClose();
+        resolve(info);
+      });
       const offClose = this.once('close', (/** @type {CloseInfo} */ info) => {
         offOpen();
         reject(new SwitchyardError('SY_CLIENT_CLOSED', `closed before open: ${info.code} ${info.reason}`));

@@ -33,7 +33,10 @@ export class PollConn extends PostConn {
         const type = String(res.headers.get('content-type') || '');
         const codec = this.c._codec;
         if (type.includes('msgpack') && codec) body = codec.decode(new Uint8Array(await res.arrayBuffer()));
-        else { const text = await res.text(); body = text ? JSON.parse(text) : []; }
+        else {
+          const text = await res.text();
+          body = text ? JSON.parse(text) : [];
+        }
       }
       return { res, body };
     } finally {
@@ -134,6 +137,11 @@ export class PollConn extends PostConn {
   _release() {
     const ac = this.ac;
     this.ac = null;
-    if (ac) try { ac.abort(); } catch { /* ignore */ }
+    if (ac)
+      try {
+        ac.abort();
+      } catch {
+        /* ignore */
+      }
   }
 }

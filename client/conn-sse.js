@@ -27,7 +27,7 @@ export class SseConn extends PostConn {
       // (the `eventsource` package reports the HTTP status as `code`; browsers report nothing)
       const status = ev && typeof ev.code === 'number' ? ev.code : undefined;
       const sessionGone = !this.opened && this.resuming && status !== undefined && isRefusal(status);
-      this._down({ status, sessionGone, reason: (ev?.message) || (status ? `HTTP ${status}` : 'event stream failed') });
+      this._down({ status, sessionGone, reason: ev?.message || (status ? `HTTP ${status}` : 'event stream failed') });
     };
   }
 
@@ -37,6 +37,10 @@ export class SseConn extends PostConn {
     this.es = null;
     if (!es) return;
     es.onmessage = es.onerror = noop;
-    try { es.close(); } catch { /* ignore */ }
+    try {
+      es.close();
+    } catch {
+      /* ignore */
+    }
   }
 }

@@ -48,11 +48,21 @@ export class WsConn extends Conn {
   _open() {
     const ws = new this.c._WebSocket(this.c._url('ws', this.resuming));
     this.ws = ws;
-    try { ws.binaryType = 'arraybuffer'; } catch { /* read-only in some polyfills */ }
+    try {
+      ws.binaryType = 'arraybuffer';
+    } catch {
+      /* read-only in some polyfills */
+    }
     ws.onmessage = (/** @type {any} */ ev) => this._receive(ev.data);
-    ws.onerror = (/** @type {any} */ ev) => { this.error = (ev && (ev.error || ev.message)) || 'websocket error'; };
+    ws.onerror = (/** @type {any} */ ev) => {
+      this.error = (ev && (ev.error || ev.message)) || 'websocket error';
+    };
     ws.onclose = (/** @type {any} */ ev) => {
-      this._down({ code: ev && typeof ev.code === 'number' ? ev.code : 1006, reason: (ev?.reason) || (this.error ? errText(this.error) : ''), error: this.error });
+      this._down({
+        code: ev && typeof ev.code === 'number' ? ev.code : 1006,
+        reason: ev?.reason || (this.error ? errText(this.error) : ''),
+        error: this.error,
+      });
     };
   }
 
@@ -68,7 +78,10 @@ export class WsConn extends Conn {
       // a POST /rt/send of an earlier (SSE or polling) connection is still out: its frames go first
       if (!this.waiting) {
         this.waiting = true;
-        sending.then(() => { this.waiting = false; this.flush(); });
+        sending.then(() => {
+          this.waiting = false;
+          this.flush();
+        });
       }
       return;
     }
@@ -96,7 +109,12 @@ export class WsConn extends Conn {
   giveUp(reason) {
     const ws = this.ws;
     if (ws && ws.readyState === 1 && !this.opened && !this.dead && !this.resuming) {
-      try { ws.send(encode(this.c._codec, { type: 'close' })); this.abandoned = true; } catch { /* closing already */ }
+      try {
+        ws.send(encode(this.c._codec, { type: 'close' }));
+        this.abandoned = true;
+      } catch {
+        /* closing already */
+      }
     }
     this.kill(reason);
   }
@@ -115,11 +133,21 @@ export class WsConn extends Conn {
       if (!abrupt || this.abandoned) {
         ws.close(1000, 'client');
         if (this.abandoned && typeof ws.terminate === 'function') {
-          const t = /** @type {any} */ (setTimeout(() => { try { ws.terminate(); } catch { /* gone */ } }, 1000));
+          const t = /** @type {any} */ (
+            setTimeout(() => {
+              try {
+                ws.terminate();
+              } catch {
+                /* gone */
+              }
+            }, 1000)
+          );
           if (t && typeof t.unref === 'function') t.unref();
         }
       } else if (typeof ws.terminate === 'function') ws.terminate();
       else if (ws.readyState < 2) ws.close();
-    } catch { /* already closed */ }
+    } catch {
+      /* already closed */
+    }
   }
 }

@@ -57,7 +57,12 @@ export class Conn {
   _receive(data) {
     if (this.dead) return;
     let f;
-    try { f = this._parse(data); } catch (e) { this.c._badFrame(this, e); return; }
+    try {
+      f = this._parse(data);
+    } catch (e) {
+      this.c._badFrame(this, e);
+      return;
+    }
     this.c._connFrame(this, f);
   }
 

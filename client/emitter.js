@@ -5,7 +5,10 @@
 function rethrowLater(e) {
   const g = /** @type {any} */ (globalThis);
   if (typeof g.reportError === 'function') g.reportError(e);
-  else setTimeout(() => { throw e; });
+  else
+    setTimeout(() => {
+      throw e;
+    });
 }
 
 export class Emitter {
@@ -36,7 +39,10 @@ export class Emitter {
    */
   once(name, fn) {
     // (the listener's result is passed on: a server request handler may return a promise)
-    const off = this.on(name, (...args) => { off(); return fn.apply(this, args); });
+    const off = this.on(name, (...args) => {
+      off();
+      return fn.apply(this, args);
+    });
     return off;
   }
 
@@ -71,7 +77,11 @@ export class Emitter {
     const set = this._ls.get(name);
     if (!set || set.size === 0) return;
     for (const fn of [...set]) {
-      try { fn.apply(this, args); } catch (e) { rethrowLater(e); }
+      try {
+        fn.apply(this, args);
+      } catch (e) {
+        rethrowLater(e);
+      }
     }
   }
 }

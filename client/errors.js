@@ -48,7 +48,11 @@ export function errText(e) {
 export async function httpError(res, transport) {
   /** @type {any} */
   let body = null;
-  try { body = await res.json(); } catch { /* not JSON */ }
+  try {
+    body = await res.json();
+  } catch {
+    /* not JSON */
+  }
   const code = body && typeof body.error === 'string' ? body.error : 'SY_CLIENT_HTTP';
   const message = body && typeof body.message === 'string' ? body.message : `HTTP ${res.status}`;
   return new SwitchyardError(code, message, { status: res.status, transport });

@@ -31,7 +31,10 @@ const DEFAULTS = {
  * @param {ClientOptions} [options]
  */
 export function configure(url, options) {
-  if (url && typeof url === 'object' && !(url instanceof URL)) { options = url; url = undefined; }
+  if (url && typeof url === 'object' && !(url instanceof URL)) {
+    options = url;
+    url = undefined;
+  }
   const o = { ...DEFAULTS, ...(options || {}) };
   const g = /** @type {any} */ (globalThis);
   const loc = g.location;
@@ -66,7 +69,10 @@ export function configure(url, options) {
     /** where the routes are: `http(s)://host[/path prefix]/rt` */
     http,
     /** the remembered fallback (null: rememberTransport false) */
-    remembered: o.rememberTransport === false ? null : new Remembered(typeof o.rememberTransport === 'string' && o.rememberTransport ? o.rememberTransport : `switchyard.transport ${http}`),
+    remembered:
+      o.rememberTransport === false
+        ? null
+        : new Remembered(typeof o.rememberTransport === 'string' && o.rememberTransport ? o.rememberTransport : `switchyard.transport ${http}`),
     /** the gateway URL's query, sent on every connect @type {Record<string, string>} */
     baseQuery: Object.fromEntries(base.searchParams),
     /** msgpack codec, or null for JSON @type {Codec | null} */

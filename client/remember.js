@@ -18,7 +18,9 @@ function local() {
   try {
     const ls = /** @type {any} */ (globalThis).localStorage;
     if (ls && typeof ls.getItem === 'function' && typeof ls.setItem === 'function' && typeof ls.removeItem === 'function') return ls;
-  } catch { /* not allowed here */ }
+  } catch {
+    /* not allowed here */
+  }
   return null;
 }
 
@@ -33,13 +35,19 @@ export class Remembered {
     /** @type {string | null | undefined} */
     let text = null;
     const ls = local();
-    try { if (ls) text = ls.getItem(this.key); } catch { /* unreadable */ }
+    try {
+      if (ls) text = ls.getItem(this.key);
+    } catch {
+      /* unreadable */
+    }
     if (text == null) text = memory.get(this.key);
     if (!text) return null;
     try {
       const v = JSON.parse(text);
       if (v && typeof v.transport === 'string' && typeof v.at === 'number' && Number.isFinite(v.at)) return { transport: v.transport, at: v.at };
-    } catch { /* not ours */ }
+    } catch {
+      /* not ours */
+    }
     return null;
   }
 
@@ -51,14 +59,24 @@ export class Remembered {
     const text = JSON.stringify({ transport, at });
     const ls = local();
     try {
-      if (ls) { ls.setItem(this.key, text); memory.delete(this.key); return; }
-    } catch { /* full or not allowed: keep it in memory */ }
+      if (ls) {
+        ls.setItem(this.key, text);
+        memory.delete(this.key);
+        return;
+      }
+    } catch {
+      /* full or not allowed: keep it in memory */
+    }
     memory.set(this.key, text);
   }
 
   forget() {
     memory.delete(this.key);
     const ls = local();
-    try { if (ls) ls.removeItem(this.key); } catch { /* not allowed */ }
+    try {
+      if (ls) ls.removeItem(this.key);
+    } catch {
+      /* not allowed */
+    }
   }
 }

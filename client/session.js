@@ -65,7 +65,8 @@ export class ClientSession extends Emitter {
     /** requests waiting for their reply (internal) */ this._requests = new Requests();
     /** `cseq` of the newest client frame numbered for the current session (internal) */ this._cseq = 0;
     /** bumped by every new session (new sid): which session frames and replies belong to (internal) */ this._epoch = 0;
-    /** settles when the POST /rt/send in flight (of any connection) is done, frames put back included (internal) @type {Promise<void> | null} */ this._sending = null;
+    /** settles when the POST /rt/send in flight (of any connection) is done, frames put back included (internal) @type {Promise<void> | null} */ this._sending =
+      null;
     /** @protected */ this._attempt = 0;
     /** @private @type {ReturnType<typeof setTimeout> | null} */ this._timer = null;
     /** @private @type {ReturnType<typeof setTimeout> | null} */ this._connectTimer = null;
@@ -288,7 +289,10 @@ export class ClientSession extends Emitter {
     if (!conn?.opened || !conn.heartbeat || !this.pingMs) return;
     const limit = 2 * this.pingMs + 1000;
     const idle = Date.now() - this._lastRx;
-    if (idle >= limit) { conn.kill(`no frame for ${idle} ms (pingMs ${this.pingMs})`); return; }
+    if (idle >= limit) {
+      conn.kill(`no frame for ${idle} ms (pingMs ${this.pingMs})`);
+      return;
+    }
     this._liveTimer = setTimeout(() => this._checkLive(), limit - idle);
   }
 
@@ -388,8 +392,14 @@ export class ClientSession extends Emitter {
     }
     const f = /** @type {Frame} */ (raw);
     this._lastRx = Date.now();
-    if (f.type === 'open') { this._connOpen(conn, f); return; }
-    if (f.type === 'close') { this._serverClose(conn, f); return; }
+    if (f.type === 'open') {
+      this._connOpen(conn, f);
+      return;
+    }
+    if (f.type === 'close') {
+      this._serverClose(conn, f);
+      return;
+    }
     // Before `open` only a resume of a session that has just ended may send frames: its unread
     // event/reply frames, then `close`.
     if (!conn.opened && !(conn.resuming && (f.type === 'event' || f.type === 'reply'))) {
@@ -409,7 +419,10 @@ export class ClientSession extends Emitter {
         return;
       case 'ping':
         conn.send({ type: 'pong' });
-        if (!conn.heartbeat) { conn.heartbeat = true; this._checkLive(); }
+        if (!conn.heartbeat) {
+          conn.heartbeat = true;
+          this._checkLive();
+        }
         return;
       default:
         return; // unknown server frame types are ignored (forward compatibility)
@@ -428,11 +441,13 @@ export class ClientSession extends Emitter {
       return;
     }
     if (this._ackTimer) return;
-    const t = /** @type {any} */ (setTimeout(() => {
-      this._ackTimer = null;
-      const ack = conn === this._conn && this.state === 'open' ? this._ackFrame() : null;
-      if (ack) conn.send(ack);
-    }, ACK_DELAY_MS));
+    const t = /** @type {any} */ (
+      setTimeout(() => {
+        this._ackTimer = null;
+        const ack = conn === this._conn && this.state === 'open' ? this._ackFrame() : null;
+        if (ack) conn.send(ack);
+      }, ACK_DELAY_MS)
+    );
     if (t && typeof t.unref === 'function') t.unref();
     this._ackTimer = t;
   }
@@ -515,7 +530,12 @@ export class ClientSession extends Emitter {
     if (!wasOpen && conn.resuming && (!terminal || RESUME_REFUSED.has(code))) {
       // The session we tried to resume has ended (expired, node restarted) or its token is not
       // accepted: start a new session on the same transport right away (open.recovered = false).
-      this._fire('error', new SwitchyardError(reason.startsWith('SY_') ? reason : 'SY_CLIENT_RESUME_REFUSED', `could not resume session ${this.sid}: ${code} ${reason}`, { transport: conn.name }));
+      this._fire(
+        'error',
+        new SwitchyardError(reason.startsWith('SY_') ? reason : 'SY_CLIENT_RESUME_REFUSED', `could not resume session ${this.sid}: ${code} ${reason}`, {
+          transport: conn.name,
+        }),
+      );
       this._tryNext({ code, reason });
       return;
     }
@@ -545,7 +565,12 @@ export class ClientSession extends Emitter {
     if (this.state === 'closed') return;
     if (!conn.opened && conn.resuming && info.sessionGone) {
       // e.g. SSE answered 401/404 to the resume: retry this transport with a new session
-      this._sessionGone(new SwitchyardError('SY_CLIENT_RESUME_REFUSED', `could not resume session ${this.sid}: ${info.reason || ''}`, { transport: conn.name, status: info.status }));
+      this._sessionGone(
+        new SwitchyardError('SY_CLIENT_RESUME_REFUSED', `could not resume session ${this.sid}: ${info.reason || ''}`, {
+          transport: conn.name,
+          status: info.status,
+        }),
+      );
       this._tryNext(info);
       return;
     }

@@ -35,7 +35,10 @@ export class Upstream {
   schedule() {
     if (this.busy || this.queued) return;
     this.queued = true;
-    queueMicrotask(() => { this.queued = false; this.pump(); });
+    queueMicrotask(() => {
+      this.queued = false;
+      this.pump();
+    });
   }
 
   /** @param {Frame} f */
@@ -117,15 +120,24 @@ export class Upstream {
       this.busy = true;
       /** @type {() => void} */
       let done = () => {};
-      const sending = (c._sending = new Promise((resolve) => { done = resolve; }));
+      const sending = (c._sending = new Promise((resolve) => {
+        done = resolve;
+      }));
       const ac = typeof AbortController === 'function' ? new AbortController() : null;
       this.ac = ac;
       try {
         let res = null;
         let err = null;
-        try { res = await c._post(frames, this.binary, this.binary ? undefined : json, ac ? ac.signal : undefined); } catch (e) { err = e; }
+        try {
+          res = await c._post(frames, this.binary, this.binary ? undefined : json, ac ? ac.signal : undefined);
+        } catch (e) {
+          err = e;
+        }
         this.clearAbort();
-        if (this.final) { if (err) return; continue; }
+        if (this.final) {
+          if (err) return;
+          continue;
+        }
         if (err || !res) {
           // Not known to have arrived: put the frames back (same cseq) and let the reconnect resend them.
           c._requeue(user, epoch);

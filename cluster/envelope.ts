@@ -15,29 +15,30 @@
 import type { OpenInfo, SessionMeta, TransportName, WireEntry } from './types.ts';
 
 /** gateway → worker, on `sy.in.<partition>` */
-export type InboundEnvelope = (
+export type InboundEnvelope =
   /** `moved`: a re-open on a new owner after a move; `n` is then the last acknowledged n */
   /**
    * `claim`: the sid is one the client chose (SockJS): when the worker has it from another node, or
    * it ended a moment ago, the worker says so (`taken`, `gone`) instead of opening a second one
    */
-  | { t: 'open'; sid: string; node: string; n: number; transport: TransportName; meta: SessionMeta; moved?: boolean; claim?: boolean }
-  /**
-   * `raw`: the JSON text of `args` as the client sent it (see ClientFrame). In one process both
-   * come; over a network bus only `raw` when there is one (the worker parses it: cheaper than
-   * msgpack-encoding the args on the gateway and decoding them on the worker)
-   */
-  | { t: 'event'; sid: string; node: string; n: number; event: string; args?: unknown[]; ack?: string | number; raw?: string }
-  /** the client's answer to the app's `session.request` number `ack`; not numbered (`n` = 0): at most once */
-  | { t: 'answer'; sid: string; node: string; n: 0; ack: string | number; args?: unknown[]; error?: string }
-  | { t: 'close'; sid: string; node: string; n: number; code: number; reason: string }
-  /** the session now lives on gateway `node` (after a hand-over) */
-  | { t: 'rehome'; sid: string; node: string; n: number }
-  /** the session's client now talks over `transport` (an upgrade, a resume over another transport, SignalR's transport after negotiate) */
-  | { t: 'transport'; sid: string; node: string; n: number; transport: TransportName }
-  /** send outputs from `o` = `from` on again (the gateway saw a gap); not numbered (`n` = 0) */
-  | { t: 'resend'; sid: string; node: string; n: 0; from: number }
-) & { /** highest output `o` the gateway has received (cluster) */ lo?: number };
+  (
+    | { t: 'open'; sid: string; node: string; n: number; transport: TransportName; meta: SessionMeta; moved?: boolean; claim?: boolean }
+    /**
+     * `raw`: the JSON text of `args` as the client sent it (see ClientFrame). In one process both
+     * come; over a network bus only `raw` when there is one (the worker parses it: cheaper than
+     * msgpack-encoding the args on the gateway and decoding them on the worker)
+     */
+    | { t: 'event'; sid: string; node: string; n: number; event: string; args?: unknown[]; ack?: string | number; raw?: string }
+    /** the client's answer to the app's `session.request` number `ack`; not numbered (`n` = 0): at most once */
+    | { t: 'answer'; sid: string; node: string; n: 0; ack: string | number; args?: unknown[]; error?: string }
+    | { t: 'close'; sid: string; node: string; n: number; code: number; reason: string }
+    /** the session now lives on gateway `node` (after a hand-over) */
+    | { t: 'rehome'; sid: string; node: string; n: number }
+    /** the session's client now talks over `transport` (an upgrade, a resume over another transport, SignalR's transport after negotiate) */
+    | { t: 'transport'; sid: string; node: string; n: number; transport: TransportName }
+    /** send outputs from `o` = `from` on again (the gateway saw a gap); not numbered (`n` = 0) */
+    | { t: 'resend'; sid: string; node: string; n: 0; from: number }
+  ) & { /** highest output `o` the gateway has received (cluster) */ lo?: number };
 
 /** worker output for one session: `n` acknowledges client envelopes up to n; `o` numbers outputs (cluster) */
 export type OutputEnvelope = (
@@ -97,7 +98,17 @@ export type RelayEnvelope =
    * `done`: the poll is answered, or the connection is replaced; `restart`: A drains. An r-out
    * with nothing else says "attached".
    */
-  | { t: 'r-out'; cid: number; open?: OpenInfo; first?: number; entries?: WireEntry[]; end?: { code: number; reason: string }; done?: boolean; restart?: boolean; error?: string }
+  | {
+      t: 'r-out';
+      cid: number;
+      open?: OpenInfo;
+      first?: number;
+      entries?: WireEntry[];
+      end?: { code: number; reason: string };
+      done?: boolean;
+      restart?: boolean;
+      error?: string;
+    }
   /** B → A: client frames from connection `cid` (validated by B) */
   | { t: 'r-in'; sid: string; from: string; cid: number; frames: unknown[] }
   /** B → A: the client of connection `cid` acknowledged the session's entries up to `seq` (a dialect with its own acks) */

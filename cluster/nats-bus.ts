@@ -145,7 +145,10 @@ export class NatsBus implements Bus {
         } catch (decodeErr) {
           // once per cause: whoever sends such messages may send many
           const refused = decodeErr instanceof MsgpackRefusedError;
-          warnOnce(`bus: an undecodable message dropped (${refused ? decodeErr.message : 'msgpackr threw'})`, refused ? undefined : decodeErr, { subject: msg.subject, bytes: msg.data.byteLength });
+          warnOnce(`bus: an undecodable message dropped (${refused ? decodeErr.message : 'msgpackr threw'})`, refused ? undefined : decodeErr, {
+            subject: msg.subject,
+            bytes: msg.data.byteLength,
+          });
           return;
         }
         if (typeof e !== 'object' || e === null || ((e as Batch).t === BATCH && !Array.isArray((e as Batch).e))) {

@@ -117,10 +117,11 @@ export class WorkerSession implements AppSession {
     this.closed = true;
     const rs = this.requests;
     this.requests = null;
-    if (rs !== null) for (const r of rs.values()) {
-      clearTimeout(r.timer);
-      r.reject(new Error('the session closed'));
-    }
+    if (rs !== null)
+      for (const r of rs.values()) {
+        clearTimeout(r.timer);
+        r.reject(new Error('the session closed'));
+      }
   }
 
   join(room: string): void {

@@ -198,7 +198,10 @@ export class Worker implements AppContext {
     const except = options?.except;
     // the id lets a node that just took a session over drop a broadcast it gets twice
     const id = this.id + '.' + ++this.broadcasts;
-    this.bus.publish(subjects.room(room), except && except.length > 0 ? { t: 'broadcast', room, event, args, except, id } : { t: 'broadcast', room, event, args, id });
+    this.bus.publish(
+      subjects.room(room),
+      except && except.length > 0 ? { t: 'broadcast', room, event, args, except, id } : { t: 'broadcast', room, event, args, id },
+    );
   }
 
   /** Sends one of a session's outputs (numbered and kept until the gateway has it, in a cluster) */
@@ -286,7 +289,8 @@ export class Worker implements AppContext {
       }
       if (e.claim === true && e.moved !== true) {
         const ended = this.gone.get(e.sid);
-        if (ended !== undefined && Date.now() - ended.at < GONE_MS) return this.bus.publish(nodeSubject(e.node), { t: 'gone', sid: e.sid, code: ended.code, reason: ended.reason });
+        if (ended !== undefined && Date.now() - ended.at < GONE_MS)
+          return this.bus.publish(nodeSubject(e.node), { t: 'gone', sid: e.sid, code: ended.code, reason: ended.reason });
       }
       s = new WorkerSession(this, e.sid, e.node, e.transport, e.meta, partitionOf(e.sid, this.partitionCount), e.moved === true);
       s.claimed = e.claim === true;

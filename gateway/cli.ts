@@ -79,7 +79,10 @@ export async function main(argv: string[]): Promise<void> {
     }
     const g = node.gateway;
     const e = g.engine;
-    log.info({ node: g.nodeId, port: node.port, engine: e.spec }, `switchyard: node ${g.nodeId} listening on http://${g.options.host}:${node.port} (engine: native uWebSockets.js ${e.version} from ${e.spec}; bus: ${busName}${command === 'start' ? `; app: ${cli.app ?? 'demo'}` : ''})`);
+    log.info(
+      { node: g.nodeId, port: node.port, engine: e.spec },
+      `switchyard: node ${g.nodeId} listening on http://${g.options.host}:${node.port} (engine: native uWebSockets.js ${e.version} from ${e.spec}; bus: ${busName}${command === 'start' ? `; app: ${cli.app ?? 'demo'}` : ''})`,
+    );
     close = () => node.close();
   }
   let stopping = false;
@@ -89,10 +92,13 @@ export async function main(argv: string[]): Promise<void> {
     log.info(`switchyard: ${sig}, closing`);
     const how = sig === 'SIGTERM' && terminate !== null ? terminate : close;
     // the log is written asynchronously: flushed before the process goes
-    how().then(() => exit(0), (err) => {
-      log.error({ err }, 'switchyard: close failed');
-      exit(1);
-    });
+    how().then(
+      () => exit(0),
+      (err) => {
+        log.error({ err }, 'switchyard: close failed');
+        exit(1);
+      },
+    );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -111,7 +117,8 @@ async function loadApp(spec: string | undefined): Promise<App> {
     try {
       ((await import('tsx/esm/api')) as { register(): unknown }).register();
     } catch {
-      if (!(process.features as { typescript?: string }).typescript) throw new UsageError(`${spec} is TypeScript: compile it to JavaScript, install tsx (npm i tsx), or run Node 22.18 or later (which strips types)`);
+      if (!(process.features as { typescript?: string }).typescript)
+        throw new UsageError(`${spec} is TypeScript: compile it to JavaScript, install tsx (npm i tsx), or run Node 22.18 or later (which strips types)`);
     }
   }
   const mod = (await import(pathToFileURL(resolve(spec)).href)) as { default?: App };

@@ -112,7 +112,8 @@ export class Delivery {
    */
   reopen(s: Session): void {
     const x = s.ext;
-    if (x.acked > 0) this.bus.publish(s.subjectIn, { t: 'open', sid: s.sid, node: this.nodeId, n: x.acked, transport: s.transport, meta: s.meta, moved: true, lo: x.lastOut });
+    if (x.acked > 0)
+      this.bus.publish(s.subjectIn, { t: 'open', sid: s.sid, node: this.nodeId, n: x.acked, transport: s.transport, meta: s.meta, moved: true, lo: x.lastOut });
     this.resendUnacked(s);
   }
 

@@ -71,7 +71,10 @@ export class Directory {
     }, waitMs);
     timer.unref();
     this.pending.set(qid, { done, sid, timer });
-    this.gw.bus.publish(subjects.directory, sids.length > 1 ? { t: 'r-who', sid, alt: sids.slice(1), from: this.gw.nodeId, qid } : { t: 'r-who', sid, from: this.gw.nodeId, qid });
+    this.gw.bus.publish(
+      subjects.directory,
+      sids.length > 1 ? { t: 'r-who', sid, alt: sids.slice(1), from: this.gw.nodeId, qid } : { t: 'r-who', sid, from: this.gw.nodeId, qid },
+    );
   }
 
   onHere(e: Here): void {

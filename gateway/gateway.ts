@@ -189,13 +189,15 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     let registry: ReturnType<typeof metricsRegistry> | null = null;
     app.get('/metrics', (res, req) => {
       const ex = new Exchange(res, '', wantsClose(req));
-      (registry ??= metricsRegistry(this)).then(async (r) => [r.contentType, await r.metrics()] as const).then(
-        ([type, text]) => ex.reply(200, type, text),
-        (err) => {
-          warnOnce('metrics', err);
-          ex.error('SY_ERR_INTERNAL');
-        },
-      );
+      (registry ??= metricsRegistry(this))
+        .then(async (r) => [r.contentType, await r.metrics()] as const)
+        .then(
+          ([type, text]) => ex.reply(200, type, text),
+          (err) => {
+            warnOnce('metrics', err);
+            ex.error('SY_ERR_INTERNAL');
+          },
+        );
     });
   }
 
@@ -610,7 +612,12 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
         this.stats.messagesIn++;
         // an answer to the app's request: not numbered (at most once; a lost one times out), and
         // handled at once by the worker, whose handler may be awaiting it
-        this.bus.publish(s.subjectIn, f.error !== undefined ? { t: 'answer', sid: s.sid, node: this.nodeId, n: 0, ack: f.ack, error: f.error } : { t: 'answer', sid: s.sid, node: this.nodeId, n: 0, ack: f.ack, args: f.args ?? [] });
+        this.bus.publish(
+          s.subjectIn,
+          f.error !== undefined
+            ? { t: 'answer', sid: s.sid, node: this.nodeId, n: 0, ack: f.ack, error: f.error }
+            : { t: 'answer', sid: s.sid, node: this.nodeId, n: 0, ack: f.ack, args: f.args ?? [] },
+        );
         return;
       case 'refused':
         s.push(Entry.reply(f.ack, undefined, f.error)!);
@@ -681,12 +688,16 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       if (ended !== null) return done({ kind: 'ended', ended });
     }
     if (!this.clustered) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
-    this.directory.locate(sids, (node, sid) => {
-      const s = this.sessions.get(sid);
-      if (s !== undefined && s.state !== SessionState.Closed) return done(this.attachable(s));
-      if (node === null || node === this.nodeId) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
-      done({ kind: 'remote', home: node, sid, token: signToken(this.options.secret, sid, node) });
-    }, waitMs);
+    this.directory.locate(
+      sids,
+      (node, sid) => {
+        const s = this.sessions.get(sid);
+        if (s !== undefined && s.state !== SessionState.Closed) return done(this.attachable(s));
+        if (node === null || node === this.nodeId) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
+        done({ kind: 'remote', home: node, sid, token: signToken(this.options.secret, sid, node) });
+      },
+      waitMs,
+    );
   }
 
   /**
@@ -746,7 +757,10 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
    * are restarted (the holders let go of them)
    */
   private stalled(): void {
-    log.warn({ node: this.nodeId, timeoutMs: this.options.memberTimeoutMs }, 'this node was stopped past its member timeout: its sessions end (SY_ERR_NODE_LOST)');
+    log.warn(
+      { node: this.nodeId, timeoutMs: this.options.memberTimeoutMs },
+      'this node was stopped past its member timeout: its sessions end (SY_ERR_NODE_LOST)',
+    );
     for (const s of [...this.sessions.values()]) this.closeSession(s, errors.SY_ERR_NODE_LOST.ws, 'SY_ERR_NODE_LOST', true);
     this.relay.restartAll();
   }
@@ -817,7 +831,11 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     s.state = SessionState.Closed;
     this.forget(s);
     s.conn = null;
-    claim(w.t === 'taken' ? { kind: 'remote', home: w.node, sid: s.sid, token: signToken(this.options.secret, s.sid, w.node) } : { kind: 'ended', ended: { first: 1, entries: [], code: w.code, reason: w.reason } });
+    claim(
+      w.t === 'taken'
+        ? { kind: 'remote', home: w.node, sid: s.sid, token: signToken(this.options.secret, s.sid, w.node) }
+        : { kind: 'ended', ended: { first: 1, entries: [], code: w.code, reason: w.reason } },
+    );
   }
 
   /** @internal A session accepted by its worker (or resumed) */

@@ -69,12 +69,17 @@ export class JwtVerifier {
 
   /** The token's claims, or a rejection whose message says why (never the token itself) */
   async verify(token: string): Promise<JWTPayload> {
-    const options = { algorithms: this.algorithms, audience: this.c.audience, issuer: this.c.issuer, clockTolerance: this.c.clockToleranceSec ?? 5, requiredClaims: ['exp'] };
+    const options = {
+      algorithms: this.algorithms,
+      audience: this.c.audience,
+      issuer: this.c.issuer,
+      clockTolerance: this.c.clockToleranceSec ?? 5,
+      requiredClaims: ['exp'],
+    };
     const j = await loadJose();
     if (this.key instanceof URL) this.key = j.createRemoteJWKSet(this.key);
     try {
-      const { payload } =
-        typeof this.key === 'function' ? await j.jwtVerify(token, this.key, options) : await j.jwtVerify(token, this.key, options);
+      const { payload } = typeof this.key === 'function' ? await j.jwtVerify(token, this.key, options) : await j.jwtVerify(token, this.key, options);
       return payload;
     } catch (err) {
       throw new Error(reasonOf(err, j.errors));
@@ -85,7 +90,8 @@ export class JwtVerifier {
 /** A short, token-free reason for a refusal */
 function reasonOf(err: unknown, joseErrors: Jose['errors']): string {
   if (err instanceof joseErrors.JWTExpired) return 'token expired';
-  if (err instanceof joseErrors.JWTClaimValidationFailed) return `claim ${err.claim} ${err.reason === 'check_failed' ? 'does not match' : err.reason.replace(/_/g, ' ')}`;
+  if (err instanceof joseErrors.JWTClaimValidationFailed)
+    return `claim ${err.claim} ${err.reason === 'check_failed' ? 'does not match' : err.reason.replace(/_/g, ' ')}`;
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad signature';
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm not allowed';
   if (err instanceof joseErrors.JWKSNoMatchingKey) return 'no matching key';

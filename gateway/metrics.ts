@@ -153,7 +153,7 @@ export async function metricsRegistry(src: MetricsSource): Promise<Registry> {
   });
   const rtt = new Histogram({
     name: 'switchyard_bus_rtt_seconds',
-    help: "Round trip of a message from this node to itself over the session bus (NATS in a cluster), measured every 5 s",
+    help: 'Round trip of a message from this node to itself over the session bus (NATS in a cluster), measured every 5 s',
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
     collect() {

@@ -175,7 +175,11 @@ export interface SocketIoConfig {
 /** what a node id may be (it is part of bus subjects and of session tokens) */
 export const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio' | 'signalr' | 'sockjs'>> & { socketio: SocketIoOptions | false; signalr: SignalROptions | false; sockjs: SockJsOptions | false };
+export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio' | 'signalr' | 'sockjs'>> & {
+  socketio: SocketIoOptions | false;
+  signalr: SignalROptions | false;
+  sockjs: SockJsOptions | false;
+};
 
 /** See GatewayOptions.maxSessions */
 export function defaultMaxSessions(fds = openFileLimit()): number {
@@ -234,20 +238,42 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     sockjs: false,
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
-    ['port', 0], ['tokenGraceMs', 0], ['pingMs', 100], ['pollTimeoutMs', 100], ['resumeWindowMs', 100], ['outboxMaxFrames', 1], ['outboxMaxBytes', 1024],
-    ['maxPayloadBytes', 64], ['maxSessions', 0], ['ipOpenRate', 0], ['ipOpenBurst', 1], ['maxRoomsPerSession', 0], ['maxRequestBytes', 256], ['detachedMaxBytes', 0], ['wsHighWaterBytes', 1024], ['workerTimeoutMs', 10], ['partitionCount', 1], ['ackTimeoutMs', 10], ['relayTimeoutMs', 10], ['heartbeatMs', 10], ['memberTimeoutMs', 20],
+    ['port', 0],
+    ['tokenGraceMs', 0],
+    ['pingMs', 100],
+    ['pollTimeoutMs', 100],
+    ['resumeWindowMs', 100],
+    ['outboxMaxFrames', 1],
+    ['outboxMaxBytes', 1024],
+    ['maxPayloadBytes', 64],
+    ['maxSessions', 0],
+    ['ipOpenRate', 0],
+    ['ipOpenBurst', 1],
+    ['maxRoomsPerSession', 0],
+    ['maxRequestBytes', 256],
+    ['detachedMaxBytes', 0],
+    ['wsHighWaterBytes', 1024],
+    ['workerTimeoutMs', 10],
+    ['partitionCount', 1],
+    ['ackTimeoutMs', 10],
+    ['relayTimeoutMs', 10],
+    ['heartbeatMs', 10],
+    ['memberTimeoutMs', 20],
   ];
   for (const [k, min] of ints) {
     const v = r[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new TypeError(`option ${k} must be an integer >= ${min}, got ${String(v)}`);
   }
-  if (r.memberTimeoutMs <= r.heartbeatMs) throw new TypeError(`option memberTimeoutMs (${r.memberTimeoutMs}) must be greater than heartbeatMs (${r.heartbeatMs})`);
+  if (r.memberTimeoutMs <= r.heartbeatMs)
+    throw new TypeError(`option memberTimeoutMs (${r.memberTimeoutMs}) must be greater than heartbeatMs (${r.heartbeatMs})`);
   if (r.metricsHost === '') r.metricsHost = r.host;
-  if (r.metricsPort !== null && !(Number.isInteger(r.metricsPort) && r.metricsPort >= 0 && r.metricsPort <= 65535)) throw new TypeError(`option metricsPort must be a port (0-65535) or null, got ${String(r.metricsPort)}`);
+  if (r.metricsPort !== null && !(Number.isInteger(r.metricsPort) && r.metricsPort >= 0 && r.metricsPort <= 65535))
+    throw new TypeError(`option metricsPort must be a port (0-65535) or null, got ${String(r.metricsPort)}`);
   if (r.port > 65535) throw new TypeError(`option port must be <= 65535, got ${r.port}`);
   if (!NODE_ID.test(r.nodeId)) throw new TypeError(`option nodeId must match [A-Za-z0-9_-]{1,64}, got ${r.nodeId}`);
   if (r.secret.length < 16) throw new TypeError('option secret must be at least 16 characters');
-  if (!Array.isArray(r.previousSecrets) || r.previousSecrets.some((p) => typeof p !== 'string' || p.length < 16)) throw new TypeError('option previousSecrets must be a list of secrets of at least 16 characters');
+  if (!Array.isArray(r.previousSecrets) || r.previousSecrets.some((p) => typeof p !== 'string' || p.length < 16))
+    throw new TypeError('option previousSecrets must be a list of secrets of at least 16 characters');
   if (r.jwt !== false) new JwtVerifier(r.jwt); // throws on a wrong configuration, before anything listens
   if (o.socketio !== false) r.socketio = resolveSocketIo(o.socketio ?? {}, r);
   if (o.signalr !== false) r.signalr = resolveSignalR(o.signalr ?? {});
@@ -281,7 +307,8 @@ function resolveSocketIo(c: SocketIoConfig, r: ResolvedOptions): SocketIoOptions
     if (!Number.isInteger(v) || v < 10) throw new TypeError(`option socketio.${k} must be an integer >= 10, got ${String(v)}`);
   }
   if (!s.path.startsWith('/') || !s.path.endsWith('/')) throw new TypeError(`option socketio.path must start and end with '/', got ${s.path}`);
-  for (const n of s.namespaces) if (!n.startsWith('/') || n.includes(',')) throw new TypeError(`option socketio.namespaces: ${JSON.stringify(n)} must start with '/' and hold no ','`);
+  for (const n of s.namespaces)
+    if (!n.startsWith('/') || n.includes(',')) throw new TypeError(`option socketio.namespaces: ${JSON.stringify(n)} must start with '/' and hold no ','`);
   if (s.parser !== 'default' && s.parser !== 'msgpack') throw new TypeError(`option socketio.parser must be 'default' or 'msgpack', got ${String(s.parser)}`);
   return s;
 }

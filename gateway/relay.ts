@@ -159,7 +159,9 @@ export class Relay {
   private readonly acks = new Map<Session, number>();
 
   private readonly sendAcks = (): void => {
-    for (const [s, seq] of this.acks) if (s.relay !== null && this.shadowsByCid.has(s.relay.cid)) this.toNode(s.relay.home, { t: 'r-ack', sid: s.sid, from: this.gw.nodeId, cid: s.relay.cid, seq });
+    for (const [s, seq] of this.acks)
+      if (s.relay !== null && this.shadowsByCid.has(s.relay.cid))
+        this.toNode(s.relay.home, { t: 'r-ack', sid: s.sid, from: this.gw.nodeId, cid: s.relay.cid, seq });
     this.acks.clear();
   };
 
@@ -213,7 +215,8 @@ export class Relay {
     s.conn = null;
     this.early.delete(s.relay!.cid);
     this.gw.shadowGone(s);
-    if (this.shadowsByCid.delete(s.relay!.cid)) this.toNode(s.relay!.home, { t: 'r-detach', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid, code, reason });
+    if (this.shadowsByCid.delete(s.relay!.cid))
+      this.toNode(s.relay!.home, { t: 'r-detach', sid: s.sid, from: this.gw.nodeId, cid: s.relay!.cid, code, reason });
     conn?.end(s, code, reason);
   }
 
@@ -377,7 +380,8 @@ export class Relay {
     this.relayedIn++;
     const t = this.gw.find(e.sid, e.token, e.last);
     const out = (m: Omit<Out, 't' | 'cid'>) => this.toNode(e.from, { t: 'r-out', cid: e.cid, ...m });
-    if (t.kind === 'ended') return out({ first: t.ended.first, entries: t.ended.entries.map((x) => x.toWire()), end: { code: t.ended.code, reason: t.ended.reason } });
+    if (t.kind === 'ended')
+      return out({ first: t.ended.first, entries: t.ended.entries.map((x) => x.toWire()), end: { code: t.ended.code, reason: t.ended.reason } });
     if (t.kind !== 'session') {
       const code: ErrorCode = t.kind === 'error' ? t.error : 'SY_ERR_UNKNOWN_SESSION';
       return out({ end: { code: errors[code].ws, reason: code } });
@@ -385,9 +389,11 @@ export class Relay {
     const s = t.session as Session;
     // a second poll while one is held (here or relayed): refused, the first stays (every dialect's rule but SignalR's, whose polls are tunneled instead)
     const held = s.conn;
-    if (e.poll && ((held instanceof RemoteConnection && held.poll && held.session !== null) || (held instanceof PollConnection && held.active))) return out({ error: 'SY_ERR_POLL_CONFLICT' });
+    if (e.poll && ((held instanceof RemoteConnection && held.poll && held.session !== null) || (held instanceof PollConnection && held.active)))
+      return out({ error: 'SY_ERR_POLL_CONFLICT' });
     // a receiver without a cursor (e.last < 0: SockJS, whose streams too are refused) while the session has one: the same
-    if (e.last < 0 && held !== null && (held instanceof RemoteConnection ? held.session !== null : !(held instanceof PollConnection) || held.active)) return out({ error: 'SY_ERR_POLL_CONFLICT' });
+    if (e.last < 0 && held !== null && (held instanceof RemoteConnection ? held.session !== null : !(held instanceof PollConnection) || held.active))
+      return out({ error: 'SY_ERR_POLL_CONFLICT' });
     // a draining node gives the session away instead of relaying to it
     if (this.gw.isDraining) return this.gw.beginHandOver(s, e.from, e.cid);
     const rc = new RemoteConnection(this, e.from, e.cid, e.transport, e.poll);

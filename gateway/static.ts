@@ -71,7 +71,10 @@ function demoPage(gw: StaticHost): string {
   const attr = JSON.stringify(paths).replace(/&/g, '&amp;').replace(/'/g, '&#39;').replace(/</g, '&lt;');
   return read('demo.html')
     .replace(/<meta name="switchyard-paths" content='[^']*'>/, `<meta name="switchyard-paths" content='${attr}'>`)
-    .replace('<script src="/sockjs/sockjs.min.js" id="sockjs-library"></script>', paths.sockjs === null ? '' : `<script src="${paths.sockjs}/sockjs.min.js" id="sockjs-library"></script>`);
+    .replace(
+      '<script src="/sockjs/sockjs.min.js" id="sockjs-library"></script>',
+      paths.sockjs === null ? '' : `<script src="${paths.sockjs}/sockjs.min.js" id="sockjs-library"></script>`,
+    );
 }
 
 export function mountStatic(gw: StaticHost): void {

@@ -164,7 +164,14 @@ export class TokenGens {
  * compares the `pid` it gets back with the one it sent to tell whether it recovered).
  */
 export function signResumeKey(secret: string, sid: string): string {
-  return sid + '.' + createHmac('sha256', hmacKey(secret)).update('resume.' + sid).digest('base64url').slice(0, 22);
+  return (
+    sid +
+    '.' +
+    createHmac('sha256', hmacKey(secret))
+      .update('resume.' + sid)
+      .digest('base64url')
+      .slice(0, 22)
+  );
 }
 
 /** @returns the sid a resume key valid under one of `secrets` names (anything after a second dot is ignored), or null */

@@ -114,7 +114,10 @@ export function chooseEngine(rt: Runtime, only?: string): EngineChoice {
     return { ok: false, reason: `no native uWebSockets.js build for ${here}: run on Linux (glibc) or macOS on x64/arm64, or Windows on x64` };
   }
   if (rt.platform === 'linux' && !rt.glibc) {
-    return { ok: false, reason: `no native uWebSockets.js build for ${here}: uWS ships glibc binaries only; use a glibc-based image (e.g. node:22-bookworm-slim, not alpine)` };
+    return {
+      ok: false,
+      reason: `no native uWebSockets.js build for ${here}: uWS ships glibc binaries only; use a glibc-based image (e.g. node:22-bookworm-slim, not alpine)`,
+    };
   }
   const forAbi = pool.filter((c) => c.abis.includes(rt.abi));
   const fits = forAbi.filter((c) => rt.platform !== 'linux' || versionCompare(rt.glibc!, c.glibc) >= 0);
@@ -127,7 +130,10 @@ export function chooseEngine(rt: Runtime, only?: string): EngineChoice {
     return { ok: false, reason: `no native uWebSockets.js build for ${here}: ${need}${instead || '; or run Node 20 or 22, which load on glibc 2.27'}` };
   }
   const which = pool === CANDIDATES ? '' : `${pool[0].spec} has none; `;
-  return { ok: false, reason: `no native uWebSockets.js build for ${here}: ${which}${instead ? instead.slice(2) : 'use Node 20 or 22 (glibc ≥ 2.27), or Node 24/25 on glibc ≥ 2.38 (Debian 13, Ubuntu 24.04)'}` };
+  return {
+    ok: false,
+    reason: `no native uWebSockets.js build for ${here}: ${which}${instead ? instead.slice(2) : 'use Node 20 or 22 (glibc ≥ 2.27), or Node 24/25 on glibc ≥ 2.38 (Debian 13, Ubuntu 24.04)'}`,
+  };
 }
 
 /** The runtime this process runs on */

@@ -82,7 +82,8 @@ export class WorkerOutput {
       case 'join': {
         const max = gw.options.maxRoomsPerSession;
         // a session in ever more rooms costs the node memory and subscriptions without bound
-        if (max > 0 && s.rooms !== null && s.rooms.size >= max && !s.rooms.has(w.room)) return gw.closeSession(s, errors.SY_ERR_TOO_MANY_ROOMS.ws, 'SY_ERR_TOO_MANY_ROOMS', true);
+        if (max > 0 && s.rooms !== null && s.rooms.size >= max && !s.rooms.has(w.room))
+          return gw.closeSession(s, errors.SY_ERR_TOO_MANY_ROOMS.ws, 'SY_ERR_TOO_MANY_ROOMS', true);
         gw.rooms.join(s, w.room);
         return;
       }

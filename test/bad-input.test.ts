@@ -139,7 +139,11 @@ describe('bad input over HTTP', () => {
       expect((await http(`${node.url}/rt/poll?${s.q}`)).body).toEqual([{ type: 'close', code: 1007, reason: 'SY_ERR_MALFORMED_FRAME' }]);
     }
     const s = await pollSession();
-    const bin = await fetch(`${node.url}/rt/send?${s.q}`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: new Uint8Array(pack({ type: 'x' })) });
+    const bin = await fetch(`${node.url}/rt/send?${s.q}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/msgpack' },
+      body: new Uint8Array(pack({ type: 'x' })),
+    });
     expect(bin.status).toBe(400);
     await stillServes();
   });

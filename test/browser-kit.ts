@@ -28,10 +28,19 @@ export function useBrowserTimeouts(): void {
 export const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts', 'browser');
 
 export async function launchBrowser(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: npm test's pretest installs it (apt-get install -y chromium), or set CHROMIUM to a Chromium binary`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: npm test's pretest installs it (apt-get install -y chromium), or set CHROMIUM to a Chromium binary`);
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -56,11 +65,15 @@ export async function openDemo(
   page.on('pageerror', (e) => errors.push(e.message));
   const room = o.room ?? 'lobby';
   const timeout = o.timeout ?? 30_000; // a page through a proxy on a loaded machine can take 15 s to load its bundles and open
-  await page.goto(`${base}/?client=${encodeURIComponent(o.client ?? 'native')}&transport=${encodeURIComponent(o.transport ?? 'auto')}&room=${encodeURIComponent(room)}`);
+  await page.goto(
+    `${base}/?client=${encodeURIComponent(o.client ?? 'native')}&transport=${encodeURIComponent(o.transport ?? 'auto')}&room=${encodeURIComponent(room)}`,
+  );
   await page.waitForSelector('#status[data-state="open"]', { timeout }).catch(async (e: Error) => {
     // say what the page saw (its log, its state), not only that it never opened
     const log = await page.$$eval('#log li', (lis) => lis.map((li) => li.textContent)).catch(() => []);
-    throw new Error(`${o.client ?? 'native'}/${o.transport ?? 'auto'} page never opened (${e.message.split('\n')[0]}); page errors: ${JSON.stringify(errors)}; its log: ${JSON.stringify(log)}`);
+    throw new Error(
+      `${o.client ?? 'native'}/${o.transport ?? 'auto'} page never opened (${e.message.split('\n')[0]}); page errors: ${JSON.stringify(errors)}; its log: ${JSON.stringify(log)}`,
+    );
   });
   // the session's sid as the app sees it is shown once the page knows it
   await page.waitForFunction(() => document.querySelector('#sid')?.textContent !== '–', undefined, { timeout });
@@ -97,7 +110,7 @@ export function saidOn(page: Page): Promise<Said[]> {
 export async function waitForTexts(page: Page, texts: string[], timeout = 15_000): Promise<void> {
   await page.waitForFunction(
     (want) => {
-      const have = new Set(Array.from(document.querySelectorAll("#log li.msg"), (li) => (li as HTMLElement).dataset.text));
+      const have = new Set(Array.from(document.querySelectorAll('#log li.msg'), (li) => (li as HTMLElement).dataset.text));
       return want.every((t) => have.has(t));
     },
     texts,

@@ -8,7 +8,19 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { closeAll, startNode } from './helpers.ts';
 import { closeHostileProxies, startHostileProxy, type HostileProxy } from './hostile-proxy.ts';
-import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, whoami, type DemoPage, useBrowserTimeouts } from './browser-kit.ts';
+import {
+  currentTransport,
+  expectNoPageErrors,
+  launchBrowser,
+  openDemo,
+  saidOn,
+  say,
+  screenshot,
+  waitForTexts,
+  whoami,
+  type DemoPage,
+  useBrowserTimeouts,
+} from './browser-kit.ts';
 
 useBrowserTimeouts();
 

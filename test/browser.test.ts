@@ -7,7 +7,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { closeAll, startNode } from './helpers.ts';
-import { currentTransport, expectNoPageErrors, launchBrowser, openDemo, saidOn, say, screenshot, waitForTexts, whoami, useBrowserTimeouts } from './browser-kit.ts';
+import {
+  currentTransport,
+  expectNoPageErrors,
+  launchBrowser,
+  openDemo,
+  saidOn,
+  say,
+  screenshot,
+  waitForTexts,
+  whoami,
+  useBrowserTimeouts,
+} from './browser-kit.ts';
 
 useBrowserTimeouts();
 
@@ -25,7 +36,13 @@ afterAll(async () => {
 
 describe('demo page in Chromium', () => {
   it('serves the client libraries it loads, from node_modules', async () => {
-    for (const path of ['/vendor/socket.io.min.js', '/vendor/signalr.min.js', '/vendor/signalr-protocol-msgpack.min.js', '/sockjs/sockjs.min.js', '/client.js']) {
+    for (const path of [
+      '/vendor/socket.io.min.js',
+      '/vendor/signalr.min.js',
+      '/vendor/signalr-protocol-msgpack.min.js',
+      '/sockjs/sockjs.min.js',
+      '/client.js',
+    ]) {
       const r = await fetch(`${node.url}${path}`);
       expect(r.status, path).toBe(200);
       expect(r.headers.get('content-type'), path).toMatch(/javascript/);
@@ -95,7 +112,13 @@ describe('demo page in Chromium', () => {
 
   // sockjs-client's transport → the kind of request the gateway serves it with; a test each (an
   // iframe transport loads a page and sockjs-client again: slow on a busy machine)
-  const oldBrowserTransports = { htmlfile: 'sse', 'jsonp-polling': 'polling', 'iframe-eventsource': 'sse', 'iframe-htmlfile': 'sse', 'iframe-xhr-polling': 'polling' };
+  const oldBrowserTransports = {
+    htmlfile: 'sse',
+    'jsonp-polling': 'polling',
+    'iframe-eventsource': 'sse',
+    'iframe-htmlfile': 'sse',
+    'iframe-xhr-polling': 'polling',
+  };
   it.each(Object.entries(oldBrowserTransports))("sockjs-client's browser-only transport %s chats with a native page", async (transport, server) => {
     const room = `old-browsers-${transport}`;
     const native = await openDemo(browser, node.url, { room });
@@ -145,7 +168,9 @@ describe('demo page in Chromium', () => {
     }
     const bare = await startNode({ socketio: false, signalr: false, sockjs: false });
     const p = await openDemo(browser, bare.url, { room: 'paths' });
-    const disabled = await p.page.$$eval('#client option', (os) => os.filter((o) => (o as HTMLOptionElement).disabled).map((o) => (o as HTMLOptionElement).value));
+    const disabled = await p.page.$$eval('#client option', (os) =>
+      os.filter((o) => (o as HTMLOptionElement).disabled).map((o) => (o as HTMLOptionElement).value),
+    );
     expect(disabled).toEqual(['socket.io', 'signalr', 'sockjs']);
     expectNoPageErrors(p);
     await p.page.close();

@@ -26,7 +26,7 @@ export function busContract(name: string, make: () => Promise<Bus>): void {
       await bus.close();
     });
 
-    it('keeps one publisher\'s order, across subjects too', async () => {
+    it("keeps one publisher's order, across subjects too", async () => {
       const bus = await make();
       const got: number[] = [];
       bus.subscribe('sy.test.o1', (e) => got.push((e as any).args[0]));
@@ -101,7 +101,14 @@ export function busContract(name: string, make: () => Promise<Bus>): void {
       bus.subscribe('sy.test.k', (e) => got.push(e));
       await bus.flush();
       const all: Envelope[] = [
-        { t: 'open', sid: 'a', node: 'n1', n: 1, transport: 'sse', meta: { ip: '::1', origin: 'o', userAgent: 'ua', query: { x: 'y' }, auth: '', dialect: 'native' } },
+        {
+          t: 'open',
+          sid: 'a',
+          node: 'n1',
+          n: 1,
+          transport: 'sse',
+          meta: { ip: '::1', origin: 'o', userAgent: 'ua', query: { x: 'y' }, auth: '', dialect: 'native' },
+        },
         { t: 'event', sid: 'a', node: 'n1', n: 2, event: 'e', args: [1, 'two', { three: [3] }, null, true], ack: 7 },
         { t: 'close', sid: 'a', node: 'n1', n: 3, code: 1000, reason: 'r' },
         { t: 'reply', sid: 'a', ack: 'k', error: 'bad' },

@@ -27,7 +27,9 @@ describe('switchyard CLI', () => {
     const { child, out } = run(['start', '--port', '0', '--host', '127.0.0.1']);
     const port = await vi.waitFor(
       () => {
-        const m = /listening on http:\/\/127\.0\.0\.1:(\d+) \(engine: native uWebSockets\.js \d[^)]* from (@trufflesuite\/uws-js-unofficial|uws-pack)@/.exec(out());
+        const m = /listening on http:\/\/127\.0\.0\.1:(\d+) \(engine: native uWebSockets\.js \d[^)]* from (@trufflesuite\/uws-js-unofficial|uws-pack)@/.exec(
+          out(),
+        );
         if (!m) throw new Error(out());
         return Number(m[1]);
       },
@@ -47,7 +49,11 @@ describe('switchyard CLI', () => {
   it('npm start: SIGTERM to npm reaches the node, which closes and exits (no orphan left serving)', async () => {
     // npm runs the script through `sh -c`; without `exec` the shell dies and the node keeps serving
     // its own process group: whatever is left of it (an orphaned node) is killed after the test
-    const child = spawn('npm', ['start', '--silent', '--', '--port', '0', '--host', '127.0.0.1'], { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('npm', ['start', '--silent', '--', '--port', '0', '--host', '127.0.0.1'], {
+      cwd: join(import.meta.dirname, '..'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     onTestFinished(() => {
       try {
         process.kill(-child.pid!, 'SIGKILL');
@@ -90,7 +96,9 @@ describe('options', () => {
  */
 async function smallNode(): Promise<{ child: ChildProcess; port: number; out: () => string }> {
   const fixed = await portBelowEphemeral();
-  const child = spawn('sh', ['-c', `ulimit -n 256 && exec "${process.execPath}" "${bin}" start --port ${fixed} --host 127.0.0.1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('sh', ['-c', `ulimit -n 256 && exec "${process.execPath}" "${bin}" start --port ${fixed} --host 127.0.0.1`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   const { port, out } = await listening(child);
   return { child, port, out };
@@ -124,15 +132,19 @@ describe('at the open-file limit', () => {
     // a new client is refused at once (not left hanging)
     const started = Date.now();
     const late = connect(port, '127.0.0.1');
-    const outcome = await new Promise<string>((r) => (late.once('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error')), late.once('connect', () => r('connected'))));
+    const outcome = await new Promise<string>(
+      (r) => (late.once('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error')), late.once('connect', () => r('connected'))),
+    );
     expect(outcome).toBe('ECONNREFUSED');
     expect(Date.now() - started).toBeLessThan(1000);
-    expect((await ask('/healthz'))).toMatch(/^HTTP\/1\.1 200/);
+    expect(await ask('/healthz')).toMatch(/^HTTP\/1\.1 200/);
     // the flood goes: it listens again and opens sessions
     for (const s of flood) s.destroy();
-    await vi.waitFor(async () => expect(await ask('/readyz')).toMatch(/^HTTP\/1\.1 200/), { timeout: 5000, interval: 200 }).catch(async (e) => {
-      throw new Error(`${e}\n${await ask('/healthz')}\n${out()}`);
-    });
+    await vi
+      .waitFor(async () => expect(await ask('/readyz')).toMatch(/^HTTP\/1\.1 200/), { timeout: 5000, interval: 200 })
+      .catch(async (e) => {
+        throw new Error(`${e}\n${await ask('/healthz')}\n${out()}`);
+      });
     const c = await WsClient.open(`ws://127.0.0.1:${port}/rt/ws`);
     expect((await c.request('echo', 'back')).args).toEqual(['back']);
     c.sock.close();
@@ -242,7 +254,10 @@ describe('one configuration schema: flags, variables, a config file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sy-cfg-'));
     const file = join(dir, 'switchyard.json');
     writeFileSync(file, JSON.stringify({ host: '127.0.0.1', port: 0, maxSessions: 7, maxRoomsPerSession: 3, allowedOrigins: ['https://a.example'] }));
-    const child = spawn(process.execPath, [bin, 'start', '--config', file, '--max-rooms-per-session', '5'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SWITCHYARD_MAX_SESSIONS: '9' } });
+    const child = spawn(process.execPath, [bin, 'start', '--config', file, '--max-rooms-per-session', '5'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SWITCHYARD_MAX_SESSIONS: '9' },
+    });
     children.push(child);
     const { port } = await listening(child);
     expect((await http(`http://127.0.0.1:${port}/healthz`)).body).toMatchObject({ maxSessions: 9 });
@@ -270,11 +285,21 @@ describe('logs', () => {
       bad.send('{not json');
       await bad.waitClosed();
     }
-    const lines = () => out().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
+    const lines = () =>
+      out()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, any>);
     await vi.waitFor(() => expect(lines().some((l) => l.msg === 'session closed' && l.sid === sid)).toBe(true));
     const opened = lines().find((l) => l.msg === 'session open' && l.sid === sid)!;
     expect(opened).toMatchObject({ level: 20, sid, dialect: 'native', transport: 'websocket' });
-    await vi.waitFor(() => expect(lines().filter((l) => l.cause === 'session closed: SY_ERR_MALFORMED_FRAME').map((l) => l.count)).toEqual([1, 10]));
+    await vi.waitFor(() =>
+      expect(
+        lines()
+          .filter((l) => l.cause === 'session closed: SY_ERR_MALFORMED_FRAME')
+          .map((l) => l.count),
+      ).toEqual([1, 10]),
+    );
     expect(lines().find((l) => l.cause === 'session closed: SY_ERR_MALFORMED_FRAME' && l.count === 1)).toMatchObject({ level: 40, code: 1007 });
     expect(out()).not.toContain(token);
     expect(out()).not.toContain('s3cret-credential');

@@ -114,18 +114,32 @@ describe('the hostile proxy itself', () => {
       const via = async (origin: string, method: string, path: string, body?: string) => {
         const u = new URL(path, origin);
         return new Promise<{ status: number; body: string; reused: boolean }>((resolve, reject) => {
-          const req = httpRequest({ host: u.hostname, port: u.port, method, path: u.pathname + u.search, agent, headers: body ? { 'content-type': 'application/json', origin: 'http://x.test' } : { origin: 'http://x.test' } }, (res) => {
-            let text = '';
-            res.setEncoding('utf8');
-            res.on('data', (d: string) => (text += d));
-            res.on('end', () => resolve({ status: res.statusCode!, body: text, reused: req.reusedSocket }));
-          });
+          const req = httpRequest(
+            {
+              host: u.hostname,
+              port: u.port,
+              method,
+              path: u.pathname + u.search,
+              agent,
+              headers: body ? { 'content-type': 'application/json', origin: 'http://x.test' } : { origin: 'http://x.test' },
+            },
+            (res) => {
+              let text = '';
+              res.setEncoding('utf8');
+              res.on('data', (d: string) => (text += d));
+              res.on('end', () => resolve({ status: res.statusCode!, body: text, reused: req.reusedSocket }));
+            },
+          );
           req.on('error', reject);
           req.end(body);
         });
       };
       const requests = p.counts.requests;
-      for (const [method, path, body] of [['POST', '/rt/send?sid=x&token=y', '[{"type":"pong"}]'], ['OPTIONS', '/rt/send', undefined], ['GET', '/rt/nope', undefined]] as const) {
+      for (const [method, path, body] of [
+        ['POST', '/rt/send?sid=x&token=y', '[{"type":"pong"}]'],
+        ['OPTIONS', '/rt/send', undefined],
+        ['GET', '/rt/nope', undefined],
+      ] as const) {
         const direct = await via(node.url, method, path, body);
         const proxied = await via(p.url, method, path, body);
         expect([proxied.status, proxied.body]).toEqual([direct.status, direct.body]);
@@ -144,10 +158,12 @@ describe('the hostile proxy itself', () => {
     const before = new Set(node.gateway.sessions.keys());
     const ac = new AbortController();
     let settled = false;
-    const sse = fetch(`${p.url}/rt/sse`, { signal: ac.signal }).then(
-      (r) => r.status,
-      (e: Error) => e.name,
-    ).finally(() => (settled = true));
+    const sse = fetch(`${p.url}/rt/sse`, { signal: ac.signal })
+      .then(
+        (r) => r.status,
+        (e: Error) => e.name,
+      )
+      .finally(() => (settled = true));
     // the request reached the gateway, which opened a session and started the stream…
     await until(() => (newSessions(before).length === 1 ? true : undefined));
     // …and meanwhile a response that ends passes, in one piece
@@ -389,7 +405,6 @@ describe('what worked is remembered', () => {
       } finally {
         d.c.close();
       }
-
     } finally {
       delete (globalThis as any).localStorage;
     }
@@ -423,7 +438,10 @@ describe('a WebSocket given up on while resuming', () => {
       a.c.drop();
       // the reconnect tries the (deaf) WebSocket first, with sid/token/last; it is given up on…
       const info = await reopened;
-      expect(a.errors.map((e) => `${e.transport}: ${e.message}`)).toEqual(['websocket: websocket: connect timeout (500 ms)', 'websocket: websocket: connect timeout (500 ms)']);
+      expect(a.errors.map((e) => `${e.transport}: ${e.message}`)).toEqual([
+        'websocket: websocket: connect timeout (500 ms)',
+        'websocket: websocket: connect timeout (500 ms)',
+      ]);
       // …and SSE resumes the same session, without loss
       expect(info).toMatchObject({ sid, recovered: true });
       a.c.emit('echo', 'after');

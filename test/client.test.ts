@@ -79,7 +79,12 @@ describe('client fallback and formats', () => {
   });
 
   it('speaks msgpack over WebSocket', async () => {
-    const c = connect(node.url, { ...base, transports: ['websocket'], format: 'msgpack', msgpack: { encode: (v: unknown) => pack(v), decode: (b: Uint8Array) => unpack(b) } });
+    const c = connect(node.url, {
+      ...base,
+      transports: ['websocket'],
+      format: 'msgpack',
+      msgpack: { encode: (v: unknown) => pack(v), decode: (b: Uint8Array) => unpack(b) },
+    });
     try {
       expect(await c.request('echo', { deep: [1, 'x'] })).toEqual([{ deep: [1, 'x'] }]);
     } finally {
@@ -280,7 +285,11 @@ const handled: string[] = [];
 const askingApp: App = {
   event(s, event, args, reply) {
     handled.push(`${s.sid} ${event} ${String(args[0])}`);
-    if (event === 'ask') return s.request('question', args[0]).then((a) => reply?.(...a), (e: Error) => reply?.(`failed: ${e.message}`));
+    if (event === 'ask')
+      return s.request('question', args[0]).then(
+        (a) => reply?.(...a),
+        (e: Error) => reply?.(`failed: ${e.message}`),
+      );
     reply?.(...args);
   },
 };

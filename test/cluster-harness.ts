@@ -74,7 +74,22 @@ export class TestCluster {
   /** `secret`: its SWITCHYARD_SECRET (default the cluster's) */
   async addGateway(id: string, extra: string[] = [], secret?: string): Promise<Proc> {
     const p = await this.spawn(
-      ['gateway', '--nats', this.natsUrls, '--port', '0', '--host', '127.0.0.1', '--node-id', id, '--ack-timeout-ms', String(FAST.ackTimeoutMs), '--relay-timeout-ms', '2000', ...extra],
+      [
+        'gateway',
+        '--nats',
+        this.natsUrls,
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--node-id',
+        id,
+        '--ack-timeout-ms',
+        String(FAST.ackTimeoutMs),
+        '--relay-timeout-ms',
+        '2000',
+        ...extra,
+      ],
       id,
       /listening on http:\/\/127\.0\.0\.1:(\d+)/,
       secret,
@@ -85,7 +100,19 @@ export class TestCluster {
 
   async addWorker(id: string): Promise<Proc> {
     const p = await this.spawn(
-      ['worker', '--nats', this.natsUrls, '--worker-id', id, '--app', APP, '--heartbeat-ms', String(FAST.heartbeatMs), '--member-timeout-ms', String(FAST.memberTimeoutMs)],
+      [
+        'worker',
+        '--nats',
+        this.natsUrls,
+        '--worker-id',
+        id,
+        '--app',
+        APP,
+        '--heartbeat-ms',
+        String(FAST.heartbeatMs),
+        '--member-timeout-ms',
+        String(FAST.memberTimeoutMs),
+      ],
       id,
       /worker \S+ on NATS/,
     );

@@ -200,7 +200,9 @@ describe('cluster failures', () => {
     const handled = handledCounts(cluster.appLog());
     expect(handled.size).toBe(r.total);
     const dupes = [...handled.values()].filter((n) => n > 1).length;
-    console.log(`worker SIGKILL: sent ${r.total}, replies ${[...r.replies.values()].reduce((a, b) => a + b, 0)}, app handled ${[...handled.values()].reduce((a, b) => a + b, 0)} (events handled twice: ${dupes})`);
+    console.log(
+      `worker SIGKILL: sent ${r.total}, replies ${[...r.replies.values()].reduce((a, b) => a + b, 0)}, app handled ${[...handled.values()].reduce((a, b) => a + b, 0)} (events handled twice: ${dupes})`,
+    );
     expect(dupes).toBeLessThanOrEqual(24 * 8); // at most what was in flight when it died
     // the victim really served sessions, and they carried on elsewhere
     const byPid = cluster.appLogByPid();
@@ -227,7 +229,9 @@ describe('cluster failures', () => {
     expect(startedElsewhere).toBe(true);
     const handled = handledCounts(cluster.appLog());
     expect(handled.size).toBe(r.total);
-    console.log(`worker join: sent ${r.total}, replies ${r.replies.size}, sessions moved to the newcomer ${movedSids.size} of ${r.sids.length}, events it handled ${mine.length}, events handled twice: ${[...handled.values()].filter((n) => n > 1).length}`);
+    console.log(
+      `worker join: sent ${r.total}, replies ${r.replies.size}, sessions moved to the newcomer ${movedSids.size} of ${r.sids.length}, events it handled ${mine.length}, events handled twice: ${[...handled.values()].filter((n) => n > 1).length}`,
+    );
   });
 
   it('a worker paused past the member timeout (SIGSTOP), then resumed: every event answered once, in order', async () => {
@@ -262,7 +266,9 @@ describe('cluster failures', () => {
     const victimSids = new Set((byPid.get(victim.proc.pid!) ?? []).map((l) => l.split(' ')[0]));
     expect(victimSids.size).toBeGreaterThan(0);
     expect([...byPid].some(([pid, lines]) => pid !== victim.proc.pid && lines.some((l) => victimSids.has(l.split(' ')[0]!)))).toBe(true);
-    console.log(`worker SIGSTOP/SIGCONT: sent ${r.total}, replies ${r.replies.size}, events handled twice: ${[...handled.values()].filter((n) => n > 1).length}`);
+    console.log(
+      `worker SIGSTOP/SIGCONT: sent ${r.total}, replies ${r.replies.size}, events handled twice: ${[...handled.values()].filter((n) => n > 1).length}`,
+    );
   });
 
   it('SIGKILL one NATS server of three: gateways and workers carry on through the others', async () => {
@@ -377,13 +383,32 @@ describe('cluster drain', () => {
 
     const want = Array.from({ length: N }, (_, i) => String(i));
     for (const st of wsClients) {
-      await vi.waitFor(() => expect(st.frames.filter((f) => f.event === 'said').length).toBe(N), { timeout: 15_000 }).catch((e) => {
-        const got = new Set(st.frames.filter((f) => f.event === 'said').map((f) => f.args[1]));
-        console.log('ws missing', want.filter((x) => !got.has(x)).join(','), 'conns', st.conns.length, 'seqs', st.frames.filter((f) => f.seq).map((f) => f.seq).join(','));
-        throw e;
-      });
+      await vi
+        .waitFor(() => expect(st.frames.filter((f) => f.event === 'said').length).toBe(N), { timeout: 15_000 })
+        .catch((e) => {
+          const got = new Set(st.frames.filter((f) => f.event === 'said').map((f) => f.args[1]));
+          console.log(
+            'ws missing',
+            want.filter((x) => !got.has(x)).join(','),
+            'conns',
+            st.conns.length,
+            'seqs',
+            st.frames
+              .filter((f) => f.seq)
+              .map((f) => f.seq)
+              .join(','),
+          );
+          throw e;
+        });
       const gotWs = st.frames.filter((f) => f.event === 'said').map((f) => f.args[1]);
-      if (gotWs.join() !== want.join()) console.log('ws order', gotWs.map((x, i) => (x === want[i] ? '' : `${i}:${x}`)).filter(Boolean).join(' '));
+      if (gotWs.join() !== want.join())
+        console.log(
+          'ws order',
+          gotWs
+            .map((x, i) => (x === want[i] ? '' : `${i}:${x}`))
+            .filter(Boolean)
+            .join(' '),
+        );
       expect(gotWs).toEqual(want);
       const seqs = st.frames.filter((f) => f.seq).map((f) => f.seq);
       expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
@@ -393,11 +418,20 @@ describe('cluster drain', () => {
       expect(st.conns.at(-1)!.frames[0]).toMatchObject({ type: 'open', sid: st.sid, recovered: true });
     }
     for (const p of pollers) {
-      await vi.waitFor(() => expect(p.said.length).toBe(N), { timeout: 15_000 }).catch((e) => {
-        console.log('poll missing', want.filter((x) => !p.said.includes(x)).join(','), p.token, p.sid);
-        throw e;
-      });
-      if (p.said.join() !== want.join()) console.log('poll order', p.said.map((x, i) => (x === want[i] ? '' : `${i}:${x}`)).filter(Boolean).join(' '));
+      await vi
+        .waitFor(() => expect(p.said.length).toBe(N), { timeout: 15_000 })
+        .catch((e) => {
+          console.log('poll missing', want.filter((x) => !p.said.includes(x)).join(','), p.token, p.sid);
+          throw e;
+        });
+      if (p.said.join() !== want.join())
+        console.log(
+          'poll order',
+          p.said
+            .map((x, i) => (x === want[i] ? '' : `${i}:${x}`))
+            .filter(Boolean)
+            .join(' '),
+        );
       expect(p.said).toEqual(want);
       expect(p.token.startsWith('g2.')).toBe(true);
       p.stop = true;

@@ -72,7 +72,11 @@ describe('Connection: close', () => {
       expect(closing.status).toBeGreaterThanOrEqual(200);
       expect(closing.headers.filter((h) => h.startsWith('connection:'))).toEqual(['connection: close']);
       expect(closing.ended).toBe(true);
-      const kept = await raw(node.port, `${method} ${path.replace('conn-close-1', 'conn-close-2')} HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost\r\n${len}\r\n`, body ?? '');
+      const kept = await raw(
+        node.port,
+        `${method} ${path.replace('conn-close-1', 'conn-close-2')} HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost\r\n${len}\r\n`,
+        body ?? '',
+      );
       expect(kept.status).toBe(closing.status);
       expect(kept.headers.filter((h) => h.startsWith('connection:'))).toEqual([]);
       expect(kept.ended).toBe(false);
@@ -93,13 +97,16 @@ describe('Connection: close', () => {
     let answered = 0;
     for (let i = 0; i < 20; i++) {
       await new Promise<void>((resolve, reject) => {
-        const r = request({ host: '127.0.0.1', port: node.port, path: i % 2 ? '/healthz' : '/socket.io/?EIO=4&transport=polling', agent, headers: { Connection: 'close' } }, (res) => {
-          res.resume();
-          res.on('end', () => {
-            answered++;
-            resolve();
-          });
-        });
+        const r = request(
+          { host: '127.0.0.1', port: node.port, path: i % 2 ? '/healthz' : '/socket.io/?EIO=4&transport=polling', agent, headers: { Connection: 'close' } },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              answered++;
+              resolve();
+            });
+          },
+        );
         r.on('error', reject);
         r.end();
       });

@@ -60,7 +60,11 @@ const app: App = {
     opens.push(s.sid);
   },
   event(s, event, args, reply) {
-    if (event === 'ask') return void s.request('question', ...args).then((a) => reply?.('answered', ...a), (e: Error) => reply?.('failed', e.message));
+    if (event === 'ask')
+      return void s.request('question', ...args).then(
+        (a) => reply?.('answered', ...a),
+        (e: Error) => reply?.('failed', e.message),
+      );
     if (event === 'bytes') s.emit('bytes', new Uint8Array([1, 2, 3]), 'x');
     else if (event === 'meta') reply?.(s.meta.dialect, s.meta.auth);
     else if (reply) reply(...args);
@@ -93,7 +97,10 @@ describe('carriers', () => {
     port.deliver(s2, echo('two'));
     port.deliver(s2, echo('three'));
     expect(c1.got).toEqual([{ type: 'event', seq: 1, event: 'echo', args: ['one'] }]);
-    expect(c2.got.map((f) => [f.seq, f.args[0]])).toEqual([[1, 'two'], [2, 'three']]);
+    expect(c2.got.map((f) => [f.seq, f.args[0]])).toEqual([
+      [1, 'two'],
+      [2, 'three'],
+    ]);
     port.heartbeat();
     expect(carrier.pings).toBe(1);
     // one session of the carrier ends; the other goes on
@@ -168,7 +175,7 @@ describe('session.request', () => {
     c.sock.close();
   });
 
-  it('an error answer rejects the request with the client\'s message', async () => {
+  it("an error answer rejects the request with the client's message", async () => {
     const c = await WsClient.open(`${node.ws}/rt/ws`);
     const r = c.request('ask', 'x');
     const q = await c.next((f) => f.event === 'question');
@@ -203,13 +210,19 @@ describe('HTTP wires take a framer', () => {
     for (let i = 0; i < 10; i++) port.deliver(session!, echo('y'.repeat(30)));
     const body = await first; // ended by the rotation
     expect(body.startsWith(framer.prelude + 'o {"type":"open"')).toBe(true);
-    const seqs = body.split('\n').filter((l) => /^\d+ /.test(l)).map((l) => Number(l.split(' ')[0]));
+    const seqs = body
+      .split('\n')
+      .filter((l) => /^\d+ /.test(l))
+      .map((l) => Number(l.split(' ')[0]));
     expect(seqs.length).toBeGreaterThan(0);
     expect(seqs.length).toBeLessThan(10);
     expect(node.gateway.sessions.has(session!.sid)).toBe(true);
     // the next stream continues where the last one stopped
     const next = fetch(`${node.url}/test/stream`).then((r) => r.text());
-    const rest = (await next).split('\n').filter((l) => /^\d+ /.test(l)).map((l) => Number(l.split(' ')[0]));
+    const rest = (await next)
+      .split('\n')
+      .filter((l) => /^\d+ /.test(l))
+      .map((l) => Number(l.split(' ')[0]));
     expect([...seqs, ...rest]).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
@@ -271,7 +284,10 @@ describe('ids and tokens', () => {
     expect(verifyToken(['new-secret'], 'abc', t)).toBeNull();
     expect(verifyResumeKey(['new-secret', 's3cret'], k)).toBe('abc');
     const { readConfig } = await import('../gateway/config.ts');
-    expect(readConfig('gateway', {}, { SWITCHYARD_SECRET: 'a-new-secret-0123456, an-old-secret-0123456' }).gateway).toMatchObject({ secret: 'a-new-secret-0123456', previousSecrets: ['an-old-secret-0123456'] });
+    expect(readConfig('gateway', {}, { SWITCHYARD_SECRET: 'a-new-secret-0123456, an-old-secret-0123456' }).gateway).toMatchObject({
+      secret: 'a-new-secret-0123456',
+      previousSecrets: ['an-old-secret-0123456'],
+    });
     expect(readConfig('gateway', {}, {}).gateway.secret).toBeUndefined();
   });
 });

@@ -16,7 +16,11 @@ export class RawEio {
   constructor(readonly base: string) {}
 
   async request(method: string, query: string, body?: string, headers: Record<string, string> = {}): Promise<Answer> {
-    const res = await fetch(`${this.base}?${query}`, { method, body, headers: body !== undefined ? { 'content-type': 'text/plain;charset=UTF-8', ...headers } : headers });
+    const res = await fetch(`${this.base}?${query}`, {
+      method,
+      body,
+      headers: body !== undefined ? { 'content-type': 'text/plain;charset=UTF-8', ...headers } : headers,
+    });
     return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
   }
 

@@ -71,14 +71,21 @@ describe('engine choice (no loading): Node ABI × glibc → the builds tried, in
   it('`engine` pins one package; an unknown name is refused listing the known ones', () => {
     expect(names(linux(115, '2.36'), 'uws-pack')).toEqual(['uws-pack']);
     expect(names(linux(115, '2.36'), 'auto')).toEqual(['uWebSockets.js', 'uws-pack']);
-    expect(names(linux(127, '2.36'), 'uWebSockets.js')).toMatch(/@trufflesuite\/uws-js-unofficial@20.30.0-unofficial.0 has none; engine 'auto' would load uws-pack$/);
-    expect(names(linux(115, '2.36'), '@btc-vision/uwebsockets.js')).toMatch(/needs glibc 2.38 \(Debian 13, Ubuntu 24.04\); engine 'auto' would load uWebSockets.js$/);
+    expect(names(linux(127, '2.36'), 'uWebSockets.js')).toMatch(
+      /@trufflesuite\/uws-js-unofficial@20.30.0-unofficial.0 has none; engine 'auto' would load uws-pack$/,
+    );
+    expect(names(linux(115, '2.36'), '@btc-vision/uwebsockets.js')).toMatch(
+      /needs glibc 2.38 \(Debian 13, Ubuntu 24.04\); engine 'auto' would load uWebSockets.js$/,
+    );
     expect(names(linux(137, '2.36'), 'uws-pack')).toMatch(/uws-pack@20.0.8 has none; use Node 20 or 22/);
     expect(names(linux(115, '2.36'), 'fallback')).toMatch(/unknown engine "fallback" \(one of: auto, uWebSockets.js, uws-pack, @btc-vision\/uwebsockets.js\)/);
   });
 
   it('every candidate is an exact-pinned dependency of the package', async () => {
-    const pkg = (await import('../package.json', { with: { type: 'json' } })).default as { dependencies: Record<string, string>; optionalDependencies: Record<string, string> };
+    const pkg = (await import('../package.json', { with: { type: 'json' } })).default as {
+      dependencies: Record<string, string>;
+      optionalDependencies: Record<string, string>;
+    };
     const deps = { ...pkg.dependencies, ...pkg.optionalDependencies };
     for (const c of CANDIDATES) {
       const [, real, version] = /^(.+)@([^@]+)$/.exec(c.spec)!;
@@ -118,7 +125,13 @@ describe('uWebSockets.js engine on this runtime', () => {
     const node = await startNode();
     const r = await http(`${node.url}/healthz`);
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ status: 'ok', engine: 'native', enginePackage: CANDIDATES.find((c) => c.name === expected)!.spec, node: node.gateway.nodeId, sessions: 0 });
+    expect(r.body).toMatchObject({
+      status: 'ok',
+      engine: 'native',
+      enginePackage: CANDIDATES.find((c) => c.name === expected)!.spec,
+      node: node.gateway.nodeId,
+      sessions: 0,
+    });
   });
 
   it('`switchyard start` with an engine that cannot load refuses in one line naming the remedy, exit code 2', () => {

@@ -24,7 +24,7 @@ describe('error codes', () => {
     expect([...used].filter((c) => !(c in errors))).toEqual([]);
   });
 
-  it.each(Object.entries(errors))('%s is documented in docs/errors.md with its WebSocket code, HTTP status and each dialect\'s consequence', (code, e) => {
+  it.each(Object.entries(errors))("%s is documented in docs/errors.md with its WebSocket code, HTTP status and each dialect's consequence", (code, e) => {
     const row = doc.split('\n').find((l) => l.startsWith(`| \`${code}\` |`));
     expect(row, `no row for ${code}`).toBeDefined();
     const cells = row!.split(' | ').map((c) => c.trim());

@@ -51,7 +51,24 @@ async function wsGets(url: string, messages: Array<string | Uint8Array>): Promis
 
 /** Engine.IO packets: valid ones (types 0-6, messages carrying Socket.IO packets), mangled ones, noise */
 const eioPacket = fc.oneof(
-  fc.constantFrom('2', '3', '5', '6', '1', '40', '40{"token":1}', '42["echo","x"]', '420["echo",1]', '41', '43[]', '451-["echo",{"_placeholder":true,"num":0}]', '4', '2probe', '3probe', ''),
+  fc.constantFrom(
+    '2',
+    '3',
+    '5',
+    '6',
+    '1',
+    '40',
+    '40{"token":1}',
+    '42["echo","x"]',
+    '420["echo",1]',
+    '41',
+    '43[]',
+    '451-["echo",{"_placeholder":true,"num":0}]',
+    '4',
+    '2probe',
+    '3probe',
+    '',
+  ),
   fc.string({ maxLength: 40 }).map((s) => '4' + s),
   fc.string({ maxLength: 40 }),
   fc.string({ maxLength: 20 }).map((s) => 'b' + s),
@@ -69,7 +86,11 @@ describe('Engine.IO at the wire', () => {
     const statuses = new Map<number, number>();
     await fc.assert(
       fc.asyncProperty(fc.array(eioPacket, { minLength: 1, maxLength: 6 }), async (packets) => {
-        const r = await answered(`${node.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', body: packets.join('\x1e'), headers: { 'content-type': 'text/plain' } });
+        const r = await answered(`${node.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, {
+          method: 'POST',
+          body: packets.join('\x1e'),
+          headers: { 'content-type': 'text/plain' },
+        });
         statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
         expect([200, 400, 413]).toContain(r.status);
         if (r.status === 200) expect(r.body).toBe('ok');
@@ -97,7 +118,12 @@ describe('Engine.IO at the wire', () => {
 /** SockJS frames: JSON arrays of strings (valid), native frames inside them, mangled JSON, noise */
 const sockjsBody = fc.oneof(
   fc.array(fc.string({ maxLength: 30 }), { maxLength: 4 }).map((a) => JSON.stringify(a)),
-  fc.array(fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify({ type: 'event', event: 'echo', args: [v] })), { maxLength: 3 }).map((a) => JSON.stringify(a)),
+  fc
+    .array(
+      fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify({ type: 'event', event: 'echo', args: [v] })),
+      { maxLength: 3 },
+    )
+    .map((a) => JSON.stringify(a)),
   fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
   fc.string({ maxLength: 60 }),
 );
@@ -142,8 +168,29 @@ describe('query strings', () => {
   const query = fc
     .array(
       fc.tuple(
-        fc.constantFrom('sid', 'token', 'last', 'format', 'auth', 'EIO', 'transport', 'id', 't', 'b64', 'negotiateVersion', 'useStatefulReconnect', 'access_token', 'x', '%', ''),
-        fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('%zz', '%', '+', '-1', '1e400', 'NaN', '99999999999999999999', '4', 'polling', 'websocket', 'msgpack', 'json', 'true'), fc.string({ minLength: 500, maxLength: 2000 })),
+        fc.constantFrom(
+          'sid',
+          'token',
+          'last',
+          'format',
+          'auth',
+          'EIO',
+          'transport',
+          'id',
+          't',
+          'b64',
+          'negotiateVersion',
+          'useStatefulReconnect',
+          'access_token',
+          'x',
+          '%',
+          '',
+        ),
+        fc.oneof(
+          fc.string({ maxLength: 20 }),
+          fc.constantFrom('%zz', '%', '+', '-1', '1e400', 'NaN', '99999999999999999999', '4', 'polling', 'websocket', 'msgpack', 'json', 'true'),
+          fc.string({ minLength: 500, maxLength: 2000 }),
+        ),
         fc.boolean(),
       ),
       { maxLength: 5 },

@@ -18,9 +18,22 @@ const CLIENT_TYPES = new Set(['event', 'reply', 'ack', 'pong', 'close']);
 
 /** a valid native frame as a value */
 const nativeFrame = fc.oneof(
-  fc.record({ type: fc.constant('event'), event: fc.string({ minLength: 1, maxLength: 20 }), args: fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 4 }) }, { requiredKeys: ['type', 'event'] }),
-  fc.record({ type: fc.constant('event'), event: fc.constant('echo'), args: fc.array(fc.string(), { maxLength: 2 }), ack: fc.nat(), cseq: fc.integer({ min: 1 }) }),
-  fc.record({ type: fc.constant('reply'), ack: fc.oneof(fc.nat(), fc.string({ maxLength: 10 })), args: fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }) }),
+  fc.record(
+    { type: fc.constant('event'), event: fc.string({ minLength: 1, maxLength: 20 }), args: fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 4 }) },
+    { requiredKeys: ['type', 'event'] },
+  ),
+  fc.record({
+    type: fc.constant('event'),
+    event: fc.constant('echo'),
+    args: fc.array(fc.string(), { maxLength: 2 }),
+    ack: fc.nat(),
+    cseq: fc.integer({ min: 1 }),
+  }),
+  fc.record({
+    type: fc.constant('reply'),
+    ack: fc.oneof(fc.nat(), fc.string({ maxLength: 10 })),
+    args: fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }),
+  }),
   fc.record({ type: fc.constant('ack'), last: fc.nat() }),
   fc.constant({ type: 'pong' }),
   fc.constant({ type: 'close' }),
@@ -42,7 +55,11 @@ const anyBytes = fc.uint8Array({ maxLength: 300 });
 
 describe('native frames', () => {
   it('JSON text: any bytes decode to null or a client frame of a known type', () => {
-    const input = fc.oneof(anyBytes, mangled(nativeFrame.map((f) => enc.encode(JSON.stringify(f)))), fc.string().map((s) => enc.encode(s)));
+    const input = fc.oneof(
+      anyBytes,
+      mangled(nativeFrame.map((f) => enc.encode(JSON.stringify(f)))),
+      fc.string().map((s) => enc.encode(s)),
+    );
     let valid = 0;
     fc.assert(
       fc.property(input, (b) => {
@@ -69,7 +86,11 @@ describe('native frames', () => {
   });
 
   it('upstream batches (JSON and msgpack arrays): null or an array of valid frames', () => {
-    const input = fc.oneof(anyBytes, mangled(fc.array(nativeFrame, { maxLength: 4 }).map((a) => enc.encode(JSON.stringify(a)))), mangled(fc.array(nativeFrame, { maxLength: 4 }).map((a) => pack(a) as Uint8Array)));
+    const input = fc.oneof(
+      anyBytes,
+      mangled(fc.array(nativeFrame, { maxLength: 4 }).map((a) => enc.encode(JSON.stringify(a)))),
+      mangled(fc.array(nativeFrame, { maxLength: 4 }).map((a) => pack(a) as Uint8Array)),
+    );
     fc.assert(
       fc.property(input, fc.boolean(), (b, binary) => {
         const fs = decodeClientBatch(b, binary);
@@ -83,7 +104,14 @@ describe('native frames', () => {
 describe('Socket.IO packets', () => {
   const sioText = fc.oneof(
     fc.string(),
-    fc.tuple(fc.constantFrom('0', '1', '2', '3', '4', '5', '6', '7'), fc.option(fc.constantFrom('/', '/chat,')), fc.option(fc.nat()), fc.jsonValue({ maxDepth: 3 })).map(([t, nsp, id, data]) => `${t}${nsp ?? ''}${id ?? ''}${JSON.stringify(data) ?? ''}`),
+    fc
+      .tuple(
+        fc.constantFrom('0', '1', '2', '3', '4', '5', '6', '7'),
+        fc.option(fc.constantFrom('/', '/chat,')),
+        fc.option(fc.nat()),
+        fc.jsonValue({ maxDepth: 3 }),
+      )
+      .map(([t, nsp, id, data]) => `${t}${nsp ?? ''}${id ?? ''}${JSON.stringify(data) ?? ''}`),
     fc.tuple(fc.string({ maxLength: 10 }), fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 })).map(([e, a]) => `2${JSON.stringify([e, ...a])}`),
   );
 
@@ -100,10 +128,11 @@ describe('Socket.IO packets', () => {
             return;
           }
         }
-        for (const m of msgs) if (typeof m === 'string') {
-          const f = fastEvent(m);
-          if (f !== null) expect(f.type).toBe('event');
-        }
+        for (const m of msgs)
+          if (typeof m === 'string') {
+            const f = fastEvent(m);
+            if (f !== null) expect(f.type).toBe('event');
+          }
       }),
       { numRuns: RUNS },
     );
@@ -111,7 +140,15 @@ describe('Socket.IO packets', () => {
   });
 
   it('msgpack parser: a packet or SioProtocolError for any bytes', () => {
-    const packet = fc.record({ type: fc.integer({ min: -1, max: 8 }), nsp: fc.oneof(fc.constant('/'), fc.string({ maxLength: 6 })), data: fc.jsonValue({ maxDepth: 2 }), id: fc.option(fc.nat(), { nil: undefined }) }, { requiredKeys: ['type'] });
+    const packet = fc.record(
+      {
+        type: fc.integer({ min: -1, max: 8 }),
+        nsp: fc.oneof(fc.constant('/'), fc.string({ maxLength: 6 })),
+        data: fc.jsonValue({ maxDepth: 2 }),
+        id: fc.option(fc.nat(), { nil: undefined }),
+      },
+      { requiredKeys: ['type'] },
+    );
     fc.assert(
       fc.property(fc.oneof(anyBytes, mangled(packet.map((p) => pack(p) as Uint8Array)), fc.string()), (m) => {
         try {
@@ -129,26 +166,52 @@ describe('SignalR hub messages', () => {
   const hubJson = fc.oneof(
     fc.string(),
     fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v) + '\x1e'),
-    fc.record({ type: fc.integer({ min: 0, max: 10 }), invocationId: fc.string({ maxLength: 5 }), target: fc.string({ maxLength: 8 }), arguments: fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }), sequenceId: fc.nat() }, { requiredKeys: ['type'] }).map((m) => JSON.stringify(m) + '\x1e'),
+    fc
+      .record(
+        {
+          type: fc.integer({ min: 0, max: 10 }),
+          invocationId: fc.string({ maxLength: 5 }),
+          target: fc.string({ maxLength: 8 }),
+          arguments: fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }),
+          sequenceId: fc.nat(),
+        },
+        { requiredKeys: ['type'] },
+      )
+      .map((m) => JSON.stringify(m) + '\x1e'),
   );
 
   it('JSON: messages or HubProtocolError', () => {
     let decoded = 0;
     fc.assert(
-      fc.property(fc.oneof(hubJson, fc.array(hubJson, { maxLength: 3 }).map((a) => a.join(''))), (m) => {
-        try {
-          for (const msg of hubProtocols.json.decode(m)) expect(typeof msg.type).toBe('number'), decoded++;
-        } catch (err) {
-          expect(err).toBeInstanceOf(HubProtocolError);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          hubJson,
+          fc.array(hubJson, { maxLength: 3 }).map((a) => a.join('')),
+        ),
+        (m) => {
+          try {
+            for (const msg of hubProtocols.json.decode(m)) expect(typeof msg.type).toBe('number'), decoded++;
+          } catch (err) {
+            expect(err).toBeInstanceOf(HubProtocolError);
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
     expect(decoded).toBeGreaterThan(RUNS / 20);
   });
 
   it('MessagePack: messages or HubProtocolError, for any bytes and mangled length-prefixed arrays', () => {
-    const message = fc.array(fc.oneof(fc.integer({ min: -1, max: 10 }), fc.string({ maxLength: 6 }), fc.constant({}), fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }), fc.constant(null)), { minLength: 1, maxLength: 6 });
+    const message = fc.array(
+      fc.oneof(
+        fc.integer({ min: -1, max: 10 }),
+        fc.string({ maxLength: 6 }),
+        fc.constant({}),
+        fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }),
+        fc.constant(null),
+      ),
+      { minLength: 1, maxLength: 6 },
+    );
     const framed = message.map((a) => {
       const body = pack(a) as Uint8Array;
       const out = new Uint8Array(body.length + 2);
@@ -172,7 +235,12 @@ describe('SignalR hub messages', () => {
   it('the handshake: a protocol, an error, or null (incomplete), for any text or bytes', () => {
     // found by this property: a name on Object.prototype is no protocol
     expect(parseHandshake('{"protocol":"toString","version":0}\x1e')).toEqual({ error: "The protocol 'toString' is not supported." });
-    const hs = fc.record({ protocol: fc.oneof(fc.constantFrom('json', 'messagepack'), fc.string({ maxLength: 8 })), version: fc.oneof(fc.nat(3), fc.string({ maxLength: 2 })) }, { requiredKeys: [] }).map((h) => JSON.stringify(h) + '\x1e');
+    const hs = fc
+      .record(
+        { protocol: fc.oneof(fc.constantFrom('json', 'messagepack'), fc.string({ maxLength: 8 })), version: fc.oneof(fc.nat(3), fc.string({ maxLength: 2 })) },
+        { requiredKeys: [] },
+      )
+      .map((h) => JSON.stringify(h) + '\x1e');
     fc.assert(
       fc.property(fc.oneof(hs, fc.string(), anyBytes, mangled(hs.map((s) => enc.encode(s)))), (m) => {
         const r = parseHandshake(m);

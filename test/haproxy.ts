@@ -13,7 +13,7 @@ import { http } from './helpers.ts';
 /** Starts HAProxy for `cluster` and waits until it answers. @returns the process and its host:port */
 export async function startHaproxy(cluster: TestCluster): Promise<{ proc: ChildProcess; lb: string; log: () => string }> {
   if (spawnSync('sh', ['-c', 'command -v haproxy'], { stdio: 'ignore' }).status !== 0) {
-    throw new Error('haproxy is not installed: npm test\'s pretest installs it (apt-get install -y haproxy)');
+    throw new Error("haproxy is not installed: npm test's pretest installs it (apt-get install -y haproxy)");
   }
   let haproxy: ChildProcess;
   let lb: string;

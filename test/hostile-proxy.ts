@@ -42,11 +42,27 @@ export interface HostileMode {
 }
 
 /** hop-by-hop headers: they describe one connection, never forwarded */
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 function endToEnd(h: IncomingHttpHeaders): OutgoingHttpHeaders {
   // headers named in `Connection:` are hop-by-hop too
-  const listed = new Set(String(h.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
+  const listed = new Set(
+    String(h.connection ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(h)) {
     if (v !== undefined && !HOP.has(k) && !listed.has(k)) out[k] = v;

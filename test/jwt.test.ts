@@ -24,13 +24,17 @@ const SECRET = 'a-jwt-secret-of-at-least-32-bytes-long';
 const app: App = {
   event(session, event, args, reply) {
     if (event === 'whoami') reply?.(session.meta.auth);
-    else if (event === 'message') session.emit('auth', session.meta.auth); // SockJS: plain text is event `message`
+    else if (event === 'message')
+      session.emit('auth', session.meta.auth); // SockJS: plain text is event `message`
     else reply?.(...args);
   },
 };
 
 async function hs256(claims: Record<string, unknown>, o: { exp?: string | number; aud?: string; iss?: string; secret?: string } = {}): Promise<string> {
-  let j = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(o.exp ?? '5m');
+  let j = new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt()
+    .setExpirationTime(o.exp ?? '5m');
   if (o.aud) j = j.setAudience(o.aud);
   if (o.iss) j = j.setIssuer(o.iss);
   return j.sign(Buffer.from(o.secret ?? SECRET));
@@ -39,7 +43,10 @@ async function hs256(claims: Record<string, unknown>, o: { exp?: string | number
 function once<T>(f: (resolve: (v: T) => void, reject: (e: unknown) => void) => void, ms = 5000): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('timed out')), ms);
-    f((v) => (clearTimeout(t), resolve(v)), (e) => (clearTimeout(t), reject(e)));
+    f(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
   });
 }
 
@@ -86,7 +93,7 @@ describe('JWT (HS256, audience, issuer): every dialect accepted and refused its 
     expect(await sse.text()).toContain('"reason":"SY_ERR_AUTH_FAILED: bad signature"');
   });
 
-  it('socket.io-client: the auth payload\'s `token`; a refusal is a connect_error with the reason', async () => {
+  it("socket.io-client: the auth payload's `token`; a refusal is a connect_error with the reason", async () => {
     const s = io(node.url, { auth: { token: good }, transports: ['websocket'], reconnection: false });
     try {
       await once<void>((ok, ko) => (s.on('connect', () => ok()), s.on('connect_error', ko)));
@@ -106,7 +113,10 @@ describe('JWT (HS256, audience, issuer): every dialect accepted and refused its 
 
   it('@microsoft/signalr: accessTokenFactory (a bearer at negotiate, access_token on the socket); a refusal fails start() with 401', async () => {
     for (const transport of [signalR.HttpTransportType.WebSockets, signalR.HttpTransportType.LongPolling]) {
-      const c = new signalR.HubConnectionBuilder().withUrl(`${node.url}/hubs/demo`, { transport, accessTokenFactory: () => good }).configureLogging(signalR.LogLevel.None).build();
+      const c = new signalR.HubConnectionBuilder()
+        .withUrl(`${node.url}/hubs/demo`, { transport, accessTokenFactory: () => good })
+        .configureLogging(signalR.LogLevel.None)
+        .build();
       await c.start();
       try {
         expect(await c.invoke('whoami')).toMatchObject({ sub: 'ada', role: 'admin' });
@@ -114,7 +124,10 @@ describe('JWT (HS256, audience, issuer): every dialect accepted and refused its 
         await c.stop();
       }
     }
-    const bad = new signalR.HubConnectionBuilder().withUrl(`${node.url}/hubs/demo`, { accessTokenFactory: () => wrongAud }).configureLogging(signalR.LogLevel.None).build();
+    const bad = new signalR.HubConnectionBuilder()
+      .withUrl(`${node.url}/hubs/demo`, { accessTokenFactory: () => wrongAud })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
     await expect(bad.start()).rejects.toThrow(/401.*SY_ERR_AUTH_FAILED: claim aud does not match|SY_ERR_AUTH_FAILED: claim aud does not match.*401/s);
   });
 
@@ -158,7 +171,7 @@ describe('JWT with public keys', () => {
   });
   afterAll(() => new Promise<void>((r) => jwks.close(() => r())));
 
-  it('RS256 from a PEM public key file; an HS256 token signed with the key\'s text is refused (no algorithm confusion)', async () => {
+  it("RS256 from a PEM public key file; an HS256 token signed with the key's text is refused (no algorithm confusion)", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sy-jwt-'));
     const pem = rsa.publicKey.export({ type: 'spki', format: 'pem' }) as string;
     writeFileSync(join(dir, 'key.pem'), pem);

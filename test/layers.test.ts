@@ -21,7 +21,12 @@ function importsOf(folder: string): Array<{ file: string; to: string }> {
 
 /** every relative import (static, dynamic, type-only, re-export) between the files of `folders` (and `extra` files) */
 function fileGraph(folders: string[], extra: string[] = []): Map<string, Set<string>> {
-  const files = [...folders.flatMap((f) => (readdirSync(join(ROOT, f), { recursive: true }) as string[]).filter((n) => /\.(ts|js|mjs)$/.test(n) && !n.endsWith('.d.ts')).map((n) => join(f, n))), ...extra];
+  const files = [
+    ...folders.flatMap((f) =>
+      (readdirSync(join(ROOT, f), { recursive: true }) as string[]).filter((n) => /\.(ts|js|mjs)$/.test(n) && !n.endsWith('.d.ts')).map((n) => join(f, n)),
+    ),
+    ...extra,
+  ];
   const g = new Map<string, Set<string>>();
   for (const file of files) {
     const deps = new Set<string>();

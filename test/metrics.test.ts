@@ -158,7 +158,7 @@ describe('/metrics', () => {
     expect(kept()).toEqual({ counts: {}, bytes: 0 });
   });
 
-  it('metricsPort: /metrics (and the probes) on a port of its own, not on the clients\' port', async () => {
+  it("metricsPort: /metrics (and the probes) on a port of its own, not on the clients' port", async () => {
     const n = await startNode({ metricsPort: 0 });
     const port = n.gateway.metricsPort;
     expect(port).toBeGreaterThan(0);

@@ -115,7 +115,8 @@ describe('the shared-reference frame is refused at every msgpack entry point, at
       const [open] = unpack(Buffer.from(await r.arrayBuffer())) as Array<{ sid: string; token: string }>;
       return { sid: open!.sid, q: `sid=${open!.sid}&token=${encodeURIComponent(open!.token)}` };
     };
-    const post = (q: string, body: Uint8Array) => fetch(`${node.url}/rt/send?${q}`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: new Uint8Array(body) });
+    const post = (q: string, body: Uint8Array) =>
+      fetch(`${node.url}/rt/send?${q}`, { method: 'POST', headers: { 'content-type': 'application/msgpack' }, body: new Uint8Array(body) });
     const good = await openSession();
     const bad = await openSession();
     let answer: Response | undefined;
@@ -182,7 +183,21 @@ describe('the NATS bus drops a message with shared references and delivers the n
     await bus.flush();
     // an inbound event envelope `{t:'event', sid:'s', node:'n', n:1, event:'echo', args: X}`, X the references
     const str = (s: string) => [0xa0 | s.length, ...Buffer.from(s)];
-    const crafted = Buffer.from([0x86, ...str('t'), ...str('event'), ...str('sid'), ...str('s'), ...str('node'), ...str('n'), ...str('n'), 0x01, ...str('event'), ...str('echo'), ...str('args'), ...DAG]);
+    const crafted = Buffer.from([
+      0x86,
+      ...str('t'),
+      ...str('event'),
+      ...str('sid'),
+      ...str('s'),
+      ...str('node'),
+      ...str('n'),
+      ...str('n'),
+      0x01,
+      ...str('event'),
+      ...str('echo'),
+      ...str('args'),
+      ...DAG,
+    ]);
     const valid: Envelope = { t: 'event', sid: 's', node: 'n', n: 2, event: 'echo', args: ['after'] };
     const t0 = performance.now();
     raw.publish('sy.test.refs', crafted);

@@ -23,14 +23,20 @@ const INT64 = 'a 64-bit integer past 2^53';
 const KEY = 'a map key that is not a string, number, boolean or nil';
 
 describe('scanPlain accepts plain msgpack', () => {
-  it("what our own packer writes for every kind of frame and envelope, decoded as msgpackr would", () => {
+  it('what our own packer writes for every kind of frame and envelope, decoded as msgpackr would', () => {
     const values: unknown[] = [
       { type: 'event', event: 'echo', args: ['a', 1, { b: [2, 2.5, null, true, false] }], ack: 3 },
       { type: 'reply', seq: 300, ack: 'k', args: [new Uint8Array([1, 2, 3]), 'z'] },
       { type: 'open', sid: 'abc', token: 'n.1.x', pingMs: 25_000, last: 0, recovered: true },
       [1, {}, '1', 'echo', [new Uint8Array(300), 'x'.repeat(70_000)], []],
       { type: 2, nsp: '/', data: ['echo', { deep: [[[['x']]]] }], id: 7 },
-      { t: '*', e: [{ t: 'emit', sid: 's', event: 'e', raw: '[1]', n: 1, o: 2 }, { t: 'emit', sid: 's', event: 'e', args: [-1, -200, -70_000, -(2 ** 40), 2 ** 40, 1e300, Number.MAX_SAFE_INTEGER] }] },
+      {
+        t: '*',
+        e: [
+          { t: 'emit', sid: 's', event: 'e', raw: '[1]', n: 1, o: 2 },
+          { t: 'emit', sid: 's', event: 'e', args: [-1, -200, -70_000, -(2 ** 40), 2 ** 40, 1e300, Number.MAX_SAFE_INTEGER] },
+        ],
+      },
       { sparse: undefined, list: [undefined, 1] },
       Array.from({ length: 300 }, (_, i) => i),
       Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, i])),
@@ -56,7 +62,14 @@ describe('scanPlain accepts plain msgpack', () => {
       expect(scanPlain(b, D)).toBeNull();
       expect(unpackPlain(b, D)).toEqual(loose.unpack(b));
     }
-    const inv: InvocationMessage = { type: MessageType.Invocation, invocationId: '1', target: 'Echo', arguments: ['x', 2 ** 40, new Uint8Array([9]), { a: [1] }], streamIds: [], headers: {} };
+    const inv: InvocationMessage = {
+      type: MessageType.Invocation,
+      invocationId: '1',
+      target: 'Echo',
+      arguments: ['x', 2 ** 40, new Uint8Array([9]), { a: [1] }],
+      streamIds: [],
+      headers: {},
+    };
     const framed = new Uint8Array(new MessagePackHubProtocol().writeMessage(inv));
     const body = framed.subarray(1); // a one-byte VarInt length
     expect(framed[0]).toBe(body.length);
@@ -68,21 +81,52 @@ describe('scanPlain accepts plain msgpack', () => {
     const [connect] = new sioMsgpack.Encoder().encode({ type: 0, nsp: '/', data: undefined }) as unknown as Buffer[];
     expect(scanPlain(connect!, D)).toBeNull();
     expect(unpackPlain(connect!, D)).toEqual({ type: 0, nsp: '/', data: undefined });
-    const [event] = new sioMsgpack.Encoder().encode({ type: 2, nsp: '/', data: ['echo', { a: 1 }, Buffer.from([7]), 2 ** 40, -(2 ** 40), Number.MAX_SAFE_INTEGER], id: 3 }) as unknown as Buffer[];
+    const [event] = new sioMsgpack.Encoder().encode({
+      type: 2,
+      nsp: '/',
+      data: ['echo', { a: 1 }, Buffer.from([7]), 2 ** 40, -(2 ** 40), Number.MAX_SAFE_INTEGER],
+      id: 3,
+    }) as unknown as Buffer[];
     expect(event!.includes(0xcf) && event!.includes(0xd3)).toBe(true); // notepack writes 64-bit integers
-    expect(unpackPlain(event!, D)).toEqual({ type: 2, nsp: '/', data: ['echo', { a: 1 }, Buffer.from([7]), 2 ** 40, -(2 ** 40), Number.MAX_SAFE_INTEGER], id: 3 });
+    expect(unpackPlain(event!, D)).toEqual({
+      type: 2,
+      nsp: '/',
+      data: ['echo', { a: 1 }, Buffer.from([7]), 2 ** 40, -(2 ** 40), Number.MAX_SAFE_INTEGER],
+      id: 3,
+    });
   });
 
   it('every width of every plain type, and scalar map keys (string, integer, float, nil, boolean)', () => {
     const cases: Array<[string, unknown]> = [
-      ['c0', null], ['c2', false], ['c3', true], ['7f', 127], ['e0', -32],
-      ['cc ff', 255], ['cd ffff', 65535], ['ce ffffffff', 2 ** 32 - 1], ['cf 001fffff ffffffff', Number.MAX_SAFE_INTEGER],
-      ['d0 80', -128], ['d1 8000', -32768], ['d2 80000000', -(2 ** 31)], ['d3 ffe00000 00000001', Number.MIN_SAFE_INTEGER], ['d3 001fffff ffffffff', Number.MAX_SAFE_INTEGER],
-      ['ca 3fc00000', 1.5], ['cb 3ff8000000000000', 1.5],
-      ['a161', 'a'], ['d9 01 61', 'a'], ['da 0001 61', 'a'], ['db 00000001 61', 'a'],
-      ['c4 01 09', Buffer.from([9])], ['c5 0001 09', Buffer.from([9])], ['c6 00000001 09', Buffer.from([9])],
-      ['90', []], ['dc 0001 01', [1]], ['dd 00000001 01', [1]],
-      ['80', {}], ['de 0001 a161 01', { a: 1 }], ['df 00000001 a161 01', { a: 1 }],
+      ['c0', null],
+      ['c2', false],
+      ['c3', true],
+      ['7f', 127],
+      ['e0', -32],
+      ['cc ff', 255],
+      ['cd ffff', 65535],
+      ['ce ffffffff', 2 ** 32 - 1],
+      ['cf 001fffff ffffffff', Number.MAX_SAFE_INTEGER],
+      ['d0 80', -128],
+      ['d1 8000', -32768],
+      ['d2 80000000', -(2 ** 31)],
+      ['d3 ffe00000 00000001', Number.MIN_SAFE_INTEGER],
+      ['d3 001fffff ffffffff', Number.MAX_SAFE_INTEGER],
+      ['ca 3fc00000', 1.5],
+      ['cb 3ff8000000000000', 1.5],
+      ['a161', 'a'],
+      ['d9 01 61', 'a'],
+      ['da 0001 61', 'a'],
+      ['db 00000001 61', 'a'],
+      ['c4 01 09', Buffer.from([9])],
+      ['c5 0001 09', Buffer.from([9])],
+      ['c6 00000001 09', Buffer.from([9])],
+      ['90', []],
+      ['dc 0001 01', [1]],
+      ['dd 00000001 01', [1]],
+      ['80', {}],
+      ['de 0001 a161 01', { a: 1 }],
+      ['df 00000001 a161 01', { a: 1 }],
       ['85 a161 01 07 02 cb3ff8000000000000 03 c0 04 c3 05', { a: 1, 7: 2, 1.5: 3, null: 4, true: 5 }],
     ];
     for (const [h, v] of cases) {
@@ -121,7 +165,19 @@ describe('scanPlain refuses', () => {
   });
 
   it('every extension format (fixext 1–16, ext 8/16/32, any type) and the never-used byte 0xc1', () => {
-    for (const h of ['d4 01 00', 'd4 00 01', 'd4 73 00', 'd5 00 0000', 'd6 00 00000000', 'd7 00 0000000000000000', 'd8 00' + '00'.repeat(16), 'c7 00 00', 'c8 0000 00', 'c9 00000000 00', 'd6 ff 00000000']) {
+    for (const h of [
+      'd4 01 00',
+      'd4 00 01',
+      'd4 73 00',
+      'd5 00 0000',
+      'd6 00 00000000',
+      'd7 00 0000000000000000',
+      'd8 00' + '00'.repeat(16),
+      'c7 00 00',
+      'c8 0000 00',
+      'c9 00000000 00',
+      'd6 ff 00000000',
+    ]) {
       expect(scanPlain(hex(h), D), h).toBe(EXTENSION);
       expect(scanPlain(hex('91' + h), D), h).toBe(EXTENSION);
     }
@@ -130,7 +186,11 @@ describe('scanPlain refuses', () => {
   });
 
   it('timestamps unless asked to let them through (bytes of our own nodes), and even then only type −1 in its three sizes, never as a key', () => {
-    const dates: Array<[string, Date]> = [['timestamp 32', new Date(1000)], ['timestamp 64', new Date(1)], ['timestamp 96', new Date(2 ** 40 * 1000)]];
+    const dates: Array<[string, Date]> = [
+      ['timestamp 32', new Date(1000)],
+      ['timestamp 64', new Date(1)],
+      ['timestamp 96', new Date(2 ** 40 * 1000)],
+    ];
     for (const [name, d] of dates) {
       const b = packr.pack({ at: d, list: [d] });
       expect(scanPlain(b, D), name).toBe(EXTENSION);
@@ -138,7 +198,15 @@ describe('scanPlain refuses', () => {
       expect(unpackPlain(b, D, true), name).toEqual({ at: d, list: [d] });
     }
     expect(new Set(dates.map(([, d]) => packr.pack(d)[0]))).toEqual(new Set([0xd6, 0xd7, 0xc7]));
-    for (const h of ['d6 69 00000000', 'd7 00 0000000000000000', 'c7 0c 00' + '00'.repeat(12), 'c7 08 ff' + '00'.repeat(8), 'd6 ff 0000', 'd5 ff 0000', 'd8 ff' + '00'.repeat(16)]) {
+    for (const h of [
+      'd6 69 00000000',
+      'd7 00 0000000000000000',
+      'c7 0c 00' + '00'.repeat(12),
+      'c7 08 ff' + '00'.repeat(8),
+      'd6 ff 0000',
+      'd5 ff 0000',
+      'd8 ff' + '00'.repeat(16),
+    ]) {
       expect(scanPlain(hex(h), D, true), h).toMatch(/extension|past the end/);
     }
     expect(scanPlain(hex('81 d6ff00000000 01'), D, true)).toBe(EXTENSION);
@@ -155,7 +223,18 @@ describe('scanPlain refuses', () => {
   });
 
   it('64-bit integers outside ±(2^53−1)', () => {
-    for (const h of ['cf 00200000 00000000', 'cf ffffffff ffffffff', 'cf 80000000 00000000', 'd3 00200000 00000000', 'd3 7fffffff ffffffff', 'd3 ffe00000 00000000', 'd3 80000000 00000000', 'd3 80ff0000 00000000', 'd3 fee00000 00000001', 'd3 ffdfffff ffffffff']) {
+    for (const h of [
+      'cf 00200000 00000000',
+      'cf ffffffff ffffffff',
+      'cf 80000000 00000000',
+      'd3 00200000 00000000',
+      'd3 7fffffff ffffffff',
+      'd3 ffe00000 00000000',
+      'd3 80000000 00000000',
+      'd3 80ff0000 00000000',
+      'd3 fee00000 00000001',
+      'd3 ffdfffff ffffffff',
+    ]) {
       expect(scanPlain(hex(h), D), h).toBe(INT64);
     }
     // just inside: exact numbers

@@ -16,18 +16,46 @@ describe('client frame decoding', () => {
   });
 
   it('takes an integer ack on the fast path (a request), keeping the raw args text', () => {
-    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":3}'), false)).toEqual({ type: 'event', event: 'x', args: [1], raw: '[1]', ack: 3 });
-    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":["a"],"ack":0}'), false)).toEqual({ type: 'event', event: 'x', args: ['a'], raw: '["a"]', ack: 0 });
-    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[],"ack":123456789012345}'), false)).toEqual({ type: 'event', event: 'x', args: [], raw: '[]', ack: 123456789012345 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":3}'), false)).toEqual({
+      type: 'event',
+      event: 'x',
+      args: [1],
+      raw: '[1]',
+      ack: 3,
+    });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":["a"],"ack":0}'), false)).toEqual({
+      type: 'event',
+      event: 'x',
+      args: ['a'],
+      raw: '["a"]',
+      ack: 0,
+    });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[],"ack":123456789012345}'), false)).toEqual({
+      type: 'event',
+      event: 'x',
+      args: [],
+      raw: '[]',
+      ack: 123456789012345,
+    });
   });
 
   it('falls back to a full parse for other shapes, and still validates', () => {
     expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":"k"}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: 'k' });
     expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":-3}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: -3 });
     expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":1.5}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: 1.5 });
-    // biome-ignore lint/correctness/noPrecisionLoss: the point: JSON's ack past 2^53 rounds as JSON.parse rounds it
-    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":12345678901234567}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: 12345678901234567 });
-    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"cseq":2,"ack":3}'), false)).toEqual({ type: 'event', event: 'x', args: [1], ack: 3, cseq: 2 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":12345678901234567}'), false)).toEqual({
+      type: 'event',
+      event: 'x',
+      args: [1],
+      ack: 12345678901234568, // JSON.parse rounds the ack past 2^53 so
+    });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"cseq":2,"ack":3}'), false)).toEqual({
+      type: 'event',
+      event: 'x',
+      args: [1],
+      ack: 3,
+      cseq: 2,
+    });
     expect(decodeClientFrame(enc('{"event":"x","type":"event"}'), false)).toEqual({ type: 'event', event: 'x', args: [] });
     expect(decodeClientFrame(enc('{"type":"event","event":"a\\"b","args":[]}'), false)).toEqual({ type: 'event', event: 'a"b', args: [] });
   });
@@ -43,8 +71,21 @@ describe('client frame decoding', () => {
   });
 
   it('takes a trailing cseq on the fast path, and validates it everywhere', () => {
-    expect(decodeClientFrame(enc('{"type":"event","event":"echo","args":[1],"cseq":7}'), false)).toEqual({ type: 'event', event: 'echo', args: [1], raw: '[1]', cseq: 7 });
-    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":3,"cseq":8}'), false)).toEqual({ type: 'event', event: 'x', args: [1], raw: '[1]', ack: 3, cseq: 8 });
+    expect(decodeClientFrame(enc('{"type":"event","event":"echo","args":[1],"cseq":7}'), false)).toEqual({
+      type: 'event',
+      event: 'echo',
+      args: [1],
+      raw: '[1]',
+      cseq: 7,
+    });
+    expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":3,"cseq":8}'), false)).toEqual({
+      type: 'event',
+      event: 'x',
+      args: [1],
+      raw: '[1]',
+      ack: 3,
+      cseq: 8,
+    });
     expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"ack":03,"cseq":8}'), false)).toBeNull();
     expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[1],"cseq":1234567890123456789}'), false)).toBeNull();
     expect(decodeClientFrame(enc('{"type":"event","event":"x","args":[],"cseq":0}'), false)).toBeNull();
@@ -96,7 +137,12 @@ describe('client frame decoding', () => {
     expect(decodeClientBatch(Buffer.concat([Buffer.from([0x91]), refs]), true)).toBeNull();
     // a Date (timestamp extension), a Set, trailing bytes
     expect(decodeClientFrame(pack({ type: 'event', event: 'x', args: [new Date(1)] }), true)).toBeNull();
-    expect(decodeClientFrame(new Packr({ structuredClone: true, moreTypes: true, useRecords: false }).pack({ type: 'event', event: 'x', args: [new Set([1])] }), true)).toBeNull();
+    expect(
+      decodeClientFrame(
+        new Packr({ structuredClone: true, moreTypes: true, useRecords: false }).pack({ type: 'event', event: 'x', args: [new Set([1])] }),
+        true,
+      ),
+    ).toBeNull();
     expect(decodeClientFrame(Buffer.concat([pack({ type: 'event', event: 'x', args: [] }), Buffer.from([0xc0])]), true)).toBeNull();
     // `undefined` (msgpackr writes d4 00 00) stays plain
     expect(decodeClientFrame(pack({ type: 'event', event: 'x', args: [undefined, 1] }), true)).toEqual({ type: 'event', event: 'x', args: [undefined, 1] });

@@ -31,21 +31,27 @@ describe('NatsBus on a 3-server cluster', () => {
     await b.flush();
     // b's interest reaches a's server over the route a moment after b's own server has it: until
     // then a message from a finds no subscriber. Publish until one gets through.
-    await vi.waitFor(async () => {
-      a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [1] });
-      await a.flush();
-      expect(got).toContain(1);
-    }, { timeout: 10_000, interval: 100 });
+    await vi.waitFor(
+      async () => {
+        a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [1] });
+        await a.flush();
+        expect(got).toContain(1);
+      },
+      { timeout: 10_000, interval: 100 },
+    );
 
     // kill the server `a` is on: it reconnects to another and carries on
     const before = a.server;
     cluster.find((s) => before.endsWith(`:${s.port}`))!.kill();
     await vi.waitFor(() => expect(a.server).not.toBe(before), { timeout: 10_000 });
-    await vi.waitFor(async () => {
-      a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [2] });
-      await a.flush();
-      expect(got).toContain(2);
-    }, { timeout: 10_000, interval: 200 });
+    await vi.waitFor(
+      async () => {
+        a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [2] });
+        await a.flush();
+        expect(got).toContain(2);
+      },
+      { timeout: 10_000, interval: 200 },
+    );
     await a.close();
     await b.close();
   });

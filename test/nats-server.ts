@@ -66,10 +66,15 @@ async function startOne(opts: { clusterPort?: number; routes?: number[]; name: s
   proc.stderr!.on('data', (d) => (log = (log + d).slice(-4000)));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   try {
-    await waitFor(async () => {
-      if (proc.exitCode !== null) throw new Error(`nats-server exited with ${proc.exitCode}`);
-      return (await varz(monitorPort, 'varz')).port === port;
-    }, 10_000, `nats-server on ${port}`, () => proc.exitCode !== null);
+    await waitFor(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`nats-server exited with ${proc.exitCode}`);
+        return (await varz(monitorPort, 'varz')).port === port;
+      },
+      10_000,
+      `nats-server on ${port}`,
+      () => proc.exitCode !== null,
+    );
   } catch (e) {
     proc.kill('SIGKILL');
     throw new Error(`${(e as Error).message}\n${log}`);
@@ -124,9 +129,13 @@ async function startCluster(n: number): Promise<NatsServer[]> {
     throw (failed as PromiseRejectedResult).reason;
   }
   const servers = started.map((r) => (r as PromiseFulfilledResult<NatsServer>).value);
-  await waitFor(async () => {
-    for (const s of servers) if ((await varz(s.monitorPort, 'routez')).num_routes < n - 1) return false;
-    return true;
-  }, 15_000, 'NATS routes');
+  await waitFor(
+    async () => {
+      for (const s of servers) if ((await varz(s.monitorPort, 'routez')).num_routes < n - 1) return false;
+      return true;
+    },
+    15_000,
+    'NATS routes',
+  );
   return servers;
 }

@@ -112,7 +112,9 @@ describe('a gateway node killed (SIGKILL): what was relayed to it, and its sessi
     const eioSid = JSON.parse(hs.slice(1)).sid as string;
     await fetch(`${g1.url}/socket.io/?EIO=4&transport=polling&sid=${eioSid}`, { method: 'POST', body: '40' });
     expect(await (await fetch(`${g1.url}/socket.io/?EIO=4&transport=polling&sid=${eioSid}`)).text()).toMatch(/^40\{"sid"/);
-    const eioPoll = fetch(`${g2.url}/socket.io/?EIO=4&transport=polling&sid=${eioSid}`).then(async (r) => (mark('engine.io poll'), { status: r.status, body: await r.text() }));
+    const eioPoll = fetch(`${g2.url}/socket.io/?EIO=4&transport=polling&sid=${eioSid}`).then(
+      async (r) => (mark('engine.io poll'), { status: r.status, body: await r.text() }),
+    );
 
     // ten more native sessions held on g1, each connected there
     const direct = await Promise.all(Array.from({ length: 10 }, () => WsClient.open(`${g1.ws}/rt/ws`)));
@@ -140,7 +142,14 @@ describe('a gateway node killed (SIGKILL): what was relayed to it, and its sessi
     // SignalR: Close with its error, allowReconnect (a new connection), then the socket closes
     await until(() => sr.closed() ?? undefined, TOLD_WITHIN_MS + 2000);
     mark('signalr websocket');
-    const close = sr.got.flatMap((m) => m.split(RS).filter(Boolean).map((r) => JSON.parse(r))).find((m) => m.type === 7);
+    const close = sr.got
+      .flatMap((m) =>
+        m
+          .split(RS)
+          .filter(Boolean)
+          .map((r) => JSON.parse(r)),
+      )
+      .find((m) => m.type === 7);
     expect(close).toMatchObject({ type: 7, allowReconnect: true });
     expect(close.error).toContain('SY_ERR_NODE_LOST');
     // SockJS: the receiver gets the close frame

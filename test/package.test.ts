@@ -47,7 +47,19 @@ describe('the packed package', () => {
     const [info] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
     tarball = join(dir, info.filename);
     const files = info.files.map((f) => f.path);
-    for (const f of ['package.json', 'README.md', 'bin/switchyard.mjs', 'dist/index.js', 'dist/index.d.ts', 'dist/gateway/cli.js', 'dist/demo/app.js', 'client/switchyard.js', 'client/switchyard.d.ts', 'docs/embedding.md']) expect(files, f).toContain(f);
+    for (const f of [
+      'package.json',
+      'README.md',
+      'bin/switchyard.mjs',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/gateway/cli.js',
+      'dist/demo/app.js',
+      'client/switchyard.js',
+      'client/switchyard.d.ts',
+      'docs/embedding.md',
+    ])
+      expect(files, f).toContain(f);
     expect(files.filter((f) => /\.ts$/.test(f) && !/\.d\.ts$/.test(f))).toEqual([]);
     expect(files.filter((f) => /^(test|bench|scripts|examples|gateway|transports|cluster|lib)\//.test(f))).toEqual([]);
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, unknown>; bin: Record<string, string> };
@@ -63,7 +75,11 @@ describe('the packed package', () => {
     await run(process.execPath, [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], { cwd: app });
     expect(existsSync(join(app, 'dist', 'app.js'))).toBe(true);
     // the second entry: the native client, for Node or a bundler
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', "const c = await import('switchyard/client'); console.log(typeof c.connect)"], { cwd: app });
+    const { stdout } = await run(
+      process.execPath,
+      ['--input-type=module', '-e', "const c = await import('switchyard/client'); console.log(typeof c.connect)"],
+      { cwd: app },
+    );
     expect(stdout.trim()).toBe('function');
   }, 180_000);
 
@@ -71,7 +87,11 @@ describe('the packed package', () => {
     // tsx is a dependency only for apps written in TypeScript: without it the command still runs
     rmSync(join(app, 'node_modules', 'tsx'), { recursive: true, force: true });
     // its own process group: npx runs the command under npm, and SIGTERM goes to the whole group
-    const child = spawn('npx', ['switchyard', 'start', '--port', '0', '--host', '127.0.0.1', '--app', 'dist/app.js'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('npx', ['switchyard', 'start', '--port', '0', '--host', '127.0.0.1', '--app', 'dist/app.js'], {
+      cwd: app,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     children.push(child);
     const { port, out } = await listening(child, 30_000);
     expect(out()).toMatch(/engine: native uWebSockets\.js .* from .*; bus: memory; app: dist\/app\.js/);
@@ -83,7 +103,11 @@ describe('the packed package', () => {
   }, 60_000);
 
   it('a TypeScript app and no tsx: a Node that strips types (22.18+) runs it; Node 20 refuses in one line naming the remedies', async () => {
-    const child = spawn('npx', ['switchyard', 'start', '--port', '0', '--host', '127.0.0.1', '--app', 'src/app.ts'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('npx', ['switchyard', 'start', '--port', '0', '--host', '127.0.0.1', '--app', 'src/app.ts'], {
+      cwd: app,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     children.push(child);
     if ((process.features as { typescript?: string }).typescript) {
       const { port } = await listening(child, 30_000);

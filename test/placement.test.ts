@@ -34,7 +34,13 @@ describe('placement: consistent hashing with bounded loads', () => {
       sum += joined / (1 / (n + 1));
       count++;
       for (let k = 0; k < n && n > 1; k++) {
-        const left = movedFraction(before, place(w.filter((_, i) => i !== k), { partitionCount: P, epsilon: EPS }));
+        const left = movedFraction(
+          before,
+          place(
+            w.filter((_, i) => i !== k),
+            { partitionCount: P, epsilon: EPS },
+          ),
+        );
         expect(left).toBeLessThanOrEqual(1 / n + EPS);
         // what the leaver owned must move; beyond that, little else
         expect(left).toBeGreaterThanOrEqual((loads(before).get(w[k]!) ?? 0) / P);

@@ -60,7 +60,11 @@ describe('relay between nodes', () => {
     await vi.waitFor(async () => {
       const p = await http(`${b.url}/rt/poll?sid=${m.open.sid}&token=${enc(m.open.token)}&last=1`);
       expect(p.headers.get('content-type')).toBe('application/json');
-      expect(p.body.map((f: Frame) => [f.seq, f.args[1]])).toEqual([[2, '0'], [3, '1'], [4, '2']]);
+      expect(p.body.map((f: Frame) => [f.seq, f.args[1]])).toEqual([
+        [2, '0'],
+        [3, '1'],
+        [4, '2'],
+      ]);
     });
   });
 
@@ -166,7 +170,10 @@ describe('secret rotation', () => {
     const step1 = await cluster.addGateway('g-step1', [], `${OLD},${NEW}`);
     const sj = `${Date.now().toString(36)}rot`;
     expect(await (await fetch(`${step1.url}/sockjs/000/${sj}/xhr`, { method: 'POST' })).text()).toBe('o\n');
-    const sent = await fetch(`${rotated.url}/sockjs/000/${sj}/xhr_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['rot'], ack: 1 })]) });
+    const sent = await fetch(`${rotated.url}/sockjs/000/${sj}/xhr_send`, {
+      method: 'POST',
+      body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['rot'], ack: 1 })]),
+    });
     expect(sent.status).toBe(204);
     const polled = await (await fetch(`${rotated.url}/sockjs/000/${sj}/xhr`, { method: 'POST' })).text();
     expect(JSON.parse(JSON.parse(polled.slice(1))[0])).toMatchObject({ type: 'reply', ack: 1, args: ['rot'] });

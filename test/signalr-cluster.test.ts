@@ -73,7 +73,11 @@ describe('SignalR across nodes', () => {
       return n;
     };
     const before = await tunneled();
-    for (const [transport, protocol] of [['LongPolling', 'json'], ['LongPolling', 'messagepack'], ['ServerSentEvents', 'json']] as const) {
+    for (const [transport, protocol] of [
+      ['LongPolling', 'json'],
+      ['LongPolling', 'messagepack'],
+      ['ServerSentEvents', 'json'],
+    ] as const) {
       const c = new signalR.HubConnectionBuilder()
         .withUrl(`http://${lb}/hubs/demo`, { transport: signalR.HttpTransportType[transport], EventSource } as signalR.IHttpConnectionOptions)
         .withHubProtocol(protocol === 'messagepack' ? new MessagePackHubProtocol() : new signalR.JsonHubProtocol())
@@ -99,7 +103,13 @@ describe('SignalR across nodes', () => {
     const n = await http(`${a.url}/hubs/demo/negotiate?negotiateVersion=1&useStatefulReconnect=true`, { method: 'POST' });
     expect(n.body.useStatefulReconnect).toBe(true);
     const id = encodeURIComponent(n.body.connectionToken);
-    const records = (got: string[]) => got.flatMap((m) => m.split(RS).filter(Boolean).map((r) => JSON.parse(r)));
+    const records = (got: string[]) =>
+      got.flatMap((m) =>
+        m
+          .split(RS)
+          .filter(Boolean)
+          .map((r) => JSON.parse(r)),
+      );
     const open = async (url: string) => {
       const ws = new WebSocket(url);
       const got: string[] = [];
@@ -112,7 +122,9 @@ describe('SignalR across nodes', () => {
       return { ws, got };
     };
     const first = await open(`${a.ws}/hubs/demo?id=${id}`);
-    first.ws.send(JSON.stringify({ protocol: 'json', version: 1 }) + RS + JSON.stringify({ type: 1, invocationId: '1', target: 'join', arguments: ['rel'] }) + RS);
+    first.ws.send(
+      JSON.stringify({ protocol: 'json', version: 1 }) + RS + JSON.stringify({ type: 1, invocationId: '1', target: 'join', arguments: ['rel'] }) + RS,
+    );
     await until(() => records(first.got).find((r) => r.type === 3));
     const sender = await WsClient.open(`${b.ws}/rt/ws`);
     await sender.request('join', 'rel');
@@ -152,7 +164,11 @@ describe('SignalR across nodes', () => {
     await new Promise((r) => second.once('open', r));
     second.send(JSON.stringify({ type: 9, sequenceId: 1 }) + RS);
     await until(() => (got.join('').includes('"type":7') ? true : undefined), 5000);
-    const records = got.join('').split(RS).filter(Boolean).map((r) => JSON.parse(r));
+    const records = got
+      .join('')
+      .split(RS)
+      .filter(Boolean)
+      .map((r) => JSON.parse(r));
     expect(records[0]).toEqual({ type: 9, sequenceId: 1 });
     expect(records[1].type).toBe(7);
     expect(records[1].allowReconnect).toBeUndefined();
@@ -175,7 +191,11 @@ describe('SignalR across nodes', () => {
     const note = (what: string) => story.push(`${Date.now() - t0}ms ${what}`);
     const Sockets = socketsNoted(note);
     const c = new signalR.HubConnectionBuilder()
-      .withUrl(`http://${lb}/hubs/demo`, { transport: signalR.HttpTransportType.WebSockets, httpClient: new Capture(signalR.NullLogger.instance), WebSocket: Sockets } as signalR.IHttpConnectionOptions)
+      .withUrl(`http://${lb}/hubs/demo`, {
+        transport: signalR.HttpTransportType.WebSockets,
+        httpClient: new Capture(signalR.NullLogger.instance),
+        WebSocket: Sockets,
+      } as signalR.IHttpConnectionOptions)
       .withHubProtocol(new MessagePackHubProtocol())
       .withStatefulReconnect()
       .configureLogging(signalR.LogLevel.None)
@@ -197,7 +217,9 @@ describe('SignalR across nodes', () => {
       for (let j = 0; j < k; j++) await sender.request('say', 'drain', String(++n));
     };
     const stopped = (step: string) => (err: Error) => {
-      throw new Error(`stopped at: ${step} (${err.message})\nheard ${JSON.stringify(heard)}, client ${c.state}, holder ${holder.id}\nsockets: ${story.join('; ')}\n--- holder ${holder.id}:\n${holder.log()}\n--- other ${other.id}:\n${other.log()}`);
+      throw new Error(
+        `stopped at: ${step} (${err.message})\nheard ${JSON.stringify(heard)}, client ${c.state}, holder ${holder.id}\nsockets: ${story.join('; ')}\n--- holder ${holder.id}:\n${holder.log()}\n--- other ${other.id}:\n${other.log()}`,
+      );
     };
     await say(5);
     await until(() => heard.length === 5 || undefined, 10_000).catch(stopped('5 broadcasts before the drain'));
@@ -263,7 +285,13 @@ describe('SignalR stateful reconnect across a drain: what the client sends while
     const [a, b] = own.gateways as [Proc, Proc];
     const n = await http(`${a.url}/hubs/demo/negotiate?negotiateVersion=1&useStatefulReconnect=true`, { method: 'POST' });
     const id = encodeURIComponent(n.body.connectionToken);
-    const records = (got: string[]) => got.flatMap((m) => m.split(RS).filter(Boolean).map((r) => JSON.parse(r)));
+    const records = (got: string[]) =>
+      got.flatMap((m) =>
+        m
+          .split(RS)
+          .filter(Boolean)
+          .map((r) => JSON.parse(r)),
+      );
     const first = new WebSocket(`${a.ws}/hubs/demo?id=${id}`);
     const got1: string[] = [];
     first.on('message', (d) => got1.push(d.toString()));
@@ -295,7 +323,9 @@ describe('SignalR stateful reconnect across a drain: what the client sends while
       const c = records(got2).filter((r) => r.type === 3 && (r.invocationId === '2' || r.invocationId === '3'));
       return c.length === 2 ? c : undefined;
     }, 5000).catch(() => {
-      throw new Error(`no Completion for invocations sent while the session was handed over: got ${JSON.stringify(records(got2))}\n--- a:\n${a.log()}\n--- b:\n${b.log()}`);
+      throw new Error(
+        `no Completion for invocations sent while the session was handed over: got ${JSON.stringify(records(got2))}\n--- a:\n${a.log()}\n--- b:\n${b.log()}`,
+      );
     });
     expect(answers.map((r) => [r.invocationId, r.result])).toEqual([
       ['2', 'in the hand-over'],
@@ -351,7 +381,9 @@ describe('SignalR stateful reconnect across a drain: what the client sends while
       await until(() => (after > 50 ? true : undefined), 20_000).finally(() => clearInterval(pace));
       await until(() => (answers.size === sent.length ? true : undefined), 5000).catch(() => {
         const missing = sent.filter((k) => !answers.has(k));
-        throw new Error(`invocations without a Completion: ${missing.join(',')} of ${sent.length} (client ${c.state})\nsockets: ${story.join('; ')}\n--- a:\n${a.log()}\n--- b:\n${b.log()}`);
+        throw new Error(
+          `invocations without a Completion: ${missing.join(',')} of ${sent.length} (client ${c.state})\nsockets: ${story.join('; ')}\n--- a:\n${a.log()}\n--- b:\n${b.log()}`,
+        );
       });
       for (const [k, v] of answers) expect(v, `invocation ${k}`).toEqual([k]);
       expect(c.state).toBe(signalR.HubConnectionState.Connected);

@@ -57,7 +57,10 @@ class Conn {
   readonly got: Array<string | Buffer> = [];
   closed = false;
   readonly ws: WebSocket;
-  private constructor(url: string, readonly binary: boolean) {
+  private constructor(
+    url: string,
+    readonly binary: boolean,
+  ) {
     this.ws = new WebSocket(url);
     this.ws.on('message', (d: Buffer, isBinary) => this.got.push(isBinary ? d : d.toString()));
     this.ws.on('close', () => (this.closed = true));
@@ -87,7 +90,14 @@ class Conn {
 
   /** every hub message so far (after the handshake response), MessagePack ones as JSON-shaped objects */
   records(): any[] {
-    return this.got.slice(1).flatMap((m) => (typeof m === 'string' ? m.split(RS).filter(Boolean).map((r) => JSON.parse(r)) : unframe(m)));
+    return this.got.slice(1).flatMap((m) =>
+      typeof m === 'string'
+        ? m
+            .split(RS)
+            .filter(Boolean)
+            .map((r) => JSON.parse(r))
+        : unframe(m),
+    );
   }
 
   async record(pred: (r: any) => boolean, timeout = 5000): Promise<any> {
@@ -112,7 +122,11 @@ function unframe(b: Buffer): any[] {
 /** Long-polls until the connection's polls get 204 (it ended), or `enough` says so: the records of every answer */
 async function pollToEnd(id: string, enough: (records: any[]) => boolean = () => false): Promise<any[]> {
   let got = '';
-  const records = () => got.split(RS).filter(Boolean).map((x) => JSON.parse(x));
+  const records = () =>
+    got
+      .split(RS)
+      .filter(Boolean)
+      .map((x) => JSON.parse(x));
   for (let i = 0; i < 50; i++) {
     const r = await fetch(`${base}?id=${id}`);
     if (r.status !== 200) return records();
@@ -140,7 +154,8 @@ describe('refused client-to-server streams', () => {
       const c = await Conn.open(protocol);
       const perMessage = 16;
       const fit = MAX_REFUSED_STREAMS / perMessage;
-      for (let i = 0; i < fit; i++) c.send({ type: 1, invocationId: `u${i}`, target: 'Upload', arguments: [], streamIds: streamIds(`${protocol}${i}`, perMessage, 100) });
+      for (let i = 0; i < fit; i++)
+        c.send({ type: 1, invocationId: `u${i}`, target: 'Upload', arguments: [], streamIds: streamIds(`${protocol}${i}`, perMessage, 100) });
       // each is answered (an error Completion: no streams here) and the connection stays
       for (let i = 0; i < fit; i++) expect((await c.record((r) => r.type === 3 && r.invocationId === `u${i}`)).error).toMatch(/Streaming is not supported/);
       c.send({ type: 1, invocationId: 'echo', target: 'Echo', arguments: ['still here'] });
@@ -259,7 +274,7 @@ describe('invocations waiting for their Completion', () => {
 });
 
 describe('long-polling: what waits for the next poll', () => {
-  it('is a poll\'s worth; the rest stays in the outbox, whose bound ends a session that falls behind (as past a socket\'s buffer)', async () => {
+  it("is a poll's worth; the rest stays in the outbox, whose bound ends a session that falls behind (as past a socket's buffer)", async () => {
     const n = await http(`${base}/negotiate?negotiateVersion=1`, { method: 'POST' });
     const id = encodeURIComponent(n.body.connectionToken);
     expect((await fetch(`${base}?id=${id}`)).status).toBe(200);
@@ -270,7 +285,10 @@ describe('long-polling: what waits for the next poll', () => {
     const held = fetch(`${base}?id=${id}`).then((r) => r.text());
     await vi.waitFor(() => expect(conn.held).not.toBeNull());
     await fetch(`${base}?id=${id}`, { method: 'POST', body: JSON.stringify({ type: 1, target: 'Flood', arguments: [] }) + RS });
-    const first = (await held).split(RS).filter(Boolean).map((x) => JSON.parse(x));
+    const first = (await held)
+      .split(RS)
+      .filter(Boolean)
+      .map((x) => JSON.parse(x));
     // (all 40 chunks: nothing was bounded)
     const records = [...first, ...(await pollToEnd(id, (r) => first.length + r.filter((x) => x.type === 1).length >= 40))];
     const close = records.find((r) => r.type === 7);
@@ -281,7 +299,10 @@ describe('long-polling: what waits for the next poll', () => {
 
 describe('the real client', () => {
   it('@microsoft/signalr: 600 stream uploads (refused, each stream completed) and 500 invocations at once leave the connection open', async () => {
-    const c = new signalR.HubConnectionBuilder().withUrl(base, { transport: signalR.HttpTransportType.WebSockets }).configureLogging(signalR.LogLevel.None).build();
+    const c = new signalR.HubConnectionBuilder()
+      .withUrl(base, { transport: signalR.HttpTransportType.WebSockets })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
     await c.start();
     try {
       for (let i = 0; i < MAX_REFUSED_STREAMS + 344; i++) {

@@ -58,7 +58,12 @@ async function negotiate(query = 'negotiateVersion=1', init: RequestInit = {}): 
   return http(`${base}/negotiate?${query}`, { method: 'POST', ...init });
 }
 
-async function raw(method: string, query: string, body?: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; type: string | null; text: string; bytes: Buffer }> {
+async function raw(
+  method: string,
+  query: string,
+  body?: string | Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; type: string | null; text: string; bytes: Buffer }> {
   const res = await fetch(`${base}?${query}`, { method, body: body as BodyInit | undefined, headers });
   const bytes = Buffer.from(await res.arrayBuffer());
   return { status: res.status, type: res.headers.get('content-type'), text: bytes.toString(), bytes };
@@ -88,7 +93,14 @@ class Socket {
   }
   /** the messages (records) so far, JSON ones parsed */
   records(): unknown[] {
-    return this.got.flatMap((m) => (typeof m === 'string' ? m.split(RS).filter(Boolean).map((r) => JSON.parse(r)) : [m]));
+    return this.got.flatMap((m) =>
+      typeof m === 'string'
+        ? m
+            .split(RS)
+            .filter(Boolean)
+            .map((r) => JSON.parse(r))
+        : [m],
+    );
   }
   async record(pred: (r: any) => boolean, timeout = 3000): Promise<any> {
     return until(() => this.records().find(pred), timeout);
@@ -172,7 +184,10 @@ describe('WebSockets transport', () => {
   });
 
   it('the handshake: an unknown protocol or version gets an error, and the socket closes', async () => {
-    for (const h of [{ protocol: 'xml', version: 1 }, { protocol: 'json', version: 99 }]) {
+    for (const h of [
+      { protocol: 'xml', version: 1 },
+      { protocol: 'json', version: 99 },
+    ]) {
       const n = await negotiate();
       const s = new Socket(`id=${encodeURIComponent(n.body.connectionToken)}`);
       await s.opened();
@@ -360,7 +375,11 @@ describe('Server-Sent Events', () => {
       while (!text.includes(want)) text += Buffer.from((await reader.read()).value!).toString();
     };
     await read(':\r\n\r\n');
-    await raw('POST', q, JSON.stringify({ protocol: 'json', version: 1 }) + RS + JSON.stringify({ type: 1, invocationId: '1', target: 'echo', arguments: ['sse'] }) + RS);
+    await raw(
+      'POST',
+      q,
+      JSON.stringify({ protocol: 'json', version: 1 }) + RS + JSON.stringify({ type: 1, invocationId: '1', target: 'echo', arguments: ['sse'] }) + RS,
+    );
     await read('"result":"sse"');
     expect(text).toContain('data: {}' + RS + '\r\n\r\n');
     expect(text).toContain('data: ' + JSON.stringify({ type: 3, invocationId: '1', result: 'sse' }) + RS + '\r\n\r\n');

@@ -78,7 +78,13 @@ afterEach(async () => {
 
 type Protocol = 'json' | 'messagepack';
 
-function build(url: string, transport: keyof typeof signalR.HttpTransportType, protocol: Protocol, options: Partial<signalR.IHttpConnectionOptions> = {}, configure?: (b: signalR.HubConnectionBuilder) => void): signalR.HubConnection {
+function build(
+  url: string,
+  transport: keyof typeof signalR.HttpTransportType,
+  protocol: Protocol,
+  options: Partial<signalR.IHttpConnectionOptions> = {},
+  configure?: (b: signalR.HubConnectionBuilder) => void,
+): signalR.HubConnection {
   const b = new signalR.HubConnectionBuilder()
     // EventSource: the polyfill the client takes in Node (an option its types do not list)
     .withUrl(url, { transport: signalR.HttpTransportType[transport], EventSource, ...options } as signalR.IHttpConnectionOptions)
@@ -201,7 +207,7 @@ describe('@microsoft/signalr on one node', () => {
     expect(await c.invoke('echo', 'back')).toBe('back');
   });
 
-  it('an idle connection outlives the client\'s server timeout: the gateway pings within it', async () => {
+  it("an idle connection outlives the client's server timeout: the gateway pings within it", async () => {
     const node = await startNode({ app, signalr: { keepAliveMs: 200 } });
     for (const transport of ['WebSockets', 'ServerSentEvents'] as const) {
       const c = build(`${node.url}/hubs/demo`, transport, 'json');

@@ -57,7 +57,14 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
   const got: Array<Map<number, number[]>> = [];
   let lostSessions = 0;
   for (let i = 0; i < o.sessions; i++) {
-    const c = connect(o.urls[i % o.urls.length]!, { transports: ['websocket'], WebSocket, rememberTransport: false, minDelayMs: 20, maxDelayMs: 300, ackTimeoutMs: 15_000 });
+    const c = connect(o.urls[i % o.urls.length]!, {
+      transports: ['websocket'],
+      WebSocket,
+      rememberTransport: false,
+      minDelayMs: 20,
+      maxDelayMs: 300,
+      ackTimeoutMs: 15_000,
+    });
     const mine = new Map<number, number[]>();
     got.push(mine);
     let opened = false;
@@ -111,7 +118,10 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
     drops++;
   }, o.dropEveryMs);
   const started = Date.now();
-  const progress = setInterval(() => log(`soak: ${Math.round((Date.now() - started) / 1000)} s, ${requests} requests, ${drops} drops, RSS ${Math.round(rssOf(o.pids) / 1e6)} MB`), 10_000);
+  const progress = setInterval(
+    () => log(`soak: ${Math.round((Date.now() - started) / 1000)} s, ${requests} requests, ${drops} drops, RSS ${Math.round(rssOf(o.pids) / 1e6)} MB`),
+    10_000,
+  );
   await new Promise((r) => setTimeout(r, o.seconds * 1000));
   running = false;
   clearInterval(dropper);

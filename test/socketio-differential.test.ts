@@ -48,7 +48,13 @@ beforeAll(async () => {
   const node = await startNode({
     app: suiteApp,
     maxPayloadBytes: 1_000_000,
-    socketio: { pingIntervalMs: CONFIG.pingInterval, pingTimeoutMs: CONFIG.pingTimeout, connectTimeoutMs: CONFIG.connectTimeout, namespaces: ['/', '/custom'], recovery: false },
+    socketio: {
+      pingIntervalMs: CONFIG.pingInterval,
+      pingTimeoutMs: CONFIG.pingTimeout,
+      connectTimeoutMs: CONFIG.connectTimeout,
+      namespaces: ['/', '/custom'],
+      recovery: false,
+    },
   });
   ours = new RawEio(`${node.url}/socket.io/`);
 });
@@ -92,14 +98,23 @@ describe('the same requests to socket.io 4.8 and to the Socket.IO dialect', () =
   it('handshake, and every handshake failure', async () => {
     const seenBoth = await same(async (eio, log) => {
       log(await eio.get(P));
-      for (const query of ['transport=polling', 'EIO=3&transport=polling', 'EIO=abc&transport=polling', 'EIO=4', 'EIO=4&transport=abc', 'EIO=4&transport=websocket'])
+      for (const query of [
+        'transport=polling',
+        'EIO=3&transport=polling',
+        'EIO=abc&transport=polling',
+        'EIO=4',
+        'EIO=4&transport=abc',
+        'EIO=4&transport=websocket',
+      ])
         log(await eio.get(query));
       log(await eio.request('POST', P));
       log(await eio.request('PUT', P));
       log(await eio.get(`${P}&sid=nope`));
       log(await eio.post(`${P}&sid=nope`, '40'));
     });
-    expect(seenBoth[0]).toBe('200 text/plain; charset=UTF-8 0{"sid":"<sid>","upgrades":["websocket"],"pingInterval":3000,"pingTimeout":10000,"maxPayload":1000000}');
+    expect(seenBoth[0]).toBe(
+      '200 text/plain; charset=UTF-8 0{"sid":"<sid>","upgrades":["websocket"],"pingInterval":3000,"pingTimeout":10000,"maxPayload":1000000}',
+    );
   });
 
   it('connect, events, acks, binary, several packets per payload, an unknown namespace', async () => {

@@ -93,14 +93,20 @@ describe('the default parser', () => {
     }
     expect(fastEvent('2["echo","x"]')).toEqual({ type: 'event', event: 'echo', args: ['x'], raw: '["x"]' });
     expect(fastEvent('27["echo"]')).toEqual({ type: 'event', event: 'echo', args: [], ack: 7, raw: '[]' });
-    for (const text of ['2["with \\"quote",1]', '2[1,2]', '2["disconnect"]', '2["echo",1]x', '2["echo"]]', '2/admin,["echo"]']) expect(fastEvent(text), text).toBeNull();
+    for (const text of ['2["with \\"quote",1]', '2[1,2]', '2["disconnect"]', '2["echo",1]x', '2["echo"]]', '2/admin,["echo"]'])
+      expect(fastEvent(text), text).toBeNull();
   });
 });
 
 describe('socket.io-msgpack-parser', () => {
   it('one msgpack map per packet, bytes inside it', () => {
     const d = msgpackParser.decoder();
-    expect(d.add(pack({ type: 2, nsp: '/', data: ['e', Buffer.from([1, 2])], id: 5 }))).toEqual({ type: EVENT, nsp: '/', id: 5, data: ['e', Buffer.from([1, 2])] });
+    expect(d.add(pack({ type: 2, nsp: '/', data: ['e', Buffer.from([1, 2])], id: 5 }))).toEqual({
+      type: EVENT,
+      nsp: '/',
+      id: 5,
+      data: ['e', Buffer.from([1, 2])],
+    });
     expect(d.add(pack({ type: 0, nsp: '/admin' }))).toEqual({ type: CONNECT, nsp: '/admin' });
     const [frame] = msgpackParser.encode(EVENT, '/', undefined, ['e', 1]);
     expect(frame).toBeInstanceOf(Uint8Array);
@@ -109,9 +115,36 @@ describe('socket.io-msgpack-parser', () => {
   it("decodes notepack.io's undefined, and its 64-bit integers as exact numbers (they were BigInts, then refused)", () => {
     const d = msgpackParser.decoder();
     // socket.io-client's CONNECT without auth: `data: undefined`, which notepack.io writes as d4 00 00
-    expect(d.add(Buffer.from([0x83, 0xa4, ...Buffer.from('type'), 0x00, 0xa4, ...Buffer.from('data'), 0xd4, 0x00, 0x00, 0xa3, ...Buffer.from('nsp'), 0xa1, 0x2f]))).toEqual({ type: CONNECT, nsp: '/' });
+    expect(
+      d.add(Buffer.from([0x83, 0xa4, ...Buffer.from('type'), 0x00, 0xa4, ...Buffer.from('data'), 0xd4, 0x00, 0x00, 0xa3, ...Buffer.from('nsp'), 0xa1, 0x2f])),
+    ).toEqual({ type: CONNECT, nsp: '/' });
     // ["e", 2^40] with 2^40 as uint 64
-    const p = d.add(Buffer.from([0x83, 0xa4, ...Buffer.from('type'), 0x02, 0xa3, ...Buffer.from('nsp'), 0xa1, 0x2f, 0xa4, ...Buffer.from('data'), 0x92, 0xa1, 0x65, 0xcf, 0, 0, 1, 0, 0, 0, 0, 0]));
+    const p = d.add(
+      Buffer.from([
+        0x83,
+        0xa4,
+        ...Buffer.from('type'),
+        0x02,
+        0xa3,
+        ...Buffer.from('nsp'),
+        0xa1,
+        0x2f,
+        0xa4,
+        ...Buffer.from('data'),
+        0x92,
+        0xa1,
+        0x65,
+        0xcf,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+      ]),
+    );
     expect(p).toEqual({ type: EVENT, nsp: '/', data: ['e', 2 ** 40] });
   });
 
@@ -122,9 +155,38 @@ describe('socket.io-msgpack-parser', () => {
     ['no namespace', pack({ type: 2, data: ['e'] })],
     ['an event without array data', pack({ type: 2, nsp: '/', data: { a: 1 } })],
     ['a fractional id', pack({ type: 2, nsp: '/', data: ['e'], id: 1.5 })],
-    ['shared references (msgpackr structured clone)', new Packr({ structuredClone: true, useRecords: false }).pack({ type: 2, nsp: '/', data: ['e', ...Array(3).fill({ a: [1] })] })],
+    [
+      'shared references (msgpackr structured clone)',
+      new Packr({ structuredClone: true, useRecords: false }).pack({ type: 2, nsp: '/', data: ['e', ...Array(3).fill({ a: [1] })] }),
+    ],
     ['a Date (an extension)', pack({ type: 2, nsp: '/', data: ['e', new Date(1)] })],
-    ['an integer past 2^53', Buffer.from([0x83, 0xa4, ...Buffer.from('type'), 0x02, 0xa3, ...Buffer.from('nsp'), 0xa1, 0x2f, 0xa4, ...Buffer.from('data'), 0x92, 0xa1, 0x65, 0xcf, 0, 0x20, 0, 0, 0, 0, 0, 0])],
+    [
+      'an integer past 2^53',
+      Buffer.from([
+        0x83,
+        0xa4,
+        ...Buffer.from('type'),
+        0x02,
+        0xa3,
+        ...Buffer.from('nsp'),
+        0xa1,
+        0x2f,
+        0xa4,
+        ...Buffer.from('data'),
+        0x92,
+        0xa1,
+        0x65,
+        0xcf,
+        0,
+        0x20,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+      ]),
+    ],
   ])('refuses %s', (_name, msg) => {
     expect(() => msgpackParser.decoder().add(msg as string | Uint8Array)).toThrow(SioProtocolError);
   });

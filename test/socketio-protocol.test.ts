@@ -455,7 +455,11 @@ describe('socket.io-protocol suite: message', () => {
     s.send('452-["message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]');
     s.send(Buffer.from([1, 2, 3]));
     s.send(Buffer.from([4, 5, 6]));
-    expect(await s.take(3)).toEqual(['452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]', Buffer.from([1, 2, 3]), Buffer.from([4, 5, 6])]);
+    expect(await s.take(3)).toEqual([
+      '452-["message-back",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]',
+      Buffer.from([1, 2, 3]),
+      Buffer.from([4, 5, 6]),
+    ]);
   });
 
   it('sends a plain-text packet with an ack', async () => {
@@ -485,7 +489,8 @@ describe('socket.io-protocol suite: message', () => {
     it(`closes the connection upon invalid format: ${name}`, async () => {
       const s = await sioSession();
       s.send(packet);
-      if (name === 'a placeholder out of range' || name === 'text where an attachment is due') s.send(name === 'a placeholder out of range' ? Buffer.from([1]) : '42["message",1]');
+      if (name === 'a placeholder out of range' || name === 'text where an attachment is due')
+        s.send(name === 'a placeholder out of range' ? Buffer.from([1]) : '42["message",1]');
       expect(await s.close()).toBe(1005);
     });
   }
@@ -579,7 +584,9 @@ describe('hostile and edge cases', () => {
 
   it('a large backlog goes out over several polls, in order', async () => {
     const node = await startNode({
-      app: { event: (session, event, args) => void (event === 'big' && Array.from({ length: 6 }, (_, i) => session.emit('chunk', i, 'x'.repeat(Number(args[0]))))) },
+      app: {
+        event: (session, event, args) => void (event === 'big' && Array.from({ length: 6 }, (_, i) => session.emit('chunk', i, 'x'.repeat(Number(args[0]))))),
+      },
       outboxMaxBytes: 4 * 1024 * 1024,
     });
     const raw = new RawEio(`${node.url}/socket.io/`);
@@ -715,7 +722,10 @@ describe('the heartbeat counts from each connection’s own handshake', () => {
   it('the first ping comes a whole pingInterval after the handshake, never earlier (the heartbeat clock ticks every 250 ms here)', async () => {
     // pingInterval 1000 with these timeouts makes the heartbeat tick every 250 ms: a first ping
     // scheduled from the last tick (up to a tick old) would come up to 250 ms early
-    const node = await startNode({ app: suiteApp, socketio: { pingIntervalMs: 1000, pingTimeoutMs: 1000, connectTimeoutMs: 4000, namespaces: ['/'], recovery: false } });
+    const node = await startNode({
+      app: suiteApp,
+      socketio: { pingIntervalMs: 1000, pingTimeoutMs: 1000, connectTimeoutMs: 4000, namespaces: ['/'], recovery: false },
+    });
     const raw = new RawEio(`${node.url}/socket.io/`);
     const gaps = await Promise.all(
       [0, 40, 90, 130, 170, 210].map(async (delay) => {

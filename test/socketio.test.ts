@@ -26,7 +26,13 @@ const app: App = (ctx) => {
         case 'kick':
           return session.disconnect(4000, 'bye');
         case 'meta':
-          return reply?.({ namespace: session.meta.namespace, auth: session.meta.auth, dialect: session.meta.dialect, query: session.meta.query, transport: session.transport });
+          return reply?.({
+            namespace: session.meta.namespace,
+            auth: session.meta.auth,
+            dialect: session.meta.dialect,
+            query: session.meta.query,
+            transport: session.transport,
+          });
         case 'emit-n':
           for (let i = 1; i <= Number(args[0]); i++) session.emit('n', i);
           return reply?.(true);
@@ -122,7 +128,7 @@ describe('socket.io-client on one node', () => {
     });
   }
 
-  it("a handler that throws answers the ack with { error }", async () => {
+  it('a handler that throws answers the ack with { error }', async () => {
     const node = await startNode({ app });
     const s = await connect(node.url, { transports: ['websocket'] });
     expect(await s.timeout(3000).emitWithAck('no-such-event', 1)).toEqual({ error: 'unknown event "no-such-event"' });

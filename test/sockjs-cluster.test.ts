@@ -95,7 +95,10 @@ describe('sockjs-client behind HAProxy round-robin, no stickiness', () => {
       const second = await fetch(url(b!.url, kind), { method, signal: AbortSignal.timeout(10_000) });
       expect(second.status).toBe(200);
       expect((await second.text()).endsWith(wrap('c[2010,"Another connection still open"]'))).toBe(true);
-      await fetch(url(b!.url, 'xhr_send'), { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['to the first'] })]) });
+      await fetch(url(b!.url, 'xhr_send'), {
+        method: 'POST',
+        body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['to the first'] })]),
+      });
       await read('to the first');
       await reader.cancel();
     });

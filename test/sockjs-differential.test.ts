@@ -20,7 +20,11 @@ let oursNode: Awaited<ReturnType<typeof startNode>>;
 beforeAll(async () => {
   const echo = sockjs.createServer({ log: () => {} });
   // an echo, that closes the session with 3000 "Go away!" when told `close-me`
-  echo.on('connection', (conn) => conn.on('data', (d) => (d === 'close-me' ? conn.close(3000 as unknown as string, 'Go away!') /* its types say string; the frame needs the number */ : conn.write(d))));
+  echo.on('connection', (conn) =>
+    conn.on('data', (d) =>
+      d === 'close-me' ? conn.close(3000 as unknown as string, 'Go away!') /* its types say string; the frame needs the number */ : conn.write(d),
+    ),
+  );
   httpServer = createServer();
   echo.installHandlers(httpServer, { prefix: '/sockjs' });
   await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', () => r()));
@@ -50,7 +54,8 @@ afterAll(async () => {
  * listeners run); the gateway's session has it as its connection
  */
 function held(base: string, session: string): Promise<void> {
-  if (base === ours) return until(() => (oursNode.gateway.sessions.get(oursNode.gateway.chosenSid('sj:' + session))?.conn ? true : undefined)).then(() => undefined);
+  if (base === ours)
+    return until(() => (oursNode.gateway.sessions.get(oursNode.gateway.chosenSid('sj:' + session))?.conn ? true : undefined)).then(() => undefined);
   return new Promise((resolve) => {
     const seen = (r: IncomingMessage) => {
       if (r.url !== `/sockjs/000/${session}/xhr`) return;
@@ -130,6 +135,8 @@ describe('the same SockJS requests to sockjs 0.3.24 and to the gateway', () => {
   });
 
   it('bad session URLs', async () => {
-    await same(async (b) => [await req(b, '/000/a.b/xhr', { method: 'POST' }), await req(b, '/a.b/abc/xhr', { method: 'POST' })].map((x) => ({ ...x, type: null, body: '' })));
+    await same(async (b) =>
+      [await req(b, '/000/a.b/xhr', { method: 'POST' }), await req(b, '/a.b/abc/xhr', { method: 'POST' })].map((x) => ({ ...x, type: null, body: '' })),
+    );
   });
 });

@@ -223,7 +223,11 @@ function verifyCookie(r: Head, value = 'dummy'): void {
 }
 
 /** a WebSocket that records its messages and its close */
-async function ws(port: number, path: string, headers?: Record<string, string>): Promise<{ s: WebSocket; got: string[]; closed: () => boolean; next(): Promise<string> }> {
+async function ws(
+  port: number,
+  path: string,
+  headers?: Record<string, string>,
+): Promise<{ s: WebSocket; got: string[]; closed: () => boolean; next(): Promise<string> }> {
   const s = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers });
   const got: string[] = [];
   let read = 0;
@@ -281,7 +285,8 @@ describe('IframePage', () => {
     for (const s of ['/iframe-a.html?t=1234', '/iframe-0.1.2.html?t=123414', '/iframe-0.1.2abc-dirty.2144.html?t=qweqweq123']) await verify(s);
   });
   it('test_invalidUrl', async () => {
-    for (const s of ['/iframe.htm', '/iframe', '/IFRAME.HTML', '/IFRAME', '/iframe.HTML', '/iframe.xml', '/iframe-/.html']) expect((await GET(echo, '/sockjs' + s)).status, s).toBe(404);
+    for (const s of ['/iframe.htm', '/iframe', '/IFRAME.HTML', '/IFRAME', '/iframe.HTML', '/iframe.xml', '/iframe-/.html'])
+      expect((await GET(echo, '/sockjs' + s)).status, s).toBe(404);
   });
   it('test_cacheability', async () => {
     const r1 = await GET(echo, '/sockjs/iframe.html');
@@ -439,7 +444,13 @@ describe('WebsocketHixie76', () => {
     w3.s.close();
   });
   it('test_haproxy: a hixie-76 handshake is refused', async () => {
-    const r = await GET(echo, sid() + '/websocket', { Connection: 'Upgrade', Upgrade: 'WebSocket', Origin: 'http://127.0.0.1', 'Sec-WebSocket-Key1': '4 @1  46546xW%0l 1 5', 'Sec-WebSocket-Key2': '12998 5 Y3 1  .P00' });
+    const r = await GET(echo, sid() + '/websocket', {
+      Connection: 'Upgrade',
+      Upgrade: 'WebSocket',
+      Origin: 'http://127.0.0.1',
+      'Sec-WebSocket-Key1': '4 @1  46546xW%0l 1 5',
+      'Sec-WebSocket-Key2': '12998 5 Y3 1  .P00',
+    });
     expect(r.status).toBe(400);
   });
   it('test_broken_json', async () => {
@@ -466,8 +477,19 @@ describe('WebsocketHybi10', () => {
     await until(() => (w.closed() ? true : undefined));
   });
   it('test_headersSanity (and test_firefox_602_connection_header)', async () => {
-    for (const [version, connection] of [['7', 'Upgrade'], ['8', 'Upgrade'], ['13', 'Upgrade'], ['7', 'keep-alive, Upgrade']] as const) {
-      const { c, h } = await stream(echo, 'GET', sid() + '/websocket', { Upgrade: 'websocket', Connection: connection, 'Sec-WebSocket-Version': version, 'Sec-WebSocket-Origin': 'http://asd', 'Sec-WebSocket-Key': 'x3JJHMbDL1EzLkh9GBhXDw==' });
+    for (const [version, connection] of [
+      ['7', 'Upgrade'],
+      ['8', 'Upgrade'],
+      ['13', 'Upgrade'],
+      ['7', 'keep-alive, Upgrade'],
+    ] as const) {
+      const { c, h } = await stream(echo, 'GET', sid() + '/websocket', {
+        Upgrade: 'websocket',
+        Connection: connection,
+        'Sec-WebSocket-Version': version,
+        'Sec-WebSocket-Origin': 'http://asd',
+        'Sec-WebSocket-Key': 'x3JJHMbDL1EzLkh9GBhXDw==',
+      });
       expect(h.status, version).toBe(101);
       expect(h.headers['sec-websocket-accept']).toBe('HSmrc0sMlYUkAGmm5OPpG2HaGWk=');
       expect(h.headers.connection!.toLowerCase()).toBe('upgrade');
@@ -758,7 +780,11 @@ describe('JsessionidCookie: the option', () => {
     expect(resolveOptions({}).sockjs).toEqual({ prefix: '/sockjs', jsessionid: false, lookupMs: 100 });
     expect(resolveOptions({ sockjs: { jsessionid: true } }).sockjs).toEqual({ prefix: '/sockjs', jsessionid: true, lookupMs: 100 });
     expect(() => resolveOptions({ sockjs: { jsessionid: 'yes' as never } })).toThrow(/sockjs\.jsessionid/);
-    const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'switchyard.mjs'), 'start', '--port', '0', '--host', '127.0.0.1', '--sockjs-jsessionid'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, '..', 'bin', 'switchyard.mjs'), 'start', '--port', '0', '--host', '127.0.0.1', '--sockjs-jsessionid'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     try {
       let out = '';
       child.stdout!.on('data', (d) => (out += d));
@@ -794,7 +820,8 @@ describe('JSONEncoding', () => {
   it('test_xhr_server_encodes: what the server must escape above U+00FF comes escaped', async () => {
     // the suite's escapable_by_server, U+0100 and up
     let chars = '';
-    for (let i = 0x100; i <= 0xffff; i++) if (/[\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]/.test(String.fromCharCode(i))) chars += String.fromCharCode(i);
+    for (let i = 0x100; i <= 0xffff; i++)
+      if (/[\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]/.test(String.fromCharCode(i))) chars += String.fromCharCode(i);
     const esc = [...chars].map((ch) => '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0')).join('');
     const url = sid();
     expect(await POST(echo, url + '/xhr')).toMatchObject({ status: 200, body: 'o\n' });
@@ -942,7 +969,14 @@ describe('Http11', () => {
 // frame or the heartbeat (25 s): a client, or a proxy, waiting for the head would give up first.
 describe('a receiver that re-attaches to its session', () => {
   const cases = [
-    { kind: 'xhr_streaming', method: 'POST', headers: { 'Content-Length': '0' }, prelude: 'h'.repeat(2048) + '\n', open: 'o\n', type: 'application/javascript;charset=UTF-8' },
+    {
+      kind: 'xhr_streaming',
+      method: 'POST',
+      headers: { 'Content-Length': '0' },
+      prelude: 'h'.repeat(2048) + '\n',
+      open: 'o\n',
+      type: 'application/javascript;charset=UTF-8',
+    },
     { kind: 'eventsource', method: 'GET', headers: {}, prelude: '\r\n', open: 'data: o\r\n\r\n', type: 'text/event-stream;charset=UTF-8' },
   ] as const;
   for (const k of cases) {

@@ -19,7 +19,10 @@ afterEach(async () => {
 type Frame = Record<string, any>;
 
 /** A sockjs-client whose messages (native frames' JSON text) are parsed */
-async function connect(url: string, transport: string): Promise<{ s: InstanceType<typeof SockJS>; frames: Frame[]; request(event: string, ...args: unknown[]): Promise<Frame> }> {
+async function connect(
+  url: string,
+  transport: string,
+): Promise<{ s: InstanceType<typeof SockJS>; frames: Frame[]; request(event: string, ...args: unknown[]): Promise<Frame> }> {
   const s = new SockJS(url, null, { transports: [transport] });
   clients.push(s);
   const frames: Frame[] = [];
@@ -118,8 +121,13 @@ describe('the SockJS protocol, raw', () => {
     expect(await (await fetch(`${base}/xhr_streaming`, { method: 'POST' })).text()).toBe('h'.repeat(2048) + '\nc[3000,"Go away!"]\n');
   });
 
-  it('an app\'s own close code and reason reach the client as they are', async () => {
-    const app: App = { open(session) { setImmediate(() => session.disconnect(4001, 'SY_ERR_SESSION_TIMEOUT')); }, event() {} };
+  it("an app's own close code and reason reach the client as they are", async () => {
+    const app: App = {
+      open(session) {
+        setImmediate(() => session.disconnect(4001, 'SY_ERR_SESSION_TIMEOUT'));
+      },
+      event() {},
+    };
     const node = await startNode({ app });
     const base = `${node.url}/sockjs/000/appclose1`;
     expect(await (await fetch(`${base}/xhr`, { method: 'POST' })).text()).toBe('o\n');
@@ -151,7 +159,7 @@ describe('the SockJS protocol, raw', () => {
     expect(await held).toContain('to the poll');
   });
 
-  it('o goes out when the session is made, before the app\'s open is done (xhr, jsonp, xhr_streaming, eventsource, websocket); what open emitted follows', async () => {
+  it("o goes out when the session is made, before the app's open is done (xhr, jsonp, xhr_streaming, eventsource, websocket); what open emitted follows", async () => {
     let pending = 0;
     const app: App = {
       async open(session) {
@@ -246,7 +254,11 @@ describe('the browser-only transports and the raw WebSocket, raw', () => {
     expect(await (await fetch(`${base}/jsonp?c=bad%3Cx`)).text()).toBe('invalid "callback" parameter');
     expect(await (await fetch(`${base}/jsonp?c=cb`)).text()).toBe('/**/cb("o");\r\n');
     const frame = JSON.stringify({ type: 'event', event: 'echo', args: ['jp'], ack: 3 });
-    const form = await fetch(`${base}/jsonp_send`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'd=' + encodeURIComponent(JSON.stringify([frame])) });
+    const form = await fetch(`${base}/jsonp_send`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'd=' + encodeURIComponent(JSON.stringify([frame])),
+    });
     expect({ status: form.status, text: await form.text() }).toEqual({ status: 200, text: 'ok' });
     const text = await (await fetch(`${base}/jsonp?c=cb`)).text();
     expect(text.startsWith('/**/cb("a[')).toBe(true);
@@ -278,11 +290,16 @@ describe('the browser-only transports and the raw WebSocket, raw', () => {
     expect(await frame()).toBe('o');
     const messages = await frame();
     expect(messages.startsWith('a[')).toBe(true);
-    expect((JSON.parse(messages.slice(1)) as string[]).map((m) => JSON.parse(m))).toMatchObject([{ event: 'hello', args: [1] }, { event: 'hello', args: [2] }]);
+    expect((JSON.parse(messages.slice(1)) as string[]).map((m) => JSON.parse(m))).toMatchObject([
+      { event: 'hello', args: [1] },
+      { event: 'hello', args: [2] },
+    ]);
     // messages and a close of the same moment: the messages, then the close on the next poll
     const held = frame();
     await until(() => (node.gateway.sessions.get(node.gateway.chosenSid('sj:jpopen1'))?.conn ? true : undefined));
-    expect((await fetch(`${base}/jsonp_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'bye', args: [] })]) })).status).toBe(200);
+    expect(
+      (await fetch(`${base}/jsonp_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'bye', args: [] })]) })).status,
+    ).toBe(200);
     const last = await held;
     expect(last).toMatch(/^a\[/);
     expect(JSON.parse(JSON.parse(last.slice(1))[0])).toMatchObject({ type: 'event', event: 'going', args: [1] });
@@ -330,7 +347,10 @@ describe('the browser-only transports and the raw WebSocket, raw', () => {
     const node = await startNode();
     const base = `${node.url}/sockjs/000/esc1`;
     await fetch(`${base}/xhr`, { method: 'POST' });
-    await fetch(`${base}/xhr_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['</script>\u2028\u2029'], ack: 1 })]) });
+    await fetch(`${base}/xhr_send`, {
+      method: 'POST',
+      body: JSON.stringify([JSON.stringify({ type: 'event', event: 'echo', args: ['</script>\u2028\u2029'], ack: 1 })]),
+    });
     const text = await (await fetch(`${base}/xhr`, { method: 'POST' })).text();
     expect(text).not.toMatch(/<|\u2028|\u2029/);
     expect(text).toContain('\\u003c/script>');
@@ -356,7 +376,10 @@ describe('the browser-only transports and the raw WebSocket, raw', () => {
     // 404 (no such session), a receive makes a new session of its own, a close ends only that one
     for (const guess of [sid, sid.slice(3)]) {
       const p = encodeURIComponent(guess);
-      const post = await fetch(`${node.url}/sockjs/000/${p}/xhr_send`, { method: 'POST', body: JSON.stringify([JSON.stringify({ type: 'event', event: 'say', args: ['lobby', 'forged'] })]) });
+      const post = await fetch(`${node.url}/sockjs/000/${p}/xhr_send`, {
+        method: 'POST',
+        body: JSON.stringify([JSON.stringify({ type: 'event', event: 'say', args: ['lobby', 'forged'] })]),
+      });
       expect(post.status).toBe(404);
       const recv = await fetch(`${node.url}/sockjs/000/${p}/xhr`, { method: 'POST' });
       expect(await recv.text()).toBe('o\n');
@@ -369,7 +392,7 @@ describe('the browser-only transports and the raw WebSocket, raw', () => {
     expect(node.gateway.sessions.get(sid)?.meta.dialect).toBe('sockjs');
   });
 
-  it('a SockJS id cannot name another dialect\'s session', async () => {
+  it("a SockJS id cannot name another dialect's session", async () => {
     const node = await startNode();
     const native = await WsClient.open(`${node.ws}/rt/ws`);
     const sid = native.open.sid as string;

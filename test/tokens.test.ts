@@ -22,11 +22,15 @@ function resume(node: { ws: string }, sid: string, token: string, last = 0): Pro
 
 /** POST a pong with the token in the X-Switchyard-Token header (no token in the URL) */
 function pongWithHeader(url: string, sid: string, token: string): Promise<{ status: number; body: any }> {
-  return http(`${url}/rt/send?sid=${sid}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-switchyard-token': token }, body: '[{"type":"pong"}]' });
+  return http(`${url}/rt/send?sid=${sid}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-switchyard-token': token },
+    body: '[{"type":"pong"}]',
+  });
 }
 
 describe('session tokens rotate', () => {
-  it('every connect gives a new token; the old one is refused once the grace after the new one\'s first use has passed, and the session goes on under the new one', async () => {
+  it("every connect gives a new token; the old one is refused once the grace after the new one's first use has passed, and the session goes on under the new one", async () => {
     const node = await startNode({ tokenGraceMs: GRACE });
     const first = await WsClient.open(`${node.ws}/rt/ws`);
     const { sid, token: t1 } = first.open;
@@ -44,8 +48,14 @@ describe('session tokens rotate', () => {
     expect((await pongWithHeader(node.url, sid, t1)).status).toBe(204);
     // …then refused, on every wire
     await vi.waitFor(async () => expect((await pongWithHeader(node.url, sid, t1)).status).toBe(401), { timeout: 5000, interval: 50 });
-    expect(await send(node.url, sid, t1, [{ type: 'event', event: 'echo', args: ['stale'] }])).toMatchObject({ status: 401, body: { error: 'SY_ERR_BAD_TOKEN' } });
-    expect(await http(`${node.url}/rt/poll?sid=${sid}&last=0`, { headers: { 'x-switchyard-token': t1 } })).toMatchObject({ status: 401, body: { error: 'SY_ERR_BAD_TOKEN' } });
+    expect(await send(node.url, sid, t1, [{ type: 'event', event: 'echo', args: ['stale'] }])).toMatchObject({
+      status: 401,
+      body: { error: 'SY_ERR_BAD_TOKEN' },
+    });
+    expect(await http(`${node.url}/rt/poll?sid=${sid}&last=0`, { headers: { 'x-switchyard-token': t1 } })).toMatchObject({
+      status: 401,
+      body: { error: 'SY_ERR_BAD_TOKEN' },
+    });
     const stale = await resume(node, sid, t1);
     expect(stale.frames[0]).toEqual({ type: 'close', code: 4401, reason: 'SY_ERR_BAD_TOKEN' });
     expect(stale.frames.some((f) => f.type === 'open')).toBe(false);
@@ -154,7 +164,11 @@ describe('the bundled client keeps tokens out of URLs', () => {
 
   it('a page on another origin may send the header: the preflight allows it for an allowed origin only', async () => {
     const node = await startNode({ allowedOrigins: ['https://app.example'] });
-    const ask = (origin: string) => fetch(`${node.url}/rt/send?sid=x`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-switchyard-token' } });
+    const ask = (origin: string) =>
+      fetch(`${node.url}/rt/send?sid=x`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-switchyard-token' },
+      });
     const ok = await ask('https://app.example');
     expect(ok.status).toBe(204);
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example');
@@ -185,10 +199,13 @@ describe('token rotation across nodes', () => {
     expect((await via.request('echo', 'relayed')).args).toEqual(['relayed']);
     expect((await pongWithHeader(b.url, sid, t2)).status).toBe(204);
     expect((await pongWithHeader(a.url, sid, t2)).status).toBe(204);
-    await vi.waitFor(async () => {
-      expect((await pongWithHeader(a.url, sid, t1)).status).toBe(401);
-      expect((await pongWithHeader(b.url, sid, t1)).status).toBe(401);
-    }, { timeout: 5000, interval: 50 });
+    await vi.waitFor(
+      async () => {
+        expect((await pongWithHeader(a.url, sid, t1)).status).toBe(401);
+        expect((await pongWithHeader(b.url, sid, t1)).status).toBe(401);
+      },
+      { timeout: 5000, interval: 50 },
+    );
     expect((await via.request('echo', 'still relayed')).args).toEqual(['still relayed']);
   });
 });

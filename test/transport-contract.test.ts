@@ -170,7 +170,12 @@ describe('a session resumed on another wire or format', () => {
     for (let i = 0; i < 4; i++) w.emit('say', room, String(i));
     const again = await byName(to).resume(node.url, a.open, joined.seq);
     await again.next((f) => f.event === 'said' && f.args[1] === '3');
-    expect(again.frames.filter((f) => f.event === 'said').map((f) => [f.seq, f.args[1]])).toEqual([[2, '0'], [3, '1'], [4, '2'], [5, '3']]);
+    expect(again.frames.filter((f) => f.event === 'said').map((f) => [f.seq, f.args[1]])).toEqual([
+      [2, '0'],
+      [3, '1'],
+      [4, '2'],
+      [5, '3'],
+    ]);
     again.drop();
   });
 });

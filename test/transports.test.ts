@@ -62,7 +62,6 @@ function sse(url: string): { es: EventSource; frames: Frame[]; ids: string[] } {
   return { es, frames, ids };
 }
 
-
 describe('SSE /rt/sse + POST /rt/send', () => {
   it('opens, carries seq as the event id, and echoes events posted upstream', async () => {
     const s = sse(`${node.url}/rt/sse`);

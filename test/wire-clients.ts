@@ -30,7 +30,6 @@ export interface Wire {
 
 const enc = encodeURIComponent;
 
-
 function base(frames: Frame[]) {
   return {
     frames,

@@ -30,7 +30,12 @@ describe('Worker', () => {
     expect(seen).toEqual([]);
     expect(out).toEqual([]);
     release();
-    await vi.waitFor(() => expect(seen).toEqual([['a', 1], ['b', 2]]));
+    await vi.waitFor(() =>
+      expect(seen).toEqual([
+        ['a', 1],
+        ['b', 2],
+      ]),
+    );
     expect(out[0]).toEqual({ t: 'accept', sid: 's1', n: 1 });
   });
 
@@ -58,7 +63,7 @@ describe('Worker', () => {
     expect(seen).toEqual([2, 3]);
   });
 
-  it('serializes a session\'s events behind an async handler; a rejected handler replies with an error', async () => {
+  it("serializes a session's events behind an async handler; a rejected handler replies with an error", async () => {
     const order: string[] = [];
     const { out, inbound } = setup({
       async event(_s, e, _args, reply) {

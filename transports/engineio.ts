@@ -530,7 +530,15 @@ export class Engine {
     const sid = randomId(15) + '.' + this.link.node;
     const c = this.newCarrier(sid, info, transport, this);
     this.carriers.set(sid, c);
-    const open = '0' + JSON.stringify({ sid, upgrades: transport === 'polling' ? ['websocket'] : [], pingInterval: this.o.pingIntervalMs, pingTimeout: this.o.pingTimeoutMs, maxPayload: this.o.maxPayload });
+    const open =
+      '0' +
+      JSON.stringify({
+        sid,
+        upgrades: transport === 'polling' ? ['websocket'] : [],
+        pingInterval: this.o.pingIntervalMs,
+        pingTimeout: this.o.pingTimeoutMs,
+        maxPayload: this.o.maxPayload,
+      });
     return { c, open };
   }
 

@@ -35,7 +35,8 @@ export class Entry {
    * `shared`: one entry for every member of a room, whose codecs cache their encoding on it.
    */
   static event(event: string, args: unknown[] | undefined, raw?: string, ack?: string | number, shared = false): Entry | null {
-    if (raw !== undefined) return shared ? new SharedEntry(RAW, event, raw, ack, raw.length + event.length + 24) : new Entry(RAW, event, raw, ack, raw.length + event.length + 24);
+    if (raw !== undefined)
+      return shared ? new SharedEntry(RAW, event, raw, ack, raw.length + event.length + 24) : new Entry(RAW, event, raw, ack, raw.length + event.length + 24);
     const m = measure(args ?? []);
     if (m < 0) return null;
     const flags = lastBinary ? BINARY : 0;

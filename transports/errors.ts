@@ -48,8 +48,20 @@ export const errors = {
     signalr: { message: 'no error: the older poll is answered 204, the newer one held' },
     sockjs: { close: [2010, 'Another connection still open'] },
   },
-  SY_ERR_SLOW_CONSUMER: { ws: 4508, http: 0, message: 'outbox full: the client did not read fast enough', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
-  SY_ERR_REJECTED: { ws: 4403, http: 403, message: 'the application refused the session', sio: { connectError: "the application's message" }, signalr: { http: 401, message: "at negotiate, with the application's message; with skipNegotiation, the handshake's error" } },
+  SY_ERR_SLOW_CONSUMER: {
+    ws: 4508,
+    http: 0,
+    message: 'outbox full: the client did not read fast enough',
+    sio: { note: TRANSPORT_CLOSES },
+    signalr: { close: 'allowReconnect: true' },
+  },
+  SY_ERR_REJECTED: {
+    ws: 4403,
+    http: 403,
+    message: 'the application refused the session',
+    sio: { connectError: "the application's message" },
+    signalr: { http: 401, message: "at negotiate, with the application's message; with skipNegotiation, the handshake's error" },
+  },
   SY_ERR_AUTH_FAILED: {
     ws: 4403,
     http: 0,
@@ -58,7 +70,14 @@ export const errors = {
     signalr: { http: 401, message: 'at negotiate, "SY_ERR_AUTH_FAILED: " and why; with skipNegotiation, the handshake\'s error' },
     sockjs: { close: [4403, 'SY_ERR_AUTH_FAILED: why'] },
   },
-  SY_ERR_BAD_ORIGIN: { ws: 4403, http: 403, message: 'origin not allowed', eio: { http: 403, code: 4, message: 'Forbidden' }, signalr: { http: 403, message: 'at negotiate' }, sockjs: { http: 403 } },
+  SY_ERR_BAD_ORIGIN: {
+    ws: 4403,
+    http: 403,
+    message: 'origin not allowed',
+    eio: { http: 403, code: 4, message: 'Forbidden' },
+    signalr: { http: 403, message: 'at negotiate' },
+    sockjs: { http: 403 },
+  },
   SY_ERR_BAD_REQUEST: { ws: 4400, http: 400, message: 'bad request', eio: { http: 400, code: 3, message: 'Bad request' }, signalr: { http: 400 } },
   SY_ERR_NOT_FOUND: { ws: 0, http: 404, message: 'no such route' },
   SY_ERR_TOO_MANY_SESSIONS: {
@@ -91,7 +110,9 @@ export const errors = {
     http: 503,
     message: 'the node is shutting down; reconnect',
     eio: { http: 503, note: 'a handshake is refused (native JSON body)' },
-    sio: { note: 'the transport closes, never DISCONNECT: the client reconnects (elsewhere); after a drain it recovers, after a shutdown without one it gets a new session' },
+    sio: {
+      note: 'the transport closes, never DISCONNECT: the client reconnects (elsewhere); after a drain it recovers, after a shutdown without one it gets a new session',
+    },
     signalr: { close: 'allowReconnect: true; a stateful-reconnect client: its socket closes and it resumes, elsewhere after a drain' },
   },
   SY_ERR_SESSION_EVICTED: {
@@ -109,16 +130,40 @@ export const errors = {
     signalr: { http: 404, message: 'No Connection with that ID (negotiated, never connected)', close: 'a stateful resume too late: Sequence, then this Close' },
     sockjs: { close: [3000, 'Go away!'] },
   },
-  SY_ERR_WORKER_TIMEOUT: { ws: 4503, http: 503, message: 'no worker answered', sio: { connectError: 'SY_ERR_WORKER_TIMEOUT' }, signalr: { http: 503, message: 'at negotiate' } },
-  SY_ERR_TOO_MANY_ROOMS: { ws: 4429, http: 0, message: 'the session joined more rooms than maxRoomsPerSession', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'its error, allowReconnect: false' } },
+  SY_ERR_WORKER_TIMEOUT: {
+    ws: 4503,
+    http: 503,
+    message: 'no worker answered',
+    sio: { connectError: 'SY_ERR_WORKER_TIMEOUT' },
+    signalr: { http: 503, message: 'at negotiate' },
+  },
+  SY_ERR_TOO_MANY_ROOMS: {
+    ws: 4429,
+    http: 0,
+    message: 'the session joined more rooms than maxRoomsPerSession',
+    sio: { note: TRANSPORT_CLOSES },
+    signalr: { close: 'its error, allowReconnect: false' },
+  },
   SY_ERR_TOO_MANY_PENDING: {
     ws: 4430,
     http: 0,
     message: 'the connection made the node hold more for it than its bounds allow (pending invocations, refused streams, long ids)',
     signalr: { close: 'its error, allowReconnect: false' },
   },
-  SY_ERR_OUTPUT_LOST: { ws: 4512, http: 0, message: 'worker output was lost and could not be had again', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
-  SY_ERR_BACKLOG_FULL: { ws: 4513, http: 0, message: 'too many events waiting for a worker', sio: { note: TRANSPORT_CLOSES }, signalr: { close: 'allowReconnect: true' } },
+  SY_ERR_OUTPUT_LOST: {
+    ws: 4512,
+    http: 0,
+    message: 'worker output was lost and could not be had again',
+    sio: { note: TRANSPORT_CLOSES },
+    signalr: { close: 'allowReconnect: true' },
+  },
+  SY_ERR_BACKLOG_FULL: {
+    ws: 4513,
+    http: 0,
+    message: 'too many events waiting for a worker',
+    sio: { note: TRANSPORT_CLOSES },
+    signalr: { close: 'allowReconnect: true' },
+  },
   SY_ERR_NODE_LOST: {
     ws: 4514,
     http: 0,
@@ -150,9 +195,15 @@ export function dialectCells(e: ErrorSpec): { eio: string; sio: string; signalr:
   const sr = e.signalr;
   const sj = e.sockjs;
   return {
-    eio: e.eio ? [e.eio.http, e.eio.code !== undefined ? `{"code":${e.eio.code},"message":"${e.eio.message}"}` : '', e.eio.note].filter(Boolean).join(' ') : '—',
+    eio: e.eio
+      ? [e.eio.http, e.eio.code !== undefined ? `{"code":${e.eio.code},"message":"${e.eio.message}"}` : '', e.eio.note].filter(Boolean).join(' ')
+      : '—',
     sio: e.sio ? [e.sio.connectError !== undefined ? `CONNECT_ERROR (${e.sio.connectError})` : '', e.sio.note].filter(Boolean).join(' ') : '—',
-    signalr: sr ? [sr.http !== undefined ? `${sr.http}${sr.message ? ' ' + sr.message : ''}` : (sr.message ?? ''), sr.close ? `Close (${sr.close})` : ''].filter(Boolean).join(', ') : '—',
+    signalr: sr
+      ? [sr.http !== undefined ? `${sr.http}${sr.message ? ' ' + sr.message : ''}` : (sr.message ?? ''), sr.close ? `Close (${sr.close})` : '']
+          .filter(Boolean)
+          .join(', ')
+      : '—',
     sockjs: sj ? [sj.http !== undefined ? String(sj.http) : '', sj.close ? `c[${sj.close[0]},"${sj.close[1]}"]` : ''].filter(Boolean).join(', ') : '—',
   };
 }

@@ -9,9 +9,18 @@ import { errorBody, errors, type ErrorCode } from './errors.ts';
 import { sizeOf, traffic } from './traffic.ts';
 
 const STATUS: Record<number, string> = {
-  200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
-  404: '404 Not Found', 405: '405 Method Not Allowed', 409: '409 Conflict', 413: '413 Payload Too Large',
-  431: '431 Request Header Fields Too Large', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
+  200: '200 OK',
+  204: '204 No Content',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  409: '409 Conflict',
+  413: '413 Payload Too Large',
+  431: '431 Request Header Fields Too Large',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
 };
 
 /** What we keep of a request, copied during the handler */
@@ -129,7 +138,11 @@ export class Exchange implements HttpAnswer {
   closeAfter = false;
 
   /** `closeRequested`: the request said `Connection: close` (`wantsClose`): every answer says it too */
-  constructor(readonly res: HttpResponse, readonly cors: string, readonly closeRequested = false) {
+  constructor(
+    readonly res: HttpResponse,
+    readonly cors: string,
+    readonly closeRequested = false,
+  ) {
     res.onAborted(() => {
       this.aborted = true;
       const f = this.onAbort;
@@ -239,7 +252,6 @@ export function readBody(ex: Exchange, limit: number, done: (body: Uint8Array | 
     if (isLast) done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
   });
 }
-
 
 /** Upgrades a request to a WebSocket carrying `data` (the headers are copied here: `req` dies with the handler) */
 export function upgrade<T>(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, data: T): void {

@@ -270,10 +270,13 @@ class NativeMsgpackCodec implements Codec {
   readonly binary = true;
 
   encode(seq: number, e: Entry): Frame {
-    if (e.kind === 'reply') return packr.pack(e.error !== undefined ? { type: 'reply', seq, ack: e.ack, error: e.error } : { type: 'reply', seq, ack: e.ack, args: e.args });
+    if (e.kind === 'reply')
+      return packr.pack(e.error !== undefined ? { type: 'reply', seq, ack: e.ack, error: e.error } : { type: 'reply', seq, ack: e.ack, args: e.args });
     if (!e.shared) {
       encodeStats.bodies++;
-      return packr.pack(e.ack === undefined ? { type: 'event', seq, event: e.event, args: e.args } : { type: 'event', seq, event: e.event, args: e.args, ack: e.ack });
+      return packr.pack(
+        e.ack === undefined ? { type: 'event', seq, event: e.event, args: e.args } : { type: 'event', seq, event: e.event, args: e.args, ack: e.ack },
+      );
     }
     // a broadcast: the part after `seq` is packed once, and each recipient's frame is head + seq + tail
     let tail = e.cached(this.id) as Uint8Array | undefined;

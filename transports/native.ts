@@ -58,7 +58,10 @@ export function mountNative(port: Port): void {
   mountPoll(port);
   mountSend(port);
   // a page on another origin sets X-Switchyard-Token (and sends JSON): its browser asks first
-  for (const path of ['/rt/poll', '/rt/send']) port.app.options(path, (res, req) => preflight(readRequest(res, req, port.options.trustProxy), exchangeFor(port, res, req.getHeader('origin'), wantsClose(req))));
+  for (const path of ['/rt/poll', '/rt/send'])
+    port.app.options(path, (res, req) =>
+      preflight(readRequest(res, req, port.options.trustProxy), exchangeFor(port, res, req.getHeader('origin'), wantsClose(req))),
+    );
 }
 
 function preflight(r: RequestInfo, ex: Exchange): void {

@@ -151,7 +151,12 @@ const messagepack: HubProtocol = {
         break;
       case COMPLETION:
         // ResultKind: 1 error, 2 void, 3 a result
-        a = m.error !== undefined ? [COMPLETION, NO_HEADERS, m.invocationId, 1, m.error] : m.hasResult ? [COMPLETION, NO_HEADERS, m.invocationId, 3, m.result ?? null] : [COMPLETION, NO_HEADERS, m.invocationId, 2];
+        a =
+          m.error !== undefined
+            ? [COMPLETION, NO_HEADERS, m.invocationId, 1, m.error]
+            : m.hasResult
+              ? [COMPLETION, NO_HEADERS, m.invocationId, 3, m.result ?? null]
+              : [COMPLETION, NO_HEADERS, m.invocationId, 2];
         break;
       case PING:
         return PING_FRAME;
@@ -187,7 +192,9 @@ const messagepack: HubProtocol = {
       try {
         a = unpackPlain(data.subarray(i, i + len), MESSAGE_DEPTH);
       } catch (err) {
-        throw new HubProtocolError(err instanceof MsgpackRefusedError ? `a MessagePack hub message that is not plain: ${err.message}` : 'a MessagePack hub message that does not decode');
+        throw new HubProtocolError(
+          err instanceof MsgpackRefusedError ? `a MessagePack hub message that is not plain: ${err.message}` : 'a MessagePack hub message that does not decode',
+        );
       }
       i += len;
       out.push(fromArray(a));
@@ -244,7 +251,8 @@ function checked(m: unknown): HubMessage {
     case STREAM_INVOCATION: {
       if (typeof o.target !== 'string' || o.target === '') throw new HubProtocolError('an invocation needs a target');
       if (!Array.isArray(o.arguments) || !acceptable(o.arguments)) throw new HubProtocolError('an invocation needs arguments (nested at most 32 deep)');
-      if (o.streamIds !== undefined && o.streamIds !== null && !(Array.isArray(o.streamIds) && o.streamIds.every((s) => typeof s === 'string'))) throw new HubProtocolError('stream ids must be strings');
+      if (o.streamIds !== undefined && o.streamIds !== null && !(Array.isArray(o.streamIds) && o.streamIds.every((s) => typeof s === 'string')))
+        throw new HubProtocolError('stream ids must be strings');
       out.target = o.target;
       out.arguments = o.arguments;
       if (Array.isArray(o.streamIds) && o.streamIds.length > 0) out.streamIds = o.streamIds as string[];
@@ -273,7 +281,8 @@ function checked(m: unknown): HubMessage {
       return out;
     case ACK:
     case SEQUENCE:
-      if (typeof o.sequenceId !== 'number' || !Number.isSafeInteger(o.sequenceId) || o.sequenceId < 0) throw new HubProtocolError('a sequence id must be a non-negative integer');
+      if (typeof o.sequenceId !== 'number' || !Number.isSafeInteger(o.sequenceId) || o.sequenceId < 0)
+        throw new HubProtocolError('a sequence id must be a non-negative integer');
       out.sequenceId = o.sequenceId;
       return out;
     default:
@@ -302,7 +311,8 @@ export function parseHandshake(data: string | Uint8Array): { protocol: HubProtoc
   // own keys only: a protocol named "toString" must not find Object.prototype's (found by test/fuzz.test.ts)
   const p = typeof h.protocol === 'string' && Object.hasOwn(hubProtocols, h.protocol) ? hubProtocols[h.protocol as 'json' | 'messagepack'] : undefined;
   if (p === undefined) return { error: `The protocol '${String(h.protocol)}' is not supported.` };
-  if (typeof h.version !== 'number' || !Number.isInteger(h.version) || h.version < 0 || h.version > p.version) return { error: `The server does not support version ${String(h.version)} of the '${p.name}' protocol.` };
+  if (typeof h.version !== 'number' || !Number.isInteger(h.version) || h.version < 0 || h.version > p.version)
+    return { error: `The server does not support version ${String(h.version)} of the '${p.name}' protocol.` };
   const rest = bytes === null ? text.slice(end + 1) : bytes.subarray(end + 1);
   return { protocol: p, rest };
 }

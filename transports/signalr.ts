@@ -19,7 +19,24 @@ import type { SessionMeta } from '../cluster/types.ts';
 import { Exchange, clientIp, requestBytes, retryHeaders, readBody, readRequest, upgrade, wantsClose, type HttpAnswer, type RequestInfo } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
 import { warnOnce } from '../lib/log.ts';
-import { ACK, CANCEL_INVOCATION, CLOSE, COMPLETION, HubProtocolError, INVOCATION, PING, SEQUENCE, STREAM_INVOCATION, STREAM_ITEM, handshakeResponse, hubProtocols, isHandshake, parseHandshake, type HubMessage, type HubProtocol } from './signalr-protocol.ts';
+import {
+  ACK,
+  CANCEL_INVOCATION,
+  CLOSE,
+  COMPLETION,
+  HubProtocolError,
+  INVOCATION,
+  PING,
+  SEQUENCE,
+  STREAM_INVOCATION,
+  STREAM_ITEM,
+  handshakeResponse,
+  hubProtocols,
+  isHandshake,
+  parseHandshake,
+  type HubMessage,
+  type HubProtocol,
+} from './signalr-protocol.ts';
 import { sizeOf, traffic } from './traffic.ts';
 
 export interface SignalROptions {
@@ -282,7 +299,14 @@ export class SignalR {
       sendPingsAutomatically: false,
       upgrade: (res, req, context) => {
         const q = new URLSearchParams(req.getQuery() ?? '');
-        const r = { close: wantsClose(req), ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent'), authorization: req.getHeader('authorization'), query: q };
+        const r = {
+          close: wantsClose(req),
+          ip: clientIp(res, req, o.trustProxy),
+          origin: req.getHeader('origin'),
+          userAgent: req.getHeader('user-agent'),
+          authorization: req.getHeader('authorization'),
+          query: q,
+        };
         const id = q.get('id');
         const ex = () => this.exchange(res, r.origin, r.close);
         if (id === null) {
@@ -295,7 +319,8 @@ export class SignalR {
         if (f.s === null && f.home === null) return ex().reply(404, 'text/plain', NO_CONNECTION, undefined, true);
         const current = f.s?.conn;
         // a second socket is refused, except a stateful reconnect: it replaces the stale one
-        if (current instanceof SrConnection && !current.closed && !f.stateful) return ex().reply(409, 'text/plain', 'Another transport is connected', undefined, true);
+        if (current instanceof SrConnection && !current.closed && !f.stateful)
+          return ex().reply(409, 'text/plain', 'Another transport is connected', undefined, true);
         // a socket keeps no state across requests: the session is relayed to it from its node
         upgrade<SocketData>(res, req, context, { c: null, id, meta: f.home !== null ? this.meta(hub, r) : null });
       },
@@ -319,7 +344,13 @@ export class SignalR {
         if (t.kind === 'session' && k.stateful && port.closing) return c.closeSocket();
         if (t.kind === 'session') return c.attach(t.session);
         if (t.kind === 'remote') {
-          c.session = port.attachRemote(t, d.meta ?? this.meta(hub, { ip: '', origin: '', userAgent: '', authorization: '', query: new URLSearchParams() }), c, 0, false);
+          c.session = port.attachRemote(
+            t,
+            d.meta ?? this.meta(hub, { ip: '', origin: '', userAgent: '', authorization: '', query: new URLSearchParams() }),
+            c,
+            0,
+            false,
+          );
           return;
         }
         c.closeSocket();
@@ -986,7 +1017,9 @@ function toHub(e: Entry): HubMessage {
     const error = e.error;
     if (error !== undefined) return { type: COMPLETION, invocationId: String(e.ack), error };
     const args = e.args;
-    return args.length > 0 ? { type: COMPLETION, invocationId: String(e.ack), result: args[0], hasResult: true, binary: e.binary } : { type: COMPLETION, invocationId: String(e.ack) };
+    return args.length > 0
+      ? { type: COMPLETION, invocationId: String(e.ack), result: args[0], hasResult: true, binary: e.binary }
+      : { type: COMPLETION, invocationId: String(e.ack) };
   }
   const m: HubMessage = { type: INVOCATION, target: e.event, arguments: e.args, binary: e.binary };
   if (e.ack !== undefined) m.invocationId = String(e.ack);

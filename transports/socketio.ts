@@ -16,7 +16,21 @@ import type { Entry } from './entry.ts';
 import { newCodecId } from './entry.ts';
 import type { SessionMeta } from '../cluster/types.ts';
 import { Engine, EioCarrier, type EioRequest } from './engineio.ts';
-import { ACK, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, SioProtocolError, defaultParser, fastEvent, msgpackParser, nspPrefix, type SioDecoder, type SioPacket, type SioParser } from './socketio-parser.ts';
+import {
+  ACK,
+  CONNECT,
+  CONNECT_ERROR,
+  DISCONNECT,
+  EVENT,
+  SioProtocolError,
+  defaultParser,
+  fastEvent,
+  msgpackParser,
+  nspPrefix,
+  type SioDecoder,
+  type SioPacket,
+  type SioParser,
+} from './socketio-parser.ts';
 import { parseLast } from './query.ts';
 import { warnOnce } from '../lib/log.ts';
 import { errors } from './errors.ts';
@@ -48,10 +62,23 @@ const NO_AUTH: Record<string, unknown> = Object.freeze({}) as Record<string, unk
 
 /** Mounts the dialect on `port`. @returns the Engine.IO endpoint (to stop it) */
 export function mountSocketIo(port: Port, o: SocketIoOptions): Engine {
-  const cfg: SioConfig = { port, parser: o.parser === 'msgpack' ? msgpackParser : defaultParser, namespaces: new Set(o.namespaces), recovery: o.recovery, codec: newCodecId() };
+  const cfg: SioConfig = {
+    port,
+    parser: o.parser === 'msgpack' ? msgpackParser : defaultParser,
+    namespaces: new Set(o.namespaces),
+    recovery: o.recovery,
+    codec: newCodecId(),
+  };
   return new Engine(
     port,
-    { path: o.path, pingIntervalMs: o.pingIntervalMs, pingTimeoutMs: o.pingTimeoutMs, upgradeTimeoutMs: o.upgradeTimeoutMs, connectTimeoutMs: o.connectTimeoutMs, maxPayload: o.maxPayload },
+    {
+      path: o.path,
+      pingIntervalMs: o.pingIntervalMs,
+      pingTimeoutMs: o.pingTimeoutMs,
+      upgradeTimeoutMs: o.upgradeTimeoutMs,
+      connectTimeoutMs: o.connectTimeoutMs,
+      maxPayload: o.maxPayload,
+    },
     (sid, info, transport, engine) => new SioClient(sid, info, transport, engine, cfg),
   );
 }
@@ -76,7 +103,13 @@ class SioClient extends EioCarrier {
   /** a session was opened on this connection: the next one counts against the address's open rate (the handshake paid for the first) */
   private openedOne = false;
 
-  constructor(sid: string, info: EioRequest, transport: 'polling' | 'websocket', engine: Engine, readonly cfg: SioConfig) {
+  constructor(
+    sid: string,
+    info: EioRequest,
+    transport: 'polling' | 'websocket',
+    engine: Engine,
+    readonly cfg: SioConfig,
+  ) {
     super(sid, info, transport, engine);
   }
 
@@ -140,7 +173,12 @@ class SioClient extends EioCarrier {
     const s = conn?.session;
     // a packet for a namespace not connected (or not yet accepted), a CONNECT_ERROR from a client,
     // an ACK without an id: the reference server closes the connection ("invalid state")
-    if (conn === undefined || (p.type !== DISCONNECT && (s === null || s === undefined)) || p.type === CONNECT_ERROR || (p.type === ACK && p.id === undefined)) {
+    if (
+      conn === undefined ||
+      (p.type !== DISCONNECT && (s === null || s === undefined)) ||
+      p.type === CONNECT_ERROR ||
+      (p.type === ACK && p.id === undefined)
+    ) {
       return this.close('parse error');
     }
     if (p.type === DISCONNECT) return conn.clientClosed();

@@ -258,7 +258,11 @@ class SockJs {
     app.get(p + '/', greeting);
     app.get(`${p}/info`, (res, req) => {
       const ex = this.exchange(res, req);
-      ex.reply(200, 'application/json; charset=UTF-8', JSON.stringify({ websocket: true, cookie_needed: o.jsessionid, origins: ['*:*'], entropy: randomInt(2 ** 31) }));
+      ex.reply(
+        200,
+        'application/json; charset=UTF-8',
+        JSON.stringify({ websocket: true, cookie_needed: o.jsessionid, origins: ['*:*'], entropy: randomInt(2 ** 31) }),
+      );
     });
     app.options(`${p}/info`, (res, req) => this.preflight(res, req, 'OPTIONS, GET'));
     for (const t of ['xhr', 'xhr_send', 'xhr_streaming']) app.options(`${p}/:server/:session/${t}`, (res, req) => this.preflight(res, req, 'OPTIONS, POST'));
@@ -293,7 +297,8 @@ class SockJs {
       app.get(path, (res, req) => {
         const ex = this.exchange(res, req, false);
         if (req.getHeader('upgrade').toLowerCase() !== 'websocket') return ex.reply(400, 'text/plain; charset=UTF-8', 'Can "Upgrade" only to "WebSocket".');
-        if (!/(^|[\s,])upgrade($|[\s,])/i.test(req.getHeader('connection'))) return ex.reply(400, 'text/plain; charset=UTF-8', '"Connection" must be "Upgrade".');
+        if (!/(^|[\s,])upgrade($|[\s,])/i.test(req.getHeader('connection')))
+          return ex.reply(400, 'text/plain; charset=UTF-8', '"Connection" must be "Upgrade".');
         ex.reply(400, 'text/plain; charset=UTF-8', 'Not a valid websocket request');
       });
       // only GET: 405, no body, no content type (the request body is not read: close after)
@@ -354,7 +359,14 @@ class SockJs {
       if (callback === '') bad = '"callback" parameter required';
       else if (!/^[a-zA-Z0-9_.-]{1,32}$/.test(callback)) bad = 'invalid "callback" parameter';
     }
-    const framer = kind === 'xhr_streaming' ? xhrStreamingFramer : kind === 'eventsource' ? eventSourceFramer : kind === 'htmlfile' && bad === '' ? htmlFileFramer(callback) : null;
+    const framer =
+      kind === 'xhr_streaming'
+        ? xhrStreamingFramer
+        : kind === 'eventsource'
+          ? eventSourceFramer
+          : kind === 'htmlfile' && bad === ''
+            ? htmlFileFramer(callback)
+            : null;
     const ex = this.exchange(res, req, true, framer?.prelude.length ?? 0);
     if (!PART.test(server) || !PART.test(id)) return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
     const refused = this.port.admit(r.origin, false);
@@ -444,16 +456,22 @@ class SockJs {
       }
       const msgs = Array.isArray(list) ? list : [list];
       if (!msgs.every((m) => typeof m === 'string')) return ex.reply(500, null, 'Broken JSON encoding.');
-      this.session(server, id, (t) => {
-        if (t !== null && t.kind === 'error' && t.error !== 'SY_ERR_UNKNOWN_SESSION') return ex.error(t.error);
-        if (t === null || t.kind === 'error') return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
-        // a session that ended a moment ago: what it is sent is dropped, as the reference server does
-        if (t.kind === 'ended') return ok();
-        const frames = (msgs as string[]).map(toFrame);
-        if (t.kind === 'remote') return this.port.send(t.sid, t.token, frames, (error) => (error === null ? ok() : ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND)));
-        for (const f of frames) this.port.deliver(t.session, f);
-        ok();
-      }, SEND_LOOKUP_MS);
+      this.session(
+        server,
+        id,
+        (t) => {
+          if (t !== null && t.kind === 'error' && t.error !== 'SY_ERR_UNKNOWN_SESSION') return ex.error(t.error);
+          if (t === null || t.kind === 'error') return ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND);
+          // a session that ended a moment ago: what it is sent is dropped, as the reference server does
+          if (t.kind === 'ended') return ok();
+          const frames = (msgs as string[]).map(toFrame);
+          if (t.kind === 'remote')
+            return this.port.send(t.sid, t.token, frames, (error) => (error === null ? ok() : ex.reply(404, 'text/plain; charset=UTF-8', NOT_FOUND)));
+          for (const f of frames) this.port.deliver(t.session, f);
+          ok();
+        },
+        SEND_LOOKUP_MS,
+      );
     });
   }
 
@@ -469,7 +487,12 @@ class SockJs {
       idleTimeout: Math.min(960, Math.max(8, Math.ceil((o.pingMs * 2) / 1000))),
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
-        const meta = this.meta({ ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent'), query: new URLSearchParams(req.getQuery() ?? '') });
+        const meta = this.meta({
+          ip: clientIp(res, req, o.trustProxy),
+          origin: req.getHeader('origin'),
+          userAgent: req.getHeader('user-agent'),
+          query: new URLSearchParams(req.getQuery() ?? ''),
+        });
         upgrade<Data>(res, req, context, { c: null, meta });
       },
       open: (ws) => {
@@ -512,7 +535,12 @@ class SockJs {
       upgrade: (res, req, context) => {
         const server = req.getParameter(0) ?? '';
         const id = req.getParameter(1) ?? '';
-        const meta = this.meta({ ip: clientIp(res, req, o.trustProxy), origin: req.getHeader('origin'), userAgent: req.getHeader('user-agent'), query: new URLSearchParams(req.getQuery() ?? '') });
+        const meta = this.meta({
+          ip: clientIp(res, req, o.trustProxy),
+          origin: req.getHeader('origin'),
+          userAgent: req.getHeader('user-agent'),
+          query: new URLSearchParams(req.getQuery() ?? ''),
+        });
         if (!PART.test(server) || !PART.test(id)) return this.exchange(res, req).reply(404, 'text/plain; charset=UTF-8', NOT_FOUND, undefined, true);
         upgrade<Data>(res, req, context, { c: null, meta });
       },

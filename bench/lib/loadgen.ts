@@ -9,14 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ManagedProcess } from './processes.ts';
 
 /** the protocols the load generator speaks */
-export type LoadProto =
-  | 'native'
-  | 'native-sse'
-  | 'native-poll'
-  | 'sockjs'
-  | 'socketio'
-  | 'signalr-json'
-  | 'signalr-msgpack';
+export type LoadProto = 'native' | 'native-sse' | 'native-poll' | 'sockjs' | 'socketio' | 'signalr-json' | 'signalr-msgpack';
 
 export const BENCH_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCE = join(BENCH_DIR, 'loadgen.c');
@@ -155,14 +148,7 @@ function parseFinal(p: ManagedProcess): LoadgenResult {
 }
 
 /** Runs one timed generator (echo, open, fanout) to its end, with the window marks. */
-async function runTimed(
-  name: string,
-  o: LoadgenOptions,
-  extra: string[],
-  limitS: number,
-  onMeasure?: () => void,
-  onDone?: () => void,
-): Promise<LoadgenResult> {
+async function runTimed(name: string, o: LoadgenOptions, extra: string[], limitS: number, onMeasure?: () => void, onDone?: () => void): Promise<LoadgenResult> {
   const p = spawnLoadgen(name, o, [...extra, '--connect-timeout', '30'], false);
   p.onLine((line) => {
     if (line.startsWith('{"phase":"measure"')) onMeasure?.();
@@ -184,13 +170,14 @@ export async function runEcho(
   onMeasure?: () => void,
   onDone?: () => void,
 ): Promise<LoadgenResult> {
-  return runTimed('loadgen', o, [
-    '--mode', 'echo',
-    '--inflight', String(o.inflight),
-    '--payload', String(o.payload),
-    '--duration', String(o.duration),
-    '--warmup', String(o.warmup),
-  ], o.duration + o.warmup, onMeasure, onDone);
+  return runTimed(
+    'loadgen',
+    o,
+    ['--mode', 'echo', '--inflight', String(o.inflight), '--payload', String(o.payload), '--duration', String(o.duration), '--warmup', String(o.warmup)],
+    o.duration + o.warmup,
+    onMeasure,
+    onDone,
+  );
 }
 
 /**
@@ -198,16 +185,15 @@ export async function runEcho(
  * the protocol (native `open`, Socket.IO's `40` answer, SockJS `o`, SignalR's handshake answer)
  * and dropping the connection. Result: `opens`, `opens_per_s`, `hist` of connect → first frame.
  */
-export async function runOpen(
-  o: LoadgenOptions & { duration: number; warmup: number },
-  onMeasure?: () => void,
-  onDone?: () => void,
-): Promise<LoadgenResult> {
-  return runTimed('loadgen-open', o, [
-    '--mode', 'open',
-    '--duration', String(o.duration),
-    '--warmup', String(o.warmup),
-  ], o.duration + o.warmup, onMeasure, onDone);
+export async function runOpen(o: LoadgenOptions & { duration: number; warmup: number }, onMeasure?: () => void, onDone?: () => void): Promise<LoadgenResult> {
+  return runTimed(
+    'loadgen-open',
+    o,
+    ['--mode', 'open', '--duration', String(o.duration), '--warmup', String(o.warmup)],
+    o.duration + o.warmup,
+    onMeasure,
+    onDone,
+  );
 }
 
 /**
@@ -224,11 +210,16 @@ export async function runFanout(
   const duration = o.duration ?? (o.broadcasts ? 600 : 5);
   const warmup = o.warmup ?? 1;
   const extra = [
-    '--mode', 'fanout',
-    '--inflight', String(o.inflight),
-    '--payload', String(o.payload),
-    '--duration', String(duration),
-    '--warmup', String(warmup),
+    '--mode',
+    'fanout',
+    '--inflight',
+    String(o.inflight),
+    '--payload',
+    String(o.payload),
+    '--duration',
+    String(duration),
+    '--warmup',
+    String(warmup),
   ];
   if (o.broadcasts) extra.push('--broadcasts', String(o.broadcasts));
   return runTimed('loadgen-fanout', o, extra, duration + warmup, onMeasure, onDone);

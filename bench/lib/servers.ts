@@ -31,9 +31,22 @@ export const SERVER_LABELS: Record<ServerId, string> = {
 };
 
 export type ConfigId =
-  | 'bare' | 'ws' | 'socketio-ack' | 'socketio' | 'sockjs'
-  | 'gw' | 'gw-noack' | 'gw-sse' | 'gw-poll' | 'gw-sio-ack' | 'gw-sio'
-  | 'gw-signalr-json' | 'gw-signalr-msgpack' | 'gw-sockjs' | 'cluster' | 'cluster-2gw';
+  | 'bare'
+  | 'ws'
+  | 'socketio-ack'
+  | 'socketio'
+  | 'sockjs'
+  | 'gw'
+  | 'gw-noack'
+  | 'gw-sse'
+  | 'gw-poll'
+  | 'gw-sio-ack'
+  | 'gw-sio'
+  | 'gw-signalr-json'
+  | 'gw-signalr-msgpack'
+  | 'gw-sockjs'
+  | 'cluster'
+  | 'cluster-2gw';
 
 export interface Config {
   id: ConfigId;
@@ -65,7 +78,15 @@ export const CONFIGS: Config[] = [
   { id: 'gw-sio-ack', server: 'gateway', label: 'Switchyard Socket.IO, acks', proto: 'socketio', acks: true, ref: 'socketio-ack' },
   { id: 'gw-sio', server: 'gateway', label: 'Switchyard Socket.IO', proto: 'socketio', acks: false, ref: 'socketio', perTransport: true },
   { id: 'gw-signalr-json', server: 'gateway', label: 'Switchyard SignalR JSON', proto: 'signalr-json', path: '/hubs/demo', ref: 'gw', perTransport: true },
-  { id: 'gw-signalr-msgpack', server: 'gateway', label: 'Switchyard SignalR MsgPack', proto: 'signalr-msgpack', path: '/hubs/demo', ref: 'gw', perTransport: true },
+  {
+    id: 'gw-signalr-msgpack',
+    server: 'gateway',
+    label: 'Switchyard SignalR MsgPack',
+    proto: 'signalr-msgpack',
+    path: '/hubs/demo',
+    ref: 'gw',
+    perTransport: true,
+  },
   { id: 'gw-sockjs', server: 'gateway', label: 'Switchyard SockJS', proto: 'sockjs', path: '/sockjs', ref: 'sockjs', perTransport: true },
   { id: 'cluster', server: 'cluster', label: 'Switchyard cluster, acks', proto: 'native', path: '/rt/ws', acks: true },
   { id: 'cluster-2gw', server: 'cluster2', label: 'Switchyard, two gateways', proto: 'native', path: '/rt/ws', fanoutOnly: true },
@@ -106,7 +127,8 @@ export function serverSpecs(root: string): Record<ServerId, ServerSpec> {
   let gateway: ServerSpec;
   if (gatewayOverride) gateway = { id: 'gateway', command: words(gatewayOverride), health: true };
   // one generator on 127.0.0.1 opens thousands of sessions a second: the per-address rate limit is off
-  else if (existsSync(gatewayBin)) gateway = { id: 'gateway', command: [process.execPath, gatewayBin, 'start', '--port', '{port}', '--ip-open-rate', '0'], health: true };
+  else if (existsSync(gatewayBin))
+    gateway = { id: 'gateway', command: [process.execPath, gatewayBin, 'start', '--port', '{port}', '--ip-open-rate', '0'], health: true };
   else gateway = { id: 'gateway', unavailable: `${gatewayBin} does not exist yet` };
   const script = (name: string) => [...tsNode, join(root, 'bench', name), '{port}'];
   return {
@@ -168,7 +190,9 @@ export async function startServer(
         if (!proc.alive) throw new Error(`${spec.id} exited (${proc.exitCode}) during start-up\n${proc.tail()}`);
         try {
           // every port answers (a second gateway too)
-          const answers = await Promise.all(ports.map((p) => fetchJson(`http://127.0.0.1:${p}/healthz`, 1000) as Promise<{ engine?: string; enginePackage?: string }>));
+          const answers = await Promise.all(
+            ports.map((p) => fetchJson(`http://127.0.0.1:${p}/healthz`, 1000) as Promise<{ engine?: string; enginePackage?: string }>),
+          );
           return { spec, proc, port, ports, engine: answers[0]!.enginePackage ?? answers[0]!.engine ?? 'unknown (no "engine" in /healthz)' };
         } catch (err) {
           if (Date.now() > deadline) throw new Error(`${spec.id}: /healthz not answering after ${timeoutMs} ms: ${(err as Error).message}\n${proc.tail()}`);
