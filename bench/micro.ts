@@ -33,7 +33,7 @@ import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { decodeClientFrame, nativeCodecs, validateClientFrame } from '../transports/native-codec.ts';
 import { acceptable, Entry } from '../transports/entry.ts';
 import type { ClientFrame, Codec } from '../transports/port.ts';
-import { defaultParser, fastEvent, msgpackParser, type SioPacket } from '../transports/socketio-parser.ts';
+import { defaultParser, fastEvent, msgpackParser, type SocketIoPacket } from '../transports/socketio-parser.ts';
 import { hubProtocols, INVOCATION, type HubMessage } from '../transports/signalr-protocol.ts';
 import { DEFAULT_PARTITIONS, partitionOf } from '../cluster/partition.ts';
 import { movedFraction, place, loads } from '../cluster/placement.ts';
@@ -257,12 +257,12 @@ function entryCases(): void {
 
 // ---- Socket.IO (Engine.IO v4 over WebSocket) ----------------------------------------------------
 
-/** What SioClient.encode is (the dialect's outbox-entry encoder): a method of the live carrier */
-interface SioEncoder {
+/** What SocketIoClient.encode is (the dialect's outbox-entry encoder): a method of the live carrier */
+interface SocketIoEncoder {
   encode(nsp: string, seq: number, e: Entry): string | Array<string | Uint8Array>;
 }
 
-function socketIoCases(textClient: SioEncoder, msgpackClient: SioEncoder): void {
+function socketIoCases(textClient: SocketIoEncoder, msgpackClient: SocketIoEncoder): void {
   for (const [size, arg] of [
     ['small', SMALL],
     ['4KB', LARGE],
@@ -272,7 +272,7 @@ function socketIoCases(textClient: SioEncoder, msgpackClient: SioEncoder): void 
     add({
       suite: 'socket.io',
       name: `decode text ${size}`,
-      measures: 'bytes → string (engineio.ts message handler), strip `4` (EioCarrier.packet), socketio-parser fastEvent',
+      measures: 'bytes → string (engineio.ts message handler), strip `4` (EngineIoCarrier.packet), socketio-parser fastEvent',
       fn: () => {
         const text = Buffer.from(msg).toString();
         return text.charCodeAt(0) === 52 ? fastEvent(text.slice(1)) : null;
@@ -292,7 +292,7 @@ function socketIoCases(textClient: SioEncoder, msgpackClient: SioEncoder): void 
         return d.add(Buffer.from(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength)));
       },
       check: (p) => {
-        const pk = p as SioPacket;
+        const pk = p as SocketIoPacket;
         assert.equal(pk.type, 2);
         assert.equal(pk.nsp, '/');
         const data = pk.data as unknown[];
@@ -315,7 +315,7 @@ function socketIoCases(textClient: SioEncoder, msgpackClient: SioEncoder): void 
     add({
       suite: 'socket.io',
       name: `encode text ${size}`,
-      measures: "SioClient.encode('/', seq, entry) of a live gateway's carrier (default parser, recovery offsets on)",
+      measures: "SocketIoClient.encode('/', seq, entry) of a live gateway's carrier (default parser, recovery offsets on)",
       fn: () => textClient.encode('/', ++seq, e),
       check: (out) => {
         assert.equal(typeof out, 'string');
@@ -328,7 +328,7 @@ function socketIoCases(textClient: SioEncoder, msgpackClient: SioEncoder): void 
     add({
       suite: 'socket.io',
       name: `encode binary ${size === 'small' ? '32B' : '4KB'} attachment`,
-      measures: 'SioClient.encode for an entry holding bytes: defaultParser.encode (placeholders + attachment)',
+      measures: 'SocketIoClient.encode for an entry holding bytes: defaultParser.encode (placeholders + attachment)',
       fn: () => textClient.encode('/', ++bseq, be),
       check: (out) => {
         const parts = out as Array<string | Uint8Array>;
@@ -341,7 +341,7 @@ function socketIoCases(textClient: SioEncoder, msgpackClient: SioEncoder): void 
     add({
       suite: 'socket.io',
       name: `encode msgpack-parser ${size}`,
-      measures: "SioClient.encode of a live gateway's carrier configured with parser: 'msgpack'",
+      measures: "SocketIoClient.encode of a live gateway's carrier configured with parser: 'msgpack'",
       fn: () => msgpackClient.encode('/', ++mseq, e),
       check: (out) => {
         const parts = out as Uint8Array[];
@@ -678,12 +678,12 @@ function outboxCases(): void {
 // ------------------------------------------------------------------ live dialect objects
 
 /**
- * The dialect encoders that are not exported (SioClient.encode, SockJS's WebSocket codec) taken
+ * The dialect encoders that are not exported (SocketIoClient.encode, SockJS's WebSocket codec) taken
  * from a real gateway: a WebSocket client connects, and the session's connection is read.
  */
 interface Live {
-  sioText: SioEncoder;
-  sioMsgpack: SioEncoder;
+  sioText: SocketIoEncoder;
+  sioMsgpack: SocketIoEncoder;
   sockjs: Codec;
   subjectOf: (sid: string) => string;
   close(): Promise<void>;
@@ -737,11 +737,11 @@ async function liveObjects(): Promise<Live> {
   // SockJS over a WebSocket: `o` is the open frame
   sockets.push(await wsOpen(`ws://127.0.0.1:${text.port}/sockjs/000/bench${Date.now()}/websocket`, (_ws, d) => d.toString() === 'o'));
 
-  const sioText = ((await sessionOf(text, 'socket.io')).conn as { carrier: SioEncoder }).carrier;
-  const sioMsgpack = ((await sessionOf(mp, 'socket.io')).conn as { carrier: SioEncoder }).carrier;
+  const sioText = ((await sessionOf(text, 'socket.io')).conn as { carrier: SocketIoEncoder }).carrier;
+  const sioMsgpack = ((await sessionOf(mp, 'socket.io')).conn as { carrier: SocketIoEncoder }).carrier;
   const sockjs = ((await sessionOf(text, 'sockjs')).conn as { codec: Codec }).codec;
-  assert.equal(typeof sioText.encode, 'function', 'SioClient.encode');
-  assert.equal(typeof sioMsgpack.encode, 'function', 'SioClient.encode (msgpack)');
+  assert.equal(typeof sioText.encode, 'function', 'SocketIoClient.encode');
+  assert.equal(typeof sioMsgpack.encode, 'function', 'SocketIoClient.encode (msgpack)');
   assert.equal(typeof sockjs.encode, 'function', 'the SockJS WebSocket codec');
   const gw = text.gateway;
   return {

@@ -1,7 +1,9 @@
 /**
  * One gateway node: the uWS app, the session table, rooms, admission, heartbeats and expiry.
  * It implements the wires' `Port` (transports/port.ts) and mounts them; worker output is applied
- * by worker-output.ts. No dialect is known here: connections encode with their own codecs.
+ * by worker-output.ts. Connections encode with their own codecs; the dialects are mounted here by
+ * name (mountNative, mountSocketIo, mountSignalR, mountSockJs) and two keep a field for their
+ * stats and shutdown (a dialect registry replaces these: issue 18).
  */
 import { randomId } from '../transports/ids.ts';
 import { readdirSync } from 'node:fs';
@@ -27,7 +29,7 @@ import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import type { Claim, ClientFrame, Connection, Ended, Link, OpenInfo, Port, PortSession, Target } from '../transports/port.ts';
 import { mountNative } from '../transports/native.ts';
 import { mountSocketIo } from '../transports/socketio.ts';
-import type { Engine } from '../transports/engineio.ts';
+import type { EngineIoServer } from '../transports/engineio.ts';
 import { mountSignalR, type SignalR } from '../transports/signalr.ts';
 import { mountSockJs } from '../transports/sockjs.ts';
 import { mountStatic } from './static.ts';
@@ -93,7 +95,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   /** the other gateway nodes' heartbeats, and ours (cluster) */
   private liveness: NodeLiveness | null = null;
   /** the Socket.IO dialect's Engine.IO endpoint, when served */
-  private engineio: Engine | null = null;
+  private engineio: EngineIoServer | null = null;
   /** the SignalR dialect, when served */
   private signalr: SignalR | null = null;
   /** interned `sy.in.<p>` subjects */
@@ -128,7 +130,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   readonly directory: Directory;
   /** @internal */
   readonly output: WorkerOutput;
-  port = 0;
+  /** the TCP port the clients connect to, once listening (the `port` option, or the one picked for 0) */
+  listenPort = 0;
   /** @internal every outbox's bounds (one object for all), and the bytes the live sessions' outboxes hold */
   readonly outboxLimits: OutboxLimits;
   /** @internal the same bounds for outboxes of sessions no longer in the table (ended, handed over, shadows): not in the node's count */
@@ -228,7 +231,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       this.app.listen(host, port, (sock) => {
         if (!sock) return reject(new Error(`could not listen on ${host}:${port}`));
         this.listenSocket = sock;
-        this.port = this.uws.us_socket_local_port(sock as never);
+        this.listenPort = this.uws.us_socket_local_port(sock as never);
         resolve();
       });
     });
@@ -249,7 +252,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     if (this.fdGuard.limit > 0) this.timers.push(setInterval(() => this.checkDescriptors(), FD_CHECK_MS));
     this.timers.push(setInterval(() => this.sweep(), Math.min(250, Math.max(50, o.resumeWindowMs / 4), o.ackTimeoutMs / 2)));
     for (const t of this.timers) t.unref();
-    return this.port;
+    return this.listenPort;
   }
 
   /**
@@ -277,7 +280,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       warnOnce(`open files at ${open} of ${g.limit}: not accepting connections until ${g.low} or fewer are open`);
     } else if (g.paused && open <= g.low && !this.draining) {
       g.paused = false;
-      this.app.listen(this.options.host, this.port, (sock) => {
+      this.app.listen(this.options.host, this.listenPort, (sock) => {
         if (sock && !this.draining) this.listenSocket = sock;
         else if (sock) this.uws.us_listen_socket_close(sock);
         // the port could not be had again (an ephemeral port, `--port 0`, can be held by

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { pack } from 'msgpackr';
 import { decodeClientBatch, decodeClientFrame } from '../transports/native-codec.ts';
-import { defaultParser, fastEvent, msgpackParser, SioProtocolError } from '../transports/socketio-parser.ts';
+import { defaultParser, fastEvent, msgpackParser, SocketIoProtocolError } from '../transports/socketio-parser.ts';
 import { HubProtocolError, hubProtocols, parseHandshake } from '../transports/signalr-protocol.ts';
 
 const RUNS = 2000;
@@ -115,7 +115,7 @@ describe('Socket.IO packets', () => {
     fc.tuple(fc.string({ maxLength: 10 }), fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 })).map(([e, a]) => `2${JSON.stringify([e, ...a])}`),
   );
 
-  it('default parser: a packet, null (waiting for attachments) or SioProtocolError; fastEvent: null or an event', () => {
+  it('default parser: a packet, null (waiting for attachments) or SocketIoProtocolError; fastEvent: null or an event', () => {
     let packets = 0;
     fc.assert(
       fc.property(fc.array(fc.oneof(sioText, anyBytes), { minLength: 1, maxLength: 4 }), (msgs) => {
@@ -124,7 +124,7 @@ describe('Socket.IO packets', () => {
           try {
             if (d.add(m) !== null) packets++;
           } catch (err) {
-            expect(err).toBeInstanceOf(SioProtocolError);
+            expect(err).toBeInstanceOf(SocketIoProtocolError);
             return;
           }
         }
@@ -139,7 +139,7 @@ describe('Socket.IO packets', () => {
     expect(packets).toBeGreaterThan(RUNS / 20);
   });
 
-  it('msgpack parser: a packet or SioProtocolError for any bytes', () => {
+  it('msgpack parser: a packet or SocketIoProtocolError for any bytes', () => {
     const packet = fc.record(
       {
         type: fc.integer({ min: -1, max: 8 }),
@@ -154,7 +154,7 @@ describe('Socket.IO packets', () => {
         try {
           msgpackParser.decoder().add(m);
         } catch (err) {
-          expect(err).toBeInstanceOf(SioProtocolError);
+          expect(err).toBeInstanceOf(SocketIoProtocolError);
         }
       }),
       { numRuns: RUNS },

@@ -112,7 +112,7 @@ describe('directory', () => {
     }
     const [a, b, c] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
     // a session on node a (no worker needed: it waits for one, but it exists)
-    const sock = new WebSocket(`ws://127.0.0.1:${a.gw.port}/rt/ws`);
+    const sock = new WebSocket(`ws://127.0.0.1:${a.gw.listenPort}/rt/ws`);
     await new Promise((r) => sock.once('open', r));
     await vi.waitFor(() => expect(a.gw.sessions.size).toBe(1));
     const sid = [...a.gw.sessions.keys()][0]!;

@@ -1,7 +1,17 @@
 /** The Socket.IO packet parsers on their own: what each text or msgpack packet decodes to, or why it is refused. */
 import { describe, expect, it } from 'vitest';
 import { Packr, pack } from 'msgpackr';
-import { ACK, BINARY_EVENT, CONNECT, EVENT, SioProtocolError, decodeText, defaultParser, fastEvent, msgpackParser } from '../transports/socketio-parser.ts';
+import {
+  ACK,
+  BINARY_EVENT,
+  CONNECT,
+  EVENT,
+  SocketIoProtocolError,
+  decodeText,
+  defaultParser,
+  fastEvent,
+  msgpackParser,
+} from '../transports/socketio-parser.ts';
 
 describe('the default parser', () => {
   it('decodes type, namespace, ack id and payload', () => {
@@ -27,7 +37,7 @@ describe('the default parser', () => {
     ['ack id too large to be exact', '299999999999999999["a"]'],
     ['args nested too deep', '2["a",' + '['.repeat(40) + ']'.repeat(40) + ']'],
   ])('refuses %s', (_name, text) => {
-    expect(() => decodeText(text)).toThrow(SioProtocolError);
+    expect(() => decodeText(text)).toThrow(SocketIoProtocolError);
   });
 
   it('puts attachments back in place of their placeholders, and refuses what does not fit', () => {
@@ -39,16 +49,16 @@ describe('the default parser', () => {
     expect(p).toMatchObject({ type: EVENT, id: 3 });
     expect(p.data).toEqual(['a', { x: Buffer.from([2]) }, Buffer.from([1])]);
     expect(d.idle).toBe(true);
-    expect(() => defaultParser.decoder().add(Buffer.from([1]))).toThrow(SioProtocolError);
+    expect(() => defaultParser.decoder().add(Buffer.from([1]))).toThrow(SocketIoProtocolError);
     const e = defaultParser.decoder();
     e.add('51-["a",{"_placeholder":true,"num":0}]');
-    expect(() => e.add('2["b"]')).toThrow(SioProtocolError);
+    expect(() => e.add('2["b"]')).toThrow(SocketIoProtocolError);
   });
 
   it('refuses a packet whose placeholders use one attachment twice (socket.io-client sends one per occurrence)', () => {
     const reused = defaultParser.decoder();
     expect(reused.add('51-["a",{"_placeholder":true,"num":0},{"_placeholder":true,"num":0}]')).toBeNull();
-    expect(() => reused.add(Buffer.from([1]))).toThrow(SioProtocolError);
+    expect(() => reused.add(Buffer.from([1]))).toThrow(SocketIoProtocolError);
     // the amplification: one attachment placed many times over (here nested, then in an ack)
     const many = defaultParser.decoder();
     const refs = Array.from({ length: 1000 }, () => '{"_placeholder":true,"num":0}').join(',');
@@ -188,6 +198,6 @@ describe('socket.io-msgpack-parser', () => {
       ]),
     ],
   ])('refuses %s', (_name, msg) => {
-    expect(() => msgpackParser.decoder().add(msg as string | Uint8Array)).toThrow(SioProtocolError);
+    expect(() => msgpackParser.decoder().add(msg as string | Uint8Array)).toThrow(SocketIoProtocolError);
   });
 });

@@ -17,7 +17,7 @@ import { errorBody, errors, type ErrorCode, type ErrorSpec } from './errors.ts';
 import { warnOnce } from '../lib/log.ts';
 import { sizeOf, traffic } from './traffic.ts';
 
-export interface EioOptions {
+export interface EngineIoOptions {
   /** where clients connect, with a trailing slash @default '/socket.io/' */
   path: string;
   pingIntervalMs: number;
@@ -31,7 +31,7 @@ export interface EioOptions {
 }
 
 /** What a Socket.IO client's handshake request told us (copied: uWS's request dies with its handler) */
-export interface EioRequest {
+export interface EngineIoRequest {
   ip: string;
   origin: string;
   userAgent: string;
@@ -130,9 +130,9 @@ const EIO_ERRORS = {
   FORBIDDEN: { code: 4, message: 'Forbidden' },
   UNSUPPORTED_PROTOCOL_VERSION: { code: 5, message: 'Unsupported protocol version' },
 } as const;
-type EioError = keyof typeof EIO_ERRORS;
+type EngineIoError = keyof typeof EIO_ERRORS;
 
-function eioBody(e: EioError): string {
+function eioBody(e: EngineIoError): string {
   return JSON.stringify(EIO_ERRORS[e]);
 }
 
@@ -148,7 +148,7 @@ function ourError(code: ErrorCode): { status: number; body: string } {
  * One Engine.IO connection. The layer above (a Socket.IO client) extends it: one object per
  * connection, not two (an idle connection costs every object it has).
  */
-export abstract class EioCarrier implements Carrier {
+export abstract class EngineIoCarrier implements Carrier {
   pingRound = 0;
   transport: 'polling' | 'websocket';
   /** packets waiting for a poll or a drain (null: none) */
@@ -158,7 +158,7 @@ export abstract class EioCarrier implements Carrier {
   private probe: SocketSink | null = null;
   /** BLOCKED | SCHEDULED | CLOSED */
   private flags = 0;
-  // heartbeat and timeouts, run by Engine's tick, in its ticks (small integers: no boxed numbers; 0 = none)
+  // heartbeat and timeouts, run by EngineIoServer's tick, in its ticks (small integers: no boxed numbers; 0 = none)
   nextPing: number;
   pongDue = 0;
   connectDue: number;
@@ -167,9 +167,9 @@ export abstract class EioCarrier implements Carrier {
   constructor(
     readonly sid: string,
     /** the handshake's request (the layer above may swap it for an object it keeps anyway with the same fields) */
-    public info: EioRequest,
+    public info: EngineIoRequest,
     transport: 'polling' | 'websocket',
-    private readonly engine: Engine,
+    private readonly engine: EngineIoServer,
   ) {
     this.transport = transport;
     const now = engine.nextTick();
@@ -197,7 +197,7 @@ export abstract class EioCarrier implements Carrier {
     this.flags = v ? this.flags | BLOCKED : this.flags & ~BLOCKED;
   }
 
-  /** the core's heartbeat: Engine.IO pings on its own schedule (see Engine.tick) */
+  /** the core's heartbeat: Engine.IO pings on its own schedule (see EngineIoServer.tick) */
   ping(): void {}
 
   /** packets written now go out now (or in this tick's poll answer) */
@@ -449,16 +449,16 @@ export abstract class EioCarrier implements Carrier {
 }
 
 /** One Engine.IO endpoint: routes, carriers, their heartbeat, and the tunnel between nodes */
-export class Engine {
-  readonly carriers = new Map<string, EioCarrier>();
+export class EngineIoServer {
+  readonly carriers = new Map<string, EngineIoCarrier>();
   private readonly link: Link;
   private readonly edge: Edge;
   private readonly home: Home;
 
   constructor(
     readonly port: Port,
-    readonly o: EioOptions,
-    private readonly newCarrier: (sid: string, info: EioRequest, transport: 'polling' | 'websocket', engine: Engine) => EioCarrier,
+    readonly o: EngineIoOptions,
+    private readonly newCarrier: (sid: string, info: EngineIoRequest, transport: 'polling' | 'websocket', engine: EngineIoServer) => EngineIoCarrier,
   ) {
     this.link = port.link(
       'eio',
@@ -511,7 +511,7 @@ export class Engine {
   }
 
   /** Every carrier of this node (a draining node closes their transports) */
-  forget(c: EioCarrier): void {
+  forget(c: EngineIoCarrier): void {
     this.carriers.delete(c.sid);
   }
 
@@ -526,7 +526,7 @@ export class Engine {
   }
 
   /** A new carrier, and the open packet it starts with */
-  private handshake(info: EioRequest, transport: 'polling' | 'websocket'): { c: EioCarrier; open: string } {
+  private handshake(info: EngineIoRequest, transport: 'polling' | 'websocket'): { c: EngineIoCarrier; open: string } {
     const sid = randomId(15) + '.' + this.link.node;
     const c = this.newCarrier(sid, info, transport, this);
     this.carriers.set(sid, c);
@@ -557,7 +557,7 @@ export class Engine {
     }
   }
 
-  private beat(c: EioCarrier, now: number): void {
+  private beat(c: EngineIoCarrier, now: number): void {
     if (c.pongDue !== 0 && now >= c.pongDue) return c.close('ping timeout');
     if (c.connectDue !== 0 && now >= c.connectDue) return c.close('connect timeout');
     if (now >= c.nextPing) {
@@ -578,7 +578,7 @@ export class Engine {
   }
 
   /** Checks what every request must have. @returns the error, or null */
-  private check(q: URLSearchParams, method: string): EioError | null {
+  private check(q: URLSearchParams, method: string): EngineIoError | null {
     const transport = q.get('transport');
     if (transport !== 'polling' && transport !== 'websocket') return 'UNKNOWN_TRANSPORT';
     if (q.get('EIO') !== '4') return 'UNSUPPORTED_PROTOCOL_VERSION';
@@ -651,7 +651,7 @@ export class Engine {
   }
 
   /** A POST body for carrier `c` (here or tunneled); null: a binary (v3) body, refused and the session ends */
-  posted(c: EioCarrier, body: Uint8Array | null): { status: number; type: string; body: string } {
+  posted(c: EngineIoCarrier, body: Uint8Array | null): { status: number; type: string; body: string } {
     if (body === null) {
       if (c.transport === 'polling') c.close('invalid content', '1');
       return { status: 400, type: '', body: '' };
@@ -752,16 +752,16 @@ export class Engine {
  */
 interface SocketData {
   /** the carrier it serves here, or null (tunneled to another node, or not yet known) */
-  carrier: EioCarrier | null;
+  carrier: EngineIoCarrier | null;
   /** a socket tunneled to the carrier's node (edge side) */
   tunnel: { in(d: string | Uint8Array): void; gone(): void } | null;
   /** the sid it names (an upgrade), or null (a WebSocket-only handshake) */
   sid: string | null;
   /** what a handshake request told, until its carrier has it */
-  info: EioRequest | null;
+  info: EngineIoRequest | null;
 }
 
-function infoOf(r: RequestInfo): EioRequest {
+function infoOf(r: RequestInfo): EngineIoRequest {
   return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, query: appQuery(r.query) };
 }
 
@@ -800,7 +800,7 @@ class Edge {
   private readonly sockets = new Map<number, { ws: WebSocket<SocketData>; timer: NodeJS.Timeout | null; home: string }>();
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: EngineIoServer,
     private readonly link: Link,
   ) {}
 
@@ -937,11 +937,11 @@ class Home {
   /** of which WebSockets */
   socketCount = 0;
   /** polls and sockets tunneled here, by `${edge}/${t}` */
-  private readonly polls = new Map<string, { c: EioCarrier; sink: PollSink }>();
-  private readonly sockets = new Map<string, { c: EioCarrier; sink: RemoteSocket }>();
+  private readonly polls = new Map<string, { c: EngineIoCarrier; sink: PollSink }>();
+  private readonly sockets = new Map<string, { c: EngineIoCarrier; sink: RemoteSocket }>();
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: EngineIoServer,
     private readonly link: Link,
   ) {}
 

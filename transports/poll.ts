@@ -2,8 +2,9 @@
  * A long-poll as a connection: answered at once when entries are waiting, else held until some
  * are or the poll times out; entries produced in the same tick go out in one answer. What differs
  * per dialect is the `PollFramer`: how a batch of encoded frames becomes one body, and what a
- * second concurrent poll gets (native: 409 and the first stays; Engine.IO: the session ends;
- * SignalR: the older poll is answered 204; SockJS: `c[2010,…]` to the newer one).
+ * second concurrent poll gets (native: 409 and the first stays; SockJS: `c[2010,…]` to the newer
+ * one). The native and SockJS dialects poll through it (and the relay, for a poll on another
+ * node); Engine.IO (engineio.ts) and SignalR (signalr.ts) still have long-polling of their own.
  */
 import type { Exchange } from './http.ts';
 import { endedFrames, type Carrier, type Codec, type Connection, type Ended, type Frame, type OpenInfo, type Port, type PortSession } from './port.ts';

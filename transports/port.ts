@@ -6,8 +6,9 @@
  * client bytes ─► wire (routes, handshake, framing) ─► codec.decode ─► ClientFrame ─► port.deliver
  * client bytes ◄─ wire ◄─ codec.encode (per connection) ◄─ Entry (outbox, neutral) ◄─ session
  * ```
- * A dialect (native, and later Socket.IO, SignalR, SockJS) is a codec plus wires; the session,
- * its outbox, delivery to workers and the app API stay dialect-neutral.
+ * A dialect (native, Socket.IO, SignalR, SockJS) is a codec plus wires; the session, its outbox,
+ * delivery to workers and the app API stay dialect-neutral. (Socket.IO's Engine.IO and SignalR
+ * still carry their own long-polling and cross-node tunnels beside the shared wires: issue 18.)
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { OpenInfo, SessionMeta, TransportName } from '../cluster/types.ts';

@@ -90,9 +90,9 @@ export function mountSignalR(port: Port, o: SignalROptions): SignalR {
 /** The SignalR endpoint of a node: its hubs' routes, its connections and their keep-alive */
 export class SignalR {
   /** this node's connections, for the keep-alive */
-  readonly conns = new Set<SrConnection>();
+  readonly conns = new Set<SignalRConnection>();
   /** long-polling and SSE connections by sid (their requests come one by one) */
-  readonly http = new Map<string, SrConnection>();
+  readonly http = new Map<string, SignalRConnection>();
   private readonly timer: NodeJS.Timeout;
   readonly tickMs: number;
   private readonly tunnel: Tunnel;
@@ -248,7 +248,7 @@ export class SignalR {
     const held = this.http.get(s.sid);
     if (sse) {
       if (held !== undefined || s.conn !== null) return ex.reply(409, 'text/plain', 'Another transport is connected');
-      const c = new SrConnection(this, 'sse', s.sid);
+      const c = new SignalRConnection(this, 'sse', s.sid);
       c.token = id!;
       c.stream = ex;
       ex.onAbort = () => c.transportGone();
@@ -260,7 +260,7 @@ export class SignalR {
     if (held === undefined) {
       if (s.conn !== null) return ex.reply(409, 'text/plain', 'Another transport is connected');
       // the first poll: answered at once, empty (the connection is made)
-      const c = new SrConnection(this, 'polling', s.sid);
+      const c = new SignalRConnection(this, 'polling', s.sid);
       c.token = id!;
       c.attach(s);
       return ex.reply(200, 'text/plain', '');
@@ -319,14 +319,14 @@ export class SignalR {
         if (f.s === null && f.home === null) return ex().reply(404, 'text/plain', NO_CONNECTION, undefined, true);
         const current = f.s?.conn;
         // a second socket is refused, except a stateful reconnect: it replaces the stale one
-        if (current instanceof SrConnection && !current.closed && !f.stateful)
+        if (current instanceof SignalRConnection && !current.closed && !f.stateful)
           return ex().reply(409, 'text/plain', 'Another transport is connected', undefined, true);
         // a socket keeps no state across requests: the session is relayed to it from its node
         upgrade<SocketData>(res, req, context, { c: null, id, meta: f.home !== null ? this.meta(hub, r) : null });
       },
       open: (ws) => {
         const d = ws.getUserData();
-        const c = new SrConnection(this, 'websocket', '');
+        const c = new SignalRConnection(this, 'websocket', '');
         c.ws = ws;
         d.c = c;
         if (d.id === null) {
@@ -384,7 +384,7 @@ export class SignalR {
 
 /** uWS user data (uWS copies these fields onto its WebSocket object) */
 interface SocketData {
-  c: SrConnection | null;
+  c: SignalRConnection | null;
   /** the connection token, or null (skipNegotiation) */
   id: string | null;
   meta: SessionMeta | null;
@@ -459,7 +459,7 @@ class NegotiateConnection implements Connection, Carrier {
 }
 
 /** One SignalR transport connection of a session: a WebSocket, an SSE stream, or a series of long-polls */
-export class SrConnection implements Connection, Carrier {
+export class SignalRConnection implements Connection, Carrier {
   session: PortSession | null = null;
   pingRound = 0;
   /** null until the client's handshake chose it */

@@ -18,7 +18,7 @@ export const BINARY_EVENT = 5;
 export const BINARY_ACK = 6;
 
 /** A decoded client packet */
-export interface SioPacket {
+export interface SocketIoPacket {
   type: number;
   nsp: string;
   id?: number;
@@ -34,21 +34,21 @@ const MAX_ATTACHMENTS = 10;
 const RESERVED = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener']);
 
 /** The client broke the protocol: the carrier is closed (as the reference server does) */
-export class SioProtocolError extends Error {}
+export class SocketIoProtocolError extends Error {}
 
 /** Turns a client's Engine.IO messages into packets (stateful: binary packets span messages) */
-export interface SioDecoder {
+export interface SocketIoDecoder {
   /** no binary packet is waiting for attachments (a text message may be decoded by `fastEvent`) */
   readonly idle: boolean;
-  /** @returns a whole packet, or null while a binary packet waits for attachments; throws SioProtocolError */
-  add(msg: string | Uint8Array): SioPacket | null;
+  /** @returns a whole packet, or null while a binary packet waits for attachments; throws SocketIoProtocolError */
+  add(msg: string | Uint8Array): SocketIoPacket | null;
 }
 
-export interface SioParser {
+export interface SocketIoParser {
   readonly name: 'default' | 'msgpack';
   /** the Engine.IO messages of a packet whose data may hold bytes */
   encode(type: number, nsp: string, id: number | undefined, data: unknown): Array<string | Uint8Array>;
-  decoder(): SioDecoder;
+  decoder(): SocketIoDecoder;
 }
 
 // ---- the default parser ------------------------------------------------------------------------
@@ -83,18 +83,18 @@ export function nspPrefix(nsp: string): string {
   return nsp === '/' ? '' : nsp + ',';
 }
 
-/** Parses one packet's text (without its attachments); throws SioProtocolError */
-export function decodeText(str: string): SioPacket & { attachments: number } {
+/** Parses one packet's text (without its attachments); throws SocketIoProtocolError */
+export function decodeText(str: string): SocketIoPacket & { attachments: number } {
   const type = str.charCodeAt(0) - 48;
-  if (!(type >= CONNECT && type <= BINARY_ACK)) throw new SioProtocolError('unknown packet type');
+  if (!(type >= CONNECT && type <= BINARY_ACK)) throw new SocketIoProtocolError('unknown packet type');
   let i = 1;
   let attachments = 0;
   if (type === BINARY_EVENT || type === BINARY_ACK) {
     const dash = str.indexOf('-', 1);
     const n = dash < 0 ? '' : str.slice(1, dash);
-    if (n === '' || !/^\d+$/.test(n)) throw new SioProtocolError('illegal attachments');
+    if (n === '' || !/^\d+$/.test(n)) throw new SocketIoProtocolError('illegal attachments');
     attachments = Number(n);
-    if (attachments > MAX_ATTACHMENTS) throw new SioProtocolError('too many attachments');
+    if (attachments > MAX_ATTACHMENTS) throw new SocketIoProtocolError('too many attachments');
     i = dash + 1;
   }
   let nsp = '/';
@@ -112,9 +112,9 @@ export function decodeText(str: string): SioPacket & { attachments: number } {
   }
   if (i > start) {
     id = Number(str.slice(start, i));
-    if (!Number.isSafeInteger(id)) throw new SioProtocolError('invalid ack id');
+    if (!Number.isSafeInteger(id)) throw new SocketIoProtocolError('invalid ack id');
   }
-  const p: SioPacket & { attachments: number } = { type, nsp, attachments };
+  const p: SocketIoPacket & { attachments: number } = { type, nsp, attachments };
   if (id !== undefined) p.id = id;
   if (i < str.length) {
     const text = str.slice(i);
@@ -122,14 +122,14 @@ export function decodeText(str: string): SioPacket & { attachments: number } {
     try {
       data = JSON.parse(text);
     } catch {
-      throw new SioProtocolError('invalid payload');
+      throw new SocketIoProtocolError('invalid payload');
     }
-    if (!validPayload(type, data)) throw new SioProtocolError('invalid payload');
-    if (!nestedOk(data)) throw new SioProtocolError('payload nested too deep');
+    if (!validPayload(type, data)) throw new SocketIoProtocolError('invalid payload');
+    if (!nestedOk(data)) throw new SocketIoProtocolError('payload nested too deep');
     p.data = data;
     if (type === EVENT) p.raw = argsText(text);
   } else if (type === EVENT || type === BINARY_EVENT) {
-    throw new SioProtocolError('an event without a payload');
+    throw new SocketIoProtocolError('an event without a payload');
   }
   return p;
 }
@@ -182,26 +182,26 @@ export function fastEvent(str: string): Extract<ClientFrame, { type: 'event' }> 
   return i > 1 ? { type: 'event', event, args, ack: Number(str.slice(1, i)), raw } : { type: 'event', event, args, raw };
 }
 
-class TextDecoder implements SioDecoder {
-  private pending: (SioPacket & { attachments: number }) | null = null;
+class TextDecoder implements SocketIoDecoder {
+  private pending: (SocketIoPacket & { attachments: number }) | null = null;
   private buffers: Uint8Array[] | null = null;
 
   get idle(): boolean {
     return this.pending === null;
   }
 
-  add(msg: string | Uint8Array): SioPacket | null {
+  add(msg: string | Uint8Array): SocketIoPacket | null {
     if (typeof msg === 'string') {
-      if (this.pending !== null) throw new SioProtocolError('got plaintext data when reconstructing a packet');
+      if (this.pending !== null) throw new SocketIoProtocolError('got plaintext data when reconstructing a packet');
       const p = decodeText(msg);
       if (p.type !== BINARY_EVENT && p.type !== BINARY_ACK) return p;
-      if (p.data === undefined) throw new SioProtocolError('invalid payload');
+      if (p.data === undefined) throw new SocketIoProtocolError('invalid payload');
       if (p.attachments === 0) return finish(p, []);
       this.pending = p;
       return null;
     }
     const p = this.pending;
-    if (p === null) throw new SioProtocolError('got binary data when not reconstructing a packet');
+    if (p === null) throw new SocketIoProtocolError('got binary data when not reconstructing a packet');
     const buffers = (this.buffers ??= []);
     buffers.push(msg);
     if (buffers.length < p.attachments) return null;
@@ -212,10 +212,10 @@ class TextDecoder implements SioDecoder {
 }
 
 /** A binary packet with its attachments put back in place of the placeholders */
-function finish(p: SioPacket & { attachments: number }, buffers: Uint8Array[]): SioPacket {
+function finish(p: SocketIoPacket & { attachments: number }, buffers: Uint8Array[]): SocketIoPacket {
   const data = reconstruct(p.data, buffers, 0, { used: 0 });
-  if (!nestedOk(data)) throw new SioProtocolError('payload nested too deep');
-  const out: SioPacket = { type: p.type === BINARY_EVENT ? EVENT : ACK, nsp: p.nsp, data };
+  if (!nestedOk(data)) throw new SocketIoProtocolError('payload nested too deep');
+  const out: SocketIoPacket = { type: p.type === BINARY_EVENT ? EVENT : ACK, nsp: p.nsp, data };
   if (p.id !== undefined) out.id = p.id;
   return out;
 }
@@ -235,9 +235,9 @@ function reconstruct(v: unknown, buffers: Uint8Array[], depth: number, seen: { u
   const o = v as Record<string, unknown>;
   if (o._placeholder === true) {
     const num = o.num;
-    if (typeof num !== 'number' || !Number.isInteger(num) || num < 0 || num >= buffers.length) throw new SioProtocolError('illegal attachments');
+    if (typeof num !== 'number' || !Number.isInteger(num) || num < 0 || num >= buffers.length) throw new SocketIoProtocolError('illegal attachments');
     const bit = 1 << num;
-    if ((seen.used & bit) !== 0) throw new SioProtocolError('an attachment placed twice');
+    if ((seen.used & bit) !== 0) throw new SocketIoProtocolError('an attachment placed twice');
     seen.used |= bit;
     return buffers[num];
   }
@@ -258,7 +258,7 @@ function deconstruct(v: unknown, buffers: Uint8Array[]): unknown {
   return out;
 }
 
-export const defaultParser: SioParser = {
+export const defaultParser: SocketIoParser = {
   name: 'default',
   encode(type, nsp, id, data) {
     const buffers: Uint8Array[] = [];
@@ -278,35 +278,35 @@ export const defaultParser: SioParser = {
  */
 const PACKET_DEPTH = MAX_DEPTH + 1;
 
-class MsgpackDecoder implements SioDecoder {
+class MsgpackDecoder implements SocketIoDecoder {
   get idle(): boolean {
     return true;
   }
-  add(msg: string | Uint8Array): SioPacket | null {
-    if (typeof msg === 'string') throw new SioProtocolError('text message with the msgpack parser');
+  add(msg: string | Uint8Array): SocketIoPacket | null {
+    if (typeof msg === 'string') throw new SocketIoProtocolError('text message with the msgpack parser');
     let p: { type?: unknown; nsp?: unknown; id?: unknown; data?: unknown };
     try {
       p = unpackPlain(msg, PACKET_DEPTH) as typeof p;
     } catch {
-      throw new SioProtocolError('invalid msgpack');
+      throw new SocketIoProtocolError('invalid msgpack');
     }
-    if (!isObject(p)) throw new SioProtocolError('invalid packet');
+    if (!isObject(p)) throw new SocketIoProtocolError('invalid packet');
     const type = p.type;
     // the msgpack parser has no binary packet types: bytes travel inside the packet
-    if (typeof type !== 'number' || !Number.isInteger(type) || type < CONNECT || type > CONNECT_ERROR) throw new SioProtocolError('invalid packet type');
-    if (typeof p.nsp !== 'string') throw new SioProtocolError('invalid namespace');
+    if (typeof type !== 'number' || !Number.isInteger(type) || type < CONNECT || type > CONNECT_ERROR) throw new SocketIoProtocolError('invalid packet type');
+    if (typeof p.nsp !== 'string') throw new SocketIoProtocolError('invalid namespace');
     const valid = type === CONNECT ? p.data === undefined || isObject(p.data) : validPayload(type, p.data);
-    if (!valid) throw new SioProtocolError('invalid payload');
-    if (p.id !== undefined && p.id !== null && !(typeof p.id === 'number' && Number.isSafeInteger(p.id))) throw new SioProtocolError('invalid packet id');
-    if (!nestedOk(p.data)) throw new SioProtocolError('payload nested too deep');
-    const out: SioPacket = { type, nsp: p.nsp };
+    if (!valid) throw new SocketIoProtocolError('invalid payload');
+    if (p.id !== undefined && p.id !== null && !(typeof p.id === 'number' && Number.isSafeInteger(p.id))) throw new SocketIoProtocolError('invalid packet id');
+    if (!nestedOk(p.data)) throw new SocketIoProtocolError('payload nested too deep');
+    const out: SocketIoPacket = { type, nsp: p.nsp };
     if (typeof p.id === 'number') out.id = p.id;
     if (p.data !== undefined) out.data = p.data;
     return out;
   }
 }
 
-export const msgpackParser: SioParser = {
+export const msgpackParser: SocketIoParser = {
   name: 'msgpack',
   encode(type, nsp, id, data) {
     const p: Record<string, unknown> = { type, nsp };

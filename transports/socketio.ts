@@ -15,21 +15,21 @@ import type { ClientFrame, Connection, OpenInfo, Port, PortSession } from './por
 import type { Entry } from './entry.ts';
 import { newCodecId } from './entry.ts';
 import type { SessionMeta } from '../cluster/types.ts';
-import { Engine, EioCarrier, type EioRequest } from './engineio.ts';
+import { EngineIoServer, EngineIoCarrier, type EngineIoRequest } from './engineio.ts';
 import {
   ACK,
   CONNECT,
   CONNECT_ERROR,
   DISCONNECT,
   EVENT,
-  SioProtocolError,
+  SocketIoProtocolError,
   defaultParser,
   fastEvent,
   msgpackParser,
   nspPrefix,
-  type SioDecoder,
-  type SioPacket,
-  type SioParser,
+  type SocketIoDecoder,
+  type SocketIoPacket,
+  type SocketIoParser,
 } from './socketio-parser.ts';
 import { parseLast } from './query.ts';
 import { warnOnce } from '../lib/log.ts';
@@ -61,15 +61,15 @@ const APP_CODES = [4000, 4099] as const;
 const NO_AUTH: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 /** Mounts the dialect on `port`. @returns the Engine.IO endpoint (to stop it) */
-export function mountSocketIo(port: Port, o: SocketIoOptions): Engine {
-  const cfg: SioConfig = {
+export function mountSocketIo(port: Port, o: SocketIoOptions): EngineIoServer {
+  const cfg: SocketIoDialectConfig = {
     port,
     parser: o.parser === 'msgpack' ? msgpackParser : defaultParser,
     namespaces: new Set(o.namespaces),
     recovery: o.recovery,
     codec: newCodecId(),
   };
-  return new Engine(
+  return new EngineIoServer(
     port,
     {
       path: o.path,
@@ -79,14 +79,14 @@ export function mountSocketIo(port: Port, o: SocketIoOptions): Engine {
       connectTimeoutMs: o.connectTimeoutMs,
       maxPayload: o.maxPayload,
     },
-    (sid, info, transport, engine) => new SioClient(sid, info, transport, engine, cfg),
+    (sid, info, transport, engine) => new SocketIoClient(sid, info, transport, engine, cfg),
   );
 }
 
 /** What every client of one endpoint shares */
-interface SioConfig {
+interface SocketIoDialectConfig {
   readonly port: Port;
-  readonly parser: SioParser;
+  readonly parser: SocketIoParser;
   readonly namespaces: Set<string>;
   readonly recovery: boolean;
   /** the cache slot of a broadcast's encoding (default parser) */
@@ -94,21 +94,21 @@ interface SioConfig {
 }
 
 /** A Socket.IO client: its Engine.IO connection, and the namespaces it connected on it */
-class SioClient extends EioCarrier {
+class SocketIoClient extends EngineIoCarrier {
   /** the namespace connections: `/` in a field of its own, others (rare) in a map made when needed */
-  private main: SioConnection | null = null;
-  private others: Map<string, SioConnection> | null = null;
+  private main: SocketIoConnection | null = null;
+  private others: Map<string, SocketIoConnection> | null = null;
   /** only while a binary packet waits for its attachments (or with the msgpack parser): text packets need no state */
-  private decoder: SioDecoder | null = null;
+  private decoder: SocketIoDecoder | null = null;
   /** a session was opened on this connection: the next one counts against the address's open rate (the handshake paid for the first) */
   private openedOne = false;
 
   constructor(
     sid: string,
-    info: EioRequest,
+    info: EngineIoRequest,
     transport: 'polling' | 'websocket',
-    engine: Engine,
-    readonly cfg: SioConfig,
+    engine: EngineIoServer,
+    readonly cfg: SocketIoDialectConfig,
   ) {
     super(sid, info, transport, engine);
   }
@@ -121,17 +121,17 @@ class SioClient extends EioCarrier {
     return this.cfg.recovery;
   }
 
-  conn(nsp: string): SioConnection | undefined {
+  conn(nsp: string): SocketIoConnection | undefined {
     return (nsp === '/' ? this.main : this.others?.get(nsp)) ?? undefined;
   }
 
-  private setConn(nsp: string, c: SioConnection): void {
+  private setConn(nsp: string, c: SocketIoConnection): void {
     if (nsp === '/') this.main = c;
     else (this.others ??= new Map()).set(nsp, c);
   }
 
   /** Forgets `c` (if it is still its namespace's connection) */
-  forget(c: SioConnection): void {
+  forget(c: SocketIoConnection): void {
     if (this.main === c) this.main = null;
     else if (this.others?.get(c.nsp) === c) this.others.delete(c.nsp);
   }
@@ -140,8 +140,8 @@ class SioClient extends EioCarrier {
     for (const c of this.conns()) if (c.session !== null) this.port.transportChanged(c.session);
   }
 
-  private conns(): SioConnection[] {
-    const all: SioConnection[] = this.main === null ? [] : [this.main];
+  private conns(): SocketIoConnection[] {
+    const all: SocketIoConnection[] = this.main === null ? [] : [this.main];
     if (this.others !== null) all.push(...this.others.values());
     return all;
   }
@@ -154,12 +154,12 @@ class SioClient extends EioCarrier {
       const f = s != null ? fastEvent(data) : null;
       if (f !== null) return this.deliver(s!, f);
     }
-    let p: SioPacket | null;
+    let p: SocketIoPacket | null;
     const d = (this.decoder ??= parser.decoder());
     try {
       p = d.add(data);
     } catch (err) {
-      if (!(err instanceof SioProtocolError)) warnOnce('socket.io decode', err);
+      if (!(err instanceof SocketIoProtocolError)) warnOnce('socket.io decode', err);
       // as the reference server: a packet it cannot parse closes the connection
       return this.close('parse error');
     }
@@ -167,7 +167,7 @@ class SioClient extends EioCarrier {
     if (p !== null) this.sioPacket(p);
   }
 
-  private sioPacket(p: SioPacket): void {
+  private sioPacket(p: SocketIoPacket): void {
     if (p.type === CONNECT) return this.connect(p.nsp, p.data as Record<string, unknown> | undefined);
     const conn = this.conn(p.nsp);
     const s = conn?.session;
@@ -219,7 +219,7 @@ class SioClient extends EioCarrier {
       delete auth.pid;
       delete auth.offset;
     }
-    const conn = new SioConnection(this, nsp);
+    const conn = new SocketIoConnection(this, nsp);
     this.setConn(nsp, conn);
     const meta = this.meta(nsp, auth);
     if (pid === undefined) return this.open(conn, meta, false);
@@ -254,7 +254,7 @@ class SioClient extends EioCarrier {
   }
 
   /** A new session for `conn`, if the node admits one (else the transport closes: the client retries, with backoff) */
-  private open(conn: SioConnection, meta: SessionMeta, resumeFailed: boolean): void {
+  private open(conn: SocketIoConnection, meta: SessionMeta, resumeFailed: boolean): void {
     // every session counts against its address's rate of new sessions: the handshake that admitted
     // this connection paid for its first; a client that connects and disconnects namespaces in a
     // loop pays for each
@@ -345,7 +345,7 @@ const OPENED = 1;
 const GONE = 2;
 
 /** One namespace of a Socket.IO client: one session on the client's carrier */
-class SioConnection implements Connection {
+class SocketIoConnection implements Connection {
   session: PortSession | null = null;
   /** OPENED | GONE (one field: an idle connection costs every field it has) */
   private flags = 0;
@@ -356,7 +356,7 @@ class SioConnection implements Connection {
   resume: { pid: string; sent: number } | null = null;
 
   constructor(
-    private readonly client: SioClient,
+    private readonly client: SocketIoClient,
     readonly nsp: string,
   ) {}
 
@@ -374,7 +374,7 @@ class SioConnection implements Connection {
     return (this.flags & GONE) !== 0;
   }
 
-  get carrier(): EioCarrier {
+  get carrier(): EngineIoCarrier {
     return this.client;
   }
 
