@@ -155,8 +155,9 @@ export interface SessionState {
   first: number;
   entries: WireEntry[];
   inSeq: number;
-  /** highest client sequence number handled (dedupe) */
+  /** client sequence numbers handled (dedupe): every one up to `clientSeq`, and those in `clientAhead` */
   clientSeq: number;
+  clientAhead?: number[];
   acked: number;
   unacked: InboundEnvelope[];
   rooms: string[];

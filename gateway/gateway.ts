@@ -589,11 +589,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     if (s.state === SessionState.Closed) return;
     if (s.relay !== null) return this.relay.forward(s, f);
     const cseq = (f as { cseq?: number }).cseq;
-    if (cseq !== undefined) {
-      // a repeat (the client resent what it was not sure had arrived)
-      if (cseq <= s.clientSeq) return;
-      s.clientSeq = cseq;
-    }
+    // a repeat (the client resent what it was not sure had arrived) is dropped
+    if (cseq !== undefined && !s.firstTime(cseq)) return;
     switch (f.type) {
       case 'event': {
         this.stats.messagesIn++;

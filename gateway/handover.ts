@@ -118,6 +118,7 @@ export class Handover {
         entries: box.since(box.first - 1).map((e) => e.toWire()),
         inSeq: s.inSeq,
         clientSeq: s.clientSeq,
+        ...(s.clientAhead !== null ? { clientAhead: [...s.clientAhead] } : {}),
         acked: x.acked,
         unacked: x.unacked ?? [],
         rooms: s.rooms === null ? [] : [...s.rooms],
@@ -175,6 +176,7 @@ export class Handover {
     for (const e of st.entries) s.outbox.push(Entry.from(e));
     s.inSeq = st.inSeq;
     s.clientSeq = st.clientSeq;
+    if (st.clientAhead !== undefined && st.clientAhead.length > 0) s.clientAhead = new Set(st.clientAhead);
     // the tokens the client holds stay good here (the open below gives it a newer one)
     if (st.tokens !== undefined) s.tokens = TokenGens.fromWire(st.tokens, Date.now());
     const x = s.ext;

@@ -12,6 +12,9 @@ import { Outbox, type OutboxLimits } from './outbox.ts';
 import type { TokenGens } from './token.ts';
 
 /** The node that holds the session (one object for all sessions, instead of a closure each) */
+/** client frames above the contiguous `cseq` mark a session remembers (Session.firstTime) */
+export const CSEQ_WINDOW = 1024;
+
 export interface SessionOwner {
   /** counts entries queued (metrics) */
   readonly stats: { messagesOut: number };
@@ -39,8 +42,13 @@ export class Session implements PortSession {
   conn: Connection | null = null;
   /** client → worker envelope counter (`n`) */
   inSeq = 0;
-  /** highest client sequence number (`cseq`) handled: a frame at or below it is a repeat */
+  /** every client frame numbered (`cseq`) up to here was handled: one at or below it is a repeat */
   clientSeq = 0;
+  /**
+   * client frames numbered above `clientSeq` handled already, out of order (a frame resent after a
+   * drop overtaken by a newer one on another path); null when none (see `firstTime`)
+   */
+  clientAhead: Set<number> | null = null;
   /** rooms this session is in, on this node; null until the first join */
   rooms: Set<string> | null = null;
   /** when the last connection went away (0 while attached) */
@@ -81,6 +89,35 @@ export class Session implements PortSession {
   ) {
     this.transport = transport;
     this.outbox = new Outbox(limits);
+  }
+
+  /**
+   * Whether the client frame numbered `cseq` comes for the first time (and counts it handled); a
+   * repeat is false. Frames may come out of order: those above the contiguous mark are remembered
+   * (at most CSEQ_WINDOW; past it the oldest gap is given up: its frames count as handled).
+   */
+  firstTime(cseq: number): boolean {
+    if (cseq <= this.clientSeq) return false;
+    let ahead = this.clientAhead;
+    if (cseq === this.clientSeq + 1) {
+      this.clientSeq = cseq;
+      if (ahead !== null) {
+        while (ahead.delete(this.clientSeq + 1)) this.clientSeq++;
+        if (ahead.size === 0) this.clientAhead = null;
+      }
+      return true;
+    }
+    if (ahead === null) ahead = this.clientAhead = new Set();
+    else if (ahead.has(cseq)) return false;
+    ahead.add(cseq);
+    if (ahead.size > CSEQ_WINDOW) {
+      let oldest = cseq;
+      for (const n of ahead) if (n < oldest) oldest = n;
+      ahead.delete(oldest);
+      this.clientSeq = oldest;
+      while (ahead.delete(this.clientSeq + 1)) this.clientSeq++;
+    }
+    return true;
   }
 
   /**

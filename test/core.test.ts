@@ -291,3 +291,25 @@ describe('ids and tokens', () => {
     expect(readConfig('gateway', {}, {}).gateway.secret).toBeUndefined();
   });
 });
+
+describe('client frame numbers (cseq)', () => {
+  /** sends events numbered `order` (ack 1000 + cseq), then an unnumbered request: every frame before it is handled by its reply */
+  async function handled(order: number[]): Promise<number[]> {
+    const node = await startNode({ ipOpenRate: 0 });
+    const c = await WsClient.open(`${node.ws}/rt/ws`);
+    for (const n of order) c.send({ type: 'event', event: 'echo', args: [n], ack: 1000 + n, cseq: n });
+    await c.request('echo', 'done');
+    c.sock.close();
+    return c.frames.filter((f) => f.type === 'reply' && f.ack >= 1000).map((f) => f.ack - 1000);
+  }
+
+  it('frames that arrive out of order are each handled once, in the order they came; repeats are dropped', async () => {
+    expect(await handled([1, 3, 2, 3, 2, 5, 4, 1, 5, 6])).toEqual([1, 3, 2, 5, 4, 6]);
+  });
+
+  it('a gap that never fills is given up past 1,024 frames above it: the missing frame, if it comes later, counts as a repeat', async () => {
+    const ahead = Array.from({ length: 1025 }, (_, i) => i + 2);
+    const got = await handled([...ahead, 1, 1027]);
+    expect(got).toEqual([...ahead, 1027]);
+  });
+});
