@@ -1,9 +1,8 @@
 /**
  * One gateway node: the uWS app, the session table, rooms, admission, heartbeats and expiry.
  * It implements the wires' `Port` (transports/port.ts) and mounts them; worker output is applied
- * by worker-output.ts. Connections encode with their own codecs; the dialects are mounted here by
- * name (mountNative, mountSocketIo, mountSignalR, mountSockJs) and two keep a field for their
- * stats and shutdown (a dialect registry replaces these: issue 18).
+ * by worker-output.ts. Connections encode with their own codecs; the dialects come from one
+ * registry (transports/dialects.ts), which says what each reports and stops.
  */
 import { randomId } from '../transports/ids.ts';
 import { readdirSync } from 'node:fs';
@@ -27,11 +26,7 @@ import { WorkerOutput } from './worker-output.ts';
 import { partitionOf } from '../cluster/partition.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import type { Claim, ClientFrame, Connection, Ended, Link, OpenInfo, Port, PortSession, Target } from '../transports/port.ts';
-import { mountNative } from '../transports/native.ts';
-import { mountSocketIo } from '../transports/socketio.ts';
-import type { EngineIoServer } from '../transports/engineio.ts';
-import { mountSignalR, type SignalR } from '../transports/signalr.ts';
-import { mountSockJs } from '../transports/sockjs.ts';
+import { mountDialects, rotatesTokens, type MountedDialect } from '../transports/dialects.ts';
 import { mountStatic } from './static.ts';
 import { Exchange, retryHeaders, wantsClose } from '../transports/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
@@ -94,10 +89,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   private readonly linkLosses: Array<(node: string) => void> = [];
   /** the other gateway nodes' heartbeats, and ours (cluster) */
   private liveness: NodeLiveness | null = null;
-  /** the Socket.IO dialect's Engine.IO endpoint, when served */
-  private engineio: EngineIoServer | null = null;
-  /** the SignalR dialect, when served */
-  private signalr: SignalR | null = null;
+  /** the dialects this node serves (transports/dialects.ts) */
+  private dialects: MountedDialect[] = [];
   /** interned `sy.in.<p>` subjects */
   private readonly partitionSubjects: string[];
   private nodeSub: Subscription | null = null;
@@ -159,10 +152,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     this.engine = loadEngine(this.options.engine);
     this.uws = this.engine.uws;
     this.app = this.uws.App();
-    mountNative(this);
-    if (this.options.socketio !== false) this.engineio = mountSocketIo(this, this.options.socketio);
-    if (this.options.signalr !== false) this.signalr = mountSignalR(this, this.options.signalr);
-    if (this.options.sockjs !== false) mountSockJs(this, this.options.sockjs);
+    this.dialects = mountDialects(this, this.options);
     // the probes on the clients' port; /metrics there too unless it has a port of its own
     const own = this.options.metricsPort !== null;
     this.mountProbes(this.app, this.options.metrics && !own);
@@ -298,8 +288,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     for (const s of [...this.sessions.values()]) this.closeSession(s, errors.SY_ERR_SHUTTING_DOWN.ws, 'SY_ERR_SHUTTING_DOWN', true);
-    this.engineio?.stop();
-    this.signalr?.stop();
+    for (const d of this.dialects) d.stop?.();
     this.nodeSub?.unsubscribe();
     this.nodeSub = null;
     this.controlSub?.unsubscribe();
@@ -382,8 +371,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       rooms: this.rooms.size,
       relay: { open: this.relay.shadowCount, out: this.relay.relayedOut, in: this.relay.relayedIn },
       handedOver: this.handover.moved.size,
-      ...(this.engineio !== null ? { socketio: this.engineio.stats() } : {}),
-      ...(this.signalr !== null ? { signalr: this.signalr.stats() } : {}),
+      ...Object.fromEntries(this.dialects.filter((d) => d.stats !== undefined).map((d) => [d.name, d.stats!()])),
       uptimeS: Math.round(process.uptime()),
       memory: { rssBytes: process.memoryUsage.rss(), heapUsed: process.memoryUsage().heapUsed },
     };
@@ -578,7 +566,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   openInfo(s: Session, recovered?: boolean): OpenInfo {
     // signed when needed, not kept: one string less per session. A native client gets a new
     // generation on every open; other dialects' clients keep the token of their connection
-    const gen = s.meta.dialect === 'native' ? TokenGens.next(s) : 0;
+    const gen = rotatesTokens(s.meta.dialect) ? TokenGens.next(s) : 0;
     const info: OpenInfo = { sid: s.sid, token: signToken(this.options.secret, s.sid, this.nodeId, gen), pingMs: this.options.pingMs, last: s.outbox.last };
     if (recovered !== undefined) info.recovered = recovered;
     return info;

@@ -1,9 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
-import type { SocketIoOptions } from '../transports/socketio.ts';
-import type { SignalROptions } from '../transports/signalr.ts';
-import type { SockJsOptions } from '../transports/sockjs.ts';
+import type { SignalROptions, SocketIoOptions, SockJsOptions } from '../transports/dialects.ts';
 import { JwtVerifier, type JwtConfig } from './jwt.ts';
 
 /** Options of one gateway node. Every field is optional; the default is in its doc. */

@@ -22,7 +22,7 @@ import type { RelayEnvelope } from '../cluster/envelope.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import { Entry, type WireEntry } from '../transports/entry.ts';
 import type { Carrier, ClientFrame, Connection, OpenInfo, Port, PortSession } from '../transports/port.ts';
-import { validateClientFrame } from '../transports/native-codec.ts';
+import { validateClientFrame } from '../transports/client-frame.ts';
 import { PollConnection } from '../transports/poll.ts';
 import { MAX_UNACKED } from './delivery.ts';
 

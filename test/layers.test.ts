@@ -117,6 +117,16 @@ describe('layers', () => {
     expect([...fileGraph(['gateway']).get('gateway/gateway.ts')!]).toContain('gateway/relay.ts');
   });
 
+  it('gateway/ reaches the dialects through their registry (transports/dialects.ts) only: it imports no dialect module', () => {
+    const DIALECT_MODULES = ['native', 'native-codec', 'websocket', 'socketio', 'socketio-parser', 'engineio', 'signalr', 'signalr-protocol', 'sockjs'].map(
+      (m) => `transports/${m}.ts`,
+    );
+    const graph = fileGraph(['gateway']);
+    const named = [...graph].flatMap(([file, deps]) => [...deps].filter((d) => DIALECT_MODULES.includes(d)).map((d) => `${file} → ${d}`));
+    expect(named).toEqual([]);
+    expect([...graph.get('gateway/gateway.ts')!]).toContain('transports/dialects.ts');
+  });
+
   it('the check sees a forbidden import (it would catch one)', () => {
     const probe = importsOf('gateway');
     expect(probe.some((i) => i.to === 'transports')).toBe(true);

@@ -5,6 +5,12 @@
 import { packr, unpackPlain } from '../lib/msgpack.ts';
 import { acceptable, MAX_DEPTH, newCodecId, type Entry } from './entry.ts';
 import type { ClientFrame, Codec, Frame, OpenInfo } from './port.ts';
+import { MAX_EVENT_NAME, validateClientFrame } from './client-frame.ts';
+
+export { MAX_EVENT_NAME, validateClientFrame };
+
+/** `meta.dialect` of the native protocol's sessions */
+export const NATIVE_DIALECT = 'native';
 
 export type Format = 'json' | 'msgpack';
 
@@ -19,8 +25,6 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 const looseDecoder = new TextDecoder('utf-8');
 const EVENT_PREFIX = '{"type":"event","event":"';
 const CSEQ = ',"cseq":';
-
-export const MAX_EVENT_NAME = 256;
 
 /** Decodes one client frame; null when it is not a valid v1 client frame */
 export function decodeClientFrame(data: ArrayBuffer | Uint8Array, binary: boolean): ClientFrame | null {
@@ -156,45 +160,6 @@ export function decodeClientBatch(data: Uint8Array, binary: boolean): ClientFram
   if (!Array.isArray(v)) return null;
   for (const f of v) if (validateClientFrame(f) === null) return null;
   return v as ClientFrame[];
-}
-
-/** A plain value as a client frame, or null (nesting over MAX_DEPTH and BigInts are refused) */
-export function validateClientFrame(v: unknown, relayed = false): ClientFrame | null {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
-  const f = v as Record<string, unknown>;
-  if (f.cseq !== undefined && !(Number.isSafeInteger(f.cseq) && (f.cseq as number) > 0)) return null;
-  switch (f.type) {
-    case 'event': {
-      const { event, ack } = f;
-      if (typeof event !== 'string' || event.length === 0 || event.length > MAX_EVENT_NAME) return null;
-      if (f.args === undefined) f.args = [];
-      else if (!Array.isArray(f.args) || !acceptable(f.args)) return null;
-      if (ack !== undefined && !isAckId(ack)) return null;
-      return f as ClientFrame;
-    }
-    case 'reply': {
-      if (!isAckId(f.ack)) return null;
-      if (f.error !== undefined) return typeof f.error === 'string' && f.args === undefined ? (f as ClientFrame) : null;
-      if (f.args === undefined) f.args = [];
-      else if (!Array.isArray(f.args) || !acceptable(f.args)) return null;
-      return f as ClientFrame;
-    }
-    case 'refused':
-      // a wire's own refusal, relayed from another node: never from a client
-      return relayed && isAckId(f.ack) && typeof f.error === 'string' ? (f as ClientFrame) : null;
-    case 'ack':
-      // seqs start at 1; 0 acknowledges nothing (harmless)
-      return Number.isSafeInteger(f.last) && (f.last as number) >= 0 && f.cseq === undefined ? (f as ClientFrame) : null;
-    case 'pong':
-    case 'close':
-      return f as ClientFrame;
-    default:
-      return null;
-  }
-}
-
-function isAckId(v: unknown): v is string | number {
-  return (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && v.length <= MAX_EVENT_NAME);
 }
 
 // ---- encoding ----------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import type { Codec, Port } from './port.ts';
 import type { SessionMeta } from '../cluster/types.ts';
 import type { HttpResponse } from 'uWebSockets.js';
 import { Exchange, readBody, readRequest, wantsClose, type RequestInfo } from './http.ts';
-import { decodeClientBatch, encodeBatch, nativeCodecs, parseFormat } from './native-codec.ts';
+import { decodeClientBatch, encodeBatch, nativeCodecs, parseFormat, NATIVE_DIALECT } from './native-codec.ts';
 import { connectQuery, parseLast } from './query.ts';
 import { StreamConnection, type StreamFramer } from './stream.ts';
 import { PollConnection, type PollFramer } from './poll.ts';
 import { mountWebSocket } from './websocket.ts';
 
-const DIALECT = 'native';
+const DIALECT = NATIVE_DIALECT;
 
 function metaOf(r: RequestInfo): SessionMeta {
   return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, query: connectQuery(r.query), auth: r.query.get('auth') ?? r.authorization, dialect: DIALECT };

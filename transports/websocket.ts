@@ -8,7 +8,7 @@ import { endedFrames, type Carrier, type Codec, type Connection, type Ended, typ
 import type { SessionMeta } from '../cluster/types.ts';
 import { clientIp, requestBytes, upgrade } from './http.ts';
 import { errors, type ErrorCode } from './errors.ts';
-import { decodeClientFrame, nativeCodecs, parseFormat } from './native-codec.ts';
+import { decodeClientFrame, NATIVE_DIALECT, nativeCodecs, parseFormat } from './native-codec.ts';
 import { connectQuery, parseLast } from './query.ts';
 import { warnOnce } from '../lib/log.ts';
 import { sizeOf, traffic } from './traffic.ts';
@@ -204,7 +204,7 @@ export function mountWebSocket(port: Port): void {
           userAgent: req.getHeader('user-agent'),
           query: connectQuery(q),
           auth: q.get('auth') ?? req.getHeader('authorization'),
-          dialect: 'native',
+          dialect: NATIVE_DIALECT,
         },
         error: format === null ? 'SY_ERR_BAD_REQUEST' : port.admit(origin, sid === '', ip, bytes),
       };
