@@ -312,6 +312,50 @@ describe('request size', () => {
   });
 });
 
+describe('request size: the routes that escaped it', () => {
+  /** a WebSocket's messages and its close code */
+  async function socket(url: string, send?: string): Promise<{ messages: string[]; code: number }> {
+    const w = new WebSocket(url);
+    const messages: string[] = [];
+    w.on('message', (m) => {
+      messages.push(String(m));
+      if (send !== undefined && messages.length === 1) w.send(send);
+    });
+    w.on('error', () => {});
+    const code = await new Promise<number>((r) => w.on('close', (c) => r(c)));
+    return { messages, code };
+  }
+
+  it('SockJS WebSockets (the raw one and a session’s) bound their opening request by maxRequestBytes: 4431, nothing kept', async () => {
+    const n = await startNode({ maxRequestBytes: 1024 });
+    const big = 'q'.repeat(1100);
+    const raw = await socket(`${n.ws}/sockjs/websocket?x=${big}`);
+    expect(raw.code).toBe(4431);
+    const framed = await socket(`${n.ws}/sockjs/000/abcdefgh/websocket?x=${big}`);
+    expect(framed.code).toBe(4431);
+    expect(framed.messages.at(-1)).toBe('c[4431,"SY_ERR_REQUEST_TOO_LARGE"]');
+    expect(n.gateway.sessions.size).toBe(0);
+  });
+
+  it('a Socket.IO CONNECT whose auth payload makes the session larger than maxRequestBytes gets CONNECT_ERROR, and no session', async () => {
+    const n = await startNode({ maxRequestBytes: 1024 });
+    const w = new WebSocket(`${n.ws}/socket.io/?EIO=4&transport=websocket`);
+    const messages: string[] = [];
+    w.on('message', (m) => {
+      messages.push(String(m));
+      if (messages.length === 1) w.send(`40${JSON.stringify({ token: 't'.repeat(1100) })}`);
+    });
+    await vi.waitFor(() => expect(messages.length).toBeGreaterThanOrEqual(2));
+    expect(messages[1]).toBe('44{"message":"the request that would open a session is larger than maxRequestBytes"}');
+    expect(n.gateway.sessions.size).toBe(0);
+    // the connection stays: a CONNECT that fits is accepted on it
+    w.send(`40${JSON.stringify({ token: 'small' })}`);
+    await vi.waitFor(() => expect(messages.some((m) => m.startsWith('40{"sid"'))).toBe(true));
+    expect(n.gateway.sessions.size).toBe(1);
+    w.close();
+  });
+});
+
 describe('memory of detached sessions', () => {
   it('past detachedMaxBytes the longest-waiting detached sessions end (SY_ERR_SESSION_EVICTED, 4511), unread frames freed; the rest resume', async () => {
     const { DETACHED_OVERHEAD } = await import('../gateway/gateway.ts');

@@ -94,6 +94,7 @@ export const errors = {
     http: 431,
     message: 'the request that would open a session is larger than maxRequestBytes',
     eio: { http: 431, note: 'the handshake is refused (native JSON body)' },
+    sio: { note: 'CONNECT_ERROR (this message) for a CONNECT whose auth payload makes it too large; the connection stays' },
     signalr: { http: 431, message: 'at negotiate' },
     sockjs: { http: 431 },
   },

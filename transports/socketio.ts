@@ -219,10 +219,13 @@ class SocketIoClient extends EngineIoCarrier {
       delete auth.pid;
       delete auth.offset;
     }
+    // what the session keeps of its request (the handshake's query and user agent, this auth
+    // payload) is bounded by maxRequestBytes, as every dialect's opening request is
+    const bytes = (data === undefined ? 0 : JSON.stringify(data).length) + this.info.userAgent.length + queryBytes(this.info.query);
     const conn = new SocketIoConnection(this, nsp);
     this.setConn(nsp, conn);
     const meta = this.meta(nsp, auth);
-    if (pid === undefined) return this.open(conn, meta, false);
+    if (pid === undefined) return this.open(conn, meta, false, bytes);
     // before its first event a client has no offset: everything is missed
     const last = typeof offset === 'string' ? parseLast(offset) : 0;
     const port = this.port;
@@ -245,7 +248,7 @@ class SocketIoClient extends EngineIoCarrier {
             return;
         }
         // gone (expired, ended, or its node crashed): a new session, and the client learns it
-        this.open(conn, meta, true);
+        this.open(conn, meta, true, bytes);
       } catch (err) {
         warnOnce('socket.io resume', err);
         this.close('internal error');
@@ -254,13 +257,19 @@ class SocketIoClient extends EngineIoCarrier {
   }
 
   /** A new session for `conn`, if the node admits one (else the transport closes: the client retries, with backoff) */
-  private open(conn: SocketIoConnection, meta: SessionMeta, resumeFailed: boolean): void {
+  private open(conn: SocketIoConnection, meta: SessionMeta, resumeFailed: boolean, bytes: number): void {
     // every session counts against its address's rate of new sessions: the handshake that admitted
     // this connection paid for its first; a client that connects and disconnects namespaces in a
     // loop pays for each
     const ip = this.openedOne ? this.info.ip : '';
     this.openedOne = true;
-    if (this.port.admit(this.info.origin, true, ip) !== null) return this.close('refused');
+    const refused = this.port.admit(this.info.origin, true, ip, bytes);
+    if (refused === 'SY_ERR_REQUEST_TOO_LARGE') {
+      // no retry would be smaller: the namespace is refused for good (the client's connect_error)
+      this.forget(conn);
+      return this.write(CONNECT_ERROR, conn.nsp, undefined, { message: errors.SY_ERR_REQUEST_TOO_LARGE.message });
+    }
+    if (refused !== null) return this.close('refused');
     conn.session = this.port.open(this.transport, meta, conn, resumeFailed);
   }
 
@@ -476,4 +485,11 @@ class SocketIoConnection implements Connection {
   private forget(): void {
     this.client.forget(this);
   }
+}
+
+/** The bytes of a query a session keeps (its keys and values) */
+function queryBytes(q: Record<string, string>): number {
+  let n = 0;
+  for (const k in q) n += k.length + q[k]!.length;
+  return n;
 }

@@ -21,7 +21,7 @@ import type { ClientFrame, Codec, Frame, Port, Target } from './port.ts';
 import type { Entry } from './entry.ts';
 import { newCodecId } from './entry.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import { Exchange, clientIp, readBody, readRequest, upgrade, wantsClose } from './http.ts';
+import { Exchange, clientIp, readBody, readRequest, requestBytes, upgrade, wantsClose } from './http.ts';
 import { nativeCodecs } from './native-codec.ts';
 import { validateClientFrame } from './client-frame.ts';
 import { StreamConnection, type StreamFramer } from './stream.ts';
@@ -480,7 +480,7 @@ class SockJs {
   private mountRawSocket(): void {
     const port = this.port;
     const o = port.options;
-    type Data = { c: WsConnection | null; meta: SessionMeta };
+    type Data = { c: WsConnection | null; meta: SessionMeta; bytes: number };
     port.app.ws<Data>(`${this.o.prefix}/websocket`, {
       maxPayloadLength: o.maxPayloadBytes + 1024,
       maxBackpressure: o.wsHighWaterBytes,
@@ -494,13 +494,13 @@ class SockJs {
           userAgent: req.getHeader('user-agent'),
           query: new URLSearchParams(req.getQuery() ?? ''),
         });
-        upgrade<Data>(res, req, context, { c: null, meta });
+        upgrade<Data>(res, req, context, { c: null, meta, bytes: requestBytes(req) });
       },
       open: (ws) => {
         const d = ws.getUserData();
         const c = new WsConnection(ws as never, rawCodec);
         d.c = c;
-        const refused = port.admit(d.meta.origin, true, d.meta.ip);
+        const refused = port.admit(d.meta.origin, true, d.meta.ip, d.bytes);
         if (refused !== null) return c.refuse(refused);
         c.session = port.open('websocket', d.meta, c);
       },
@@ -526,7 +526,7 @@ class SockJs {
   private mountSocket(): void {
     const port = this.port;
     const o = port.options;
-    type Data = { c: WsConnection | null; meta: SessionMeta };
+    type Data = { c: WsConnection | null; meta: SessionMeta; bytes: number };
     port.app.ws<Data>(`${this.o.prefix}/:server/:session/websocket`, {
       maxPayloadLength: o.maxPayloadBytes + 1024,
       maxBackpressure: o.wsHighWaterBytes,
@@ -543,7 +543,7 @@ class SockJs {
           query: new URLSearchParams(req.getQuery() ?? ''),
         });
         if (!PART.test(server) || !PART.test(id)) return this.exchange(res, req).reply(404, 'text/plain; charset=UTF-8', NOT_FOUND, undefined, true);
-        upgrade<Data>(res, req, context, { c: null, meta });
+        upgrade<Data>(res, req, context, { c: null, meta, bytes: requestBytes(req) });
       },
       open: (ws) => {
         const d = ws.getUserData();
@@ -552,7 +552,7 @@ class SockJs {
         // the session is the connection (no resume over a WebSocket): always a new one, of its own
         // sid, which no SockJS URL can name; the id in the URL may be reused, even by two
         // connections at once (sockjs-protocol's test_reuseSessionId; the reference server does so)
-        const refused = port.admit(d.meta.origin, true, d.meta.ip);
+        const refused = port.admit(d.meta.origin, true, d.meta.ip, d.bytes);
         if (refused !== null) return c.refuse(refused);
         // `o` now, not when the worker accepted the session (see OPEN)
         traffic.out += OPEN.length;
