@@ -281,7 +281,7 @@ describe('long-polling: what waits for the next poll', () => {
     await fetch(`${base}?id=${id}`, { method: 'POST', body: JSON.stringify({ protocol: 'json', version: 1 }) + RS });
     expect(await (await fetch(`${base}?id=${id}`)).text()).toBe('{}' + RS);
     // a poll held (the node has it), then 4 MB emitted at once (the outbox holds 1 MiB)
-    const conn = (node.gateway as any).signalr.http.get(n.body.connectionId);
+    const conn = (node.gateway as any).dialects.find((d: { name: string }) => d.name === 'signalr').endpoint.http.get(n.body.connectionId);
     const held = fetch(`${base}?id=${id}`).then((r) => r.text());
     await vi.waitFor(() => expect(conn.held).not.toBeNull());
     await fetch(`${base}?id=${id}`, { method: 'POST', body: JSON.stringify({ type: 1, target: 'Flood', arguments: [] }) + RS });

@@ -739,6 +739,7 @@ describe('the heartbeat counts from each connection’s own handshake', () => {
     );
     // (the handshake's answer reaches the client after the server started counting: a ms or two)
     for (const gap of gaps) expect(gap, String(gaps)).toBeGreaterThanOrEqual(995);
-    for (const gap of gaps) expect(gap, String(gaps)).toBeLessThan(1000 + 250 + 200);
+    // and well before the client would give up (pingInterval + pingTimeout), even on a loaded machine
+    for (const gap of gaps) expect(gap, String(gaps)).toBeLessThan(2000);
   });
 });

@@ -23,6 +23,8 @@ export interface DialectOptions {
 export interface MountedDialect {
   /** its key in `/healthz` */
   readonly name: string;
+  /** the dialect's own object, when it has one (diagnostics and tests look inside) */
+  readonly endpoint?: unknown;
   stats?(): unknown;
   /** the node closes: its own timers stop, its connections end (told to reconnect) */
   stop?(): void;
@@ -44,14 +46,14 @@ const DIALECTS: readonly Dialect[] = [
     mount(port, o) {
       if (o.socketio === false) return null;
       const engine = mountSocketIo(port, o.socketio);
-      return { name: 'socketio', stats: () => engine.stats(), stop: () => engine.stop() };
+      return { name: 'socketio', endpoint: engine, stats: () => engine.stats(), stop: () => engine.stop() };
     },
   },
   {
     mount(port, o) {
       if (o.signalr === false) return null;
       const sr = mountSignalR(port, o.signalr);
-      return { name: 'signalr', stats: () => sr.stats(), stop: () => sr.stop() };
+      return { name: 'signalr', endpoint: sr, stats: () => sr.stats(), stop: () => sr.stop() };
     },
   },
   {
