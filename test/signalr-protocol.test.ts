@@ -47,8 +47,10 @@ const app: App = {
   },
 };
 
+let gateway: Awaited<ReturnType<typeof startNode>>['gateway'];
 beforeAll(async () => {
   const node = await startNode({ app, pollTimeoutMs: 400, signalr: { keepAliveMs: 300 } });
+  gateway = node.gateway;
   base = `${node.url}/hubs/demo`;
   wsBase = `${node.ws}/hubs/demo`;
 });
@@ -331,6 +333,29 @@ describe('long-polling', () => {
     expect((await next).status).toBe(204);
     expect((await raw('GET', q)).status).toBe(204);
     await until(() => (closed.includes(n.body.connectionId) ? true : undefined));
+  });
+
+  it('a POST whose messages meet an internal error gets 500, not 200, and the connection ends with a Close that lets the client reconnect', async () => {
+    const n = await negotiate();
+    const q = `id=${encodeURIComponent(n.body.connectionToken)}`;
+    await raw('GET', q);
+    await raw('POST', q, JSON.stringify({ protocol: 'json', version: 1 }) + RS);
+    expect((await raw('GET', q)).text).toBe('{}' + RS);
+    // a bug of ours, injected into this node: handling the invocation `boom` throws
+    const deliver = gateway.deliver;
+    gateway.deliver = function (this: typeof gateway, s, f) {
+      if (f.type === 'event' && f.event === 'boom') throw new Error('injected');
+      return deliver.call(this, s, f);
+    };
+    try {
+      const post = await raw('POST', q, JSON.stringify({ type: 1, invocationId: '1', target: 'boom', arguments: [] }) + RS);
+      expect(post.status).toBe(500);
+      const last = await raw('GET', q);
+      expect(last.text).toBe(JSON.stringify({ type: 7, error: 'Server closed the connection: SY_ERR_INTERNAL', allowReconnect: true }) + RS);
+      await until(() => (closed.includes(n.body.connectionId) ? true : undefined));
+    } finally {
+      gateway.deliver = deliver;
+    }
   });
 
   it('a POST while another is in flight gets 409, and the connection stays', async () => {

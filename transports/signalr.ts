@@ -773,7 +773,11 @@ export class SignalRConnection implements Connection, Carrier {
       const binary = this.protocol !== null ? this.protocol.binary : false;
       this.received(binary ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString());
     } catch (err) {
+      // a bug of ours: the messages were not handled, so the POST is not answered as if they had
+      // been; the connection ends (its poll gets a Close that lets the client reconnect)
       warnOnce('signalr send', err);
+      ex.reply(errors.SY_ERR_INTERNAL.http, 'text/plain', errors.SY_ERR_INTERNAL.message);
+      return this.fail('SY_ERR_INTERNAL');
     }
     ex.reply(200, 'text/plain', '');
   }
