@@ -90,8 +90,12 @@ export type ControlEnvelope =
  * connection standing for B's. `cid` names the connection on B.
  */
 export type RelayEnvelope =
-  /** B → A: attach connection `cid` (`poll`: one long-poll) resuming after `last`; B encodes for its client, A never needs its dialect */
-  | { t: 'r-attach'; sid: string; token: string; last: number; from: string; cid: number; transport: TransportName; poll: boolean }
+  /**
+   * B → A: attach connection `cid` (`poll`: one long-poll) resuming after `last`; B encodes for its
+   * client, A never needs its dialect. `ns`: the namespace the client connects (Socket.IO): a
+   * session of another namespace is not attached (unknown)
+   */
+  | { t: 'r-attach'; sid: string; token: string; last: number; from: string; cid: number; transport: TransportName; poll: boolean; ns?: string }
   /**
    * A → B, for connection `cid`, all dialect-neutral (B encodes for its own client): the session
    * is open; entries from seq `first`; `end`: the session ended (B's codec makes the close);

@@ -98,7 +98,11 @@ export class Relay {
     this.shadowsByCid.set(cid, s);
     // a holder known dead has none of its sessions any more: unknown, as soon as the wire has the shadow
     if (this.gw.nodeDead(home)) queueMicrotask(() => this.expire(s, 'SY_ERR_UNKNOWN_SESSION'));
-    else this.toNode(home, { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport: conn.transport, poll });
+    else {
+      // a session scoped to a namespace (Socket.IO) is attached only by a client of that namespace
+      const ns = meta.namespace;
+      this.toNode(home, { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport: conn.transport, poll, ...(ns !== undefined ? { ns } : {}) });
+    }
     return s;
   }
 
@@ -387,6 +391,9 @@ export class Relay {
       return out({ end: { code: errors[code].ws, reason: code } });
     }
     const s = t.session as Session;
+    // the client resumes it from another namespace (a Socket.IO pid of `/` sent in a CONNECT to
+    // `/admin`): no session of that namespace, as on the holding node itself
+    if (e.ns !== undefined && s.meta.namespace !== e.ns) return out({ end: { code: errors.SY_ERR_UNKNOWN_SESSION.ws, reason: 'SY_ERR_UNKNOWN_SESSION' } });
     // a second poll while one is held (here or relayed): refused, the first stays (every dialect's rule but SignalR's, whose polls are tunneled instead)
     const held = s.conn;
     if (e.poll && ((held instanceof RemoteConnection && held.poll && held.session !== null) || (held instanceof PollConnection && held.active)))

@@ -4,9 +4,10 @@
  * not hold the carrier tunnels them to the one that does), and a client whose node drains comes
  * back through the other node and recovers everything.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { io, type Socket } from 'socket.io-client';
+import WebSocket from 'ws';
 import { TestCluster, type Proc } from './cluster-harness.ts';
 import { startHaproxy } from './haproxy.ts';
 import { http, until, WsClient } from './helpers.ts';
@@ -18,7 +19,7 @@ let lb: string;
 const sockets: Socket[] = [];
 
 beforeAll(async () => {
-  cluster = await TestCluster.start({ gateways: 2, workers: 1, gatewayArgs: ['--drain-window-ms', '300'] });
+  cluster = await TestCluster.start({ gateways: 2, workers: 1, gatewayArgs: ['--drain-window-ms', '300', '--socketio-namespaces', '/,/custom'] });
   ({ proc: haproxy, lb } = await startHaproxy(cluster));
 });
 
@@ -146,6 +147,42 @@ describe('socket.io-client behind HAProxy round-robin, no stickiness', () => {
     } finally {
       s.end();
     }
+  });
+
+  it('a pid resumed through another node in another namespace attaches nothing: that namespace gets a new session (recovered false), as on the holding node', async () => {
+    const [a, b] = cluster.gateways as [Proc, Proc];
+    /** a raw Engine.IO WebSocket to `node` that sends `connect` once open; its messages */
+    const raw = (node: Proc, connect: (() => string) | string) => {
+      const w = new WebSocket(`${node.ws}/socket.io/?EIO=4&transport=websocket`);
+      const got: string[] = [];
+      w.on('message', (m) => {
+        got.push(String(m));
+        if (got.length === 1) w.send(typeof connect === 'string' ? connect : connect());
+      });
+      return { w, got };
+    };
+    const first = raw(a, '40');
+    await until(() => first.got.find((m) => m.startsWith('40{')), 5000);
+    const { sid, pid } = JSON.parse(first.got.find((m) => m.startsWith('40{'))!.slice(2)) as { sid: string; pid: string };
+    expect(pid).toBeTruthy();
+    // the same pid, through the other node, for `/custom`
+    const other = raw(b, `40/custom,${JSON.stringify({ pid })}`);
+    const answer = await until(() => other.got.find((m) => m.startsWith('4') && m.includes('/custom')), 5000);
+    expect(answer).toMatch(/^40\/custom,\{"sid":"[^"]+","pid":"[^"]+"\}$/);
+    const fresh = JSON.parse(answer.slice('40/custom,'.length)) as { sid: string; pid: string };
+    expect(fresh.sid).not.toBe(sid);
+    expect(fresh.pid).not.toBe(pid);
+    // and for `/`, through the other node, it is that session (recovered: the same pid back)
+    const same = raw(b, `40${JSON.stringify({ pid })}`);
+    const back = await until(() => same.got.find((m) => m.startsWith('40{')), 5000);
+    expect(JSON.parse(back.slice(2))).toEqual({ sid, pid });
+    // the two sessions end (a later drain counts only sessions whose clients come back)
+    const sessions = async () => (await http(`${a.url}/healthz`)).body.sessions + (await http(`${b.url}/healthz`)).body.sessions;
+    const before = await sessions();
+    other.w.send('41/custom,');
+    same.w.send('41');
+    await vi.waitFor(async () => expect(await sessions()).toBeLessThanOrEqual(before - 2), { timeout: 5000, interval: 50 });
+    for (const c of [first, other, same]) c.w.close();
   });
 
   it('a client cut off comes back through the other node: its session stays where it is (relayed) and it recovers everything', async () => {

@@ -125,6 +125,23 @@ class SocketIoClient extends EngineIoCarrier {
     return (nsp === '/' ? this.main : this.others?.get(nsp)) ?? undefined;
   }
 
+  /** namespace connections resumed through another node, and how each starts over if that fails */
+  private relayedResumes: WeakMap<SocketIoConnection, () => void> | null = null;
+
+  /**
+   * A resume relayed to another node found no session (gone, or of another namespace): `c` gets
+   * a new one, as a resume on this node would (recovered false). @returns whether it did
+   */
+  resumeLost(c: SocketIoConnection): boolean {
+    const again = this.relayedResumes?.get(c);
+    if (again === undefined || this.closed) return false;
+    this.relayedResumes!.delete(c);
+    c.resume = null;
+    this.setConn(c.nsp, c);
+    again();
+    return true;
+  }
+
   private setConn(nsp: string, c: SocketIoConnection): void {
     if (nsp === '/') this.main = c;
     else (this.others ??= new Map()).set(nsp, c);
@@ -244,6 +261,8 @@ class SocketIoClient extends EngineIoCarrier {
             return;
           case 'remote':
             conn.resume = { pid: pid!, sent: 0 };
+            // the holder may find no such session for this namespace: then a new one, as here
+            (this.relayedResumes ??= new WeakMap()).set(conn, () => this.open(conn, meta, true, bytes));
             conn.session = port.attachRemote(t, meta, conn, last, false);
             return;
         }
@@ -439,8 +458,10 @@ class SocketIoConnection implements Connection {
     if (this.gone) return;
     // the node shuts down: the client must come back (elsewhere), so no DISCONNECT
     if (code === errors.SY_ERR_SHUTTING_DOWN.ws) return this.restart();
-    this.flags |= GONE;
     const client = this.client;
+    // a resume through another node that found nothing there: a new session, as a local one would
+    if (!this.opened && code === errors.SY_ERR_UNKNOWN_SESSION.ws && client.resumeLost(this)) return;
+    this.flags |= GONE;
     if (!this.opened) {
       // refused before it opened: the app's message (or why the gateway refused it)
       return client.write(CONNECT_ERROR, this.nsp, undefined, { message: reason });
