@@ -105,6 +105,8 @@ export type RelayEnvelope =
   | {
       t: 'r-out';
       cid: number;
+      /** (with "attached") how far the holder had written the session to its client's connections */
+      written?: number;
       open?: OpenInfo;
       first?: number;
       entries?: WireEntry[];

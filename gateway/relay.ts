@@ -251,6 +251,7 @@ export class Relay {
       s.relay!.deadline = 0;
       this.releaseEarly(s, e.error === undefined && e.end === undefined);
     }
+    if (e.written !== undefined) conn.writtenBefore?.(e.written);
     if (e.error !== undefined) {
       // refused without ending the session (a second poll): the request fails, nothing else
       this.shadowsByCid.delete(e.cid);
@@ -406,7 +407,7 @@ export class Relay {
     const rc = new RemoteConnection(this, e.from, e.cid, e.transport, e.poll);
     rc.session = s;
     this.remotes.set(rc.key, rc);
-    out({}); // attached
+    out(s.sent > 0 ? { written: s.sent } : {}); // attached
     // a client without a cursor (e.last < 0, SockJS): written is delivered, so it goes on after `sent`
     // (such a client was told its session is open once: a reattach is no new open)
     this.gw.attach(s, rc, e.last < 0 ? s.sent : e.last, !e.poll && e.last >= 0);

@@ -185,6 +185,41 @@ describe('socket.io-client behind HAProxy round-robin, no stickiness', () => {
     for (const c of [first, other, same]) c.w.close();
   });
 
+  it('a resume relayed to the holding node does not write again the acks the holder had written (as a resume on the holder does not)', async () => {
+    const [a, b] = cluster.gateways as [Proc, Proc];
+    const open = (node: Proc, connect: string) => {
+      const w = new WebSocket(`${node.ws}/socket.io/?EIO=4&transport=websocket`);
+      const got: string[] = [];
+      w.on('message', (m) => {
+        got.push(String(m));
+        if (got.length === 1) w.send(connect);
+      });
+      return { w, got };
+    };
+    const first = open(a, '40');
+    const hello = await until(() => first.got.find((m) => m.startsWith('40{')), 5000);
+    const { pid } = JSON.parse(hello.slice(2)) as { sid: string; pid: string };
+    // join, say (a broadcast event: it carries an offset), then an echo whose ack comes after it
+    first.w.send('420["join","acks"]');
+    await until(() => first.got.find((m) => m === '430[true]'), 5000);
+    first.w.send('421["say","acks","hi"]');
+    const said = await until(() => first.got.find((m) => m.startsWith('42["said"')), 5000);
+    const offset = (JSON.parse(said.slice(2)) as string[]).at(-1)!;
+    await until(() => first.got.find((m) => m === '431[true]'), 5000);
+    first.w.send('422["echo","z"]');
+    await until(() => first.got.find((m) => m === '432["z"]'), 5000);
+    first.w.terminate();
+    // back through the other node, from the broadcast's offset: the ack written after it is not written again
+    const back = open(b, `40${JSON.stringify({ pid, offset })}`);
+    const answer = await until(() => back.got.find((m) => m.startsWith('40{')), 5000);
+    expect(JSON.parse(answer.slice(2))).toMatchObject({ pid });
+    back.w.send('423["echo","after"]');
+    await until(() => back.got.find((m) => m === '433["after"]'), 5000);
+    expect(back.got.filter((m) => m.startsWith('43'))).toEqual(['433["after"]']);
+    back.w.send('41');
+    back.w.close();
+  });
+
   it('a client cut off comes back through the other node: its session stays where it is (relayed) and it recovers everything', async () => {
     const [a, b] = cluster.gateways as [Proc, Proc];
     const s = io(a.url, { transports: ['websocket'], forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 300, randomizationFactor: 0 });

@@ -98,6 +98,12 @@ export interface Connection {
   session: PortSession | null;
   /** The session was accepted (or resumed): say so in the dialect; `flush` follows */
   sendOpen(s: PortSession, info: OpenInfo): void;
+  /**
+   * (a resume relayed to the node holding the session) the holder had written the session's
+   * entries up to `seq` to the client's earlier connections, before `sendOpen`: a dialect that
+   * does not write acks and requests again on a recovery (Socket.IO) skips those up to there
+   */
+  writtenBefore?(seq: number): void;
   /** Write the session's entries after `s.sent`, advancing `s.sent`, as far as the wire takes them now */
   flush(s: PortSession): void;
   /** The session ended: the dialect's close if the wire can carry it, then close */

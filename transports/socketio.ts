@@ -419,6 +419,11 @@ class SocketIoConnection implements Connection {
     this.client.write(CONNECT, this.nsp, undefined, data);
   }
 
+  /** (a resume relayed to the holder) what it had written: acks and requests up to there are not written again */
+  writtenBefore(seq: number): void {
+    if (this.resume !== null && seq > this.resume.sent) this.resume.sent = seq;
+  }
+
   flush(s: PortSession): void {
     if (!this.opened || this.gone) return;
     const c = this.client;
