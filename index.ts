@@ -10,7 +10,6 @@
  *
  * docs/embedding.md shows each, and an app written as its own package.
  */
-import { randomBytes } from 'node:crypto';
 import { startEmbedded } from './gateway/embedded.ts';
 import type { Gateway } from './gateway/gateway.ts';
 import type { GatewayOptions } from './gateway/options.ts';
@@ -102,6 +101,10 @@ export interface WorkerOptions {
   requestTimeoutMs?: number;
 }
 
+function checkNats(nats: unknown): void {
+  if (!Array.isArray(nats) || nats.length === 0) throw new TypeError('option nats must list at least one NATS URL');
+}
+
 function node(g: Gateway, port: number, close: () => Promise<void>): GatewayNode {
   return { port, nodeId: g.nodeId, engine: g.engine.spec, health: () => g.health(), close };
 }
@@ -118,7 +121,7 @@ export async function createServer(options: ServerOptions): Promise<Server> {
 
 /** Starts a gateway node of a cluster on NATS and waits until it listens. */
 export async function createGateway(options: ClusterGatewayOptions): Promise<ClusterGatewayNode> {
-  if (!Array.isArray(options.nats) || options.nats.length === 0) throw new TypeError('option nats must list at least one NATS URL');
+  checkNats(options.nats);
   const { startClusterGateway } = await import('./gateway/cluster-node.ts');
   const cg = await startClusterGateway(options);
   return { ...node(cg.gateway, cg.port, () => cg.close()), drain: (windowMs) => cg.drain(windowMs) };
@@ -126,18 +129,16 @@ export async function createGateway(options: ClusterGatewayOptions): Promise<Clu
 
 /** Starts a worker of a cluster on NATS running `options.app`, and waits until it serves its partitions. */
 export async function createWorker(options: WorkerOptions): Promise<WorkerNode> {
-  if (!Array.isArray(options.nats) || options.nats.length === 0) throw new TypeError('option nats must list at least one NATS URL');
-  const workerId = options.workerId ?? `w-${randomBytes(4).toString('hex')}`;
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(workerId)) throw new TypeError(`option workerId must match [A-Za-z0-9_-]{1,64}, got ${workerId}`);
+  checkNats(options.nats);
   const { startClusterWorker } = await import('./gateway/cluster-node.ts');
   const w = await startClusterWorker({
     nats: options.nats,
     app: options.app,
-    workerId,
+    workerId: options.workerId,
     partitionCount: options.partitionCount,
     heartbeatMs: options.heartbeatMs,
     timeoutMs: options.memberTimeoutMs,
     requestTimeoutMs: options.requestTimeoutMs,
   });
-  return { workerId, close: () => w.close() };
+  return { workerId: w.workerId, close: () => w.close() };
 }

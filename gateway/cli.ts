@@ -7,7 +7,6 @@
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { randomBytes } from 'node:crypto';
 import type { App } from '../cluster/app.ts';
 import { ConfigError, OPTIONS, readConfig, usage } from './config.ts';
 import { resolveOptions } from './options.ts';
@@ -43,19 +42,18 @@ export async function main(argv: string[]): Promise<void> {
   let terminate: (() => Promise<void>) | null = null;
   if (command === 'worker') {
     const nats = natsUrls(cli.nats);
-    const workerId = cli.workerId ?? `w-${randomBytes(4).toString('hex')}`;
     const { startClusterWorker } = await import('./cluster-node.ts');
     const w = await startClusterWorker({
       nats,
       app: await loadApp(cli.app),
-      workerId,
+      workerId: cli.workerId,
       heartbeatMs: gatewayOptions.heartbeatMs,
       timeoutMs: gatewayOptions.memberTimeoutMs,
       epsilon: cli.epsilon,
       requestTimeoutMs: cli.requestTimeoutMs,
       partitionCount: gatewayOptions.partitionCount,
     });
-    log.info({ workerId }, `switchyard: worker ${workerId} on NATS ${w.bus.server} (app: ${cli.app ?? 'demo'})`);
+    log.info({ workerId: w.workerId }, `switchyard: worker ${w.workerId} on NATS ${w.bus.server} (app: ${cli.app ?? 'demo'})`);
     close = w.close;
   } else {
     let node: { port: number; gateway: import('./gateway.ts').Gateway; close(): Promise<void> };

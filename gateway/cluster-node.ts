@@ -2,7 +2,9 @@
  * Cluster processes: a gateway node or a worker on a NATS session bus. What
  * `switchyard gateway --nats …` and `switchyard worker --nats …` run.
  */
+import { randomBytes } from 'node:crypto';
 import { Gateway } from './gateway.ts';
+import { NODE_ID } from './options.ts';
 import type { GatewayOptions } from './options.ts';
 import { NatsBus } from '../cluster/nats-bus.ts';
 import { Worker } from '../cluster/worker.ts';
@@ -40,6 +42,7 @@ export async function startClusterGateway(o: GatewayOptions & { nats: string[] }
 
 export interface ClusterWorker {
   worker: Worker;
+  workerId: string;
   bus: NatsBus;
   close(): Promise<void>;
 }
@@ -47,25 +50,29 @@ export interface ClusterWorker {
 export async function startClusterWorker(o: {
   nats: string[];
   app: App;
-  workerId: string;
+  /** [A-Za-z0-9_-]{1,64} @default random */
+  workerId?: string;
   partitionCount?: number;
   heartbeatMs?: number;
   timeoutMs?: number;
   epsilon?: number;
   requestTimeoutMs?: number;
 }): Promise<ClusterWorker> {
-  const bus = await NatsBus.connect({ servers: o.nats, name: `switchyard-worker-${o.workerId}` });
+  const workerId = o.workerId ?? `w-${randomBytes(4).toString('hex')}`;
+  if (!NODE_ID.test(workerId)) throw new TypeError(`option workerId must match [A-Za-z0-9_-]{1,64}, got ${workerId}`);
+  const bus = await NatsBus.connect({ servers: o.nats, name: `switchyard-worker-${workerId}` });
   const worker = new Worker({
     bus,
     app: o.app,
     partitionCount: o.partitionCount,
     requestTimeoutMs: o.requestTimeoutMs,
-    cluster: { workerId: o.workerId, heartbeatMs: o.heartbeatMs, timeoutMs: o.timeoutMs, epsilon: o.epsilon },
+    cluster: { workerId, heartbeatMs: o.heartbeatMs, timeoutMs: o.timeoutMs, epsilon: o.epsilon },
   });
   await bus.flush();
   await worker.ready;
   return {
     worker,
+    workerId,
     bus,
     async close() {
       worker.stop();

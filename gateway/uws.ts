@@ -18,7 +18,7 @@
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type * as UWS from 'uWebSockets.js';
 
 export type Uws = typeof UWS;
@@ -185,10 +185,8 @@ export function loadEngine(only: string | undefined = process.env.SWITCHYARD_ENG
   const require = createRequire(import.meta.url);
   const skipped: string[] = [];
   for (const c of choice.candidates) {
-    let dir: string;
-    try {
-      dir = packageDir(require, c.name);
-    } catch {
+    const dir = packageDir(require, c.name);
+    if (dir === null) {
       skipped.push(`${c.spec}: not installed`);
       continue;
     }
@@ -212,14 +210,13 @@ export function loadEngine(only: string | undefined = process.env.SWITCHYARD_ENG
   );
 }
 
-/** The folder a dependency is installed in (its package.json's, whatever its `exports` allow) */
-function packageDir(require: NodeJS.Require, name: string): string {
+/** The folder a dependency is installed in, on Node's lookup paths (whatever its `exports` allow), or null */
+function packageDir(require: NodeJS.Require, name: string): string | null {
   for (const base of require.resolve.paths(name) ?? []) {
     const dir = join(base, name);
     if (existsSync(join(dir, 'package.json'))) return dir;
   }
-  // (a package found through NODE_PATH or a parent folder resolve.paths lists too; this is the last try)
-  return dirname(require.resolve(`${name}/package.json`));
+  return null;
 }
 
 export type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';

@@ -7,16 +7,7 @@ const ROOT = join(import.meta.dirname, '..');
 
 /** every relative import (static, dynamic, type-only) of the source files in `folder`, as "file → target folder" */
 function importsOf(folder: string): Array<{ file: string; to: string }> {
-  const out: Array<{ file: string; to: string }> = [];
-  for (const name of readdirSync(join(ROOT, folder), { recursive: true }) as string[]) {
-    if (!/\.(ts|js|mjs)$/.test(name) || name.endsWith('.d.ts')) continue;
-    const text = readFileSync(join(ROOT, folder, name), 'utf8');
-    for (const m of text.matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
-      const target = join(folder, name, '..', m[1]!);
-      out.push({ file: join(folder, name), to: target.split('/')[0]! });
-    }
-  }
-  return out;
+  return [...fileGraph([folder])].flatMap(([file, deps]) => [...deps].map((d) => ({ file, to: d.split('/')[0]! })));
 }
 
 /** every relative import (static, dynamic, type-only, re-export) between the files of `folders` (and `extra` files) */

@@ -45,6 +45,17 @@ async function bye(c: WsClient): Promise<void> {
   await until(() => c.closed ?? undefined);
 }
 
+/** A raw Engine.IO WebSocket to `node` that sends the Socket.IO packet `connect` once the handshake came; every message it gets */
+function rawSocketIo(node: Proc, connect: string): { w: WebSocket; got: string[] } {
+  const w = new WebSocket(`${node.ws}/socket.io/?EIO=4&transport=websocket`);
+  const got: string[] = [];
+  w.on('message', (m) => {
+    got.push(String(m));
+    if (got.length === 1) w.send(connect);
+  });
+  return { w, got };
+}
+
 async function connect(opts: Parameters<typeof io>[1]): Promise<Socket> {
   const s = io(`http://${lb}`, { forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 300, randomizationFactor: 0, ...opts });
   sockets.push(s);
@@ -151,29 +162,19 @@ describe('socket.io-client behind HAProxy round-robin, no stickiness', () => {
 
   it('a pid resumed through another node in another namespace attaches nothing: that namespace gets a new session (recovered false), as on the holding node', async () => {
     const [a, b] = cluster.gateways as [Proc, Proc];
-    /** a raw Engine.IO WebSocket to `node` that sends `connect` once open; its messages */
-    const raw = (node: Proc, connect: (() => string) | string) => {
-      const w = new WebSocket(`${node.ws}/socket.io/?EIO=4&transport=websocket`);
-      const got: string[] = [];
-      w.on('message', (m) => {
-        got.push(String(m));
-        if (got.length === 1) w.send(typeof connect === 'string' ? connect : connect());
-      });
-      return { w, got };
-    };
-    const first = raw(a, '40');
+    const first = rawSocketIo(a, '40');
     await until(() => first.got.find((m) => m.startsWith('40{')), 5000);
     const { sid, pid } = JSON.parse(first.got.find((m) => m.startsWith('40{'))!.slice(2)) as { sid: string; pid: string };
     expect(pid).toBeTruthy();
     // the same pid, through the other node, for `/custom`
-    const other = raw(b, `40/custom,${JSON.stringify({ pid })}`);
+    const other = rawSocketIo(b, `40/custom,${JSON.stringify({ pid })}`);
     const answer = await until(() => other.got.find((m) => m.startsWith('4') && m.includes('/custom')), 5000);
     expect(answer).toMatch(/^40\/custom,\{"sid":"[^"]+","pid":"[^"]+"\}$/);
     const fresh = JSON.parse(answer.slice('40/custom,'.length)) as { sid: string; pid: string };
     expect(fresh.sid).not.toBe(sid);
     expect(fresh.pid).not.toBe(pid);
     // and for `/`, through the other node, it is that session (recovered: the same pid back)
-    const same = raw(b, `40${JSON.stringify({ pid })}`);
+    const same = rawSocketIo(b, `40${JSON.stringify({ pid })}`);
     const back = await until(() => same.got.find((m) => m.startsWith('40{')), 5000);
     expect(JSON.parse(back.slice(2))).toEqual({ sid, pid });
     // the two sessions end (a later drain counts only sessions whose clients come back)
@@ -187,16 +188,7 @@ describe('socket.io-client behind HAProxy round-robin, no stickiness', () => {
 
   it('a resume relayed to the holding node does not write again the acks the holder had written (as a resume on the holder does not)', async () => {
     const [a, b] = cluster.gateways as [Proc, Proc];
-    const open = (node: Proc, connect: string) => {
-      const w = new WebSocket(`${node.ws}/socket.io/?EIO=4&transport=websocket`);
-      const got: string[] = [];
-      w.on('message', (m) => {
-        got.push(String(m));
-        if (got.length === 1) w.send(connect);
-      });
-      return { w, got };
-    };
-    const first = open(a, '40');
+    const first = rawSocketIo(a, '40');
     const hello = await until(() => first.got.find((m) => m.startsWith('40{')), 5000);
     const { pid } = JSON.parse(hello.slice(2)) as { sid: string; pid: string };
     // join, say (a broadcast event: it carries an offset), then an echo whose ack comes after it
@@ -210,7 +202,7 @@ describe('socket.io-client behind HAProxy round-robin, no stickiness', () => {
     await until(() => first.got.find((m) => m === '432["z"]'), 5000);
     first.w.terminate();
     // back through the other node, from the broadcast's offset: the ack written after it is not written again
-    const back = open(b, `40${JSON.stringify({ pid, offset })}`);
+    const back = rawSocketIo(b, `40${JSON.stringify({ pid, offset })}`);
     const answer = await until(() => back.got.find((m) => m.startsWith('40{')), 5000);
     expect(JSON.parse(answer.slice(2))).toMatchObject({ pid });
     back.w.send('423["echo","after"]');
