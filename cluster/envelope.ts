@@ -99,8 +99,9 @@ export type RelayEnvelope =
   /**
    * A → B, for connection `cid`, all dialect-neutral (B encodes for its own client): the session
    * is open; entries from seq `first`; `end`: the session ended (B's codec makes the close);
-   * `done`: the poll is answered, or the connection is replaced; `restart`: A drains. An r-out
-   * with nothing else says "attached".
+   * `done`: the poll is answered, or the connection is replaced; `restart`: A drains; `gone`: A
+   * has no session of that sid (the token named A, but the session moved, or A restarted): B asks
+   * the cluster's directory where it is. An r-out with nothing else says "attached".
    */
   | {
       t: 'r-out';
@@ -114,6 +115,7 @@ export type RelayEnvelope =
       done?: boolean;
       restart?: boolean;
       error?: string;
+      gone?: boolean;
     }
   /** B → A: client frames from connection `cid` (validated by B) */
   | { t: 'r-in'; sid: string; from: string; cid: number; frames: unknown[] }
@@ -123,9 +125,9 @@ export type RelayEnvelope =
   | { t: 'r-transport'; sid: string; from: string; cid: number; transport: TransportName }
   /** B → A: connection `cid` went away; with `code`: the session must end (the client broke the protocol) */
   | { t: 'r-detach'; sid: string; from: string; cid: number; code?: number; reason?: string }
-  /** B → A: an upstream POST; A answers r-done */
+  /** B → A: an upstream POST; A answers r-done (`gone`: as in r-out) */
   | { t: 'r-send'; sid: string; token: string; from: string; cid: number; frames: unknown[] }
-  | { t: 'r-done'; cid: number; error?: string }
+  | { t: 'r-done'; cid: number; error?: string; gone?: boolean }
   /**
    * A (draining) → B: B will take the session of connection `cid`: subscribe to its rooms now
    * (buffering what comes) and say r-ready once the subscriptions are in force

@@ -45,8 +45,11 @@ interface Seen {
 
 export class NodeLiveness {
   private readonly alive = new Map<string, Seen>();
-  /** nodes taken for dead, and when: until one announces itself with a new boot */
-  private readonly dead = new Map<string, number>();
+  /**
+   * nodes taken for dead, when, and whether they said goodbye (a drained node hands its sessions
+   * over first): until one announces itself with a new boot
+   */
+  private readonly dead = new Map<string, { at: number; left: boolean }>();
   private readonly sub: Subscription;
   private readonly timer: NodeJS.Timeout;
   private boot = newBoot();
@@ -70,6 +73,11 @@ export class NodeLiveness {
     return this.dead.has(node);
   }
 
+  /** `node` said goodbye (it stopped, after handing its sessions over), rather than falling silent */
+  hasLeft(node: string): boolean {
+    return this.dead.get(node)?.left === true;
+  }
+
   private announce(): void {
     this.lastBeat = Date.now();
     this.o.bus.publish(subjects.control, { t: 'node', node: this.o.nodeId!, boot: this.boot, timeoutMs: this.timeoutMs });
@@ -80,7 +88,7 @@ export class NodeLiveness {
     if (e.node === this.o.nodeId) return;
     const was = this.alive.get(e.node);
     if (e.t === 'node-bye') {
-      if (was !== undefined && was.boot === e.boot) this.died(e.node);
+      if (was !== undefined && was.boot === e.boot) this.died(e.node, true);
       return;
     }
     if (was !== undefined && was.boot !== e.boot) this.died(e.node); // a new life: the old one is over
@@ -88,9 +96,9 @@ export class NodeLiveness {
     this.alive.set(e.node, { boot: e.boot, at: Date.now(), timeoutMs: e.timeoutMs });
   }
 
-  private died(node: string): void {
+  private died(node: string, left = false): void {
     this.alive.delete(node);
-    this.dead.set(node, Date.now());
+    this.dead.set(node, { at: Date.now(), left });
     this.o.onDead(node);
   }
 
@@ -108,7 +116,7 @@ export class NodeLiveness {
     this.lastTick = now;
     if (this.o.nodeId !== undefined && now - this.lastBeat >= this.heartbeatMs) this.announce();
     for (const [node, s] of this.alive) if (now - s.at > s.timeoutMs) this.died(node);
-    for (const [node, at] of this.dead) {
+    for (const [node, { at }] of this.dead) {
       if (now - at < DEAD_MEMORY_MS) break; // insertion order = age order
       this.dead.delete(node);
     }

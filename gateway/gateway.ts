@@ -480,12 +480,17 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       if (claim.gen > 0 && (s.relay === null || s.tokens !== null) && !this.current(s.tokens, claim.gen)) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
       return this.attachable(s);
     }
-    // held by another node: relay to it (only a cluster has other nodes)
-    if (claim.node !== this.nodeId && this.clustered) return { kind: 'remote', home: claim.node, sid, token };
+    // held by another node: relayed to the node the token names (only a cluster has other nodes);
+    // one that left (drained) handed its sessions over: where it went is asked of the cluster
+    // (home ''). (One that died had its sessions end with it: the relay refuses at once.)
+    if (claim.node !== this.nodeId && this.clustered) return { kind: 'remote', home: this.nodeLeft(claim.node) ? '' : claim.node, sid, token };
     const t = this.tombstones.get(sid);
     if (t !== undefined && claim.gen > 0 && !this.current(t.tokens, claim.gen)) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
     const ended = this.endedSession(sid, last);
-    return ended === null ? { kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' } : { kind: 'ended', ended };
+    if (ended !== null) return { kind: 'ended', ended };
+    // named by this node, but not here (handed over before this node drained, or this node
+    // restarted): in a cluster the relay asks the directory where it is
+    return this.clustered ? { kind: 'remote', home: '', sid, token } : { kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' };
   }
 
   /** a token of generation `gen` still opens a session with these generations */
@@ -721,6 +726,11 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   /** @internal Another gateway node was heard from and then died: nothing is relayed to it any more */
   nodeDead(node: string): boolean {
     return this.liveness?.isDead(node) === true;
+  }
+
+  /** @internal Another gateway node said goodbye (it drained: its sessions went to other nodes) */
+  nodeLeft(node: string): boolean {
+    return this.liveness?.hasLeft(node) === true;
   }
 
   /**

@@ -27,9 +27,10 @@ import { PollConnection } from '../transports/poll.ts';
 import { MAX_UNACKED } from './delivery.ts';
 
 type Out = Extract<RelayEnvelope, { t: 'r-out' }>;
+type Attach = Extract<RelayEnvelope, { t: 'r-attach' }>;
 
 /** What the relay needs of its node (the Gateway): its identity, its table and the port's session moves */
-export interface RelayHost extends SessionOwner, Pick<Port, 'attach' | 'detach' | 'deliver' | 'acknowledge' | 'fail' | 'transportChanged' | 'find'> {
+export interface RelayHost extends SessionOwner, Pick<Port, 'attach' | 'detach' | 'deliver' | 'acknowledge' | 'fail' | 'transportChanged' | 'find' | 'locate'> {
   readonly nodeId: string;
   readonly options: ResolvedOptions;
   readonly bus: Bus;
@@ -56,8 +57,13 @@ export class Relay {
    * drop frames sent to it): they wait here for its first answer, or go with the adopted session.
    */
   private readonly early = new Map<number, ClientFrame[]>();
-  /** B side: POSTs waiting for the holder's answer */
-  private readonly sends = new Map<number, { done: (error: ErrorCode | null) => void; deadline: number; home: string }>();
+  /**
+   * B side: attaches not answered yet, kept to be sent again once to the node the cluster's
+   * directory names when the one tried first has no such session (`moved`: that was done)
+   */
+  private readonly attaching = new Map<number, { m: Attach; moved: boolean }>();
+  /** B side: POSTs waiting for the holder's answer (`retry`: asks the directory, when the holder has no such session) */
+  private readonly sends = new Map<number, { done: (error: ErrorCode | null) => void; deadline: number; home: string; retry: (() => void) | null }>();
   /** A side: connections on other nodes to our sessions, by `${node}/${cid}` */
   private readonly remotes = new Map<string, RemoteConnection>();
 
@@ -96,14 +102,45 @@ export class Relay {
     s.outbox.reset(Math.max(0, last));
     s.sent = Math.max(0, last);
     this.shadowsByCid.set(cid, s);
-    // a holder known dead has none of its sessions any more: unknown, as soon as the wire has the shadow
-    if (this.gw.nodeDead(home)) queueMicrotask(() => this.expire(s, 'SY_ERR_UNKNOWN_SESSION'));
+    // a session scoped to a namespace (Socket.IO) is attached only by a client of that namespace
+    const ns = meta.namespace;
+    const m: Attach = { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport: conn.transport, poll, ...(ns !== undefined ? { ns } : {}) };
+    // the node the token names left or no longer has it: the directory says where it went (once
+    // the wire has the shadow: the answer may come at once); one that died has none of its
+    // sessions any more: unknown at once
+    if (home === '') queueMicrotask(() => this.relocate(s, m));
+    else if (this.gw.nodeDead(home)) queueMicrotask(() => this.expire(s, 'SY_ERR_UNKNOWN_SESSION'));
     else {
-      // a session scoped to a namespace (Socket.IO) is attached only by a client of that namespace
-      const ns = meta.namespace;
-      this.toNode(home, { t: 'r-attach', sid, token, last, from: this.gw.nodeId, cid, transport: conn.transport, poll, ...(ns !== undefined ? { ns } : {}) });
+      this.attaching.set(cid, { m, moved: false });
+      this.toNode(home, m);
     }
     return s;
+  }
+
+  /**
+   * (B side) Asks the cluster's directory which node holds the shadow's session, and attaches
+   * there (once: a second "no such session" ends it). Found on this node (a hand-over brought it
+   * here meanwhile): the connection is restarted, its client comes back and finds it here.
+   */
+  private relocate(s: Session, m: Attach): void {
+    const r = s.relay!;
+    if (!this.shadowsByCid.has(r.cid)) return;
+    this.attaching.set(r.cid, { m, moved: true });
+    // the directory waits up to relayTimeoutMs for the holder: the attach's own wait comes after
+    r.deadline = Date.now() + 2 * this.gw.options.relayTimeoutMs;
+    this.gw.locate(s.sid, (node) => {
+      if (this.shadowsByCid.get(r.cid) !== s) return;
+      if (node === null || this.gw.nodeDead(node)) return this.expire(s, 'SY_ERR_UNKNOWN_SESSION');
+      if (node === this.gw.nodeId) {
+        const conn = s.conn;
+        this.shadowsByCid.delete(r.cid);
+        this.gone(s);
+        return conn?.restart();
+      }
+      r.home = node;
+      r.deadline = Date.now() + this.gw.options.relayTimeoutMs;
+      this.toNode(node, m);
+    });
   }
 
   /** (B side) A shadow whose holder is gone or never answered: its connection is ended with `code` */
@@ -224,18 +261,37 @@ export class Relay {
     conn?.end(s, code, reason);
   }
 
-  /** An upstream POST for a session held by `home`; `done` gets null, or the error to answer */
-  send(sid: string, token: string, home: string, frames: ClientFrame[], done: (error: ErrorCode | null) => void): void {
+  /**
+   * An upstream POST for a session held by `home` ('': unknown, see Target); `done` gets null, or
+   * the error to answer. A holder that has no such session (or is dead): the directory is asked
+   * once where it went
+   */
+  send(sid: string, token: string, home: string, frames: ClientFrame[], done: (error: ErrorCode | null) => void, moved = false): void {
     if (this.gw.nodeDead(home)) return done('SY_ERR_UNKNOWN_SESSION');
+    if (home === '') {
+      if (moved) return done('SY_ERR_UNKNOWN_SESSION');
+      return this.gw.locate(sid, (node) => {
+        if (node === null || node === this.gw.nodeId) {
+          // here after all (a hand-over brought it meanwhile), or nowhere
+          const t = node === null ? null : this.gw.find(sid, token, 0);
+          if (t === null || t.kind !== 'session') return done('SY_ERR_UNKNOWN_SESSION');
+          for (const f of frames) this.gw.deliver(t.session, f);
+          return done(null);
+        }
+        this.send(sid, token, node, frames, done, true);
+      });
+    }
     const cid = this.nextCid++;
     this.relayedOut++;
-    this.sends.set(cid, { done, deadline: Date.now() + this.gw.options.relayTimeoutMs, home });
+    const retry = moved ? null : () => this.send(sid, token, '', frames, done, false);
+    this.sends.set(cid, { done, deadline: Date.now() + this.gw.options.relayTimeoutMs, home, retry });
     this.toNode(home, { t: 'r-send', sid, token, from: this.gw.nodeId, cid, frames });
   }
 
   /** The shadow is done here: no more frames go to or come from its holder for it */
   private gone(s: Session): void {
     this.early.delete(s.relay!.cid);
+    this.attaching.delete(s.relay!.cid);
     this.gw.shadowGone(s);
     s.state = SessionState.Closed;
     s.conn = null;
@@ -245,6 +301,12 @@ export class Relay {
     const s = this.shadowsByCid.get(e.cid);
     if (s === undefined || s.conn === null) return;
     const conn = s.conn;
+    if (e.gone === true) {
+      // the node the token names has no such session: the directory says where it went (once)
+      const a = this.attaching.get(e.cid);
+      return a !== undefined && !a.moved ? this.relocate(s, a.m) : this.expire(s, 'SY_ERR_UNKNOWN_SESSION');
+    }
+    this.attaching.delete(e.cid);
     // the holder answered (it relays): no timeout any more, and what the client said meanwhile goes
     // to it now, first (unless the session is refused or ended)
     if (s.relay!.deadline !== 0) {
@@ -322,6 +384,7 @@ export class Relay {
         const p = this.sends.get(e.cid);
         if (p === undefined) return;
         this.sends.delete(e.cid);
+        if (e.gone === true) return p.retry !== null ? p.retry() : p.done('SY_ERR_UNKNOWN_SESSION');
         return p.done((e.error as ErrorCode | undefined) ?? null);
       }
       case 'r-attach':
@@ -366,6 +429,7 @@ export class Relay {
         this.relayedIn++;
         const t = this.gw.find(e.sid, e.token, 0);
         const reply = (error?: string) => this.toNode(e.from, error === undefined ? { t: 'r-done', cid: e.cid } : { t: 'r-done', cid: e.cid, error });
+        if (t.kind === 'remote') return this.toNode(e.from, { t: 'r-done', cid: e.cid, gone: true });
         if (t.kind !== 'session') return reply(t.kind === 'error' ? t.error : 'SY_ERR_UNKNOWN_SESSION');
         this.deliverAll(t.session, e.frames);
         return reply();
@@ -387,6 +451,8 @@ export class Relay {
     const out = (m: Omit<Out, 't' | 'cid'>) => this.toNode(e.from, { t: 'r-out', cid: e.cid, ...m });
     if (t.kind === 'ended')
       return out({ first: t.ended.first, entries: t.ended.entries.map((x) => x.toWire()), end: { code: t.ended.code, reason: t.ended.reason } });
+    // not here (though the token may name this node): the asker looks it up in the directory
+    if (t.kind === 'remote') return out({ gone: true });
     if (t.kind !== 'session') {
       const code: ErrorCode = t.kind === 'error' ? t.error : 'SY_ERR_UNKNOWN_SESSION';
       return out({ end: { code: errors[code].ws, reason: code } });
@@ -437,7 +503,8 @@ export class Relay {
   }
 
   private toNode(node: string, m: RelayEnvelope): void {
-    this.gw.bus.publish(subjects.node(node), m);
+    // ('' : a shadow still asking the directory: no node has heard of it yet)
+    if (node !== '') this.gw.bus.publish(subjects.node(node), m);
   }
 }
 

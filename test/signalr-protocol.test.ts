@@ -490,3 +490,37 @@ describe('what review found', () => {
     expect(polls).toBeGreaterThan(1);
   });
 });
+
+describe('a slow reader over WebSockets', () => {
+  it('is ended with a Close it gets before the socket ends (the Close waits for the full send buffer to drain)', async () => {
+    const node = await startNode({
+      app: {
+        event(session, event) {
+          if (event === 'flood') for (let i = 0; i < 400; i++) session.emit('chunk', i, 'y'.repeat(16 * 1024));
+        },
+      },
+      outboxMaxFrames: 64,
+      wsHighWaterBytes: 64 * 1024,
+    });
+    const ws = new WebSocket(`${node.ws}/hubs/demo`);
+    const got: string[] = [];
+    ws.on('message', (d) => got.push(d.toString()));
+    await new Promise((r) => ws.once('open', r));
+    ws.send(JSON.stringify({ protocol: 'json', version: 1 }) + RS);
+    await until(() => (got.length > 0 ? true : undefined));
+    expect(node.gateway.sessions.size).toBe(1);
+    // it stops reading; the app writes far more than the socket's buffer and the outbox hold
+    (ws as any)._socket.pause();
+    ws.send(JSON.stringify({ type: 1, target: 'flood', arguments: [] }) + RS);
+    await until(() => (node.gateway.sessions.size === 0 ? true : undefined), 20_000);
+    const ended = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    (ws as any)._socket.resume();
+    await ended;
+    const records = got
+      .join('')
+      .split(RS)
+      .filter(Boolean)
+      .map((r) => JSON.parse(r));
+    expect(records.at(-1)).toEqual({ type: 7, error: 'Server closed the connection: SY_ERR_SLOW_CONSUMER', allowReconnect: true });
+  });
+});

@@ -146,7 +146,11 @@ export type Target =
   | { kind: 'session'; session: PortSession }
   /** the session ended recently */
   | { kind: 'ended'; ended: Ended }
-  /** held by another node: relay to it */
+  /**
+   * held by another node: relay to it. `home` '': the node the client's token names no longer has
+   * it (it died, drained or restarted): the relay asks the cluster's directory. Finding a session
+   * is the same for every dialect: the local table, the signed node hint, the directory, unknown.
+   */
   | { kind: 'remote'; home: string; sid: string; token: string }
   | { kind: 'error'; error: ErrorCode };
 

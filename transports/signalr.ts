@@ -38,6 +38,7 @@ import {
   type HubProtocol,
 } from './signalr-protocol.ts';
 import { sizeOf, traffic } from './traffic.ts';
+import { CLOSE_GRACE_MS } from './websocket.ts';
 
 export interface SignalROptions {
   /** hub names served at `/hubs/<name>` @default ['demo'] */
@@ -230,7 +231,9 @@ export class SignalR {
   private missing(f: ReturnType<SignalR['find']>, ex: HttpAnswer, forward: (home: string) => void): boolean {
     if (f.s !== null) return false;
     // long-polling and SSE keep state across requests: each goes to the node holding the session
-    if (f.home !== null) forward(f.home);
+    // (one whose token names a node that no longer has it ('') ended with that node: it drained,
+    // telling the client to reconnect, or died)
+    if (f.home !== null && f.home !== '') forward(f.home);
     else if (f.error === 400) ex.reply(400, 'text/plain', 'Connection ID required');
     else ex.reply(404, 'text/plain', NO_CONNECTION);
     return true;
@@ -496,6 +499,8 @@ export class SignalRConnection implements Connection, Carrier {
   posting = false;
   private opened = false;
   private blocked = false;
+  /** (WebSockets) the Close, waiting for a full send buffer to drain so that the client gets it */
+  private closing: string | Uint8Array | null = null;
   closed = false;
   /** keep-alive ticks since the client last said something, and since the server last wrote */
   private rxIdle = 0;
@@ -608,6 +613,12 @@ export class SignalRConnection implements Connection, Carrier {
 
   drained(): void {
     this.blocked = false;
+    const close = this.closing;
+    if (close !== null) {
+      this.closing = null;
+      this.emit(close);
+      return this.finish();
+    }
     if (this.session !== null) this.flush(this.session);
   }
 
@@ -892,7 +903,20 @@ export class SignalRConnection implements Connection, Carrier {
       if (code !== 1000) close.error = app || code === errors.SY_ERR_REJECTED.ws ? reason : `Server closed the connection: ${reason}`;
       // temporary conditions (docs/errors.md's ranges) let the client reconnect; the app's reasons and protocol errors do not
       if (code === 1011 || code === 1012 || code === 1013 || (code >= 4500 && code <= 4599)) close.allowReconnect = true;
-      this.emit(this.protocol.encode(close));
+      const frame = this.protocol.encode(close);
+      if (this.kind === 'websocket' && this.blocked && this.ws !== null) {
+        // the send buffer is full (a slow reader): sent now, the Close would be dropped and the
+        // socket would end without it. It goes once the buffer drains; a reader that never drains is cut.
+        this.closing = frame;
+        setTimeout(() => {
+          if (this.closing === null) return;
+          this.closing = null;
+          this.ws?.close();
+          this.finish();
+        }, CLOSE_GRACE_MS).unref();
+        return;
+      }
+      this.emit(frame);
     }
     this.finish();
   }

@@ -13,8 +13,8 @@ import { connectQuery, parseLast } from './query.ts';
 import { warnOnce } from '../lib/log.ts';
 import { sizeOf, traffic } from './traffic.ts';
 
-/** How long a close waits for a full send buffer to drain before the socket is cut */
-const CLOSE_GRACE_MS = 5000;
+/** How long a close waits for a full send buffer to drain before the socket is cut (every dialect's WebSocket) */
+export const CLOSE_GRACE_MS = 5000;
 
 /** What the upgrade learned, kept until `open` */
 interface Boot {
