@@ -89,6 +89,8 @@ export class NodeLiveness {
     const was = this.alive.get(e.node);
     if (e.t === 'node-bye') {
       if (was !== undefined && was.boot === e.boot) this.died(e.node, true);
+      // a node that left before we heard it (we started a moment ago): what it held is elsewhere
+      else if (was === undefined && !this.dead.has(e.node)) this.dead.set(e.node, { at: Date.now(), left: true });
       return;
     }
     if (was !== undefined && was.boot !== e.boot) this.died(e.node); // a new life: the old one is over
