@@ -8,8 +8,8 @@
  * encoded once per (dialect, format), so this should be 2 whatever the room's size.
  */
 import { startEmbedded } from '../gateway/embedded.ts';
-import { encodeStats, nativeCodecs } from '../transports/native-codec.ts';
-import type { Carrier, Codec, Connection, OpenInfo, PortSession } from '../transports/port.ts';
+import { encodeStats, nativeCodecs } from '../transports/dialects/native/codec.ts';
+import type { Carrier, Codec, Connection, OpenInfo, PortSession } from '../transports/seam/port.ts';
 import demoApp from '../demo/app.ts';
 
 const members = Number(process.argv[2] ?? 1000);

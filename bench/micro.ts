@@ -30,11 +30,11 @@ import WebSocket from 'ws';
 import { JsonHubProtocol, MessageType, NullLogger, type InvocationMessage } from '@microsoft/signalr';
 import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 
-import { decodeClientFrame, nativeCodecs, validateClientFrame } from '../transports/native-codec.ts';
-import { acceptable, Entry } from '../transports/entry.ts';
-import type { ClientFrame, Codec } from '../transports/port.ts';
-import { defaultParser, fastEvent, msgpackParser, type SocketIoPacket } from '../transports/socketio-parser.ts';
-import { hubProtocols, INVOCATION, type HubMessage } from '../transports/signalr-protocol.ts';
+import { decodeClientFrame, nativeCodecs, validateClientFrame } from '../transports/dialects/native/codec.ts';
+import { acceptable, Entry } from '../transports/seam/entry.ts';
+import type { ClientFrame, Codec } from '../transports/seam/port.ts';
+import { defaultParser, fastEvent, msgpackParser, type SocketIoPacket } from '../transports/dialects/socketio/codec.ts';
+import { hubProtocols, INVOCATION, type HubMessage } from '../transports/dialects/signalr/codec.ts';
 import { DEFAULT_PARTITIONS, partitionOf } from '../cluster/partition.ts';
 import { movedFraction, place, loads } from '../cluster/placement.ts';
 import type { InboundEnvelope, OutputEnvelope } from '../cluster/envelope.ts';
@@ -272,7 +272,7 @@ function socketIoCases(textClient: SocketIoEncoder, msgpackClient: SocketIoEncod
     add({
       suite: 'socket.io',
       name: `decode text ${size}`,
-      measures: 'bytes → string (engineio.ts message handler), strip `4` (EngineIoCarrier.packet), socketio-parser fastEvent',
+      measures: 'bytes → string (the Engine.IO message handler), strip `4` (EngineIoCarrier.packet), socketio-parser fastEvent',
       fn: () => {
         const text = Buffer.from(msg).toString();
         return text.charCodeAt(0) === 52 ? fastEvent(text.slice(1)) : null;
@@ -354,7 +354,7 @@ function socketIoCases(textClient: SocketIoEncoder, msgpackClient: SocketIoEncod
 
 // ---- SignalR ------------------------------------------------------------------------------------
 
-/** signalr.ts's toHub for an event entry (not exported): the hub message the codec is given */
+/** the SignalR dialect's toHub for an event entry (not exported): the hub message the codec is given */
 function hubInvocation(e: Entry): HubMessage {
   return { type: INVOCATION, target: e.event, arguments: e.args, binary: e.binary };
 }
@@ -373,7 +373,7 @@ function signalRCases(): void {
     add({
       suite: 'signalr',
       name: `decode JSON ${size}`,
-      measures: 'bytes → string (signalr.ts message handler), hubProtocols.json.decode',
+      measures: 'bytes → string (the SignalR message handler), hubProtocols.json.decode',
       fn: () => hubProtocols.json.decode(Buffer.from(jsonMsg).toString()),
       check: (ms) => assert.deepEqual(ms, [expected]),
     });
@@ -381,7 +381,7 @@ function signalRCases(): void {
     add({
       suite: 'signalr',
       name: `decode MessagePack ${size}`,
-      measures: 'bytes copied (signalr.ts message handler), hubProtocols.messagepack.decode',
+      measures: 'bytes copied (the SignalR message handler), hubProtocols.messagepack.decode',
       fn: () => hubProtocols.messagepack.decode(Buffer.from(packMsg.buffer.slice(packMsg.byteOffset, packMsg.byteOffset + packMsg.byteLength))),
       check: (ms) => assert.deepEqual(ms, [expected]),
     });
@@ -389,7 +389,7 @@ function signalRCases(): void {
     add({
       suite: 'signalr',
       name: `encode JSON ${size}`,
-      measures: 'hubProtocols.json.encode of the Invocation signalr.ts toHub makes of an entry',
+      measures: 'hubProtocols.json.encode of the Invocation toHub (the SignalR dialect) makes of an entry',
       fn: () => hubProtocols.json.encode(hubInvocation(e)),
       check: (out) => {
         const ms = msJson.parseMessages(out as string, NullLogger.instance);
@@ -400,7 +400,7 @@ function signalRCases(): void {
     add({
       suite: 'signalr',
       name: `encode MessagePack ${size}`,
-      measures: 'hubProtocols.messagepack.encode of the Invocation signalr.ts toHub makes of an entry',
+      measures: 'hubProtocols.messagepack.encode of the Invocation toHub (the SignalR dialect) makes of an entry',
       fn: () => hubProtocols.messagepack.encode(hubInvocation(e)),
       check: (out) => {
         const b = out as Uint8Array;
@@ -417,7 +417,7 @@ function signalRCases(): void {
 
 // ---- SockJS -------------------------------------------------------------------------------------
 
-/** sockjs.ts's toFrame (not exported): a SockJS message that is a native frame's JSON text */
+/** the SockJS dialect's toFrame (not exported): a SockJS message that is a native frame's JSON text */
 function sockJsFrame(m: string): ClientFrame | null {
   return m.charCodeAt(0) === 123 ? validateClientFrame(JSON.parse(m)) : null;
 }
@@ -433,7 +433,7 @@ function sockJsCases(socketCodec: Codec): void {
     add({
       suite: 'sockjs',
       name: `decode ${size}`,
-      measures: 'bytes → string, JSON.parse of the message list (sockjs.ts message handler), toFrame: JSON.parse + validateClientFrame',
+      measures: 'bytes → string, JSON.parse of the message list (the SockJS message handler), toFrame: JSON.parse + validateClientFrame',
       fn: () => {
         const list = JSON.parse(Buffer.from(msg).toString()) as unknown[];
         return typeof list[0] === 'string' ? sockJsFrame(list[0]) : null;

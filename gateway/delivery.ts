@@ -34,7 +34,7 @@ export const MAX_UNACKED = 1024;
 /** Times a gap is asked for (`resend`, at least `ackTimeoutMs` apart) before the session ends */
 export const MAX_GAP_ASKS = 10;
 
-/** Why Delivery gave a session up (codes of transports/errors.ts) */
+/** Why Delivery gave a session up (codes of transports/seam/errors.ts) */
 export type LostCode = 'SY_ERR_OUTPUT_LOST' | 'SY_ERR_BACKLOG_FULL';
 
 /** A session waiting for worker output `from` (its outputs after it are held in `ext.early`) */

@@ -1,15 +1,15 @@
 /**
  * One gateway node: the uWS app, the session table, rooms, admission, heartbeats and expiry.
- * It implements the wires' `Port` (transports/port.ts) and mounts them; worker output is applied
+ * It implements the wires' `Port` (transports/seam/port.ts) and mounts them; worker output is applied
  * by worker-output.ts. Connections encode with their own codecs; the dialects come from one
- * registry (transports/dialects.ts), which says what each reports and stops.
+ * registry (transports/dialects/index.ts), which says what each reports and stops.
  */
-import { randomId } from '../transports/ids.ts';
+import { randomId } from '../transports/seam/ids.ts';
 import { readdirSync } from 'node:fs';
 import { createHmac } from 'node:crypto';
 import { loadEngine, type Engine as UwsEngine, type TemplatedApp, type Uws, type us_listen_socket } from './uws.ts';
 import { NODE_ID, openFileLimit, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
-import { errors, type ErrorCode } from '../transports/errors.ts';
+import { errors, type ErrorCode } from '../transports/seam/errors.ts';
 import { readToken, signResumeKey, signToken, TokenGens, verifyResumeKey } from './token.ts';
 import { JwtVerifier, tokenOf } from './jwt.ts';
 import { Session, SessionState, type SessionOwner } from './session.ts';
@@ -25,13 +25,13 @@ import { Handover, HANDOVER_GRACE_MS } from './handover.ts';
 import { WorkerOutput } from './worker-output.ts';
 import { partitionOf } from '../cluster/partition.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import type { Claim, ClientFrame, Connection, Ended, Link, OpenInfo, Port, PortSession, Target } from '../transports/port.ts';
-import { mountDialects, rotatesTokens, type MountedDialect } from '../transports/dialects.ts';
+import type { Claim, ClientFrame, Connection, Ended, Link, OpenInfo, Port, PortSession, Target } from '../transports/seam/port.ts';
+import { mountDialects, rotatesTokens, type MountedDialect } from '../transports/dialects/index.ts';
 import { mountStatic } from './static.ts';
-import { Exchange, retryHeaders, wantsClose } from '../transports/http.ts';
+import { Exchange, retryHeaders, wantsClose } from '../transports/wires/http.ts';
 import type { Outbox, OutboxLimits } from './outbox.ts';
 import { debugging, log, warnOnce } from '../lib/log.ts';
-import { Entry } from '../transports/entry.ts';
+import { Entry } from '../transports/seam/entry.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { metricsRegistry, Stats, type MetricsSource } from './metrics.ts';
 
@@ -89,7 +89,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   private readonly linkLosses: Array<(node: string) => void> = [];
   /** the other gateway nodes' heartbeats, and ours (cluster) */
   private liveness: NodeLiveness | null = null;
-  /** the dialects this node serves (transports/dialects.ts) */
+  /** the dialects this node serves (transports/dialects/index.ts) */
   private dialects: MountedDialect[] = [];
   /** interned `sy.in.<p>` subjects */
   private readonly partitionSubjects: string[];
@@ -480,9 +480,9 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       if (claim.gen > 0 && (s.relay === null || s.tokens !== null) && !this.current(s.tokens, claim.gen)) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
       return this.attachable(s);
     }
-    // held by another node: relayed to the node the token names (only a cluster has other nodes);
-    // one that left (drained) handed its sessions over: where it went is asked of the cluster
-    // (home ''). (One that died had its sessions end with it: the relay refuses at once.)
+    // held by another node: relayed to the node the token names (only a cluster has other nodes).
+    // One that left (drained) handed its sessions over: where the session is is asked of the
+    // cluster (home ''). One that died had its sessions end with it: the relay refuses at once.
     if (claim.node !== this.nodeId && this.clustered) return { kind: 'remote', home: this.nodeLeft(claim.node) ? '' : claim.node, sid, token };
     const t = this.tombstones.get(sid);
     if (t !== undefined && claim.gen > 0 && !this.current(t.tokens, claim.gen)) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };

@@ -15,7 +15,7 @@
  */
 import type { NodeEnvelope, RelayEnvelope, SessionState as HandedState } from '../cluster/envelope.ts';
 import { SessionState, type Session } from './session.ts';
-import { Entry } from '../transports/entry.ts';
+import { Entry } from '../transports/seam/entry.ts';
 import { TokenGens } from './token.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { Relay } from './relay.ts';
@@ -24,7 +24,7 @@ import type { Delivery } from './delivery.ts';
 import type { WorkerOutput } from './worker-output.ts';
 import type { Bus } from '../cluster/bus.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import type { ClientFrame, Connection, PortSession } from '../transports/port.ts';
+import type { ClientFrame, Connection, PortSession } from '../transports/seam/port.ts';
 
 /** What hand-overs need of their node (the Gateway) */
 export interface HandoverHost {

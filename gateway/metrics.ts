@@ -6,7 +6,7 @@
  * made at the node's first scrape.
  */
 import type { Registry } from 'prom-client';
-import { traffic } from '../transports/traffic.ts';
+import { traffic } from '../transports/seam/traffic.ts';
 
 /** a worker not heard from for this long is left out of switchyard_worker_partitions */
 const WORKER_STALE_MS = 10_000;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
-import type { SignalROptions, SocketIoOptions, SockJsOptions } from '../transports/dialects.ts';
+import type { SignalROptions, SocketIoOptions, SockJsOptions } from '../transports/dialects/index.ts';
 import { JwtVerifier, type JwtConfig } from './jwt.ts';
 
 /** Options of one gateway node. Every field is optional; the default is in its doc. */

@@ -1,4 +1,4 @@
-import type { Entry } from '../transports/entry.ts';
+import type { Entry } from '../transports/seam/entry.ts';
 
 export interface OutboxLimits {
   readonly maxEntries: number;

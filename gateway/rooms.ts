@@ -5,7 +5,7 @@
  */
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
 import type { RoomEnvelope } from '../cluster/envelope.ts';
-import { Entry } from '../transports/entry.ts';
+import { Entry } from '../transports/seam/entry.ts';
 import { warnOnce } from '../lib/log.ts';
 import type { Session } from './session.ts';
 

@@ -6,8 +6,8 @@
  */
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
 import type { InboundEnvelope, NodeEnvelope, RoomEnvelope } from '../cluster/envelope.ts';
-import type { Entry } from '../transports/entry.ts';
-import type { Claim, Connection, PortSession } from '../transports/port.ts';
+import type { Entry } from '../transports/seam/entry.ts';
+import type { Claim, Connection, PortSession } from '../transports/seam/port.ts';
 import { Outbox, type OutboxLimits } from './outbox.ts';
 import type { TokenGens } from './token.ts';
 

@@ -14,7 +14,7 @@ export interface StaticHost {
   readonly app: TemplatedApp;
   readonly options: ResolvedOptions;
 }
-import { Exchange, wantsClose } from '../transports/http.ts';
+import { Exchange, wantsClose } from '../transports/wires/http.ts';
 
 /** the package's folder: above gateway/ from the sources, above dist/gateway/ compiled */
 const here = dirname(fileURLToPath(import.meta.url));

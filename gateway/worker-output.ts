@@ -5,7 +5,7 @@
  * holds what comes directly until the old node forwarded what it got first.
  */
 import type { NodeEnvelope } from '../cluster/envelope.ts';
-import { Entry } from '../transports/entry.ts';
+import { Entry } from '../transports/seam/entry.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { Rooms } from './rooms.ts';
 import type { Delivery } from './delivery.ts';
@@ -24,7 +24,7 @@ export interface OutputHost {
 }
 import { SessionState, type Session } from './session.ts';
 import { warnOnce } from '../lib/log.ts';
-import { errors } from '../transports/errors.ts';
+import { errors } from '../transports/seam/errors.ts';
 
 export class WorkerOutput {
   constructor(private readonly gw: OutputHost) {}

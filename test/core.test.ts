@@ -4,11 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeAll, startNode, WsClient } from './helpers.ts';
-import { encodeBatch, nativeCodecs } from '../transports/native-codec.ts';
-import { Exchange } from '../transports/http.ts';
-import { StreamConnection, type StreamFramer } from '../transports/stream.ts';
-import { PollConnection, type PollFramer } from '../transports/poll.ts';
-import type { Carrier, Connection, OpenInfo, PortSession } from '../transports/port.ts';
+import { encodeBatch, nativeCodecs } from '../transports/dialects/native/codec.ts';
+import { Exchange } from '../transports/wires/http.ts';
+import { StreamConnection, type StreamFramer } from '../transports/wires/stream.ts';
+import { PollConnection, type PollFramer } from '../transports/wires/poll.ts';
+import type { Carrier, Connection, OpenInfo, PortSession } from '../transports/seam/port.ts';
 import type { App } from '../cluster/app.ts';
 import type { SessionMeta } from '../cluster/types.ts';
 
@@ -253,7 +253,7 @@ describe('HTTP wires take a framer', () => {
 
 describe('ids and tokens', () => {
   it('randomId: base64url of the asked length, never the same twice across pool refills', async () => {
-    const { randomId } = await import('../transports/ids.ts');
+    const { randomId } = await import('../transports/seam/ids.ts');
     const seen = new Set<string>();
     for (let i = 0; i < 2000; i++) {
       const id = randomId(12); // 2000 × 12 bytes: several 4 KiB pools

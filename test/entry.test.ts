@@ -1,6 +1,6 @@
-/** transports/entry.ts on its own: measuring values for the outbox, and what a walk refuses. */
+/** transports/seam/entry.ts on its own: measuring values for the outbox, and what a walk refuses. */
 import { describe, expect, it } from 'vitest';
-import { acceptable, Entry, MAX_DEPTH, MAX_NODES, measure } from '../transports/entry.ts';
+import { acceptable, Entry, MAX_DEPTH, MAX_NODES, measure } from '../transports/seam/entry.ts';
 
 /** a DAG an app can build: level k is an array of `fanOut` references to level k−1 (fanOut^depth paths) */
 function dag(depth: number, fanOut = 10): unknown[] {

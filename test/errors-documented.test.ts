@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { dialectCells, errors } from '../transports/errors.ts';
+import { dialectCells, errors } from '../transports/seam/errors.ts';
 
 const root = join(import.meta.dirname, '..');
 const doc = readFileSync(join(root, 'docs/errors.md'), 'utf8');

@@ -7,9 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { pack } from 'msgpackr';
-import { decodeClientBatch, decodeClientFrame } from '../transports/native-codec.ts';
-import { defaultParser, fastEvent, msgpackParser, SocketIoProtocolError } from '../transports/socketio-parser.ts';
-import { HubProtocolError, hubProtocols, parseHandshake } from '../transports/signalr-protocol.ts';
+import { decodeClientBatch, decodeClientFrame } from '../transports/dialects/native/codec.ts';
+import { defaultParser, fastEvent, msgpackParser, SocketIoProtocolError } from '../transports/dialects/socketio/codec.ts';
+import { HubProtocolError, hubProtocols, parseHandshake } from '../transports/dialects/signalr/codec.ts';
 
 const RUNS = 2000;
 const enc = new TextEncoder();

@@ -108,14 +108,44 @@ describe('layers', () => {
     expect([...fileGraph(['gateway']).get('gateway/gateway.ts')!]).toContain('gateway/relay.ts');
   });
 
-  it('gateway/ reaches the dialects through their registry (transports/dialects.ts) only: it imports no dialect module', () => {
-    const DIALECT_MODULES = ['native', 'native-codec', 'websocket', 'socketio', 'socketio-parser', 'engineio', 'signalr', 'signalr-protocol', 'sockjs'].map(
-      (m) => `transports/${m}.ts`,
-    );
+  it('gateway/ reaches the dialects through their registry (transports/dialects/index.ts) only: it imports nothing inside a dialect folder', () => {
     const graph = fileGraph(['gateway']);
-    const named = [...graph].flatMap(([file, deps]) => [...deps].filter((d) => DIALECT_MODULES.includes(d)).map((d) => `${file} → ${d}`));
+    const named = [...graph].flatMap(([file, deps]) =>
+      [...deps].filter((d) => d.startsWith('transports/dialects/') && d !== 'transports/dialects/index.ts').map((d) => `${file} → ${d}`),
+    );
     expect(named).toEqual([]);
-    expect([...graph.get('gateway/gateway.ts')!]).toContain('transports/dialects.ts');
+    expect([...graph.get('gateway/gateway.ts')!]).toContain('transports/dialects/index.ts');
+  });
+
+  it('inside transports/: the seam imports no wire or dialect, a wire no dialect, a dialect no other dialect (SockJS carries native frames: it uses the native codec)', () => {
+    const graph = fileGraph(['transports']);
+    const part = (f: string) => {
+      const p = f.split('/');
+      return p[1] === 'dialects' && p.length > 3 ? `dialects/${p[2]}` : p[1]!.replace(/\.ts$/, '');
+    };
+    const ALLOWED: Record<string, (to: string) => boolean> = {
+      seam: (to) => to === 'seam',
+      wires: (to) => to === 'seam' || to === 'wires',
+      'dialects/sockjs': (to) => ['seam', 'wires', 'dialects/sockjs', 'dialects/native'].includes(to),
+    };
+    const bad: string[] = [];
+    for (const [file, deps] of graph) {
+      const from = part(file);
+      for (const d of deps) {
+        if (!d.startsWith('transports/')) continue;
+        const to = part(d);
+        // (the registry, transports/dialects/index.ts, mounts every dialect)
+        const ok = ALLOWED[from]?.(to) ?? (from.startsWith('dialects/') ? to === 'seam' || to === 'wires' || to === from : from === 'dialects');
+        if (!ok) bad.push(`${file} → ${d}`);
+      }
+    }
+    expect(bad).toEqual([]);
+    // every file sits in one of the layers, and every dialect has its codec.ts and dialect.ts
+    expect([...graph.keys()].filter((f) => !/^transports\/(seam|wires|dialects)\//.test(f))).toEqual([]);
+    for (const d of ['native', 'socketio', 'signalr', 'sockjs']) {
+      expect(graph.has(`transports/dialects/${d}/codec.ts`), d).toBe(true);
+      expect(graph.has(`transports/dialects/${d}/dialect.ts`), d).toBe(true);
+    }
   });
 
   it('the check sees a forbidden import (it would catch one)', () => {

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { pack } from 'msgpackr';
 import WebSocket from 'ws';
 import { closeAll, http, keepAliveHttp, send, startNode, WsClient } from './helpers.ts';
-import { MAX_DEPTH } from '../transports/entry.ts';
+import { MAX_DEPTH } from '../transports/seam/entry.ts';
 
 afterAll(closeAll);
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Packr, pack, unpack } from 'msgpackr';
-import { decodeClientBatch, decodeClientFrame, encodeStats, eventTail, nativeCodecs } from '../transports/native-codec.ts';
-import { Entry, MAX_DEPTH } from '../transports/entry.ts';
+import { decodeClientBatch, decodeClientFrame, encodeStats, eventTail, nativeCodecs } from '../transports/dialects/native/codec.ts';
+import { Entry, MAX_DEPTH } from '../transports/seam/entry.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 

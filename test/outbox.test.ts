@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Outbox } from '../gateway/outbox.ts';
-import { Entry } from '../transports/entry.ts';
+import { Entry } from '../transports/seam/entry.ts';
 
 const ev = (name: string) => Entry.event(name, [])!;
 const names = (es: Entry[]) => es.map((e) => e.event);

@@ -14,7 +14,7 @@ import { pack } from 'msgpackr';
 import * as signalR from '@microsoft/signalr';
 import { closeAll, http, startNode, unframeMsgpack, until } from './helpers.ts';
 import type { App } from '../cluster/app.ts';
-import { MAX_ID_CHARS, MAX_PENDING_BYTES, MAX_PENDING_INVOCATIONS, MAX_REFUSED_STREAMS } from '../transports/signalr.ts';
+import { MAX_ID_CHARS, MAX_PENDING_BYTES, MAX_PENDING_INVOCATIONS, MAX_REFUSED_STREAMS } from '../transports/dialects/signalr/dialect.ts';
 
 const RS = '\x1e';
 const CLOSE = { type: 7, error: 'Server closed the connection: SY_ERR_TOO_MANY_PENDING' };

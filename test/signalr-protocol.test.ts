@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { Packr, pack } from 'msgpackr';
 import { closeAll, http, startNode, unframeMsgpack, until } from './helpers.ts';
 import type { App } from '../cluster/app.ts';
-import { HubProtocolError, hubProtocols } from '../transports/signalr-protocol.ts';
+import { HubProtocolError, hubProtocols } from '../transports/dialects/signalr/codec.ts';
 
 const RS = '\x1e';
 let base: string;

@@ -11,7 +11,7 @@ import {
   defaultParser,
   fastEvent,
   msgpackParser,
-} from '../transports/socketio-parser.ts';
+} from '../transports/dialects/socketio/codec.ts';
 
 describe('the default parser', () => {
   it('decodes type, namespace, ack id and payload', () => {

@@ -1,14 +1,15 @@
 /**
  * The dialects a node serves, in one list. The gateway mounts what this registry gives it and
- * names no dialect itself: a fifth dialect is a module with a `mount…` function and a line here.
+ * names no dialect itself: a fifth dialect is a folder beside these (its codec.ts and dialect.ts, with a
+ * `mount…` function) and a line here (docs/architecture.md, "Adding a fifth dialect").
  * (Each dialect's options are still read by gateway/options.ts and gateway/config.ts: issue 18.)
  */
-import type { Port } from './port.ts';
-import { NATIVE_DIALECT } from './native-codec.ts';
-import { mountNative } from './native.ts';
-import { mountSocketIo, type SocketIoOptions } from './socketio.ts';
-import { mountSignalR, type SignalROptions } from './signalr.ts';
-import { mountSockJs, type SockJsOptions } from './sockjs.ts';
+import type { Port } from '../seam/port.ts';
+import { NATIVE_DIALECT } from './native/codec.ts';
+import { mountNative } from './native/dialect.ts';
+import { mountSocketIo, type SocketIoOptions } from './socketio/dialect.ts';
+import { mountSignalR, type SignalROptions } from './signalr/dialect.ts';
+import { mountSockJs, type SockJsOptions } from './sockjs/dialect.ts';
 
 export type { SignalROptions, SocketIoOptions, SockJsOptions };
 

@@ -4,7 +4,7 @@
  * with its own codec (dialect × format) when it writes them. One broadcast is one `Entry` shared
  * by every local recipient, and a codec encodes it once (see `cached`), not once per member.
  */
-import type { WireEntry } from '../cluster/types.ts';
+import type { WireEntry } from '../../cluster/types.ts';
 
 /** nesting deeper than this in args is refused (client frames) or not sent (app output) */
 export const MAX_DEPTH = 32;
@@ -144,7 +144,7 @@ const BINARY = 8;
 const JSON_TEXT = -1;
 
 /** An entry as it crosses the bus (defined with the bus's types) */
-export type { WireEntry } from '../cluster/types.ts';
+export type { WireEntry } from '../../cluster/types.ts';
 
 let lastBinary = false;
 

@@ -11,7 +11,7 @@
  * still carry their own long-polling and cross-node tunnels beside the shared wires: issue 18.)
  */
 import type { TemplatedApp } from 'uWebSockets.js';
-import type { OpenInfo, SessionMeta, TransportName } from '../cluster/types.ts';
+import type { OpenInfo, SessionMeta, TransportName } from '../../cluster/types.ts';
 import type { Entry } from './entry.ts';
 import type { ErrorCode } from './errors.ts';
 
@@ -42,7 +42,7 @@ export type ClientFrame =
   | { type: 'close' };
 
 /** What a codec needs to say that a session is open (it crosses the bus in a relay: defined with the bus's types) */
-export type { OpenInfo } from '../cluster/types.ts';
+export type { OpenInfo } from '../../cluster/types.ts';
 
 /**
  * One dialect in one format: encodes outbox entries and the dialect's own control frames. Ping
@@ -174,7 +174,7 @@ export interface Port {
    * address, given where a new session or carrier starts: it counts against that address's rate
    * of new sessions (once per session: a Socket.IO carrier's handshake pays for its first
    * namespace session, each further CONNECT on it pays again). `requestBytes`: what a new session would keep of the request
-   * (transports/http.ts requestBytes), bounded by `maxRequestBytes`
+   * (transports/wires/http.ts requestBytes), bounded by `maxRequestBytes`
    */
   admit(origin: string, isNew: boolean, ip?: string, requestBytes?: number): ErrorCode | null;
   /** the Access-Control-Allow-Origin value for `origin` ('' = none) */

@@ -5,8 +5,8 @@
  * uWS's request and response directly.
  */
 import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
-import { errorBody, errors, type ErrorCode } from './errors.ts';
-import { sizeOf, traffic } from './traffic.ts';
+import { errorBody, errors, type ErrorCode } from '../seam/errors.ts';
+import { sizeOf, traffic } from '../seam/traffic.ts';
 
 const STATUS: Record<number, string> = {
   200: '200 OK',

@@ -7,8 +7,8 @@
  * node); Engine.IO (engineio.ts) and SignalR (signalr.ts) still have long-polling of their own.
  */
 import type { Exchange } from './http.ts';
-import { endedFrames, type Carrier, type Codec, type Connection, type Ended, type Frame, type OpenInfo, type Port, type PortSession } from './port.ts';
-import type { ErrorCode } from './errors.ts';
+import { endedFrames, type Carrier, type Codec, type Connection, type Ended, type Frame, type OpenInfo, type Port, type PortSession } from '../seam/port.ts';
+import type { ErrorCode } from '../seam/errors.ts';
 
 export interface PollFramer {
   /** Content-Type of an answer */

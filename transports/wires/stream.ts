@@ -6,8 +6,8 @@
  * until it ends, and browsers that keep a whole response in memory, need that).
  */
 import type { Exchange } from './http.ts';
-import type { Carrier, Codec, Connection, Ended, Frame, OpenInfo, Port, PortSession } from './port.ts';
-import type { ErrorCode } from './errors.ts';
+import type { Carrier, Codec, Connection, Ended, Frame, OpenInfo, Port, PortSession } from '../seam/port.ts';
+import type { ErrorCode } from '../seam/errors.ts';
 
 export interface StreamFramer {
   readonly headers: Record<string, string>;

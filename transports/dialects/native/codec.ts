@@ -2,10 +2,10 @@
  * The native dialect (docs/protocol.md): decoding what clients send, encoding outbox entries and
  * control frames, as JSON text or msgpack. Wire format only: nothing here knows about sessions.
  */
-import { packr, unpackPlain } from '../lib/msgpack.ts';
-import { acceptable, MAX_DEPTH, newCodecId, type Entry } from './entry.ts';
-import type { ClientFrame, Codec, Frame, OpenInfo } from './port.ts';
-import { MAX_EVENT_NAME, validateClientFrame } from './client-frame.ts';
+import { packr, unpackPlain } from '../../../lib/msgpack.ts';
+import { acceptable, MAX_DEPTH, newCodecId, type Entry } from '../../seam/entry.ts';
+import type { ClientFrame, Codec, Frame, OpenInfo } from '../../seam/port.ts';
+import { MAX_EVENT_NAME, validateClientFrame } from '../../seam/client-frame.ts';
 
 export { MAX_EVENT_NAME, validateClientFrame };
 

@@ -4,16 +4,16 @@
  * Sessions are addressed by `?sid=` and a signed token (the `X-Switchyard-Token` header, or the
  * query's `token` where a client cannot set headers: browsers' WebSocket and EventSource) and
  * resumed with `last` (a cursor: what the client has seen).
- * @see ../docs/protocol.md
+ * @see ../../../docs/protocol.md
  */
-import type { Codec, Port } from './port.ts';
-import type { SessionMeta } from '../cluster/types.ts';
+import type { Codec, Port } from '../../seam/port.ts';
+import type { SessionMeta } from '../../../cluster/types.ts';
 import type { HttpResponse } from 'uWebSockets.js';
-import { Exchange, readBody, readRequest, wantsClose, type RequestInfo } from './http.ts';
-import { decodeClientBatch, encodeBatch, nativeCodecs, parseFormat, NATIVE_DIALECT } from './native-codec.ts';
-import { connectQuery, parseLast } from './query.ts';
-import { StreamConnection, type StreamFramer } from './stream.ts';
-import { PollConnection, type PollFramer } from './poll.ts';
+import { Exchange, readBody, readRequest, wantsClose, type RequestInfo } from '../../wires/http.ts';
+import { decodeClientBatch, encodeBatch, nativeCodecs, parseFormat, NATIVE_DIALECT } from './codec.ts';
+import { connectQuery, parseLast } from '../../wires/query.ts';
+import { StreamConnection, type StreamFramer } from '../../wires/stream.ts';
+import { PollConnection, type PollFramer } from '../../wires/poll.ts';
 import { mountWebSocket } from './websocket.ts';
 
 const DIALECT = NATIVE_DIALECT;

@@ -3,8 +3,8 @@
  * or MessagePack (VarInt-length-prefixed arrays).
  * @see https://github.com/dotnet/aspnetcore/blob/main/src/SignalR/docs/specs/HubProtocol.md
  */
-import { MsgpackRefusedError, packr, unpackPlain } from '../lib/msgpack.ts';
-import { acceptable, MAX_DEPTH } from './entry.ts';
+import { MsgpackRefusedError, packr, unpackPlain } from '../../../lib/msgpack.ts';
+import { acceptable, MAX_DEPTH, newCodecId, type Entry } from '../../seam/entry.ts';
 
 export const INVOCATION = 1;
 export const STREAM_ITEM = 2;
@@ -39,6 +39,8 @@ export class HubProtocolError extends Error {}
 export const RS = '\x1e';
 
 export interface HubProtocol {
+  /** indexes its encodings cached on shared entries (see encodeEntry) */
+  readonly id: number;
   readonly name: 'json' | 'messagepack';
   /** messages travel as binary (WebSocket binary frames, binary bodies) */
   readonly binary: boolean;
@@ -61,6 +63,7 @@ function bytesAsBase64(this: Record<string, unknown>, k: string, v: unknown): un
 }
 
 const json: HubProtocol = {
+  id: newCodecId(),
   name: 'json',
   binary: false,
   version: 2,
@@ -140,6 +143,7 @@ function framed(body: Uint8Array): Uint8Array {
 }
 
 const messagepack: HubProtocol = {
+  id: newCodecId(),
   name: 'messagepack',
   binary: true,
   version: 2,
@@ -291,6 +295,40 @@ function checked(m: unknown): HubMessage {
 }
 
 export const hubProtocols: Record<'json' | 'messagepack', HubProtocol> = { json, messagepack };
+
+/** Counts of outbox entries encoded (a shared one, a broadcast's, is encoded once per protocol) */
+export const encodeStats = { entries: 0 };
+
+/**
+ * An outbox entry as the protocol's message. A hub message carries no sequence number (stateful
+ * reconnect counts messages on both sides), so one broadcast is the same bytes for every member
+ * of a protocol: encoded once, and kept on the shared entry.
+ */
+export function encodeEntry(p: HubProtocol, e: Entry): string | Uint8Array {
+  if (e.shared) {
+    const had = e.cached(p.id) as string | Uint8Array | undefined;
+    if (had !== undefined) return had;
+  }
+  encodeStats.entries++;
+  const f = p.encode(toHub(e));
+  if (e.shared) e.cache(p.id, f);
+  return f;
+}
+
+/** An outbox entry as a hub message */
+function toHub(e: Entry): HubMessage {
+  if (e.kind === 'reply') {
+    const error = e.error;
+    if (error !== undefined) return { type: COMPLETION, invocationId: String(e.ack), error };
+    const args = e.args;
+    return args.length > 0
+      ? { type: COMPLETION, invocationId: String(e.ack), result: args[0], hasResult: true, binary: e.binary }
+      : { type: COMPLETION, invocationId: String(e.ack) };
+  }
+  const m: HubMessage = { type: INVOCATION, target: e.event, arguments: e.args, binary: e.binary };
+  if (e.ack !== undefined) m.invocationId = String(e.ack);
+  return m;
+}
 
 /**
  * The client's handshake: `{"protocol":"json"|"messagepack","version":N}\x1e` (JSON text, also for

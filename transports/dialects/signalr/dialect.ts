@@ -10,15 +10,26 @@
  *   reply's first arg is the Completion's `result`. `send` → an event without ack.
  *   `session.emit('said', …)` → Invocation `said`; `session.request` → an Invocation with an id,
  *   answered by the client's Completion.
- * @see ../docs/signalr.md
+ * @see ../../../docs/signalr.md
  */
 import type { HttpResponse, WebSocket } from 'uWebSockets.js';
-import type { Carrier, ClientFrame, Connection, Link, OpenInfo, Port, PortSession } from './port.ts';
-import type { Entry } from './entry.ts';
-import type { SessionMeta } from '../cluster/types.ts';
-import { Exchange, clientIp, requestBytes, retryHeaders, readBody, readRequest, upgrade, wantsClose, type HttpAnswer, type RequestInfo } from './http.ts';
-import { errors, type ErrorCode } from './errors.ts';
-import { warnOnce } from '../lib/log.ts';
+import type { Carrier, ClientFrame, Connection, Link, OpenInfo, Port, PortSession } from '../../seam/port.ts';
+import type { Entry } from '../../seam/entry.ts';
+import type { SessionMeta } from '../../../cluster/types.ts';
+import {
+  Exchange,
+  clientIp,
+  requestBytes,
+  retryHeaders,
+  readBody,
+  readRequest,
+  upgrade,
+  wantsClose,
+  type HttpAnswer,
+  type RequestInfo,
+} from '../../wires/http.ts';
+import { errors, type ErrorCode } from '../../seam/errors.ts';
+import { warnOnce } from '../../../lib/log.ts';
 import {
   ACK,
   CANCEL_INVOCATION,
@@ -30,15 +41,16 @@ import {
   SEQUENCE,
   STREAM_INVOCATION,
   STREAM_ITEM,
+  encodeEntry,
   handshakeResponse,
   hubProtocols,
   isHandshake,
   parseHandshake,
   type HubMessage,
   type HubProtocol,
-} from './signalr-protocol.ts';
-import { sizeOf, traffic } from './traffic.ts';
-import { CLOSE_GRACE_MS } from './websocket.ts';
+} from './codec.ts';
+import { sizeOf, traffic } from '../../seam/traffic.ts';
+import { CLOSE_GRACE_MS } from '../../wires/websocket.ts';
 
 export interface SignalROptions {
   /** hub names served at `/hubs/<name>` @default ['demo'] */
@@ -576,7 +588,7 @@ export class SignalRConnection implements Connection, Carrier {
       const e = box.get(seq);
       if (e !== undefined) {
         // not taken (a full socket): it goes again after the drain
-        if (!this.emit(this.protocol!.encode(toHub(e)))) break;
+        if (!this.emit(encodeEntry(this.protocol!, e))) break;
         if (e.kind === 'reply' && this.calls !== null) this.answered(e);
       }
       s.sent = seq;
@@ -940,7 +952,7 @@ export class SignalRConnection implements Connection, Carrier {
       const seq = s.sent + 1;
       const e = box.get(seq);
       s.sent = seq;
-      if (e !== undefined) this.emit(this.protocol!.encode(toHub(e)));
+      if (e !== undefined) this.emit(encodeEntry(this.protocol!, e));
     }
   }
 
@@ -1037,21 +1049,6 @@ function parseToken(id: string): { sid: string; token: string; stateful: boolean
   if (dot <= 0) return null;
   const stateful = id.endsWith('.s');
   return { sid: id.slice(0, dot), token: id.slice(dot + 1, stateful ? -2 : undefined), stateful };
-}
-
-/** An outbox entry as a hub message */
-function toHub(e: Entry): HubMessage {
-  if (e.kind === 'reply') {
-    const error = e.error;
-    if (error !== undefined) return { type: COMPLETION, invocationId: String(e.ack), error };
-    const args = e.args;
-    return args.length > 0
-      ? { type: COMPLETION, invocationId: String(e.ack), result: args[0], hasResult: true, binary: e.binary }
-      : { type: COMPLETION, invocationId: String(e.ack) };
-  }
-  const m: HubMessage = { type: INVOCATION, target: e.event, arguments: e.args, binary: e.binary };
-  if (e.ack !== undefined) m.invocationId = String(e.ack);
-  return m;
 }
 
 // ---- the tunnel between nodes ------------------------------------------------------------------

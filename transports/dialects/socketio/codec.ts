@@ -5,9 +5,9 @@
  * default parser's binary packets the text followed by one binary message per attachment.
  * @see https://github.com/socketio/socket.io-protocol
  */
-import { packr, unpackPlain } from '../lib/msgpack.ts';
-import { acceptable, MAX_DEPTH } from './entry.ts';
-import type { ClientFrame } from './port.ts';
+import { packr, unpackPlain } from '../../../lib/msgpack.ts';
+import { acceptable, MAX_DEPTH } from '../../seam/entry.ts';
+import type { ClientFrame } from '../../seam/port.ts';
 
 export const CONNECT = 0;
 export const DISCONNECT = 1;

@@ -9,12 +9,12 @@
  *   `session.request` → EVENT with an ack id, answered by the client's ACK;
  * - connection state recovery: `pid` is a signed resume key naming no node, the offset is a seq:
  *   a client that comes back (through any node) gets every missed entry once, in order.
- * @see ../docs/socketio.md
+ * @see ../../../docs/socketio.md
  */
-import type { ClientFrame, Connection, OpenInfo, Port, PortSession } from './port.ts';
-import type { Entry } from './entry.ts';
-import { newCodecId } from './entry.ts';
-import type { SessionMeta } from '../cluster/types.ts';
+import type { ClientFrame, Connection, OpenInfo, Port, PortSession } from '../../seam/port.ts';
+import type { Entry } from '../../seam/entry.ts';
+import { newCodecId } from '../../seam/entry.ts';
+import type { SessionMeta } from '../../../cluster/types.ts';
 import { EngineIoServer, EngineIoCarrier, type EngineIoRequest } from './engineio.ts';
 import {
   ACK,
@@ -30,11 +30,14 @@ import {
   type SocketIoDecoder,
   type SocketIoPacket,
   type SocketIoParser,
-} from './socketio-parser.ts';
-import { parseLast } from './query.ts';
-import { warnOnce } from '../lib/log.ts';
-import { errors } from './errors.ts';
-import { randomId } from './ids.ts';
+} from './codec.ts';
+import { parseLast } from '../../wires/query.ts';
+import { warnOnce } from '../../../lib/log.ts';
+import { errors } from '../../seam/errors.ts';
+import { randomId } from '../../seam/ids.ts';
+
+/** Counts of outbox entries encoded as packets (a broadcast's once per parser where its packets are the same for every member) */
+export const encodeStats = { packets: 0 };
 
 export interface SocketIoOptions {
   /** @default '/socket.io/' */
@@ -320,12 +323,21 @@ class SocketIoClient extends EngineIoCarrier {
       }
       let body = e.cached(this.cfg.codec) as string | undefined;
       if (body === undefined) {
+        encodeStats.packets++;
         const json = e.json();
         body = '[' + JSON.stringify(e.event) + (json.length > 2 ? ',' + json.slice(1, -1) : '');
         if (e.shared) e.cache(this.cfg.codec, body);
       }
       return '42' + prefix + (e.ack === undefined ? '' : e.ack) + body + (offset ? ',"' + seq + '"]' : ']');
     }
+    // a broadcast without an offset is the same packets for every member of a namespace: made
+    // once (for the namespace of the member that asked first), and kept on the shared entry
+    const same = e.shared && e.kind === 'event' && e.ack === undefined && !offset;
+    if (same) {
+      const had = e.cached(this.cfg.codec) as { nsp: string; frames: Array<string | Uint8Array> } | undefined;
+      if (had !== undefined && had.nsp === nsp) return had.frames;
+    }
+    encodeStats.packets++;
     let frames: Array<string | Uint8Array>;
     if (e.kind === 'reply') {
       const err = e.error;
@@ -336,6 +348,7 @@ class SocketIoClient extends EngineIoCarrier {
       frames = parser.encode(EVENT, nsp, e.ack as number | undefined, data);
     }
     for (let i = 0; i < frames.length; i++) if (typeof frames[i] === 'string') frames[i] = '4' + (frames[i] as string);
+    if (same && e.cached(this.cfg.codec) === undefined) e.cache(this.cfg.codec, { nsp, frames });
     return frames;
   }
 

@@ -7,15 +7,15 @@
  * cluster a request for it may land on any node: that node (the *edge*) tunnels the request to the
  * home over the bus — a poll, a POST, or a whole WebSocket — so no balancer stickiness is needed.
  * @see https://github.com/socketio/engine.io-protocol
- * @see ../docs/socketio.md
+ * @see ../../../docs/socketio.md
  */
-import { randomId } from './ids.ts';
+import { randomId } from '../../seam/ids.ts';
 import type { HttpResponse, WebSocket } from 'uWebSockets.js';
-import type { Carrier, Port, Link } from './port.ts';
-import { Exchange, clientIp, readBody, readRequest, requestBytes, retryHeaders, upgrade, wantsClose, type RequestInfo } from './http.ts';
-import { errorBody, errors, type ErrorCode, type ErrorSpec } from './errors.ts';
-import { warnOnce } from '../lib/log.ts';
-import { sizeOf, traffic } from './traffic.ts';
+import type { Carrier, Port, Link } from '../../seam/port.ts';
+import { Exchange, clientIp, readBody, readRequest, requestBytes, retryHeaders, upgrade, wantsClose, type RequestInfo } from '../../wires/http.ts';
+import { errorBody, errors, type ErrorCode, type ErrorSpec } from '../../seam/errors.ts';
+import { warnOnce } from '../../../lib/log.ts';
+import { sizeOf, traffic } from '../../seam/traffic.ts';
 
 export interface EngineIoOptions {
   /** where clients connect, with a trailing slash @default '/socket.io/' */

@@ -11,26 +11,24 @@
  *   fork). The id is the client's credential, so the session's sid is made from it by the port
  *   (Port.open) and reveals nothing of it. A WebSocket is a session of its own (the session is the
  *   connection; its URL's id may be reused).
- * @see ../docs/sockjs.md
+ * @see ../../../docs/sockjs.md
  */
 import { createHash, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import type { ClientFrame, Codec, Frame, Port, Target } from './port.ts';
-import type { Entry } from './entry.ts';
-import { newCodecId } from './entry.ts';
-import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import { Exchange, clientIp, readBody, readRequest, requestBytes, upgrade, wantsClose } from './http.ts';
-import { nativeCodecs } from './native-codec.ts';
-import { validateClientFrame } from './client-frame.ts';
-import { StreamConnection, type StreamFramer } from './stream.ts';
-import { PollConnection, type PollFramer } from './poll.ts';
-import { WsConnection } from './websocket.ts';
-import { warnOnce } from '../lib/log.ts';
-import { connectQuery } from './query.ts';
-import { errors, type ErrorCode, type ErrorSpec } from './errors.ts';
-import { traffic } from './traffic.ts';
+import type { ClientFrame, Frame, Port, Target } from '../../seam/port.ts';
+import { escaped, isMessage, messages, OPEN, rawCodec, socketCodec } from './codec.ts';
+import type { SessionMeta, TransportName } from '../../../cluster/types.ts';
+import { Exchange, clientIp, readBody, readRequest, requestBytes, upgrade, wantsClose } from '../../wires/http.ts';
+import { validateClientFrame } from '../../seam/client-frame.ts';
+import { StreamConnection, type StreamFramer } from '../../wires/stream.ts';
+import { PollConnection, type PollFramer } from '../../wires/poll.ts';
+import { WsConnection } from '../../wires/websocket.ts';
+import { warnOnce } from '../../../lib/log.ts';
+import { connectQuery } from '../../wires/query.ts';
+import type { ErrorCode } from '../../seam/errors.ts';
+import { traffic } from '../../seam/traffic.ts';
 
 export interface SockJsOptions {
   /** @default '/sockjs' */
@@ -102,85 +100,6 @@ class SockJsExchange extends Exchange {
       } else res.write(first);
     });
   }
-}
-
-/**
- * JSON text as SockJS sends it: the characters some JavaScript engines, browsers or proxies mangle
- * escaped (sockjs-protocol 0.3.3's `escapable_by_server` above U+00FF: zero-width and direction
- * marks, line and paragraph separators, invisible operators, specials; JSON.stringify already
- * escapes the controls), and `<` too, so that no frame can end an htmlfile page's script element
- */
-function escaped(json: string): string {
-  return json.replace(/[<\u200c-\u200f\u2028-\u202f\u2060-\u206f\ufff0-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
-}
-
-/** A SockJS message: a native frame's JSON text, as a JSON string (the `a[…]` array's element) */
-class MessageCodec implements Codec {
-  readonly id = newCodecId();
-  readonly binary = false;
-  encode(seq: number, e: Entry): Frame {
-    return escaped(JSON.stringify(nativeCodecs.json.encode(seq, e) as string));
-  }
-  /** nothing: the wire sends `o` itself as it makes the session (OPEN), not when the worker accepted it */
-  open(): Frame {
-    return '';
-  }
-  ping(): Frame {
-    return 'h';
-  }
-  close(code: number, reason: string): Frame {
-    return 'c' + escaped(JSON.stringify(sockJsClose(code, reason)));
-  }
-}
-
-/**
- * The close a SockJS client gets: a gateway error (its code and name, as the core ends a session
- * with them) becomes the errors table's SockJS close when it has one (a timed-out session:
- * `3000 "Go away!"`); any other close (the app's own code and reason) goes as it is
- */
-function sockJsClose(code: number, reason: string): [number, string] {
-  const e = Object.hasOwn(errors, reason) ? (errors[reason as ErrorCode] as ErrorSpec) : undefined;
-  if (e !== undefined && e.ws === code && e.sockjs?.close !== undefined) return [e.sockjs.close[0], e.sockjs.close[1]];
-  return [code, reason];
-}
-
-/** Over a WebSocket: each message its own `a[…]` frame */
-class SocketCodec extends MessageCodec {
-  override encode(seq: number, e: Entry): Frame {
-    return 'a[' + (super.encode(seq, e) as string) + ']';
-  }
-}
-
-/** The raw WebSocket: a message is the native frame's text itself; no open, no heartbeat frames */
-class RawCodec extends MessageCodec {
-  override encode(seq: number, e: Entry): Frame {
-    return nativeCodecs.json.encode(seq, e);
-  }
-  override open(): Frame {
-    return '';
-  }
-  override ping(): Frame {
-    return '';
-  }
-  override close(): Frame {
-    return '';
-  }
-}
-
-/**
- * SockJS's open frame, sent by the wire as it makes a session, before the worker accepted it (it
- * carries no session data; sockjs-client gives a transport up after about 600 ms without it). A
- * session the app refuses then says `o`, then its close, which SockJS allows
- */
-const OPEN = 'o';
-
-const messages = new MessageCodec();
-const rawCodec = new RawCodec();
-const socketCodec = new SocketCodec();
-
-/** a message (a JSON string) rather than a control frame (`o`, `h`, `c[…]`) */
-function isMessage(f: Frame): boolean {
-  return typeof f === 'string' && f.charCodeAt(0) === 34; /* " */
 }
 
 /** xhr polling: one answer, its messages in one `a[…]` frame, each frame on its own line */
