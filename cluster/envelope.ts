@@ -150,7 +150,7 @@ export type RelayEnvelope =
   | { t: 'r-who'; sid: string; alt?: string[]; from: string; qid: number }
   | { t: 'r-here'; qid: number; node: string; sid?: string };
 
-/** node → node, on `sy.node.<nodeId>`: a wire's own message on its channel `ch` (see Port.link) */
+/** node → node, on `sy.node.<nodeId>`: a dialect's tunneled request or answer on its channel `ch` (see Port.tunnel, gateway/tunnel.ts) */
 export type LinkEnvelope = { t: 'x'; ch: string; from: string; m: unknown };
 
 /** A session's state, as handed from a draining node to another */

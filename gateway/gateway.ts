@@ -25,7 +25,8 @@ import { Handover, HANDOVER_GRACE_MS } from './handover.ts';
 import { WorkerOutput } from './worker-output.ts';
 import { partitionOf } from '../cluster/partition.ts';
 import type { SessionMeta, TransportName } from '../cluster/types.ts';
-import type { Claim, ClientFrame, Connection, Ended, Link, OpenInfo, Port, PortSession, Target } from '../transports/seam/port.ts';
+import type { Claim, ClientFrame, Connection, Ended, OpenInfo, Port, PortSession, Target, Tunnel, TunnelServer } from '../transports/seam/port.ts';
+import { RequestTunnel } from './tunnel.ts';
 import { mountDialects, rotatesTokens, type MountedDialect } from '../transports/dialects/index.ts';
 import { mountStatic } from './static.ts';
 import { Exchange, retryHeaders, wantsClose } from '../transports/wires/http.ts';
@@ -84,9 +85,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   private readonly tombstones = new Map<string, Tombstone>();
   /** what the tombstones are counted as holding (see sweep): fixed once made, so kept as a sum */
   private tombBytes = 0;
-  /** wires' channels between nodes (see Port.link), and what each does when a node dies */
-  private readonly links = new Map<string, (from: string, message: unknown) => void>();
-  private readonly linkLosses: Array<(node: string) => void> = [];
+  /** dialects' request tunnels between nodes (see Port.tunnel), by channel */
+  private readonly tunnels = new Map<string, RequestTunnel>();
   /** the other gateway nodes' heartbeats, and ours (cluster) */
   private liveness: NodeLiveness | null = null;
   /** the dialects this node serves (transports/dialects/index.ts) */
@@ -708,19 +708,22 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     return this.secrets.map((secret) => this.chosenSid(key, secret));
   }
 
-  link(channel: string, handler: (from: string, message: unknown) => void, lost?: (node: string) => void): Link {
-    this.links.set(channel, handler);
-    if (lost !== undefined) this.linkLosses.push(lost);
+  tunnel(channel: string, server: TunnelServer): Tunnel {
     const bus = this.bus;
     const from = this.nodeId;
-    return {
-      node: from,
-      clustered: this.clustered,
-      // a node id is part of a bus subject: one that is not a node id never gets there
-      post: (node, m) => {
-        if (NODE_ID.test(node)) bus.publish(subjects.node(node), { t: 'x', ch: channel, from, m });
+    const t = new RequestTunnel(
+      {
+        nodeId: from,
+        clustered: this.clustered,
+        // a node id is part of a bus subject: one that is not a node id never gets there
+        post: (node, m) => {
+          if (NODE_ID.test(node)) bus.publish(subjects.node(node), { t: 'x', ch: channel, from, m });
+        },
       },
-    };
+      server,
+    );
+    this.tunnels.set(channel, t);
+    return t;
   }
 
   /** @internal Another gateway node was heard from and then died: nothing is relayed to it any more */
@@ -740,11 +743,11 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   private nodeLost(node: string): void {
     warnOnce('gateway node lost', undefined, { node });
     this.relay.nodeLost(node);
-    for (const lost of this.linkLosses) {
+    for (const t of this.tunnels.values()) {
       try {
-        lost(node);
+        t.nodeLost(node);
       } catch (err) {
-        warnOnce('link node lost', err);
+        warnOnce('tunnel node lost', err);
       }
     }
   }
@@ -900,12 +903,12 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   }
 
   private onLinkEnvelope(e: LinkEnvelope): void {
-    const h = this.links.get(e.ch);
-    if (h === undefined) return;
+    const t = this.tunnels.get(e.ch);
+    if (t === undefined) return;
     try {
-      h(e.from, e.m);
+      t.onMessage(e.from, e.m as Parameters<RequestTunnel['onMessage']>[1]);
     } catch (err) {
-      warnOnce(`link ${e.ch}`, err);
+      warnOnce(`tunnel ${e.ch}`, err);
     }
   }
 

@@ -148,6 +148,15 @@ describe('layers', () => {
     }
   });
 
+  it('the dialect folders hold no cross-node code: of cluster/ they import only the types that cross the bus; forwarding is the gateway’s (Port.tunnel)', () => {
+    const graph = fileGraph(['transports/dialects']);
+    const bad = [...graph].flatMap(([file, deps]) =>
+      [...deps].filter((d) => d.startsWith('cluster/') && d !== 'cluster/types.ts').map((d) => `${file} → ${d}`),
+    );
+    expect(bad).toEqual([]);
+    for (const file of graph.keys()) expect(readFileSync(join(ROOT, file), 'utf8'), file).not.toMatch(/\bbus\.publish|subjects\.|\.link\(/);
+  });
+
   it('the check sees a forbidden import (it would catch one)', () => {
     const probe = importsOf('gateway');
     expect(probe.some((i) => i.to === 'transports')).toBe(true);

@@ -98,6 +98,33 @@ describe('SignalR across nodes', () => {
     expect((await tunneled()) - before).toBeGreaterThan(10);
   });
 
+  it('long-polling through the other node: a POST while another is in flight there gets 409 as on the holding node, and the connection stays', async () => {
+    const [a, b] = cluster.gateways as [Proc, Proc];
+    const n = await http(`${a.url}/hubs/demo/negotiate?negotiateVersion=1`, { method: 'POST' });
+    const q = `id=${encodeURIComponent(n.body.connectionToken)}`;
+    // everything through b: the connection is held on a
+    expect((await fetch(`${b.url}/hubs/demo?${q}`)).status).toBe(200);
+    const { request } = await import('node:http');
+    const u = new URL(`${b.url}/hubs/demo?${q}`);
+    const slow = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'POST', headers: { 'content-length': '1000' } });
+    slow.on('error', () => {});
+    slow.write('{');
+    await new Promise((r) => setTimeout(r, 100));
+    const handshake = JSON.stringify({ protocol: 'json', version: 1 }) + RS;
+    const second = await fetch(`${b.url}/hubs/demo?${q}`, { method: 'POST', body: handshake });
+    expect(second.status).toBe(409);
+    slow.destroy();
+    // once b saw the first one go, the next POST is taken
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await fetch(`${b.url}/hubs/demo?${q}`, { method: 'POST', body: handshake })).status;
+      if (status === 409) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(status).toBe(200);
+    expect(await (await fetch(`${b.url}/hubs/demo?${q}`)).text()).toBe('{}' + RS);
+    await fetch(`${b.url}/hubs/demo?${q}`, { method: 'DELETE' });
+  });
+
   it('stateful reconnect through the other node (the session stays, relayed): Sequence names the first message not acked, the replay follows', async () => {
     const [a, b] = cluster.gateways as [Proc, Proc];
     const n = await http(`${a.url}/hubs/demo/negotiate?negotiateVersion=1&useStatefulReconnect=true`, { method: 'POST' });

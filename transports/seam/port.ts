@@ -7,8 +7,10 @@
  * client bytes ◄─ wire ◄─ codec.encode (per connection) ◄─ Entry (outbox, neutral) ◄─ session
  * ```
  * A dialect (native, Socket.IO, SignalR, SockJS) is a codec plus wires; the session, its outbox,
- * delivery to workers and the app API stay dialect-neutral. (Socket.IO's Engine.IO and SignalR
- * still carry their own long-polling and cross-node tunnels beside the shared wires: issue 18.)
+ * delivery to workers and the app API stay dialect-neutral. Crossing nodes is the gateway's: the
+ * session relay (attachRemote, send) and, for state a dialect keeps across requests, forwarding
+ * whole requests (tunnel). (Engine.IO's and SignalR's long-polling and streaming are still their
+ * own, beside the shared wires.)
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { OpenInfo, SessionMeta, TransportName } from '../../cluster/types.ts';
@@ -248,19 +250,74 @@ export interface Port {
    */
   lookup(key: string, done: (t: Target) => void, waitMs?: number): void;
   /**
-   * A wire's own messages between nodes (Engine.IO tunnels a carrier's requests to the node that
-   * holds it). `handler` gets what other nodes post on `channel` to this one; `lost`, that a node
-   * died (its heartbeats stopped: nothing posted to it is answered any more)
+   * Forwarding whole requests to the node that holds a connection's state, for dialects whose
+   * state spans requests in ways the session relay does not carry (an Engine.IO carrier's polls,
+   * POSTs and upgrade socket; a SignalR long-polling or SSE connection's requests). `server`
+   * answers what other nodes forward on `channel`; the returned Tunnel forwards from this node.
+   * The forwarding itself (timeouts, dead nodes, streaming answers back) is the gateway's.
    */
-  link(channel: string, handler: (from: string, message: unknown) => void, lost?: (node: string) => void): Link;
+  tunnel(channel: string, server: TunnelServer): Tunnel;
 }
 
-/** A wire's channel to the other nodes (see Port.link) */
-export interface Link {
+/**
+ * What a wire answers an HTTP request through: an Exchange on the node the request came to, or
+ * (a tunneled request) a stand-in that carries the answer back to that node
+ */
+export interface HttpAnswer {
+  /** called once if the client aborts before we answered */
+  onAbort: (() => void) | null;
+  /** not answered, and the client still there */
+  readonly open: boolean;
+  reply(status: number, contentType: string | null, body?: string | Uint8Array, extra?: Record<string, string>, closeConnection?: boolean): void;
+  begin(status: number, headers: Record<string, string>, first: string): void;
+  write(chunk: string): boolean;
+  onWritable(f: () => void): void;
+  end(last?: string): void;
+  /**
+   * (a tunneled request) The request is held here (a long-poll): the node it came to waits for
+   * the answer up to the `heldMs` it was forwarded with, not the shorter `waitMs`
+   */
+  hold?(): void;
+}
+
+/** A WebSocket as a dialect writes to it: uWS's own, or (tunneled) a stand-in on the node holding the connection */
+export interface SocketSink {
+  /** @returns uWS's answer: 1 sent, 0 (sent; the buffer is full: stop writing until it drains) or 2 (not sent: over its limit) */
+  send(f: string | Uint8Array, binary: boolean): number;
+  cork(f: () => void): unknown;
+  /** closes with `code`, or with no status code */
+  end(code?: number): void;
+}
+
+/** What a dialect serves of the requests other nodes forward to it (see Port.tunnel) */
+export interface TunnelServer {
+  /** an HTTP request `request` (the dialect's own description of it), answered through `answer` */
+  http(request: unknown, answer: HttpAnswer): void;
+  /**
+   * A WebSocket forwarded here: writes to `sink` go to the client. @returns what to do with the
+   * client's messages and its close, or null to refuse it (the socket is closed)
+   */
+  socket?(request: unknown, sink: SocketSink): { message(d: string | Uint8Array): void; closed(): void } | null;
+}
+
+/** Forwards requests from this node to the node holding their connection (see Port.tunnel) */
+export interface Tunnel {
   /** this node's id */
   readonly node: string;
-  /** other nodes exist (else nothing is ever tunneled) */
+  /** other nodes exist (else nothing is ever forwarded) */
   readonly clustered: boolean;
-  /** Sends `message` to node `node` (at most once, in order per sender) */
-  post(node: string, message: unknown): void;
+  /**
+   * Forwards an HTTP request to node `home`; its answer comes to `ex`. `home` has `waitMs` to
+   * answer, start a stream, or hold the request (then `heldMs`); past that, or when `home` dies,
+   * `lost(ex)` answers (a stream that began just ends). The client going away is told to `home`.
+   */
+  http(home: string, request: unknown, ex: HttpAnswer, o: { waitMs: number; heldMs?: number; lost: (ex: HttpAnswer) => void }): void;
+  /**
+   * Forwards a WebSocket accepted here to node `home`: what it writes comes to `ws` (a reader
+   * too slow for its buffer is closed); `home` has `waitMs` to accept it. @returns where the
+   * client's messages and its close go
+   */
+  socket(home: string, request: unknown, ws: SocketSink, waitMs: number): { message(d: string | Uint8Array): void; closed(): void };
+  /** requests (and sockets) forwarded from this node, and to it, since start; `sockets`: the WebSockets forwarded to it */
+  stats(): { out: number; in: number; sockets: number };
 }

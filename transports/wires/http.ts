@@ -6,6 +6,7 @@
  */
 import type { HttpRequest, HttpResponse, us_socket_context_t } from 'uWebSockets.js';
 import { errorBody, errors, type ErrorCode } from '../seam/errors.ts';
+import type { HttpAnswer } from '../seam/port.ts';
 import { sizeOf, traffic } from '../seam/traffic.ts';
 
 const STATUS: Record<number, string> = {
@@ -102,21 +103,7 @@ function intern(ip: string): string {
   return ip;
 }
 
-/**
- * What a wire answers an HTTP request through: an Exchange here, or (a dialect's tunnel) a stand-in
- * that carries the answer to the node where the request came in
- */
-export interface HttpAnswer {
-  /** called once if the client aborts before we answered */
-  onAbort: (() => void) | null;
-  /** not answered, and the client still there */
-  readonly open: boolean;
-  reply(status: number, contentType: string | null, body?: string | Uint8Array, extra?: Record<string, string>, closeConnection?: boolean): void;
-  begin(status: number, headers: Record<string, string>, first: string): void;
-  write(chunk: string): boolean;
-  onWritable(f: () => void): void;
-  end(last?: string): void;
-}
+export type { HttpAnswer } from '../seam/port.ts';
 
 /**
  * One HTTP exchange. `aborted` turns true when the client goes away; after that nothing may

@@ -13,7 +13,7 @@
  * @see ../../../docs/signalr.md
  */
 import type { HttpResponse, WebSocket } from 'uWebSockets.js';
-import type { Carrier, ClientFrame, Connection, Link, OpenInfo, Port, PortSession } from '../../seam/port.ts';
+import type { Carrier, ClientFrame, Connection, OpenInfo, Port, PortSession, Tunnel } from '../../seam/port.ts';
 import type { Entry } from '../../seam/entry.ts';
 import type { SessionMeta } from '../../../cluster/types.ts';
 import {
@@ -109,19 +109,22 @@ export class SignalR {
   private readonly timer: NodeJS.Timeout;
   readonly tickMs: number;
   private readonly tunnel: Tunnel;
+  /** connection tokens with a POST being read on this node */
+  private readonly posting = new Set<string>();
 
   constructor(
     readonly port: Port,
     readonly o: SignalROptions,
   ) {
-    this.tunnel = new Tunnel(
-      this,
-      port.link(
-        'signalr',
-        (from, m) => this.tunnel.onMessage(from, m as TunnelMessage),
-        (node) => this.tunnel.nodeLost(node),
-      ),
-    );
+    // long-polling and SSE connections keep state across requests: each request goes to the node holding it
+    this.tunnel = port.tunnel('signalr', {
+      http: (r, a) => {
+        const m = r as Forwarded;
+        if (m.o === 'get') return this.receive(m.id, m.sse, a);
+        if (m.o === 'post') return this.send(m.id, m.b, a);
+        return this.remove(m.id, a);
+      },
+    });
     for (const hub of o.hubs) this.mount(hub);
     // a third of the keep-alive: a Ping goes at most a third late (well within the client's server timeout)
     this.tickMs = Math.max(20, Math.floor(Math.min(o.keepAliveMs, o.clientTimeoutMs) / 3));
@@ -135,7 +138,8 @@ export class SignalR {
 
   /** connections held here, and requests tunneled to and from other nodes since start */
   stats(): { connections: number; tunneled: { out: number; in: number } } {
-    return { connections: this.conns.size, tunneled: { out: this.tunnel.out, in: this.tunnel.in } };
+    const t = this.tunnel.stats();
+    return { connections: this.conns.size, tunneled: { out: t.out, in: t.in } };
   }
 
   /** Pings every connection that has said nothing for keepAliveMs; a client silent for clientTimeoutMs is gone */
@@ -164,16 +168,15 @@ export class SignalR {
       const r = readRequest(res, req, port.options.trustProxy);
       const ex = this.exchange(res, r.origin, r.close);
       const id = r.query.get('id');
-      // one send at a time per connection: a second while one is in flight gets 409, the connection stays
-      const f = this.find(id);
-      const local = f.s !== null ? this.http.get(f.s.sid) : undefined;
-      if (local !== undefined) {
-        if (local.posting) return ex.reply(409, 'text/plain', 'Another send is in progress', undefined, true);
-        local.posting = true;
-        ex.onAbort = () => (local.posting = false);
+      // one send at a time per connection: a second while one is in flight (here, whichever node
+      // holds the connection) gets 409, the connection stays
+      if (id !== null && id !== '') {
+        if (this.posting.has(id)) return ex.reply(409, 'text/plain', 'Another send is in progress', undefined, true);
+        this.posting.add(id);
+        ex.onAbort = () => this.posting.delete(id);
       }
       readBody(ex, port.options.maxPayloadBytes, (body) => {
-        if (local !== undefined) local.posting = false;
+        if (id !== null) this.posting.delete(id);
         if (body === null) return ex.reply(413, 'text/plain', 'Payload too large', undefined, true);
         this.send(id, body, ex);
       });
@@ -239,6 +242,17 @@ export class SignalR {
     return { s: null, error: 404, home: t.kind === 'remote' ? t.home : null, stateful: k.stateful };
   }
 
+  /** Sends a request to the node holding its connection; its answer comes back to `ex` */
+  private forward(home: string, m: Forwarded, ex: HttpAnswer): void {
+    const o = this.port.options;
+    // a poll is held there up to pollTimeoutMs; a stream has no end; the home answers, holds or starts within relayTimeoutMs
+    this.tunnel.http(home, m, ex, {
+      waitMs: o.relayTimeoutMs,
+      heldMs: o.pollTimeoutMs + o.relayTimeoutMs,
+      lost: (x) => x.reply(404, 'text/plain', NO_CONNECTION),
+    });
+  }
+
   /** An answer for a session not found here (or tunneled to the node holding it). @returns whether it was answered */
   private missing(f: ReturnType<SignalR['find']>, ex: HttpAnswer, forward: (home: string) => void): boolean {
     if (f.s !== null) return false;
@@ -258,7 +272,7 @@ export class SignalR {
     const ended = f.s === null && id !== null ? this.http.get(parseToken(id)?.sid ?? '') : undefined;
     // (with the very token it was made with: a forged one names nothing)
     if (ended?.closed && ended.token === id && !sse) return ended.poll(ex);
-    if (this.missing(f, ex, (home) => this.tunnel.forward(home, { o: 'get', t: 0, id: id!, sse }, ex))) return;
+    if (this.missing(f, ex, (home) => this.forward(home, { o: 'get', id: id!, sse }, ex))) return;
     const s = f.s!;
     const held = this.http.get(s.sid);
     if (sse) {
@@ -287,7 +301,7 @@ export class SignalR {
   /** POST: messages from a long-polling or SSE client (here, or tunneled) */
   send(id: string | null, body: Uint8Array, ex: HttpAnswer): void {
     const f = this.find(id);
-    if (this.missing(f, ex, (home) => this.tunnel.forward(home, { o: 'post', t: 0, id: id!, b: body }, ex))) return;
+    if (this.missing(f, ex, (home) => this.forward(home, { o: 'post', id: id!, b: body }, ex))) return;
     const c = this.http.get(f.s!.sid);
     if (c === undefined) return ex.reply(404, 'text/plain', NO_CONNECTION);
     c.posted(ex, body);
@@ -296,7 +310,7 @@ export class SignalR {
   /** DELETE: a long-polling client closes (here, or tunneled) */
   remove(id: string | null, ex: HttpAnswer): void {
     const f = this.find(id);
-    if (this.missing(f, ex, (home) => this.tunnel.forward(home, { o: 'del', t: 0, id: id! }, ex))) return;
+    if (this.missing(f, ex, (home) => this.forward(home, { o: 'del', id: id! }, ex))) return;
     const c = this.http.get(f.s!.sid);
     if (c === undefined) return ex.reply(404, 'text/plain', NO_CONNECTION);
     c.clientClose();
@@ -507,8 +521,6 @@ export class SignalRConnection implements Connection, Carrier {
   private pending: Array<string | Uint8Array> = [];
   private pendingBytes = 0;
   private scheduled = false;
-  /** a POST of this connection is being read */
-  posting = false;
   private opened = false;
   private blocked = false;
   /** (WebSockets) the Close, waiting for a full send buffer to drain so that the client gets it */
@@ -822,6 +834,8 @@ export class SignalRConnection implements Connection, Carrier {
       this.stopHeldTimer();
     };
     this.heldTimer = setTimeout(() => this.answer(200), this.port.options.pollTimeoutMs);
+    // (tunneled from another node: it now waits as long as a poll is held)
+    ex.hold?.();
     if (this.session !== null) this.flush(this.session);
     if (this.pending.length > 0) this.schedule();
   }
@@ -1051,183 +1065,5 @@ function parseToken(id: string): { sid: string; token: string; stateful: boolean
   return { sid: id.slice(0, dot), token: id.slice(dot + 1, stateful ? -2 : undefined), stateful };
 }
 
-// ---- the tunnel between nodes ------------------------------------------------------------------
-
-/**
- * Long-polling and SSE requests of a connection keep state across requests (its hub protocol, the
- * held poll): each goes to the node holding the session. Edge → home: the request (`get`, `post`,
- * `del`) or the client's abort (`abort`). Home → edge: an answer (`res`), the start of a stream
- * (`head`), a chunk of it (`chunk`), its end (`end`).
- */
-type TunnelMessage =
-  | { o: 'get'; t: number; id: string; sse: boolean }
-  | { o: 'post'; t: number; id: string; b: Uint8Array }
-  | { o: 'del'; t: number; id: string }
-  | { o: 'abort'; t: number }
-  | { o: 'res'; t: number; s: number; y: string | null; b: string | Uint8Array }
-  | { o: 'head'; t: number; s: number; h: Record<string, string>; c: string }
-  | { o: 'chunk'; t: number; c: string }
-  | { o: 'end'; t: number };
-
-class Tunnel {
-  /** requests tunneled from here, and to here, since start */
-  out = 0;
-  in = 0;
-  /** requests of this node waiting for their home, numbered from a random start (see Engine.IO's Edge) */
-  private next = Math.floor(Math.random() * 2 ** 40);
-  private readonly waiting = new Map<number, { ex: HttpAnswer; home: string; timer: NodeJS.Timeout | null }>();
-  /** requests tunneled here, by `${edge}/${t}` */
-  private readonly answers = new Map<string, RemoteAnswer>();
-
-  constructor(
-    private readonly sr: SignalR,
-    private readonly link: Link,
-  ) {}
-
-  /**
-   * `node` died: a request waiting for it gets what a connection it no longer has gets (404; a
-   * stream that began ends), and the requests it tunneled here are gone, as if their clients left
-   */
-  nodeLost(node: string): void {
-    for (const [t, w] of [...this.waiting]) {
-      if (w.home !== node) continue;
-      const began = w.timer === null;
-      this.done(t, w);
-      if (began) w.ex.end();
-      else w.ex.reply(404, 'text/plain', NO_CONNECTION);
-    }
-    const prefix = node + '/';
-    for (const [key, a] of [...this.answers]) {
-      if (!key.startsWith(prefix)) continue;
-      this.answers.delete(key);
-      a.aborted();
-    }
-  }
-
-  /** Sends a request to the node holding its session; its answer comes back to `ex` */
-  forward(home: string, m: Extract<TunnelMessage, { o: 'get' | 'post' | 'del' }>, ex: HttpAnswer): void {
-    const t = this.next++;
-    this.out++;
-    const o = this.sr.port.options;
-    // a poll is held for up to pollTimeoutMs there; a stream has no end; the home answers or starts within relayTimeoutMs
-    const ms = m.o === 'get' && !m.sse ? o.pollTimeoutMs + o.relayTimeoutMs : o.relayTimeoutMs;
-    const w = { ex, home, timer: null as NodeJS.Timeout | null };
-    w.timer = setTimeout(() => {
-      this.waiting.delete(t);
-      this.link.post(home, { o: 'abort', t });
-      ex.reply(404, 'text/plain', NO_CONNECTION);
-    }, ms);
-    this.waiting.set(t, w);
-    ex.onAbort = () => {
-      if (w.timer !== null) clearTimeout(w.timer);
-      this.waiting.delete(t);
-      this.link.post(home, { o: 'abort', t });
-    };
-    this.link.post(home, { ...m, t });
-  }
-
-  onMessage(from: string, m: TunnelMessage): void {
-    switch (m.o) {
-      case 'get':
-      case 'post':
-      case 'del': {
-        this.in++;
-        const key = from + '/' + m.t;
-        const a = new RemoteAnswer(this.link, from, m.t, () => {
-          if (this.answers.get(key) === a) this.answers.delete(key);
-        });
-        this.answers.set(key, a);
-        if (m.o === 'get') return this.sr.receive(m.id, m.sse, a);
-        if (m.o === 'post') return this.sr.send(m.id, m.b, a);
-        return this.sr.remove(m.id, a);
-      }
-      case 'abort': {
-        const key = from + '/' + m.t;
-        const a = this.answers.get(key);
-        if (a === undefined) return;
-        this.answers.delete(key);
-        return a.aborted();
-      }
-      case 'res': {
-        const w = this.waiting.get(m.t);
-        if (w === undefined) return;
-        this.done(m.t, w);
-        return w.ex.reply(m.s, m.y, m.b);
-      }
-      case 'head': {
-        const w = this.waiting.get(m.t);
-        if (w === undefined) return;
-        // a stream: no timeout any more
-        if (w.timer !== null) clearTimeout(w.timer);
-        w.timer = null;
-        return w.ex.begin(m.s, m.h, m.c);
-      }
-      case 'chunk':
-        this.waiting.get(m.t)?.ex.write(m.c);
-        return;
-      case 'end': {
-        const w = this.waiting.get(m.t);
-        if (w === undefined) return;
-        this.done(m.t, w);
-        return w.ex.end();
-      }
-    }
-  }
-
-  private done(t: number, w: { ex: HttpAnswer; timer: NodeJS.Timeout | null }): void {
-    if (w.timer !== null) clearTimeout(w.timer);
-    this.waiting.delete(t);
-    w.ex.onAbort = null;
-  }
-}
-
-/** The answer to a request tunneled from node `edge`: sent back over the bus */
-class RemoteAnswer implements HttpAnswer {
-  onAbort: (() => void) | null = null;
-  private done = false;
-
-  constructor(
-    private readonly link: Link,
-    private readonly edge: string,
-    private readonly t: number,
-    private readonly forget: () => void,
-  ) {}
-
-  get open(): boolean {
-    return !this.done;
-  }
-
-  reply(status: number, contentType: string | null, body: string | Uint8Array = ''): void {
-    if (this.done) return;
-    this.done = true;
-    this.forget();
-    this.link.post(this.edge, { o: 'res', t: this.t, s: status, y: contentType, b: body });
-  }
-
-  begin(status: number, headers: Record<string, string>, first: string): void {
-    if (!this.done) this.link.post(this.edge, { o: 'head', t: this.t, s: status, h: headers, c: first });
-  }
-
-  write(chunk: string): boolean {
-    if (!this.done) this.link.post(this.edge, { o: 'chunk', t: this.t, c: chunk });
-    return true;
-  }
-
-  onWritable(): void {}
-
-  end(): void {
-    if (this.done) return;
-    this.done = true;
-    this.forget();
-    this.link.post(this.edge, { o: 'end', t: this.t });
-  }
-
-  /** the client went away at the edge */
-  aborted(): void {
-    if (this.done) return;
-    this.done = true;
-    const f = this.onAbort;
-    this.onAbort = null;
-    f?.();
-  }
-}
+/** A request of a long-polling or SSE connection, forwarded to the node holding it (Port.tunnel) */
+type Forwarded = { o: 'get'; id: string; sse: boolean } | { o: 'post'; id: string; b: Uint8Array } | { o: 'del'; id: string };

@@ -11,7 +11,7 @@
  */
 import { randomId } from '../../seam/ids.ts';
 import type { HttpResponse, WebSocket } from 'uWebSockets.js';
-import type { Carrier, Port, Link } from '../../seam/port.ts';
+import type { Carrier, HttpAnswer, Port, SocketSink, Tunnel } from '../../seam/port.ts';
 import { Exchange, clientIp, readBody, readRequest, requestBytes, retryHeaders, upgrade, wantsClose, type RequestInfo } from '../../wires/http.ts';
 import { errorBody, errors, type ErrorCode, type ErrorSpec } from '../../seam/errors.ts';
 import { warnOnce } from '../../../lib/log.ts';
@@ -54,18 +54,12 @@ interface PollSink {
   answer(status: number, type: string, body: string): void;
 }
 
-/**
- * A WebSocket: this node's own (uWS's WebSocket object itself: the interface is uWS's, so a local
- * socket needs no wrapper object), or one on another node (RemoteSocket). Never used after the
- * socket closed (uWS throws then): the carrier lets go of it in `socketClosed`.
+/*
+ * A WebSocket (SocketSink, from the seam): this node's own (uWS's WebSocket object itself: the
+ * interface is uWS's, so a local socket needs no wrapper object), or one on another node (a
+ * tunneled one). Never used after the socket closed (uWS throws then): the carrier lets go of it
+ * in `socketClosed`.
  */
-interface SocketSink {
-  /** @returns uWS's answer: SENT, 0 (sent; the buffer is full: stop writing until it drains) or DROPPED (not sent: the buffer is over its limit) */
-  send(f: string | Uint8Array, binary: boolean): number;
-  cork(f: () => void): unknown;
-  /** closes with `code`, or as the reference server does, with no status code (the client sees 1005) */
-  end(code?: number): void;
-}
 
 const BLOCKED = 1;
 const SCHEDULED = 2;
@@ -451,25 +445,40 @@ export abstract class EngineIoCarrier implements Carrier {
 /** One Engine.IO endpoint: routes, carriers, their heartbeat, and the tunnel between nodes */
 export class EngineIoServer {
   readonly carriers = new Map<string, EngineIoCarrier>();
-  private readonly link: Link;
-  private readonly edge: Edge;
-  private readonly home: Home;
+  /** carriers keep state across requests: a request for one held elsewhere is forwarded there */
+  private readonly tunnel: Tunnel;
 
   constructor(
     readonly port: Port,
     readonly o: EngineIoOptions,
     private readonly newCarrier: (sid: string, info: EngineIoRequest, transport: 'polling' | 'websocket', engine: EngineIoServer) => EngineIoCarrier,
   ) {
-    this.link = port.link(
-      'eio',
-      (from, m) => this.onLink(from, m as LinkMessage),
-      (node) => {
-        this.edge.nodeLost(node);
-        this.home.nodeLost(node);
+    this.tunnel = port.tunnel('eio', {
+      http: (r, a) => {
+        const m = r as Forwarded;
+        if (m.o === 'get') return this.get(m.sid, a);
+        const c = this.carriers.get(m.sid);
+        if (c === undefined) return a.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
+        const answer = this.posted(c, m.b);
+        a.reply(answer.status, answer.type, answer.body);
       },
-    );
-    this.edge = new Edge(this, this.link);
-    this.home = new Home(this, this.link);
+      socket: (r, sink) => {
+        const c = this.carriers.get((r as { sid: string }).sid);
+        if (c === undefined) return null;
+        c.socket(sink);
+        return {
+          message: (d) => {
+            try {
+              c.socketMessage(sink, d);
+            } catch (err) {
+              warnOnce('engine.io message', err);
+              c.close('internal error');
+            }
+          },
+          closed: () => c.socketClosed(sink),
+        };
+      },
+    });
     this.mount();
     this.tickMs = Math.min(1000, Math.max(10, Math.floor(Math.min(o.pingIntervalMs, o.pingTimeoutMs, o.connectTimeoutMs) / 4)));
     // rounded up: a ping, a timeout never comes before its time (at most a tick after it)
@@ -502,7 +511,8 @@ export class EngineIoServer {
 
   /** Engine.IO connections held here, and requests tunneled to and from other nodes since start */
   stats(): { carriers: number; tunneled: { out: number; in: number; sockets: number } } {
-    return { carriers: this.carriers.size, tunneled: { out: this.edge.count, in: this.home.count, sockets: this.home.socketCount } };
+    const t = this.tunnel.stats();
+    return { carriers: this.carriers.size, tunneled: { out: t.out, in: t.in, sockets: t.sockets } };
   }
 
   stop(): void {
@@ -522,12 +532,12 @@ export class EngineIoServer {
 
   /** A sid held elsewhere in the cluster: tunnel to it (`sid` is well-formed: see SID) */
   isRemote(sid: string): boolean {
-    return this.link.clustered && this.homeOf(sid) !== this.link.node && !this.carriers.has(sid);
+    return this.tunnel.clustered && this.homeOf(sid) !== this.tunnel.node && !this.carriers.has(sid);
   }
 
   /** A new carrier, and the open packet it starts with */
   private handshake(info: EngineIoRequest, transport: 'polling' | 'websocket'): { c: EngineIoCarrier; open: string } {
-    const sid = randomId(15) + '.' + this.link.node;
+    const sid = randomId(15) + '.' + this.tunnel.node;
     const c = this.newCarrier(sid, info, transport, this);
     this.carriers.set(sid, c);
     const open =
@@ -621,10 +631,21 @@ export class EngineIoServer {
     this.mountSocket();
   }
 
-  private get(sid: string, ex: Exchange): void {
-    if (this.isRemote(sid)) return this.edge.get(sid, ex, this.homeOf(sid));
+  /** A poll (here, or forwarded from the node it came to) */
+  private get(sid: string, ex: HttpAnswer): void {
+    if (this.isRemote(sid)) {
+      // the home holds the poll (hold) at once, then answers within a ping interval (a ping
+      // releases every poll); silence means it is gone
+      const o = this.port.options;
+      return this.tunnel.http(this.homeOf(sid), { o: 'get', sid }, ex, {
+        waitMs: o.relayTimeoutMs,
+        heldMs: this.o.pingIntervalMs + o.relayTimeoutMs,
+        lost: unknownSid,
+      });
+    }
     const c = this.carriers.get(sid);
     if (c === undefined) return ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
+    ex.hold?.();
     const sink: PollSink = { answer: (status, type, body) => ex.reply(status, type, body) };
     ex.onAbort = () => c.pollAborted(sink);
     try {
@@ -642,7 +663,8 @@ export class EngineIoServer {
       if (body === null) return ex.reply(413, null, '', undefined, true);
       // binary bodies are Engine.IO v3's: null, refused (see posted)
       const b = contentType.startsWith('application/octet-stream') ? null : body;
-      if (this.isRemote(sid)) return this.edge.post(sid, b, ex, this.homeOf(sid));
+      if (this.isRemote(sid))
+        return this.tunnel.http(this.homeOf(sid), { o: 'post', sid, b }, ex, { waitMs: this.port.options.relayTimeoutMs, lost: unknownSid });
       const c = this.carriers.get(sid);
       if (c === undefined) return ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
       const a = this.posted(c, b);
@@ -703,7 +725,10 @@ export class EngineIoServer {
           c.send(open);
           return;
         }
-        if (this.isRemote(sid)) return this.edge.socket(sid, ws, this.homeOf(sid));
+        if (this.isRemote(sid)) {
+          d.tunnel = this.tunnel.socket(this.homeOf(sid), { sid }, ws, port.options.relayTimeoutMs);
+          return;
+        }
         const c = this.carriers.get(sid);
         if (c === undefined) return ws.end();
         d.carrier = c;
@@ -715,7 +740,7 @@ export class EngineIoServer {
         if (message.byteLength > o.maxPayload) return ws.end(1009);
         const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
         const c = d.carrier;
-        if (c === null) return d.tunnel?.in(data);
+        if (c === null) return d.tunnel?.message(data);
         try {
           c.socketMessage(ws, data);
         } catch (err) {
@@ -729,20 +754,9 @@ export class EngineIoServer {
       close: (ws) => {
         const d = ws.getUserData();
         if (d.carrier !== null) d.carrier.socketClosed(ws);
-        else d.tunnel?.gone();
+        else d.tunnel?.closed();
       },
     });
-  }
-
-  // ---- the tunnel ----------------------------------------------------------------------------
-
-  private onLink(from: string, m: LinkMessage): void {
-    try {
-      if (m.o === 'res' || m.o === 'ok' || m.o === 'out' || m.o === 'end') this.edge.onMessage(m);
-      else this.home.onMessage(from, m);
-    } catch (err) {
-      warnOnce('engine.io tunnel', err);
-    }
   }
 }
 
@@ -754,7 +768,7 @@ interface SocketData {
   /** the carrier it serves here, or null (tunneled to another node, or not yet known) */
   carrier: EngineIoCarrier | null;
   /** a socket tunneled to the carrier's node (edge side) */
-  tunnel: { in(d: string | Uint8Array): void; gone(): void } | null;
+  tunnel: { message(d: string | Uint8Array): void; closed(): void } | null;
   /** the sid it names (an upgrade), or null (a WebSocket-only handshake) */
   sid: string | null;
   /** what a handshake request told, until its carrier has it */
@@ -765,312 +779,10 @@ function infoOf(r: RequestInfo): EngineIoRequest {
   return { ip: r.ip, origin: r.origin, userAgent: r.userAgent, query: appQuery(r.query) };
 }
 
-// ---- the tunnel between nodes ------------------------------------------------------------------
+/** A request of a carrier held on another node, forwarded there (Port.tunnel) */
+type Forwarded = { o: 'get'; sid: string } | { o: 'post'; sid: string; b: Uint8Array | null };
 
-/**
- * Messages of the tunnel. Edge → home: a poll (`get`), a POST's body (`post`), a poll's client
- * left (`abort`), a WebSocket (`ws`), its messages (`in`) and its end (`gone`). Home → edge: an
- * HTTP answer (`res`), the carrier is here (`ok`: a poll is held, or a socket accepted), packets for
- * the socket (`out`), close it (`end`).
- * `t` numbers the request on its edge node.
- */
-type LinkMessage =
-  | { o: 'get'; t: number; sid: string }
-  | { o: 'post'; t: number; sid: string; b: Uint8Array | null }
-  | { o: 'abort'; t: number }
-  | { o: 'ws'; t: number; sid: string }
-  | { o: 'in'; t: number; d: string | Uint8Array }
-  | { o: 'gone'; t: number }
-  | { o: 'res'; t: number; s: number; y: string; b: string }
-  | { o: 'ok'; t: number }
-  | { o: 'out'; t: number; f: Array<string | Uint8Array> }
-  | { o: 'end'; t: number };
-
-/** The node a request landed on, for carriers held elsewhere */
-class Edge {
-  /**
-   * numbers this node's tunneled requests, from a random start: a restarted node (same node id)
-   * must not take answers meant for its previous life's requests as answers to its own
-   */
-  private next = Math.floor(Math.random() * 2 ** 40);
-  /** requests and sockets tunneled from here */
-  count = 0;
-  private readonly http = new Map<number, { ex: Exchange; home: string; timer: NodeJS.Timeout }>();
-  /** sockets tunneled from here, until they close (a closed uWS socket must not be touched) */
-  private readonly sockets = new Map<number, { ws: WebSocket<SocketData>; timer: NodeJS.Timeout | null; home: string }>();
-
-  constructor(
-    private readonly engine: EngineIoServer,
-    private readonly link: Link,
-  ) {}
-
-  /** `node` died: what waits for it is answered as a session it does not know, its sockets close */
-  nodeLost(node: string): void {
-    for (const [t, h] of [...this.http]) {
-      if (h.home !== node) continue;
-      this.forget(t);
-      h.ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
-    }
-    for (const [t, s] of [...this.sockets]) if (s.home === node) this.closeSocket(t);
-  }
-
-  get(sid: string, ex: Exchange, home: string): void {
-    // the home says `ok` at once when it holds the carrier, then answers within a ping interval
-    // (a ping releases every poll); silence means it is gone
-    const t = this.request(ex, this.engine.port.options.relayTimeoutMs, home);
-    ex.onAbort = () => {
-      this.forget(t);
-      this.link.post(home, { o: 'abort', t });
-    };
-    this.link.post(home, { o: 'get', t, sid });
-  }
-
-  post(sid: string, body: Uint8Array | null, ex: Exchange, home: string): void {
-    const t = this.request(ex, this.engine.port.options.relayTimeoutMs, home);
-    this.link.post(home, { o: 'post', t, sid, b: body });
-  }
-
-  private request(ex: Exchange, ms: number, home: string): number {
-    const t = this.next++;
-    this.count++;
-    this.http.set(t, { ex, home, timer: this.timeout(t, ms) });
-    return t;
-  }
-
-  private timeout(t: number, ms: number): NodeJS.Timeout {
-    return setTimeout(() => {
-      const h = this.http.get(t);
-      if (h === undefined) return;
-      this.forget(t);
-      // the home did not answer: as far as this client can tell, its session is gone; should the
-      // home be alive after all, it must not answer a poll that is no longer there
-      this.link.post(h.home, { o: 'abort', t });
-      h.ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
-    }, ms);
-  }
-
-  private forget(t: number): void {
-    const h = this.http.get(t);
-    if (h === undefined) return;
-    clearTimeout(h.timer);
-    this.http.delete(t);
-  }
-
-  /** A WebSocket (here) for a carrier held by `home`: its messages go there, what comes back goes out */
-  socket(sid: string, ws: WebSocket<SocketData>, home: string): void {
-    const t = this.next++;
-    this.count++;
-    const s = { ws, timer: null as NodeJS.Timeout | null, home };
-    // accepted within the relay timeout, or closed
-    s.timer = setTimeout(() => this.closeSocket(t), this.engine.port.options.relayTimeoutMs);
-    this.sockets.set(t, s);
-    ws.getUserData().tunnel = {
-      in: (d) => this.link.post(home, { o: 'in', t, d }),
-      gone: () => {
-        if (s.timer !== null) clearTimeout(s.timer);
-        this.sockets.delete(t);
-        this.link.post(home, { o: 'gone', t });
-      },
-    };
-    this.link.post(home, { o: 'ws', t, sid });
-  }
-
-  private closeSocket(t: number): void {
-    const s = this.sockets.get(t);
-    if (s === undefined) return;
-    this.sockets.delete(t);
-    if (s.timer !== null) clearTimeout(s.timer);
-    s.ws.end();
-  }
-
-  onMessage(m: Extract<LinkMessage, { o: 'res' | 'ok' | 'out' | 'end' }>): void {
-    switch (m.o) {
-      case 'res': {
-        const h = this.http.get(m.t);
-        if (h !== undefined) {
-          this.forget(m.t);
-          h.ex.reply(m.s, m.y, m.b);
-          return;
-        }
-        // a refused socket
-        return this.closeSocket(m.t);
-      }
-      case 'ok': {
-        const h = this.http.get(m.t);
-        if (h !== undefined) {
-          // a poll the home holds: now it has a ping interval to answer
-          clearTimeout(h.timer);
-          h.timer = this.timeout(m.t, this.engine.o.pingIntervalMs + this.engine.port.options.relayTimeoutMs);
-          return;
-        }
-        const s = this.sockets.get(m.t);
-        if (s !== undefined && s.timer !== null) {
-          clearTimeout(s.timer);
-          s.timer = null;
-        }
-        return;
-      }
-      case 'out': {
-        const s = this.sockets.get(m.t);
-        if (s === undefined) return;
-        let dropped = false;
-        s.ws.cork(() => {
-          for (const f of m.f) {
-            traffic.out += sizeOf(f);
-            if (s.ws.send(f, typeof f !== 'string') === DROPPED) dropped = true;
-          }
-        });
-        // a reader too slow for its buffer: closed rather than fed with gaps (it reconnects and recovers)
-        if (dropped) this.closeSocket(m.t);
-        return;
-      }
-      case 'end':
-        return this.closeSocket(m.t);
-    }
-  }
-}
-
-/** The node holding carriers, for requests tunneled from other nodes */
-class Home {
-  /** requests and sockets tunneled here */
-  count = 0;
-  /** of which WebSockets */
-  socketCount = 0;
-  /** polls and sockets tunneled here, by `${edge}/${t}` */
-  private readonly polls = new Map<string, { c: EngineIoCarrier; sink: PollSink }>();
-  private readonly sockets = new Map<string, { c: EngineIoCarrier; sink: RemoteSocket }>();
-
-  constructor(
-    private readonly engine: EngineIoServer,
-    private readonly link: Link,
-  ) {}
-
-  /** `node` died: the polls and sockets it tunneled here are gone, as if their clients had left */
-  nodeLost(node: string): void {
-    const prefix = node + '/';
-    for (const [key, p] of [...this.polls]) {
-      if (!key.startsWith(prefix)) continue;
-      this.polls.delete(key);
-      p.c.pollAborted(p.sink);
-    }
-    for (const [key, s] of [...this.sockets]) {
-      if (!key.startsWith(prefix)) continue;
-      this.sockets.delete(key);
-      s.sink.closed = true;
-      s.c.socketClosed(s.sink);
-    }
-  }
-
-  onMessage(from: string, m: Exclude<LinkMessage, { o: 'res' | 'ok' | 'out' | 'end' }>): void {
-    const key = from + '/' + m.t;
-    if (m.o === 'get' || m.o === 'post' || m.o === 'ws') this.count++;
-    if (m.o === 'ws') this.socketCount++;
-    switch (m.o) {
-      case 'get': {
-        const c = this.engine.carriers.get(m.sid);
-        if (c === undefined) return this.res(from, m.t, 400, 'application/json', eioBody('UNKNOWN_SID'));
-        const sink: PollSink = {
-          answer: (status, type, body) => {
-            if (this.polls.get(key)?.sink === sink) this.polls.delete(key);
-            this.res(from, m.t, status, type, body);
-          },
-        };
-        this.polls.set(key, { c, sink });
-        // the carrier is here: the edge now waits as long as a poll may be held
-        this.link.post(from, { o: 'ok', t: m.t });
-        return c.get(sink);
-      }
-      case 'abort': {
-        const p = this.polls.get(key);
-        if (p === undefined) return;
-        this.polls.delete(key);
-        return p.c.pollAborted(p.sink);
-      }
-      case 'post': {
-        const c = this.engine.carriers.get(m.sid);
-        if (c === undefined) return this.res(from, m.t, 400, 'application/json', eioBody('UNKNOWN_SID'));
-        const a = this.engine.posted(c, m.b);
-        return this.res(from, m.t, a.status, a.type, a.body);
-      }
-      case 'ws': {
-        const c = this.engine.carriers.get(m.sid);
-        if (c === undefined) return this.res(from, m.t, 400, 'application/json', eioBody('UNKNOWN_SID'));
-        const sink: RemoteSocket = new RemoteSocket(this.link, from, m.t, () => {
-          if (this.sockets.get(key)?.sink === sink) this.sockets.delete(key);
-        });
-        this.sockets.set(key, { c, sink });
-        this.link.post(from, { o: 'ok', t: m.t });
-        return c.socket(sink);
-      }
-      case 'in': {
-        const s = this.sockets.get(key);
-        if (s !== undefined) s.c.socketMessage(s.sink, m.d);
-        return;
-      }
-      case 'gone': {
-        const s = this.sockets.get(key);
-        if (s === undefined) return;
-        this.sockets.delete(key);
-        s.sink.closed = true;
-        return s.c.socketClosed(s.sink);
-      }
-    }
-  }
-
-  private res(to: string, t: number, s: number, y: string, b: string): void {
-    this.link.post(to, { o: 'res', t, s, y, b });
-  }
-}
-
-/** A WebSocket on another node: writes go over the bus, batched per tick */
-class RemoteSocket implements SocketSink {
-  closed = false;
-  /** frames of this tick, and their size (null: none queued, no flush scheduled) */
-  private batch: Array<string | Uint8Array> | null = null;
-  private bytes = 0;
-
-  constructor(
-    private readonly link: Link,
-    private readonly edge: string,
-    private readonly t: number,
-    private readonly gone: () => void,
-  ) {}
-
-  send(f: string | Uint8Array, _binary: boolean): number {
-    if (this.closed) return SENT;
-    if (this.batch === null) {
-      this.batch = [];
-      this.bytes = 0;
-      queueMicrotask(() => {
-        this.flush();
-        this.batch = null;
-      });
-    }
-    this.batch.push(f);
-    // a batch crosses the bus as one message, whose size is bounded
-    this.bytes += typeof f === 'string' ? f.length : f.byteLength;
-    if (this.bytes > POLL_BUDGET) this.flush();
-    return SENT;
-  }
-
-  private flush(): void {
-    const f = this.batch;
-    if (f === null || f.length === 0) return;
-    this.batch = [];
-    this.bytes = 0;
-    this.link.post(this.edge, { o: 'out', t: this.t, f });
-  }
-
-  cork(f: () => void): void {
-    f();
-  }
-
-  /** the edge closes the client's socket (without a status code: the edge decides nothing else) */
-  end(): void {
-    if (this.closed) return;
-    this.flush();
-    this.closed = true;
-    this.gone();
-    this.link.post(this.edge, { o: 'end', t: this.t });
-  }
+/** What a request for a carrier no node has gets */
+function unknownSid(ex: HttpAnswer): void {
+  ex.reply(400, 'application/json', eioBody('UNKNOWN_SID'));
 }
