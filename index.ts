@@ -17,7 +17,8 @@ import type { App, AppContext, AppHandlers } from './cluster/app.ts';
 
 export type { App, AppContext, AppHandlers, AppSession, BroadcastOptions, Reply } from './cluster/app.ts';
 export type { SessionMeta, TransportName } from './cluster/types.ts';
-export type { GatewayOptions, SignalRConfig, SocketIoConfig } from './gateway/options.ts';
+export type { GatewayOptions } from './gateway/options.ts';
+export type { DialectConfigs, SignalRConfig, SocketIoConfig, SockJsConfig } from './transports/dialects/index.ts';
 export type { JwtConfig } from './gateway/jwt.ts';
 export { EngineError } from './gateway/uws.ts';
 

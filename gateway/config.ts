@@ -7,27 +7,23 @@
  */
 import { readFileSync } from 'node:fs';
 import type { GatewayOptions } from './options.ts';
+import { dialectFlags } from '../transports/dialects/index.ts';
+import type { OptionKind } from '../transports/seam/options.ts';
 
 type Command = 'start' | 'gateway' | 'worker';
 const ALL: Command[] = ['start', 'gateway', 'worker'];
 const GATEWAYS: Command[] = ['start', 'gateway'];
 
 /** How an option's value is read */
-type Kind =
-  | { t: 'int'; min: number; max?: number }
-  | { t: 'number'; min: number; max: number }
-  | { t: 'string'; pattern?: RegExp; form?: string }
-  | { t: 'list' }
-  | { t: 'enum'; values: readonly string[] }
-  | { t: 'flag' };
+type Kind = OptionKind;
 
 export interface OptionSpec {
   /** the flag, without `--` (the config file's key is its camelCase, the variable SWITCHYARD_ + its upper snake case) */
   flag: string;
   kind: Kind;
-  /** where the value goes: a GatewayOptions path (`socketio.path`), or `cli.<name>` for the command's own */
+  /** where the value goes: a GatewayOptions path (`pingMs`, `jwt.audience`, a dialect's `<key>.<field>`), or `cli.<name>` for the command's own */
   to: string;
-  /** for a `flag` kind: the value it sets (e.g. `false` for `--no-socketio`) @default true */
+  /** for a `flag` kind: the value it sets (e.g. `false` for a dialect's `--no-…`) @default true */
   sets?: unknown;
   /** what the help says the default is */
   def: string;
@@ -299,88 +295,18 @@ export const OPTIONS: OptionSpec[] = [
     help: 'clock skew allowed for exp and nbf',
     commands: GATEWAYS,
   },
-  // Socket.IO
-  { flag: 'no-socketio', kind: { t: 'flag' }, sets: false, to: 'socketio', def: 'served', help: 'Socket.IO clients are not served', commands: GATEWAYS },
-  {
-    flag: 'socketio-path',
-    kind: { t: 'string', pattern: /^\/.*\/$/, form: "a path starting and ending with '/'" },
-    to: 'socketio.path',
-    def: '/socket.io/',
-    help: 'Socket.IO path',
-    commands: GATEWAYS,
-  },
-  {
-    flag: 'socketio-namespaces',
-    kind: { t: 'list' },
-    to: 'socketio.namespaces',
-    def: '/',
-    help: 'namespaces clients may connect, comma-separated',
-    commands: GATEWAYS,
-  },
-  {
-    flag: 'socketio-parser',
-    kind: { t: 'enum', values: ['default', 'msgpack'] },
-    to: 'socketio.parser',
-    def: 'default',
-    help: 'msgpack: socket.io-msgpack-parser',
-    commands: GATEWAYS,
-  },
-  { flag: 'socketio-ping-timeout-ms', kind: ms(), to: 'socketio.pingTimeoutMs', def: '20000', help: 'Engine.IO pingTimeout', commands: GATEWAYS },
-  {
-    flag: 'socketio-connect-timeout-ms',
-    kind: ms(),
-    to: 'socketio.connectTimeoutMs',
-    def: '45000',
-    help: 'a client that connects no namespace within this is closed',
-    commands: GATEWAYS,
-  },
-  {
-    flag: 'socketio-no-recovery',
-    kind: { t: 'flag' },
-    sets: false,
-    to: 'socketio.recovery',
-    def: 'recovery on',
-    help: 'no connection state recovery (no pid, no offsets)',
-    commands: GATEWAYS,
-  },
-  // SignalR
-  { flag: 'no-signalr', kind: { t: 'flag' }, sets: false, to: 'signalr', def: 'served', help: 'SignalR clients are not served', commands: GATEWAYS },
-  { flag: 'signalr-hubs', kind: { t: 'list' }, to: 'signalr.hubs', def: 'demo', help: 'hubs served at /hubs/<name>, comma-separated', commands: GATEWAYS },
-  { flag: 'signalr-keep-alive-ms', kind: ms(), to: 'signalr.keepAliveMs', def: '15000', help: "the server's Ping interval", commands: GATEWAYS },
-  {
-    flag: 'signalr-client-timeout-ms',
-    kind: ms(),
-    to: 'signalr.clientTimeoutMs',
-    def: '30000',
-    help: 'a WebSocket or SSE client silent this long is gone',
-    commands: GATEWAYS,
-  },
-  // SockJS
-  { flag: 'no-sockjs', kind: { t: 'flag' }, sets: false, to: 'sockjs', def: 'served', help: 'SockJS clients are not served', commands: GATEWAYS },
-  {
-    flag: 'sockjs-prefix',
-    kind: { t: 'string', pattern: /^\/[A-Za-z0-9_/-]*[A-Za-z0-9_-]$/, form: 'a path without a trailing slash' },
-    to: 'sockjs.prefix',
-    def: '/sockjs',
-    help: 'SockJS prefix',
-    commands: GATEWAYS,
-  },
-  {
-    flag: 'sockjs-jsessionid',
-    kind: { t: 'flag' },
-    to: 'sockjs.jsessionid',
-    def: 'off',
-    help: 'set a JSESSIONID cookie, cookie_needed: true (cookie-sticky balancers)',
-    commands: GATEWAYS,
-  },
-  {
-    flag: 'sockjs-lookup-ms',
-    kind: { t: 'int', min: 0 },
-    to: 'sockjs.lookupMs',
-    def: '100',
-    help: 'how long to wait for another node to claim a session id',
-    commands: ['gateway'],
-  },
+  // the dialects' own, as each declares them (transports/dialects/*/options.ts)
+  ...dialectFlags().map(
+    (f): OptionSpec => ({
+      flag: f.flag,
+      kind: f.kind,
+      to: f.path,
+      ...(f.sets !== undefined ? { sets: f.sets } : {}),
+      def: f.def,
+      help: f.help,
+      commands: f.clusterOnly === true ? ['gateway'] : GATEWAYS,
+    }),
+  ),
   // workers
   {
     flag: 'request-timeout-ms',
@@ -549,7 +475,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** Sets `cli.x` or a GatewayOptions path; a dialect turned off (`socketio: false`) stays off */
+/** Sets `cli.x` or a GatewayOptions path; an option group turned off (a dialect's `false`) stays off */
 function put(out: CliConfig, path: string, value: unknown): void {
   const [head, tail] = path.split('.', 2) as [string, string | undefined];
   if (head === 'cli') return void ((out.cli as Record<string, unknown>)[tail!] = value);

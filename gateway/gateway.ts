@@ -33,7 +33,8 @@ import { Exchange, retryHeaders, wantsClose } from '../transports/wires/http.ts'
 import type { Outbox, OutboxLimits } from './outbox.ts';
 import { debugging, log, warnOnce } from '../lib/log.ts';
 import { Entry } from '../transports/seam/entry.ts';
-import { RateLimiter } from './rate-limit.ts';
+import { Admission, FD_CHECK_MS } from './admission.ts';
+import { mountProbes, notFound } from './endpoints.ts';
 import { metricsRegistry, Stats, type MetricsSource } from './metrics.ts';
 
 export interface GatewayDeps {
@@ -66,13 +67,10 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   private readonly secrets: readonly string[];
   /** built-in JWT verification of new sessions (option `jwt`), or null */
   private readonly jwt: JwtVerifier | null;
-  /** the open-file limit and the marks between which the node stops and resumes listening (see checkDescriptors) */
-  private readonly fdGuard = fdMarks(openFileLimit());
+  /** admission of new sessions and requests, and the open-file guard */
+  readonly admission: Admission;
   /** what `/metrics` reports */
   readonly stats = new Stats();
-  /** new sessions per client address (ipOpenRate, ipOpenBurst) */
-  private readonly openRate: RateLimiter;
-  private prunedAt = 0;
   /** sessions without a connection, checked for expiry */
   private readonly detached = new Set<Session>();
   /**
@@ -136,7 +134,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     this.options = resolveOptions(options);
     this.outboxLimits = { maxEntries: this.options.outboxMaxFrames, maxBytes: this.options.outboxMaxBytes, held: 0 };
     this.goneLimits = { ...this.outboxLimits };
-    this.openRate = new RateLimiter(this.options.ipOpenRate, this.options.ipOpenBurst);
+    this.admission = new Admission(this);
     this.secrets = [this.options.secret, ...this.options.previousSecrets];
     this.jwt = this.options.jwt === false ? null : new JwtVerifier(this.options.jwt);
     this.nodeId = this.options.nodeId;
@@ -155,43 +153,14 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     this.dialects = mountDialects(this, this.options);
     // the probes on the clients' port; /metrics there too unless it has a port of its own
     const own = this.options.metricsPort !== null;
-    this.mountProbes(this.app, this.options.metrics && !own);
+    mountProbes(this.app, this, this.options.metrics && !own);
     if (own) {
       this.metricsApp = this.uws.App();
-      this.mountProbes(this.metricsApp, this.options.metrics);
+      mountProbes(this.metricsApp, this, this.options.metrics);
       notFound(this.metricsApp);
     }
     if (this.options.serveDemo) mountStatic(this);
     notFound(this.app);
-  }
-
-  /** `/healthz`, `/readyz` and (`metrics`) `/metrics` on `app` */
-  private mountProbes(app: TemplatedApp, metrics: boolean): void {
-    // liveness: 200 as long as the node serves at all (draining or saturated included)
-    app.get('/healthz', (res, req) => {
-      new Exchange(res, '', wantsClose(req)).reply(200, 'application/json', JSON.stringify(this.health()));
-    });
-    // readiness: 503 while draining or at the session limit, so a balancer sends new clients elsewhere
-    app.get('/readyz', (res, req) => {
-      const why = this.unready();
-      const ex = new Exchange(res, '', wantsClose(req));
-      if (why === null) ex.reply(200, 'application/json', '{"ready":true}');
-      else ex.reply(503, 'application/json', JSON.stringify({ ready: false, reason: why }), retryHeaders(503));
-    });
-    if (!metrics) return;
-    let registry: ReturnType<typeof metricsRegistry> | null = null;
-    app.get('/metrics', (res, req) => {
-      const ex = new Exchange(res, '', wantsClose(req));
-      (registry ??= metricsRegistry(this))
-        .then(async (r) => [r.contentType, await r.metrics()] as const)
-        .then(
-          ([type, text]) => ex.reply(200, type, text),
-          (err) => {
-            warnOnce('metrics', err);
-            ex.error('SY_ERR_INTERNAL');
-          },
-        );
-    });
   }
 
   /** Starts listening. @returns the port */
@@ -239,45 +208,10 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     }
     this.timers.push(setInterval(() => this.heartbeat(), o.pingMs));
     if (o.metrics) this.timers.push(setInterval(() => this.probeBus(), BUS_PROBE_MS));
-    if (this.fdGuard.limit > 0) this.timers.push(setInterval(() => this.checkDescriptors(), FD_CHECK_MS));
+    if (this.admission.fd.limit > 0) this.timers.push(setInterval(() => this.admission.checkDescriptors(), FD_CHECK_MS));
     this.timers.push(setInterval(() => this.sweep(), Math.min(250, Math.max(50, o.resumeWindowMs / 4), o.ackTimeoutMs / 2)));
     for (const t of this.timers) t.unref();
     return this.listenPort;
-  }
-
-  /**
-   * Near the open-file limit the node stops listening, so that new connections are refused by
-   * the kernel at once instead of the node spinning on failing accepts (EMFILE) while its clients
-   * and `/healthz` hang; `/readyz` says `saturated` meanwhile. It listens again once enough
-   * descriptors are free.
-   */
-  private checkDescriptors(): void {
-    const g = this.fdGuard;
-    let open: number;
-    try {
-      open = readdirSync('/proc/self/fd').length;
-    } catch (err) {
-      // no descriptor left even to read the directory with: at the limit
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EMFILE' && code !== 'ENFILE') return; // not Linux, or no /proc: nothing to measure by
-      open = g.limit;
-    }
-    g.open = open;
-    if (!g.paused && open >= g.high && this.listenSocket !== null) {
-      g.paused = true;
-      this.uws.us_listen_socket_close(this.listenSocket);
-      this.listenSocket = null;
-      warnOnce(`open files at ${open} of ${g.limit}: not accepting connections until ${g.low} or fewer are open`);
-    } else if (g.paused && open <= g.low && !this.draining) {
-      g.paused = false;
-      this.app.listen(this.options.host, this.listenPort, (sock) => {
-        if (sock && !this.draining) this.listenSocket = sock;
-        else if (sock) this.uws.us_listen_socket_close(sock);
-        // the port could not be had again (an ephemeral port, `--port 0`, can be held by
-        // connections in TIME_WAIT for a minute): try at the next check
-        else g.paused = true;
-      });
-    }
   }
 
   /** Stops listening and ends every session (clients are told to reconnect). */
@@ -333,20 +267,33 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
 
   /** Why the node should get no new clients now ('draining', 'saturated'), or null */
   unready(): 'draining' | 'saturated' | null {
-    if (this.draining) return 'draining';
-    if (this.fdGuard.paused) return 'saturated';
-    return this.atSessionLimit() ? 'saturated' : null;
+    return this.admission.unready();
   }
 
-  /**
-   * The node holds `maxSessions` sessions, from the moment each exists (a SignalR negotiate, a
-   * first long-poll, any connect) for as long as its client is there, between two polls too.
-   * Sessions whose client went away (parked) hold no descriptor: they count against
-   * `detachedMaxBytes` instead, and their client's next connection is admitted only if there is room.
-   */
-  private atSessionLimit(): boolean {
-    const max = this.options.maxSessions;
-    return max > 0 && this.sessions.size - this.parked.size >= max;
+  /** @internal (AdmissionHost) sessions counted against maxSessions: parked ones hold no descriptor */
+  countedSessions(): number {
+    return this.sessions.size - this.parked.size;
+  }
+
+  /** @internal (AdmissionHost) */
+  get listening(): boolean {
+    return this.listenSocket !== null;
+  }
+
+  /** @internal (AdmissionHost) stops accepting connections (near the open-file limit) */
+  stopListening(): void {
+    if (this.listenSocket === null) return;
+    this.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+  }
+
+  /** @internal (AdmissionHost) accepts connections again on the same port */
+  listenAgain(done: (ok: boolean) => void): void {
+    this.app.listen(this.options.host, this.listenPort, (sock) => {
+      if (sock && !this.draining) this.listenSocket = sock;
+      else if (sock) this.uws.us_listen_socket_close(sock);
+      done(!!sock);
+    });
   }
 
   /**
@@ -354,7 +301,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
    * back into the count, and only if there is room for it
    */
   private attachable(s: Session): Target {
-    if (!this.parked.has(s) || !this.atSessionLimit()) return { kind: 'session', session: s };
+    if (!this.parked.has(s) || !this.admission.atSessionLimit()) return { kind: 'session', session: s };
     Stats.bump(this.stats.refused, 'SY_ERR_TOO_MANY_SESSIONS');
     return { kind: 'error', error: 'SY_ERR_TOO_MANY_SESSIONS' };
   }
@@ -363,7 +310,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     return {
       status: this.unready() ?? 'ok',
       maxSessions: this.options.maxSessions,
-      openFiles: { open: this.fdGuard.open, limit: this.fdGuard.limit, accepting: !this.fdGuard.paused },
+      openFiles: { open: this.admission.fd.open, limit: this.admission.fd.limit, accepting: !this.admission.fd.paused },
       engine: this.engine.kind,
       enginePackage: this.engine.spec,
       node: this.nodeId,
@@ -380,30 +327,11 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   // ---- admission (Port) ------------------------------------------------------------------------
 
   admit(origin: string, isNew: boolean, ip = '', requestBytes = 0): ErrorCode | null {
-    const refused = this.admission(origin, isNew, ip, requestBytes);
-    if (refused !== null) {
-      Stats.bump(this.stats.refused, refused);
-      warnOnce(`admission refused: ${refused}`, undefined, { ip });
-    }
-    return refused;
-  }
-
-  private admission(origin: string, isNew: boolean, ip: string, requestBytes: number): ErrorCode | null {
-    // a draining node still serves its sessions' requests (answering with Connection: close)
-    if (this.draining && isNew) return 'SY_ERR_SHUTTING_DOWN';
-    const allowed = this.options.allowedOrigins;
-    if (allowed.length > 0 && origin !== '' && !allowed.includes(origin)) return 'SY_ERR_BAD_ORIGIN';
-    if (isNew && this.atSessionLimit()) return 'SY_ERR_TOO_MANY_SESSIONS';
-    // what the session would keep of its request (query, user agent, authorization), held for its whole life
-    if (isNew && requestBytes > this.options.maxRequestBytes) return 'SY_ERR_REQUEST_TOO_LARGE';
-    if (isNew && ip !== '' && !this.openRate.take(ip, Date.now())) return 'SY_ERR_RATE_LIMITED';
-    return null;
+    return this.admission.admit(origin, isNew, ip, requestBytes);
   }
 
   corsOrigin(origin: string): string {
-    if (origin === '') return '';
-    const allowed = this.options.allowedOrigins;
-    return allowed.length === 0 || allowed.includes(origin) ? origin : '';
+    return this.admission.corsOrigin(origin);
   }
 
   get closing(): boolean {
@@ -995,10 +923,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   private sweep(): void {
     const now = Date.now();
     // addresses whose buckets refilled are forgotten (every few seconds: the table can be large)
-    if (now - this.prunedAt >= 5000) {
-      this.prunedAt = now;
-      this.openRate.prune(now);
-    }
+    this.admission.prune(now);
     const window = this.options.resumeWindowMs;
     const budget = this.options.detachedMaxBytes;
     let held = 0;
@@ -1039,15 +964,6 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   }
 }
 
-/** Every other route of `app`: a preflight gets 204, anything else SY_ERR_NOT_FOUND */
-function notFound(app: TemplatedApp): void {
-  app.any('/*', (res, req) => {
-    const ex = new Exchange(res, '', wantsClose(req));
-    if (req.getMethod() === 'options') ex.reply(204, null);
-    else ex.error('SY_ERR_NOT_FOUND');
-  });
-}
-
 /** interned `<transport> <dialect> <attached>` keys (a handful: no string is made per change) */
 const countKeys = new Map<string, [string, string]>();
 function countKey(transport: string, dialect: string, attached: boolean): string {
@@ -1057,19 +973,8 @@ function countKey(transport: string, dialect: string, attached: boolean): string
   return pair[attached ? 1 : 0];
 }
 
-/** how often the open files are counted (an O(open files) read of /proc/self/fd) */
-const FD_CHECK_MS = 500;
 /** how often a node measures the bus's round trip (switchyard_bus_rtt_seconds) */
 const BUS_PROBE_MS = 5000;
-
-/**
- * Stop listening at `high` open files (the limit less 5%, at least 16), listen again at `low`
- * (another 5% lower): a band, so that the node does not flap at the edge
- */
-export function fdMarks(limit: number): { limit: number; high: number; low: number; open: number; paused: boolean } {
-  const band = Math.max(16, Math.ceil(limit / 20));
-  return { limit, high: limit - band, low: limit - 2 * band, open: 0, paused: false };
-}
 
 /** what a detached session is counted as holding besides its outbox (its objects, meta, maps' entries; measured idle: ~1.1 KB) */
 export const DETACHED_OVERHEAD = 2048;

@@ -1,11 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
-import type { SignalROptions, SocketIoOptions, SockJsOptions } from '../transports/dialects/index.ts';
+import { resolveDialects, type DialectConfigs, type DialectOptions } from '../transports/dialects/index.ts';
+import { stripUndefined } from '../transports/seam/options.ts';
 import { JwtVerifier, type JwtConfig } from './jwt.ts';
 
-/** Options of one gateway node. Every field is optional; the default is in its doc. */
-export interface GatewayOptions {
+/**
+ * Options of one gateway node. Every field is optional; the default is in its doc. Each dialect's
+ * own options are under its key (DialectConfigs: declared by the dialects, transports/dialects/).
+ */
+export interface GatewayOptions extends DialectConfigs {
   /** TCP port; 0 picks a free one @default 8080 */
   port?: number;
   /** @default '0.0.0.0' */
@@ -126,58 +130,12 @@ export interface GatewayOptions {
    * are told, with SY_ERR_NODE_LOST @default 3000
    */
   memberTimeoutMs?: number;
-  /** the Socket.IO dialect (Engine.IO v4 / Socket.IO v5 clients); false: not served @default {} (served at /socket.io/) */
-  socketio?: SocketIoConfig | false;
-  /** the SignalR dialect (@microsoft/signalr clients); false: not served @default {} (hub `demo` at /hubs/demo) */
-  signalr?: SignalRConfig | false;
-  /**
-   * the SockJS dialect (sockjs-client); false: not served @default {} (at /sockjs). `jsessionid`:
-   * set a JSESSIONID cookie on session requests and answer `cookie_needed: true`, for balancers that
-   * stick by that cookie (see docs/sockjs.md) @default false. `lookupMs`: how long a node waits
-   * for another to say it holds a client's session id before it claims the id itself (the sid's
-   * worker then has the last word) @default 100
-   */
-  sockjs?: { prefix?: string; jsessionid?: boolean; lookupMs?: number } | false;
-}
-
-/** The SignalR dialect's options (see docs/signalr.md) */
-export interface SignalRConfig {
-  /** hubs served at `/hubs/<name>` @default ['demo'] */
-  hubs?: string[];
-  /** the server's Ping interval @default 15000 */
-  keepAliveMs?: number;
-  /** a WebSocket or SSE client silent this long is gone @default 30000 */
-  clientTimeoutMs?: number;
-}
-
-/** The Socket.IO dialect's options (see docs/socketio.md) */
-export interface SocketIoConfig {
-  /** @default '/socket.io/' */
-  path?: string;
-  /** namespaces clients may connect @default ['/'] */
-  namespaces?: string[];
-  /** Engine.IO `pingInterval` @default the node's pingMs (25000) */
-  pingIntervalMs?: number;
-  /** Engine.IO `pingTimeout` @default 20000 */
-  pingTimeoutMs?: number;
-  /** a client that connects no namespace within this is closed @default 45000 */
-  connectTimeoutMs?: number;
-  /** @default 10000 */
-  upgradeTimeoutMs?: number;
-  /** connection state recovery (`pid`, offsets appended to events) @default true */
-  recovery?: boolean;
-  /** `msgpack`: socket.io-msgpack-parser (clients must use it too) @default 'default' */
-  parser?: 'default' | 'msgpack';
 }
 
 /** what a node id may be (it is part of bus subjects and of session tokens) */
 export const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export type ResolvedOptions = Required<Omit<GatewayOptions, 'socketio' | 'signalr' | 'sockjs'>> & {
-  socketio: SocketIoOptions | false;
-  signalr: SignalROptions | false;
-  sockjs: SockJsOptions | false;
-};
+export type ResolvedOptions = Required<Omit<GatewayOptions, keyof DialectConfigs>> & DialectOptions;
 
 /** See GatewayOptions.maxSessions */
 export function defaultMaxSessions(fds = openFileLimit()): number {
@@ -230,10 +188,8 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     relayTimeoutMs: 3000,
     heartbeatMs: 1000,
     memberTimeoutMs: 3000,
-    ...stripUndefined(o),
-    socketio: false,
-    signalr: false,
-    sockjs: false,
+    ...(stripUndefined(o) as Omit<GatewayOptions, keyof DialectConfigs>),
+    ...resolveDialects({}, { pingMs: 25_000, maxPayloadBytes: 64 * 1024 }),
   };
   const ints: Array<[keyof ResolvedOptions, number]> = [
     ['port', 0],
@@ -273,54 +229,6 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   if (!Array.isArray(r.previousSecrets) || r.previousSecrets.some((p) => typeof p !== 'string' || p.length < 16))
     throw new TypeError('option previousSecrets must be a list of secrets of at least 16 characters');
   if (r.jwt !== false) new JwtVerifier(r.jwt); // throws on a wrong configuration, before anything listens
-  if (o.socketio !== false) r.socketio = resolveSocketIo(o.socketio ?? {}, r);
-  if (o.signalr !== false) r.signalr = resolveSignalR(o.signalr ?? {});
-  if (o.sockjs !== false) {
-    const prefix = o.sockjs?.prefix ?? '/sockjs';
-    if (!/^\/[A-Za-z0-9_/-]*[A-Za-z0-9_-]$/.test(prefix)) throw new TypeError(`option sockjs.prefix must be a path without a trailing slash, got ${prefix}`);
-    const jsessionid = o.sockjs?.jsessionid ?? false;
-    if (typeof jsessionid !== 'boolean') throw new TypeError(`option sockjs.jsessionid must be a boolean, got ${String(jsessionid)}`);
-    const lookupMs = o.sockjs?.lookupMs ?? 100;
-    if (!Number.isInteger(lookupMs) || lookupMs < 0) throw new TypeError(`option sockjs.lookupMs must be an integer >= 0, got ${String(lookupMs)}`);
-    r.sockjs = { prefix, jsessionid, lookupMs };
-  }
+  Object.assign(r, resolveDialects(o, r));
   return r;
-}
-
-function resolveSocketIo(c: SocketIoConfig, r: ResolvedOptions): SocketIoOptions {
-  const s: SocketIoOptions = {
-    path: '/socket.io/',
-    namespaces: ['/'],
-    pingIntervalMs: r.pingMs,
-    pingTimeoutMs: 20_000,
-    connectTimeoutMs: 45_000,
-    upgradeTimeoutMs: 10_000,
-    recovery: true,
-    parser: 'default',
-    ...stripUndefined(c),
-    maxPayload: r.maxPayloadBytes,
-  };
-  for (const k of ['pingIntervalMs', 'pingTimeoutMs', 'connectTimeoutMs', 'upgradeTimeoutMs'] as const) {
-    const v = s[k];
-    if (!Number.isInteger(v) || v < 10) throw new TypeError(`option socketio.${k} must be an integer >= 10, got ${String(v)}`);
-  }
-  if (!s.path.startsWith('/') || !s.path.endsWith('/')) throw new TypeError(`option socketio.path must start and end with '/', got ${s.path}`);
-  for (const n of s.namespaces)
-    if (!n.startsWith('/') || n.includes(',')) throw new TypeError(`option socketio.namespaces: ${JSON.stringify(n)} must start with '/' and hold no ','`);
-  if (s.parser !== 'default' && s.parser !== 'msgpack') throw new TypeError(`option socketio.parser must be 'default' or 'msgpack', got ${String(s.parser)}`);
-  return s;
-}
-
-function resolveSignalR(c: SignalRConfig): SignalROptions {
-  const s: SignalROptions = { hubs: ['demo'], keepAliveMs: 15_000, clientTimeoutMs: 30_000, ...stripUndefined(c) };
-  for (const k of ['keepAliveMs', 'clientTimeoutMs'] as const) {
-    const v = s[k];
-    if (!Number.isInteger(v) || v < 10) throw new TypeError(`option signalr.${k} must be an integer >= 10, got ${String(v)}`);
-  }
-  for (const h of s.hubs) if (!/^[A-Za-z0-9_-]{1,64}$/.test(h)) throw new TypeError(`option signalr.hubs: ${JSON.stringify(h)} must match [A-Za-z0-9_-]{1,64}`);
-  return s;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -15,6 +15,7 @@ export interface StaticHost {
   readonly options: ResolvedOptions;
 }
 import { Exchange, wantsClose } from '../transports/wires/http.ts';
+import { pageNeeds, vendorFiles } from '../transports/dialects/index.ts';
 
 /** the package's folder: above gateway/ from the sources, above dist/gateway/ compiled */
 const here = dirname(fileURLToPath(import.meta.url));
@@ -42,13 +43,9 @@ function modules(): string[] {
 
 /**
  * The third-party clients' browser bundles, as their packages ship them (no build step, no network
- * at run time). sockjs-client's bundle is served by the SockJS dialect itself at `<prefix>/sockjs.min.js`.
+ * at run time), as the dialects list them (transports/dialects/index.ts)
  */
-const VENDOR: Record<string, string> = {
-  'socket.io.min.js': 'socket.io-client/dist/socket.io.min.js',
-  'signalr.min.js': '@microsoft/signalr/dist/browser/signalr.min.js',
-  'signalr-protocol-msgpack.min.js': '@microsoft/signalr-protocol-msgpack/dist/browser/signalr-protocol-msgpack.min.js',
-};
+const VENDOR: Record<string, string> = vendorFiles();
 
 /** a file of an installed package, also one its `exports` do not list (found on Node's module paths) */
 function vendor(file: string): string | null {
@@ -62,19 +59,15 @@ function vendor(file: string): string | null {
 
 /** The demo page, told where this node serves each dialect (its `switchyard-paths` meta tag) */
 function demoPage(gw: StaticHost): string {
-  const o = gw.options;
-  const paths = {
-    socketio: o.socketio === false ? null : o.socketio.path,
-    signalr: o.signalr === false || o.signalr.hubs.length === 0 ? null : `/hubs/${o.signalr.hubs[0]}`,
-    sockjs: o.sockjs === false ? null : o.sockjs.prefix,
-  };
-  const attr = JSON.stringify(paths).replace(/&/g, '&amp;').replace(/'/g, '&#39;').replace(/</g, '&lt;');
-  return read('demo.html')
-    .replace(/<meta name="switchyard-paths" content='[^']*'>/, `<meta name="switchyard-paths" content='${attr}'>`)
-    .replace(
-      '<script src="/sockjs/sockjs.min.js" id="sockjs-library"></script>',
-      paths.sockjs === null ? '' : `<script src="${paths.sockjs}/sockjs.min.js" id="sockjs-library"></script>`,
-    );
+  const { endpoints, scripts } = pageNeeds(gw.options);
+  const attr = JSON.stringify(endpoints).replace(/&/g, '&amp;').replace(/'/g, '&#39;').replace(/</g, '&lt;');
+  let page = read('demo.html').replace(/<meta name="switchyard-paths" content='[^']*'>/, `<meta name="switchyard-paths" content='${attr}'>`);
+  // a dialect's script served where the dialect is now (or left out when it is off)
+  for (const { src, now } of scripts) {
+    const tag = new RegExp(`<script src="${src.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"([^>]*)></script>`);
+    page = page.replace(tag, (_m, rest: string) => (now === null ? '' : `<script src="${now}"${rest}></script>`));
+  }
+  return page;
 }
 
 export function mountStatic(gw: StaticHost): void {

@@ -51,15 +51,7 @@ import {
 } from './codec.ts';
 import { sizeOf, traffic } from '../../seam/traffic.ts';
 import { CLOSE_GRACE_MS } from '../../wires/websocket.ts';
-
-export interface SignalROptions {
-  /** hub names served at `/hubs/<name>` @default ['demo'] */
-  hubs: string[];
-  /** the server's Ping, at least this often @default 15000 */
-  keepAliveMs: number;
-  /** a WebSocket or SSE client silent this long is gone @default 30000 */
-  clientTimeoutMs: number;
-}
+import type { SignalROptions } from './options.ts';
 
 const DIALECT = 'signalr';
 /** the query parameters of the protocol, not the app's */

@@ -35,27 +35,10 @@ import { parseLast } from '../../wires/query.ts';
 import { warnOnce } from '../../../lib/log.ts';
 import { errors } from '../../seam/errors.ts';
 import { randomId } from '../../seam/ids.ts';
+import type { SocketIoOptions } from './options.ts';
 
 /** Counts of outbox entries encoded as packets (a broadcast's once per parser where its packets are the same for every member) */
 export const encodeStats = { packets: 0 };
-
-export interface SocketIoOptions {
-  /** @default '/socket.io/' */
-  path: string;
-  /** namespaces clients may connect; others get CONNECT_ERROR "Invalid namespace" @default ['/'] */
-  namespaces: string[];
-  pingIntervalMs: number;
-  pingTimeoutMs: number;
-  /** a client that connects no namespace within this is closed @default 45000 */
-  connectTimeoutMs: number;
-  /** @default 10000 */
-  upgradeTimeoutMs: number;
-  /** connection state recovery: `pid` and offsets @default true */
-  recovery: boolean;
-  /** the packet parser clients use: both sides must agree @default 'default' */
-  parser: 'default' | 'msgpack';
-  maxPayload: number;
-}
 
 const DIALECT = 'socket.io';
 /** close codes of the app's own `session.disconnect` (docs/errors.md) */

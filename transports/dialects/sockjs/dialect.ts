@@ -29,19 +29,7 @@ import { warnOnce } from '../../../lib/log.ts';
 import { connectQuery } from '../../wires/query.ts';
 import type { ErrorCode } from '../../seam/errors.ts';
 import { traffic } from '../../seam/traffic.ts';
-
-export interface SockJsOptions {
-  /** @default '/sockjs' */
-  prefix: string;
-  /**
-   * Set a `JSESSIONID` cookie on every session request (the client's own value, else `dummy`) and
-   * answer `cookie_needed: true` in `/info`, for balancers that stick by that cookie (the reference
-   * server's `jsessionid` option). Switchyard itself needs no stickiness. @default false
-   */
-  jsessionid: boolean;
-  /** how long a node waits for another to say it holds a session id before claiming it (the sid's worker has the last word) @default 100 */
-  lookupMs: number;
-}
+import type { SockJsOptions } from './options.ts';
 
 const DIALECT = 'sockjs';
 /** the prefix of a SockJS session's key (Port.lookup): no other dialect's key can be the same */
