@@ -3,8 +3,8 @@
  * connection's codec (the native dialect's JSON or msgpack, SockJS's frames, …). The routes that
  * make such sockets live with their dialects (the native `/rt/ws`: dialects/native/websocket.ts).
  */
-import type { WebSocket } from 'uWebSockets.js';
-import { endedFrames, type Carrier, type Codec, type Connection, type Ended, type OpenInfo, type PortSession } from '../seam/port.ts';
+import type { WebSocket, WebSocketBehavior } from 'uWebSockets.js';
+import { endedFrames, type Carrier, type Codec, type Connection, type Ended, type OpenInfo, type Port, type PortSession } from '../seam/port.ts';
 import { errors, type ErrorCode } from '../seam/errors.ts';
 import { sizeOf, traffic } from '../seam/traffic.ts';
 
@@ -142,4 +142,27 @@ export class WsConnection implements Connection, Carrier {
       this.ws.end(code, reason);
     });
   }
+}
+
+/**
+ * Mounts a WebSocket route with what every dialect's sockets share: messages up to
+ * `maxPayloadBytes` plus `slack` (a larger one, up to there, is read and refused by the dialect
+ * with a proper close instead of being cut by uWS), the node's send-buffer limit (past it a send
+ * is dropped, not the socket: the wire decides), and an idle timeout of twice `silentMs`, the
+ * longest a live client of the dialect stays silent (uWS counts it in seconds, 8 to 960).
+ */
+export function mountSocket<T>(
+  port: Port,
+  path: string,
+  o: { maxPayloadBytes: number; slack?: number; silentMs: number; pings: boolean },
+  behavior: Pick<WebSocketBehavior<T>, 'upgrade' | 'open' | 'message' | 'drain' | 'close'>,
+): void {
+  port.app.ws<T>(path, {
+    maxPayloadLength: o.maxPayloadBytes + (o.slack ?? 1024),
+    maxBackpressure: port.options.wsHighWaterBytes,
+    closeOnBackpressureLimit: 0,
+    idleTimeout: Math.min(960, Math.max(8, Math.ceil((2 * o.silentMs) / 1000))),
+    sendPingsAutomatically: o.pings,
+    ...behavior,
+  });
 }

@@ -50,7 +50,7 @@ import {
   type HubProtocol,
 } from './codec.ts';
 import { sizeOf, traffic } from '../../seam/traffic.ts';
-import { CLOSE_GRACE_MS } from '../../wires/websocket.ts';
+import { CLOSE_GRACE_MS, mountSocket } from '../../wires/websocket.ts';
 import type { SignalROptions } from './options.ts';
 
 const DIALECT = 'signalr';
@@ -177,7 +177,7 @@ export class SignalR {
       const r = readRequest(res, req, port.options.trustProxy);
       this.remove(r.query.get('id'), this.exchange(res, r.origin, r.close));
     });
-    this.mountSocket(hub, path);
+    this.mountWebSocket(hub, path);
   }
 
   private exchange(res: HttpResponse, origin: string, close: boolean): Exchange {
@@ -309,97 +309,97 @@ export class SignalR {
     ex.reply(202, 'text/plain', '');
   }
 
-  private mountSocket(hub: string, path: string): void {
+  private mountWebSocket(hub: string, path: string): void {
     const port = this.port;
     const o = port.options;
-    port.app.ws<SocketData>(path, {
-      maxPayloadLength: o.maxPayloadBytes + 1024,
-      maxBackpressure: o.wsHighWaterBytes,
-      closeOnBackpressureLimit: 0,
-      idleTimeout: Math.min(960, Math.max(8, Math.ceil((2 * this.o.clientTimeoutMs) / 1000))),
-      sendPingsAutomatically: false,
-      upgrade: (res, req, context) => {
-        const q = new URLSearchParams(req.getQuery() ?? '');
-        const r = {
-          close: wantsClose(req),
-          ip: clientIp(res, req, o.trustProxy),
-          origin: req.getHeader('origin'),
-          userAgent: req.getHeader('user-agent'),
-          authorization: req.getHeader('authorization'),
-          query: q,
-        };
-        const id = q.get('id');
-        const ex = () => this.exchange(res, r.origin, r.close);
-        if (id === null) {
-          // skipNegotiation: the socket is the whole connection
-          const refused = port.admit(r.origin, true, r.ip, requestBytes(req));
-          if (refused !== null) return ex().reply(errors[refused].http || 503, 'text/plain', errors[refused].message, undefined, true);
-          return upgrade<SocketData>(res, req, context, { c: null, id: null, meta: this.meta(hub, r) });
-        }
-        const f = this.find(id);
-        if (f.s === null && f.home === null) return ex().reply(404, 'text/plain', NO_CONNECTION, undefined, true);
-        const current = f.s?.conn;
-        // a second socket is refused, except a stateful reconnect: it replaces the stale one
-        if (current instanceof SignalRConnection && !current.closed && !f.stateful)
-          return ex().reply(409, 'text/plain', 'Another transport is connected', undefined, true);
-        // a socket keeps no state across requests: the session is relayed to it from its node
-        upgrade<SocketData>(res, req, context, { c: null, id, meta: f.home !== null ? this.meta(hub, r) : null });
+    mountSocket<SocketData>(
+      port,
+      path,
+      { maxPayloadBytes: o.maxPayloadBytes, silentMs: this.o.clientTimeoutMs, pings: false },
+      {
+        upgrade: (res, req, context) => {
+          const q = new URLSearchParams(req.getQuery() ?? '');
+          const r = {
+            close: wantsClose(req),
+            ip: clientIp(res, req, o.trustProxy),
+            origin: req.getHeader('origin'),
+            userAgent: req.getHeader('user-agent'),
+            authorization: req.getHeader('authorization'),
+            query: q,
+          };
+          const id = q.get('id');
+          const ex = () => this.exchange(res, r.origin, r.close);
+          if (id === null) {
+            // skipNegotiation: the socket is the whole connection
+            const refused = port.admit(r.origin, true, r.ip, requestBytes(req));
+            if (refused !== null) return ex().reply(errors[refused].http || 503, 'text/plain', errors[refused].message, undefined, true);
+            return upgrade<SocketData>(res, req, context, { c: null, id: null, meta: this.meta(hub, r) });
+          }
+          const f = this.find(id);
+          if (f.s === null && f.home === null) return ex().reply(404, 'text/plain', NO_CONNECTION, undefined, true);
+          const current = f.s?.conn;
+          // a second socket is refused, except a stateful reconnect: it replaces the stale one
+          if (current instanceof SignalRConnection && !current.closed && !f.stateful)
+            return ex().reply(409, 'text/plain', 'Another transport is connected', undefined, true);
+          // a socket keeps no state across requests: the session is relayed to it from its node
+          upgrade<SocketData>(res, req, context, { c: null, id, meta: f.home !== null ? this.meta(hub, r) : null });
+        },
+        open: (ws) => {
+          const d = ws.getUserData();
+          const c = new SignalRConnection(this, 'websocket', '');
+          c.ws = ws;
+          d.c = c;
+          if (d.id === null) {
+            c.session = port.open('websocket', d.meta!, c);
+            c.sid = c.session.sid;
+            return;
+          }
+          const k = parseToken(d.id)!;
+          c.sid = k.sid;
+          c.stateful = k.stateful;
+          const t = port.find(k.sid, k.token, 0);
+          // a stateful reconnect that reached a draining node (a balancer's kept-alive connection to
+          // it): closed at once, so that the client reconnects again, elsewhere, where the session
+          // is handed over
+          if (t.kind === 'session' && k.stateful && port.closing) return c.closeSocket();
+          if (t.kind === 'session') return c.attach(t.session);
+          if (t.kind === 'remote') {
+            c.session = port.attachRemote(
+              t,
+              d.meta ?? this.meta(hub, { ip: '', origin: '', userAgent: '', authorization: '', query: new URLSearchParams() }),
+              c,
+              0,
+              false,
+            );
+            return;
+          }
+          c.closeSocket();
+        },
+        message: (ws, message, isBinary) => {
+          const c = ws.getUserData().c;
+          if (c === null) return;
+          traffic.in += message.byteLength;
+          if (message.byteLength > o.maxPayloadBytes) return c.fail('SY_ERR_PAYLOAD_TOO_LARGE');
+          const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
+          try {
+            c.received(data);
+          } catch (err) {
+            warnOnce('signalr message', err);
+            c.fail('SY_ERR_INTERNAL');
+          }
+        },
+        drain: (ws) => {
+          ws.getUserData().c?.drained();
+        },
+        close: (ws, code) => {
+          const c = ws.getUserData().c;
+          if (c === null) return;
+          c.ws = null;
+          // a close frame is the client's stop; without one (1006) the network dropped it
+          c.transportGone(code !== 1006);
+        },
       },
-      open: (ws) => {
-        const d = ws.getUserData();
-        const c = new SignalRConnection(this, 'websocket', '');
-        c.ws = ws;
-        d.c = c;
-        if (d.id === null) {
-          c.session = port.open('websocket', d.meta!, c);
-          c.sid = c.session.sid;
-          return;
-        }
-        const k = parseToken(d.id)!;
-        c.sid = k.sid;
-        c.stateful = k.stateful;
-        const t = port.find(k.sid, k.token, 0);
-        // a stateful reconnect that reached a draining node (a balancer's kept-alive connection to
-        // it): closed at once, so that the client reconnects again, elsewhere, where the session
-        // is handed over
-        if (t.kind === 'session' && k.stateful && port.closing) return c.closeSocket();
-        if (t.kind === 'session') return c.attach(t.session);
-        if (t.kind === 'remote') {
-          c.session = port.attachRemote(
-            t,
-            d.meta ?? this.meta(hub, { ip: '', origin: '', userAgent: '', authorization: '', query: new URLSearchParams() }),
-            c,
-            0,
-            false,
-          );
-          return;
-        }
-        c.closeSocket();
-      },
-      message: (ws, message, isBinary) => {
-        const c = ws.getUserData().c;
-        if (c === null) return;
-        traffic.in += message.byteLength;
-        if (message.byteLength > o.maxPayloadBytes) return c.fail('SY_ERR_PAYLOAD_TOO_LARGE');
-        const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
-        try {
-          c.received(data);
-        } catch (err) {
-          warnOnce('signalr message', err);
-          c.fail('SY_ERR_INTERNAL');
-        }
-      },
-      drain: (ws) => {
-        ws.getUserData().c?.drained();
-      },
-      close: (ws, code) => {
-        const c = ws.getUserData().c;
-        if (c === null) return;
-        c.ws = null;
-        // a close frame is the client's stop; without one (1006) the network dropped it
-        c.transportGone(code !== 1006);
-      },
-    });
+    );
   }
 }
 

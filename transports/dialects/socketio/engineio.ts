@@ -16,6 +16,7 @@ import { Exchange, clientIp, readBody, readRequest, requestBytes, retryHeaders, 
 import { errorBody, errors, type ErrorCode, type ErrorSpec } from '../../seam/errors.ts';
 import { warnOnce } from '../../../lib/log.ts';
 import { sizeOf, traffic } from '../../seam/traffic.ts';
+import { mountSocket } from '../../wires/websocket.ts';
 
 export interface EngineIoOptions {
   /** where clients connect, with a trailing slash @default '/socket.io/' */
@@ -628,7 +629,7 @@ export class EngineIoServer {
       if (r.method === 'post') return this.post(sid, ex, r.contentType);
       ex.reply(400, 'application/json', eioBody('BAD_REQUEST'));
     });
-    this.mountSocket();
+    this.mountWebSocket();
   }
 
   /** A poll (here, or forwarded from the node it came to) */
@@ -687,76 +688,76 @@ export class EngineIoServer {
     }
   }
 
-  private mountSocket(): void {
+  private mountWebSocket(): void {
     const port = this.port;
     const o = this.o;
-    port.app.ws<SocketData>(this.o.path, {
-      maxPayloadLength: o.maxPayload + 1024,
-      maxBackpressure: port.options.wsHighWaterBytes,
-      closeOnBackpressureLimit: 0,
-      idleTimeout: Math.min(960, Math.max(8, Math.ceil((2 * (o.pingIntervalMs + o.pingTimeoutMs)) / 1000))),
-      sendPingsAutomatically: false,
-      upgrade: (res, req, context) => {
-        const q = new URLSearchParams(req.getQuery() ?? '');
-        const origin = req.getHeader('origin');
-        const bad = this.check(q, 'get');
-        const sid = q.get('sid');
-        const ip = sid === null ? clientIp(res, req, port.options.trustProxy) : '';
-        const refused = port.admit(origin, sid === null, ip, requestBytes(req));
-        let error: { status: number; body: string } | null = null;
-        if (bad !== null) error = { status: 400, body: eioBody(bad) };
-        else if (q.get('transport') !== 'websocket') error = { status: 400, body: eioBody('BAD_REQUEST') };
-        else if (refused !== null) error = ourError(refused);
-        else if (sid !== null && !SID.test(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
-        else if (sid !== null && !this.isRemote(sid) && !this.carriers.has(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
-        if (error !== null) return this.exchange(res, origin, wantsClose(req)).reply(error.status, 'application/json', error.body, undefined, true);
-        // a handshake keeps what the app may see; an upgrade only needs the sid
-        const info = sid === null ? { ip, origin, userAgent: req.getHeader('user-agent'), query: appQuery(q) } : null;
-        upgrade<SocketData>(res, req, context, { carrier: null, tunnel: null, sid, info });
-      },
-      open: (ws) => {
-        const d = ws.getUserData();
-        const sid = d.sid;
-        if (sid === null) {
-          const { c, open } = this.handshake(d.info!, 'websocket');
-          d.info = null;
-          c.useSocket(ws);
+    mountSocket<SocketData>(
+      port,
+      this.o.path,
+      { maxPayloadBytes: o.maxPayload, silentMs: o.pingIntervalMs + o.pingTimeoutMs, pings: false },
+      {
+        upgrade: (res, req, context) => {
+          const q = new URLSearchParams(req.getQuery() ?? '');
+          const origin = req.getHeader('origin');
+          const bad = this.check(q, 'get');
+          const sid = q.get('sid');
+          const ip = sid === null ? clientIp(res, req, port.options.trustProxy) : '';
+          const refused = port.admit(origin, sid === null, ip, requestBytes(req));
+          let error: { status: number; body: string } | null = null;
+          if (bad !== null) error = { status: 400, body: eioBody(bad) };
+          else if (q.get('transport') !== 'websocket') error = { status: 400, body: eioBody('BAD_REQUEST') };
+          else if (refused !== null) error = ourError(refused);
+          else if (sid !== null && !SID.test(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
+          else if (sid !== null && !this.isRemote(sid) && !this.carriers.has(sid)) error = { status: 400, body: eioBody('UNKNOWN_SID') };
+          if (error !== null) return this.exchange(res, origin, wantsClose(req)).reply(error.status, 'application/json', error.body, undefined, true);
+          // a handshake keeps what the app may see; an upgrade only needs the sid
+          const info = sid === null ? { ip, origin, userAgent: req.getHeader('user-agent'), query: appQuery(q) } : null;
+          upgrade<SocketData>(res, req, context, { carrier: null, tunnel: null, sid, info });
+        },
+        open: (ws) => {
+          const d = ws.getUserData();
+          const sid = d.sid;
+          if (sid === null) {
+            const { c, open } = this.handshake(d.info!, 'websocket');
+            d.info = null;
+            c.useSocket(ws);
+            d.carrier = c;
+            c.send(open);
+            return;
+          }
+          if (this.isRemote(sid)) {
+            d.tunnel = this.tunnel.socket(this.homeOf(sid), { sid }, ws, port.options.relayTimeoutMs);
+            return;
+          }
+          const c = this.carriers.get(sid);
+          if (c === undefined) return ws.end();
           d.carrier = c;
-          c.send(open);
-          return;
-        }
-        if (this.isRemote(sid)) {
-          d.tunnel = this.tunnel.socket(this.homeOf(sid), { sid }, ws, port.options.relayTimeoutMs);
-          return;
-        }
-        const c = this.carriers.get(sid);
-        if (c === undefined) return ws.end();
-        d.carrier = c;
-        c.socket(ws);
+          c.socket(ws);
+        },
+        message: (ws, message, isBinary) => {
+          const d = ws.getUserData();
+          traffic.in += message.byteLength;
+          if (message.byteLength > o.maxPayload) return ws.end(1009);
+          const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
+          const c = d.carrier;
+          if (c === null) return d.tunnel?.message(data);
+          try {
+            c.socketMessage(ws, data);
+          } catch (err) {
+            warnOnce('engine.io message', err);
+            c.close('internal error');
+          }
+        },
+        drain: (ws) => {
+          ws.getUserData().carrier?.drained();
+        },
+        close: (ws) => {
+          const d = ws.getUserData();
+          if (d.carrier !== null) d.carrier.socketClosed(ws);
+          else d.tunnel?.closed();
+        },
       },
-      message: (ws, message, isBinary) => {
-        const d = ws.getUserData();
-        traffic.in += message.byteLength;
-        if (message.byteLength > o.maxPayload) return ws.end(1009);
-        const data = isBinary ? Buffer.from(message.slice(0)) : Buffer.from(message).toString();
-        const c = d.carrier;
-        if (c === null) return d.tunnel?.message(data);
-        try {
-          c.socketMessage(ws, data);
-        } catch (err) {
-          warnOnce('engine.io message', err);
-          c.close('internal error');
-        }
-      },
-      drain: (ws) => {
-        ws.getUserData().carrier?.drained();
-      },
-      close: (ws) => {
-        const d = ws.getUserData();
-        if (d.carrier !== null) d.carrier.socketClosed(ws);
-        else d.tunnel?.closed();
-      },
-    });
+    );
   }
 }
 

@@ -24,7 +24,7 @@ import { Exchange, clientIp, readBody, readRequest, requestBytes, upgrade, wants
 import { validateClientFrame } from '../../seam/client-frame.ts';
 import { StreamConnection, type StreamFramer } from '../../wires/stream.ts';
 import { PollConnection, type PollFramer } from '../../wires/poll.ts';
-import { WsConnection } from '../../wires/websocket.ts';
+import { mountSocket, WsConnection } from '../../wires/websocket.ts';
 import { warnOnce } from '../../../lib/log.ts';
 import { connectQuery } from '../../wires/query.ts';
 import type { ErrorCode } from '../../seam/errors.ts';
@@ -388,114 +388,114 @@ class SockJs {
     const port = this.port;
     const o = port.options;
     type Data = { c: WsConnection | null; meta: SessionMeta; bytes: number };
-    port.app.ws<Data>(`${this.o.prefix}/websocket`, {
-      maxPayloadLength: o.maxPayloadBytes + 1024,
-      maxBackpressure: o.wsHighWaterBytes,
-      closeOnBackpressureLimit: 0,
-      idleTimeout: Math.min(960, Math.max(8, Math.ceil((o.pingMs * 2) / 1000))),
-      sendPingsAutomatically: true,
-      upgrade: (res, req, context) => {
-        const meta = this.meta({
-          ip: clientIp(res, req, o.trustProxy),
-          origin: req.getHeader('origin'),
-          userAgent: req.getHeader('user-agent'),
-          query: new URLSearchParams(req.getQuery() ?? ''),
-        });
-        upgrade<Data>(res, req, context, { c: null, meta, bytes: requestBytes(req) });
+    mountSocket<Data>(
+      port,
+      `${this.o.prefix}/websocket`,
+      { maxPayloadBytes: o.maxPayloadBytes, silentMs: o.pingMs, pings: true },
+      {
+        upgrade: (res, req, context) => {
+          const meta = this.meta({
+            ip: clientIp(res, req, o.trustProxy),
+            origin: req.getHeader('origin'),
+            userAgent: req.getHeader('user-agent'),
+            query: new URLSearchParams(req.getQuery() ?? ''),
+          });
+          upgrade<Data>(res, req, context, { c: null, meta, bytes: requestBytes(req) });
+        },
+        open: (ws) => {
+          const d = ws.getUserData();
+          const c = new WsConnection(ws as never, rawCodec);
+          d.c = c;
+          const refused = port.admit(d.meta.origin, true, d.meta.ip, d.bytes);
+          if (refused !== null) return c.refuse(refused);
+          c.session = port.open('websocket', d.meta, c);
+        },
+        message: (ws, message) => {
+          const s = ws.getUserData().c?.session;
+          traffic.in += message.byteLength;
+          if (s) port.deliver(s, toFrame(Buffer.from(message).toString()));
+        },
+        drain: (ws) => {
+          ws.getUserData().c?.drained();
+        },
+        close: (ws) => {
+          const c = ws.getUserData().c;
+          if (c === null) return;
+          c.closed = true;
+          const s = c.session;
+          c.session = null;
+          if (s !== null) port.deliver(s, { type: 'close' });
+        },
       },
-      open: (ws) => {
-        const d = ws.getUserData();
-        const c = new WsConnection(ws as never, rawCodec);
-        d.c = c;
-        const refused = port.admit(d.meta.origin, true, d.meta.ip, d.bytes);
-        if (refused !== null) return c.refuse(refused);
-        c.session = port.open('websocket', d.meta, c);
-      },
-      message: (ws, message) => {
-        const s = ws.getUserData().c?.session;
-        traffic.in += message.byteLength;
-        if (s) port.deliver(s, toFrame(Buffer.from(message).toString()));
-      },
-      drain: (ws) => {
-        ws.getUserData().c?.drained();
-      },
-      close: (ws) => {
-        const c = ws.getUserData().c;
-        if (c === null) return;
-        c.closed = true;
-        const s = c.session;
-        c.session = null;
-        if (s !== null) port.deliver(s, { type: 'close' });
-      },
-    });
+    );
   }
 
   private mountSocket(): void {
     const port = this.port;
     const o = port.options;
     type Data = { c: WsConnection | null; meta: SessionMeta; bytes: number };
-    port.app.ws<Data>(`${this.o.prefix}/:server/:session/websocket`, {
-      maxPayloadLength: o.maxPayloadBytes + 1024,
-      maxBackpressure: o.wsHighWaterBytes,
-      closeOnBackpressureLimit: 0,
-      idleTimeout: Math.min(960, Math.max(8, Math.ceil((o.pingMs * 2) / 1000))),
-      sendPingsAutomatically: true,
-      upgrade: (res, req, context) => {
-        const server = req.getParameter(0) ?? '';
-        const id = req.getParameter(1) ?? '';
-        const meta = this.meta({
-          ip: clientIp(res, req, o.trustProxy),
-          origin: req.getHeader('origin'),
-          userAgent: req.getHeader('user-agent'),
-          query: new URLSearchParams(req.getQuery() ?? ''),
-        });
-        if (!PART.test(server) || !PART.test(id)) return this.exchange(res, req).reply(404, 'text/plain; charset=UTF-8', NOT_FOUND, undefined, true);
-        upgrade<Data>(res, req, context, { c: null, meta, bytes: requestBytes(req) });
+    mountSocket<Data>(
+      port,
+      `${this.o.prefix}/:server/:session/websocket`,
+      { maxPayloadBytes: o.maxPayloadBytes, silentMs: o.pingMs, pings: true },
+      {
+        upgrade: (res, req, context) => {
+          const server = req.getParameter(0) ?? '';
+          const id = req.getParameter(1) ?? '';
+          const meta = this.meta({
+            ip: clientIp(res, req, o.trustProxy),
+            origin: req.getHeader('origin'),
+            userAgent: req.getHeader('user-agent'),
+            query: new URLSearchParams(req.getQuery() ?? ''),
+          });
+          if (!PART.test(server) || !PART.test(id)) return this.exchange(res, req).reply(404, 'text/plain; charset=UTF-8', NOT_FOUND, undefined, true);
+          upgrade<Data>(res, req, context, { c: null, meta, bytes: requestBytes(req) });
+        },
+        open: (ws) => {
+          const d = ws.getUserData();
+          const c = new WsConnection(ws as never, socketCodec);
+          d.c = c;
+          // the session is the connection (no resume over a WebSocket): always a new one, of its own
+          // sid, which no SockJS URL can name; the id in the URL may be reused, even by two
+          // connections at once (sockjs-protocol's test_reuseSessionId; the reference server does so)
+          const refused = port.admit(d.meta.origin, true, d.meta.ip, d.bytes);
+          if (refused !== null) return c.refuse(refused);
+          // `o` now, not when the worker accepted the session (see OPEN)
+          traffic.out += OPEN.length;
+          ws.send(OPEN);
+          c.session = port.open('websocket', d.meta, c);
+        },
+        message: (ws, message) => {
+          const c = ws.getUserData().c;
+          const s = c?.session;
+          if (!s) return;
+          traffic.in += message.byteLength;
+          const text = Buffer.from(message).toString();
+          if (text === '') return;
+          let list: unknown;
+          try {
+            list = JSON.parse(text);
+          } catch {
+            // broken JSON closes the connection (sockjs-protocol's WebSocket test)
+            return port.fail(s, 'SY_ERR_MALFORMED_FRAME');
+          }
+          const msgs = Array.isArray(list) ? list : [list];
+          for (const m of msgs) if (typeof m === 'string') port.deliver(s, toFrame(m));
+        },
+        drain: (ws) => {
+          ws.getUserData().c?.drained();
+        },
+        close: (ws) => {
+          const c = ws.getUserData().c;
+          if (c === null) return;
+          c.closed = true;
+          const s = c.session;
+          c.session = null;
+          // the session is the connection: it ends with it
+          if (s !== null) port.deliver(s, { type: 'close' });
+        },
       },
-      open: (ws) => {
-        const d = ws.getUserData();
-        const c = new WsConnection(ws as never, socketCodec);
-        d.c = c;
-        // the session is the connection (no resume over a WebSocket): always a new one, of its own
-        // sid, which no SockJS URL can name; the id in the URL may be reused, even by two
-        // connections at once (sockjs-protocol's test_reuseSessionId; the reference server does so)
-        const refused = port.admit(d.meta.origin, true, d.meta.ip, d.bytes);
-        if (refused !== null) return c.refuse(refused);
-        // `o` now, not when the worker accepted the session (see OPEN)
-        traffic.out += OPEN.length;
-        ws.send(OPEN);
-        c.session = port.open('websocket', d.meta, c);
-      },
-      message: (ws, message) => {
-        const c = ws.getUserData().c;
-        const s = c?.session;
-        if (!s) return;
-        traffic.in += message.byteLength;
-        const text = Buffer.from(message).toString();
-        if (text === '') return;
-        let list: unknown;
-        try {
-          list = JSON.parse(text);
-        } catch {
-          // broken JSON closes the connection (sockjs-protocol's WebSocket test)
-          return port.fail(s, 'SY_ERR_MALFORMED_FRAME');
-        }
-        const msgs = Array.isArray(list) ? list : [list];
-        for (const m of msgs) if (typeof m === 'string') port.deliver(s, toFrame(m));
-      },
-      drain: (ws) => {
-        ws.getUserData().c?.drained();
-      },
-      close: (ws) => {
-        const c = ws.getUserData().c;
-        if (c === null) return;
-        c.closed = true;
-        const s = c.session;
-        c.session = null;
-        // the session is the connection: it ends with it
-        if (s !== null) port.deliver(s, { type: 'close' });
-      },
-    });
+    );
   }
 }
 
