@@ -5,12 +5,10 @@
  * registry (transports/dialects/index.ts), which says what each reports and stops.
  */
 import { randomId } from '../transports/seam/ids.ts';
-import { readdirSync } from 'node:fs';
-import { createHmac } from 'node:crypto';
 import { loadEngine, type Engine as UwsEngine, type TemplatedApp, type Uws, type us_listen_socket } from './uws.ts';
-import { NODE_ID, openFileLimit, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
+import { NODE_ID, resolveOptions, type GatewayOptions, type ResolvedOptions } from './options.ts';
 import { errors, type ErrorCode } from '../transports/seam/errors.ts';
-import { readToken, signResumeKey, signToken, TokenGens, verifyResumeKey } from './token.ts';
+import { signToken, TokenGens } from './token.ts';
 import { JwtVerifier, tokenOf } from './jwt.ts';
 import { Session, SessionState, type SessionOwner } from './session.ts';
 import { subjects, type Bus, type Subscription } from '../cluster/bus.ts';
@@ -29,27 +27,16 @@ import type { Claim, ClientFrame, Connection, Ended, OpenInfo, Port, PortSession
 import { RequestTunnel } from './tunnel.ts';
 import { mountDialects, rotatesTokens, type MountedDialect } from '../transports/dialects/index.ts';
 import { mountStatic } from './static.ts';
-import { Exchange, retryHeaders, wantsClose } from '../transports/wires/http.ts';
-import type { Outbox, OutboxLimits } from './outbox.ts';
+import type { OutboxLimits } from './outbox.ts';
 import { debugging, log, warnOnce } from '../lib/log.ts';
 import { Entry } from '../transports/seam/entry.ts';
 import { Admission, FD_CHECK_MS } from './admission.ts';
+import { heldBytes, SessionTable } from './session-table.ts';
 import { mountProbes, notFound } from './endpoints.ts';
-import { metricsRegistry, Stats, type MetricsSource } from './metrics.ts';
+import { Stats, type MetricsSource } from './metrics.ts';
 
 export interface GatewayDeps {
   bus: Bus;
-}
-
-/** A session that ended, remembered briefly so a late poll learns why instead of a bare 404 */
-interface Tombstone {
-  code: number;
-  reason: string;
-  at: number;
-  /** the outbox, kept when the session ended without a connection (entries may be unread) */
-  outbox: Outbox | null;
-  /** its token generations: a superseded token learns nothing of how it ended */
-  tokens: TokenGens | null;
 }
 
 export class Gateway implements SessionOwner, Port, MetricsSource {
@@ -63,8 +50,6 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   readonly sessions = new Map<string, Session>();
   /** @internal */
   readonly rooms: Rooms;
-  /** the secret that signs, then the previous ones that still verify */
-  private readonly secrets: readonly string[];
   /** built-in JWT verification of new sessions (option `jwt`), or null */
   private readonly jwt: JwtVerifier | null;
   /** admission of new sessions and requests, and the open-file guard */
@@ -80,9 +65,8 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   private readonly parked = new Set<Session>();
   /** sessions waiting for a worker's accept, with their deadline */
   private readonly opening = new Map<Session, number>();
-  private readonly tombstones = new Map<string, Tombstone>();
-  /** what the tombstones are counted as holding (see sweep): fixed once made, so kept as a sum */
-  private tombBytes = 0;
+  /** the session table: finding sessions, and the ones that ended a moment ago */
+  readonly table: SessionTable;
   /** dialects' request tunnels between nodes (see Port.tunnel), by channel */
   private readonly tunnels = new Map<string, RequestTunnel>();
   /** the other gateway nodes' heartbeats, and ours (cluster) */
@@ -135,7 +119,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     this.outboxLimits = { maxEntries: this.options.outboxMaxFrames, maxBytes: this.options.outboxMaxBytes, held: 0 };
     this.goneLimits = { ...this.outboxLimits };
     this.admission = new Admission(this);
-    this.secrets = [this.options.secret, ...this.options.previousSecrets];
+    this.table = new SessionTable(this, this.sessions);
     this.jwt = this.options.jwt === false ? null : new JwtVerifier(this.options.jwt);
     this.nodeId = this.options.nodeId;
     this.bus = deps.bus;
@@ -300,7 +284,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
    * A session a connection is about to attach to, or the limit's refusal: a parked session comes
    * back into the count, and only if there is room for it
    */
-  private attachable(s: Session): Target {
+  attachable(s: Session): Target {
     if (!this.parked.has(s) || !this.admission.atSessionLimit()) return { kind: 'session', session: s };
     Stats.bump(this.stats.refused, 'SY_ERR_TOO_MANY_SESSIONS');
     return { kind: 'error', error: 'SY_ERR_TOO_MANY_SESSIONS' };
@@ -399,31 +383,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   }
 
   find(sid: string, token: string, last: number): Target {
-    const claim = readToken(this.secrets, sid, token);
-    if (claim === null) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
-    // here, even when the token names another node (this node took the session over)
-    const s = this.sessions.get(sid);
-    if (s !== undefined && s.state !== SessionState.Closed) {
-      // (a shadow knows its tokens once the holder's open came through it)
-      if (claim.gen > 0 && (s.relay === null || s.tokens !== null) && !this.current(s.tokens, claim.gen)) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
-      return this.attachable(s);
-    }
-    // held by another node: relayed to the node the token names (only a cluster has other nodes).
-    // One that left (drained) handed its sessions over: where the session is is asked of the
-    // cluster (home ''). One that died had its sessions end with it: the relay refuses at once.
-    if (claim.node !== this.nodeId && this.clustered) return { kind: 'remote', home: this.nodeLeft(claim.node) ? '' : claim.node, sid, token };
-    const t = this.tombstones.get(sid);
-    if (t !== undefined && claim.gen > 0 && !this.current(t.tokens, claim.gen)) return { kind: 'error', error: 'SY_ERR_BAD_TOKEN' };
-    const ended = this.endedSession(sid, last);
-    if (ended !== null) return { kind: 'ended', ended };
-    // named by this node, but not here (handed over before this node drained, or this node
-    // restarted): in a cluster the relay asks the directory where it is
-    return this.clustered ? { kind: 'remote', home: '', sid, token } : { kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' };
-  }
-
-  /** a token of generation `gen` still opens a session with these generations */
-  private current(tokens: TokenGens | null, gen: number): boolean {
-    return tokens?.accept(gen, Date.now(), this.options.tokenGraceMs) === true;
+    return this.table.find(sid, token, last);
   }
 
   /**
@@ -431,11 +391,7 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
    * why it ended, so a late poll or resume learns everything. Null if unknown.
    */
   endedSession(sid: string, last: number): Ended | null {
-    const t = this.tombstones.get(sid);
-    if (t === undefined) return null;
-    const entries = t.outbox === null ? [] : t.outbox.since(last);
-    const first = t.outbox === null ? last + 1 : Math.max(last + 1, t.outbox.first);
-    return { first, entries, code: t.code, reason: t.reason };
+    return this.table.endedSession(sid, last);
   }
 
   attach(ps: PortSession, conn: Connection, last: number, sendOpen: boolean): boolean {
@@ -578,62 +534,20 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
   }
 
   resumeKey(sid: string): string {
-    return signResumeKey(this.options.secret, sid);
+    return this.table.resumeKey(sid);
   }
 
   resume(key: string, last: number, done: (t: Target) => void): void {
-    const sid = verifyResumeKey(this.secrets, key);
-    if (sid === null) return done({ kind: 'error', error: 'SY_ERR_BAD_TOKEN' });
-    const here = this.sessions.get(sid);
-    if (here !== undefined && here.state !== SessionState.Closed) return done(this.attachable(here));
-    const ended = this.endedSession(sid, last);
-    if (ended !== null) return done({ kind: 'ended', ended });
-    if (!this.clustered) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
-    this.directory.locate([sid], (node) => {
-      if (node === null) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
-      // a token naming the holder, as if the client had been given it
-      if (node !== this.nodeId) return done({ kind: 'remote', home: node, sid, token: signToken(this.options.secret, sid, node) });
-      const s = this.sessions.get(sid);
-      done(s !== undefined && s.state !== SessionState.Closed ? this.attachable(s) : { kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
-    });
+    this.table.resume(key, last, done);
   }
 
   lookup(key: string, done: (t: Target) => void, waitMs?: number): void {
-    const sids = this.chosenSids(key);
-    for (const sid of sids) {
-      const here = this.sessions.get(sid);
-      if (here !== undefined && here.state !== SessionState.Closed) return done(this.attachable(here));
-    }
-    for (const sid of sids) {
-      const ended = this.endedSession(sid, 0);
-      if (ended !== null) return done({ kind: 'ended', ended });
-    }
-    if (!this.clustered) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
-    this.directory.locate(
-      sids,
-      (node, sid) => {
-        const s = this.sessions.get(sid);
-        if (s !== undefined && s.state !== SessionState.Closed) return done(this.attachable(s));
-        if (node === null || node === this.nodeId) return done({ kind: 'error', error: 'SY_ERR_UNKNOWN_SESSION' });
-        done({ kind: 'remote', home: node, sid, token: signToken(this.options.secret, sid, node) });
-      },
-      waitMs,
-    );
+    this.table.lookup(key, done, waitMs);
   }
 
-  /**
-   * The sid of the session a client names by a key of its own choosing (SockJS's session id in
-   * its URLs): a keyed hash of the key under the signing secret. Every node makes the same sid of
-   * the same key (so the sid's worker can tell two nodes' claims apart), and the sid, which apps
-   * see and may show to other clients, gives nobody the key: it is no credential.
-   */
+  /** The sid of the session a client names by a key of its own choosing (see SessionTable.chosenSid) */
   chosenSid(key: string, secret = this.options.secret): string {
-    return 'sj:' + createHmac('sha256', secret).update(key).digest('base64url').slice(0, 22);
-  }
-
-  /** The sids `key` may have: under the signing secret, then under the previous ones (a session made before a rotation) */
-  private chosenSids(key: string): string[] {
-    return this.secrets.map((secret) => this.chosenSid(key, secret));
+    return this.table.chosenSid(key, secret);
   }
 
   tunnel(channel: string, server: TunnelServer): Tunnel {
@@ -712,19 +626,9 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
     s.conn = null;
     if (conn !== null) conn.end(s, code, reason);
     // a connected client got everything it will get: its entries are freed now
-    const t: Tombstone = { code, reason, at: Date.now(), outbox: conn === null && keepUnread ? s.outbox : null, tokens: s.tokens };
-    this.forgetTombstone(s.sid); // (kept in age order: a sid that ends again goes to the end)
-    this.tombstones.set(s.sid, t);
-    this.tombBytes += tombBytes(t);
+    this.table.bury(s, code, reason, conn === null && keepUnread ? s.outbox : null);
     // best effort: a worker that misses it drops the session when its partition moves
     if (notifyWorker) this.bus.publish(s.subjectIn, { t: 'close', sid: s.sid, node: this.nodeId, n: ++s.inSeq, code, reason });
-  }
-
-  private forgetTombstone(sid: string): void {
-    const t = this.tombstones.get(sid);
-    if (t === undefined) return;
-    this.tombstones.delete(sid);
-    this.tombBytes -= tombBytes(t);
   }
 
   /** @internal Removes a session from every table of this node (it ended, or went to another node) */
@@ -931,24 +835,12 @@ export class Gateway implements SessionOwner, Port, MetricsSource {
       if (now - s.detachedAt > window) this.closeSession(s, errors.SY_ERR_SESSION_TIMEOUT.ws, 'SY_ERR_SESSION_TIMEOUT', true);
       else held += DETACHED_OVERHEAD + heldBytes(s.outbox);
     }
-    const keep = Math.max(window, this.options.pollTimeoutMs * 2);
-    for (const [sid, t] of this.tombstones) {
-      if (now - t.at <= keep) break; // insertion order = age order
-      this.forgetTombstone(sid);
-    }
-    held += this.tombBytes;
+    held += this.table.sweep(now, Math.max(window, this.options.pollTimeoutMs * 2));
     // over the budget: first the unread entries of ended sessions go (oldest first: a late poll
     // then learns only how its session ended), then the longest-waiting detached sessions end
     // (the set is in detach order), their frames freed
     if (budget > 0 && held > budget) {
-      for (const t of this.tombstones.values()) {
-        if (held <= budget) break;
-        if (t.outbox === null) continue;
-        const freed = heldBytes(t.outbox);
-        held -= freed;
-        this.tombBytes -= freed;
-        t.outbox = null;
-      }
+      held = this.table.freeUnread(held, budget);
       for (const s of this.detached) {
         if (held <= budget) break;
         held -= DETACHED_OVERHEAD + heldBytes(s.outbox);
@@ -978,20 +870,3 @@ const BUS_PROBE_MS = 5000;
 
 /** what a detached session is counted as holding besides its outbox (its objects, meta, maps' entries; measured idle: ~1.1 KB) */
 export const DETACHED_OVERHEAD = 2048;
-/** what a tombstone is counted as holding besides the unread entries it keeps (its object, the map's entry, the sid) */
-const TOMBSTONE_OVERHEAD = 256;
-
-/**
- * What an outbox's entries hold in the heap. `bytes` counts their encoded size (the outbox's
- * bound); the objects around them take more: measured 106–274 B of heap for entries counted
- * 38–94 B (a small event or reply, raw or parsed args, one object arg), about twice the count
- * and 64 B each besides
- */
-function heldBytes(box: Outbox): number {
-  return 2 * box.bytes + 64 * box.size;
-}
-
-/** what a tombstone is counted as holding (its outbox no longer changes: the session ended) */
-function tombBytes(t: Tombstone): number {
-  return TOMBSTONE_OVERHEAD + (t.outbox === null ? 0 : heldBytes(t.outbox));
-}
