@@ -44,6 +44,8 @@ export const SUBSET = [
   'test/socketio-cluster.test.ts',
   'test/signalr-cluster.test.ts',
   'test/sockjs-cluster.test.ts',
+  'test/dialect-contract.test.ts',
+  'test/find-anywhere-cluster.test.ts',
 ];
 
 function install() {

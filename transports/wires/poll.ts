@@ -4,7 +4,8 @@
  * per dialect is the `PollFramer`: how a batch of encoded frames becomes one body, and what a
  * second concurrent poll gets (native: 409 and the first stays; SockJS: `c[2010,…]` to the newer
  * one). The native and SockJS dialects poll through it (and the relay, for a poll on another
- * node); Engine.IO (engineio.ts) and SignalR (signalr.ts) still have long-polling of their own.
+ * node); Engine.IO (dialects/socketio/engineio.ts) and SignalR (dialects/signalr/dialect.ts) still
+ * have long-polling of their own.
  */
 import type { Exchange } from './http.ts';
 import { endedFrames, type Carrier, type Codec, type Connection, type Ended, type Frame, type OpenInfo, type Port, type PortSession } from '../seam/port.ts';

@@ -1,6 +1,6 @@
 /**
- * A streaming HTTP response as a connection: native SSE today; later SockJS xhr-streaming,
- * eventsource and htmlfile, and SignalR's Server-Sent Events. What differs per dialect is the
+ * A streaming HTTP response as a connection: native SSE, and SockJS's xhr-streaming, eventsource
+ * and htmlfile (SignalR's Server-Sent Events still stream on their own). What differs per dialect is the
  * `StreamFramer`: headers, a prelude, how one encoded frame is wrapped, and the byte count after
  * which the response is ended so that the client opens a new one (proxies that buffer a response
  * until it ends, and browsers that keep a whole response in memory, need that).

@@ -1,11 +1,12 @@
 /**
  * Engine.IO v4, the transport under Socket.IO clients: a handshake, long-polling and WebSocket
  * transports, the upgrade from one to the other, and server pings. One Engine.IO connection is a
- * `Carrier`; the layer above (socketio.ts) multiplexes namespace sessions on it.
+ * `Carrier`; the layer above (dialect.ts) multiplexes namespace sessions on it.
  *
  * A carrier lives on the node that answered its handshake (its *home*, named in the sid). In a
- * cluster a request for it may land on any node: that node (the *edge*) tunnels the request to the
- * home over the bus — a poll, a POST, or a whole WebSocket — so no balancer stickiness is needed.
+ * cluster a request for it may land on any node: that node forwards the request to the home
+ * (Port.tunnel, the gateway's) — a poll, a POST, or a whole WebSocket — so no balancer
+ * stickiness is needed.
  * @see https://github.com/socketio/engine.io-protocol
  * @see ../../../docs/socketio.md
  */
@@ -443,7 +444,7 @@ export abstract class EngineIoCarrier implements Carrier {
   }
 }
 
-/** One Engine.IO endpoint: routes, carriers, their heartbeat, and the tunnel between nodes */
+/** One Engine.IO endpoint: routes, carriers, their heartbeat; requests for carriers held elsewhere are forwarded (Port.tunnel) */
 export class EngineIoServer {
   readonly carriers = new Map<string, EngineIoCarrier>();
   /** carriers keep state across requests: a request for one held elsewhere is forwarded there */
@@ -531,7 +532,7 @@ export class EngineIoServer {
     return sid.slice(sid.indexOf('.') + 1);
   }
 
-  /** A sid held elsewhere in the cluster: tunnel to it (`sid` is well-formed: see SID) */
+  /** A sid held elsewhere in the cluster: its requests are forwarded there (`sid` is well-formed: see SID) */
   isRemote(sid: string): boolean {
     return this.tunnel.clustered && this.homeOf(sid) !== this.tunnel.node && !this.carriers.has(sid);
   }
