@@ -10,8 +10,8 @@
  *   none): the client sees "io server disconnect". With recovery (on by default) each event
  *   carries its offset as a last argument, which socket.io-client hands to the handler: compared
  *   here without it.
- * - SockJS: `jsonp` and `htmlfile` need a browser page (test/sockjs-browser.test.ts runs them in
- *   Chromium).
+ * - SockJS: `jsonp` and `htmlfile` need a browser page: test/sockjs-browser.test.ts runs jsonp in
+ *   Chromium; htmlfile's bytes are checked by test/sockjs-protocol.test.ts and test/sockjs.test.ts.
  *
  * Covered by their own suites, for every dialect: resume and recovery through other nodes
  * (test/*-cluster.test.ts, test/find-anywhere-cluster.test.ts), a broadcast encoded once per
