@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_PARTITIONS } from '../cluster/partition.ts';
 import { resolveDialects, type DialectConfigs, type DialectOptions } from '../transports/dialects/index.ts';
-import { stripUndefined } from '../transports/seam/options.ts';
+import { checkInt, stripUndefined } from '../transports/seam/options.ts';
 import { JwtVerifier, type JwtConfig } from './jwt.ts';
 
 /**
@@ -153,7 +153,8 @@ export function openFileLimit(): number {
 }
 
 export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
-  const r: ResolvedOptions = {
+  // the node's own options first; the dialects' are resolved from them at the end
+  const r: Omit<ResolvedOptions, keyof DialectOptions> = {
     port: 8080,
     host: '0.0.0.0',
     nodeId: randomBytes(6).toString('base64url'),
@@ -189,9 +190,8 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     heartbeatMs: 1000,
     memberTimeoutMs: 3000,
     ...(stripUndefined(o) as Omit<GatewayOptions, keyof DialectConfigs>),
-    ...resolveDialects({}, { pingMs: 25_000, maxPayloadBytes: 64 * 1024 }),
   };
-  const ints: Array<[keyof ResolvedOptions, number]> = [
+  const ints: Array<[keyof typeof r, number]> = [
     ['port', 0],
     ['tokenGraceMs', 0],
     ['pingMs', 100],
@@ -214,10 +214,7 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
     ['heartbeatMs', 10],
     ['memberTimeoutMs', 20],
   ];
-  for (const [k, min] of ints) {
-    const v = r[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new TypeError(`option ${k} must be an integer >= ${min}, got ${String(v)}`);
-  }
+  for (const [k, min] of ints) checkInt(k, r[k], min);
   if (r.memberTimeoutMs <= r.heartbeatMs)
     throw new TypeError(`option memberTimeoutMs (${r.memberTimeoutMs}) must be greater than heartbeatMs (${r.heartbeatMs})`);
   if (r.metricsHost === '') r.metricsHost = r.host;
@@ -229,6 +226,5 @@ export function resolveOptions(o: GatewayOptions = {}): ResolvedOptions {
   if (!Array.isArray(r.previousSecrets) || r.previousSecrets.some((p) => typeof p !== 'string' || p.length < 16))
     throw new TypeError('option previousSecrets must be a list of secrets of at least 16 characters');
   if (r.jwt !== false) new JwtVerifier(r.jwt); // throws on a wrong configuration, before anything listens
-  Object.assign(r, resolveDialects(o, r));
-  return r;
+  return { ...r, ...resolveDialects(o, r) };
 }

@@ -29,29 +29,25 @@ describe('NatsBus on a 3-server cluster', () => {
     const got: number[] = [];
     b.subscribe('sy.test.c', (e) => got.push((e as any).args[0]));
     await b.flush();
+    /** publishes `n` from a until b has it (see below why once may not be enough) */
+    const publishUntilHeard = (n: number, interval: number) =>
+      vi.waitFor(
+        async () => {
+          a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [n] });
+          await a.flush();
+          expect(got).toContain(n);
+        },
+        { timeout: 10_000, interval },
+      );
     // b's interest reaches a's server over the route a moment after b's own server has it: until
     // then a message from a finds no subscriber. Publish until one gets through.
-    await vi.waitFor(
-      async () => {
-        a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [1] });
-        await a.flush();
-        expect(got).toContain(1);
-      },
-      { timeout: 10_000, interval: 100 },
-    );
+    await publishUntilHeard(1, 100);
 
     // kill the server `a` is on: it reconnects to another and carries on
     const before = a.server;
     cluster.find((s) => before.endsWith(`:${s.port}`))!.kill();
     await vi.waitFor(() => expect(a.server).not.toBe(before), { timeout: 10_000 });
-    await vi.waitFor(
-      async () => {
-        a.publish('sy.test.c', { t: 'emit', sid: 's', event: 'e', args: [2] });
-        await a.flush();
-        expect(got).toContain(2);
-      },
-      { timeout: 10_000, interval: 200 },
-    );
+    await publishUntilHeard(2, 200);
     await a.close();
     await b.close();
   });
